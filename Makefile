@@ -1,0 +1,117 @@
+# Posthorn top-level Makefile.
+#
+# Everything is built out of tree under $(B) (default ./build), laid out the
+# way it is installed: $(B)/libexec/posthorn for the daemons, $(B)/sbin for the
+# admin commands, $(B)/t/unit for the unit-test binaries.  A second tree with
+# sanitizers is just another B:  make B=build-asan SAN=-fsanitize=address,undefined
+#
+# Targets: all check unit install dist deps run clean
+
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+sysconfdir ?= /etc
+DESTDIR   ?=
+libexecdir = $(PREFIX)/libexec/posthorn
+sbindir    = $(PREFIX)/sbin
+mandir     = $(PREFIX)/share/man
+confdir    = $(sysconfdir)/posthorn
+
+B         ?= build
+CC        ?= cc
+OPT       ?= -O2 -g
+SAN       ?=
+CFLAGS    ?=
+DEPFLAGS   = -MMD -MP
+CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -DLIBBSD_OVERLAY -D_GNU_SOURCE \
+             -DPOSTHORN_VERSION='"$(VERSION)"' \
+             -DDEF_DAEMON_DIRECTORY='"$(libexecdir)"' \
+             -DDEF_CONFIG_DIRECTORY='"$(confdir)"'
+ALLCFLAGS  = $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
+LDLIBS     = -lbsd -ldb -lssl -lcrypto
+LDFLAGS   += $(SAN)
+
+LIB_SRC    = $(wildcard lib/*.c)
+LIB_OBJ    = $(LIB_SRC:%.c=$(B)/obj/%.o)
+LIBA       = $(B)/obj/libposthorn.a
+
+# Daemons (installed into libexec) and admin commands (installed into sbin).
+DAEMONS    = $(filter $(patsubst %/,%,$(wildcard */)),master smtpd submission cleanup qmgr smtp local authd pop3d imapd lookupd)
+COMMANDS   = $(filter $(patsubst %/,%,$(wildcard */)),mailctl sendmail)
+DAEMON_BIN = $(DAEMONS:%=$(B)/libexec/posthorn/%)
+CMD_BIN    = $(COMMANDS:%=$(B)/sbin/%)
+
+UNIT_SRC   = $(wildcard t/unit/*.c)
+UNIT_BIN   = $(UNIT_SRC:t/unit/%.c=$(B)/t/unit/%.t)
+TESTSVC    = $(B)/t/testsvc
+
+all: $(DAEMON_BIN) $(CMD_BIN) $(UNIT_BIN) $(TESTSVC)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# One link rule per program: its directory's objects plus the library.
+define program_rule
+$(1): $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard $(2)/*.c)) $$(LIBA)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(DAEMONS),$(eval $(call program_rule,$(B)/libexec/posthorn/$(p),$(p))))
+$(foreach p,$(COMMANDS),$(eval $(call program_rule,$(B)/sbin/$(p),$(p))))
+
+$(B)/t/unit/%.t: $(B)/obj/t/unit/%.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TESTSVC): $(B)/obj/t/service/testsvc.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# The whole suite: unit tests, then the integration tests against real
+# instances.  prove prints the summary line last.
+check: all
+	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(UNIT_BIN:%=./%) $(wildcard t/*.t)
+
+# Unit tests only (used for the sanitizer tree in CI).
+unit: $(UNIT_BIN)
+	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(UNIT_BIN:%=./%)
+
+install: all
+	install -d $(DESTDIR)$(libexecdir) $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) \
+	           $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
+	for p in $(DAEMONS); do install -m 0755 $(B)/libexec/posthorn/$$p $(DESTDIR)$(libexecdir)/$$p; done
+	for p in $(COMMANDS); do install -m 0755 $(B)/sbin/$$p $(DESTDIR)$(sbindir)/$$p; done
+	for f in etc/*; do \
+	    t=$(DESTDIR)$(confdir)/$$(basename $$f); \
+	    if [ -e $$t ]; then echo "keeping existing $$t"; else install -m 0644 $$f $$t; fi; \
+	done
+	for m in man/*.5; do install -m 0644 $$m $(DESTDIR)$(mandir)/man5/; done
+	for m in man/*.8; do install -m 0644 $$m $(DESTDIR)$(mandir)/man8/; done
+
+DISTNAME = posthorn-$(VERSION)
+dist:
+	rm -rf $(B)/dist && mkdir -p $(B)/dist/$(DISTNAME)
+	git ls-files | tar -cf - -T - | tar -xf - -C $(B)/dist/$(DISTNAME)
+	tar -C $(B)/dist -czf $(DISTNAME).tar.gz $(DISTNAME)
+	@echo "wrote $(DISTNAME).tar.gz"
+
+deps:
+	sh t/lib/deps.sh
+
+# A self-contained instance under ./run, in the foreground, on loopback
+# ports 10025, 10587, ...  Stop it with ^C.
+run: all
+	@test -d run/etc || $(B)/sbin/mailctl init $(abspath run) --port-base 10000
+	$(B)/sbin/mailctl -c $(abspath run/etc) start -f
+
+clean:
+	rm -rf $(B) build-asan $(DISTNAME).tar.gz
+
+.PHONY: all check unit install dist deps run clean

@@ -1,0 +1,253 @@
+/*
+ * server - the daemon skeleton every service program runs in (see server.h).
+ *
+ * Start-up order, all before the first byte of network input is read:
+ *   parse master's arguments -> load main.conf (+ -o) -> open the log ->
+ *   pre_init() as root -> chdir queue_directory -> drop privileges (and
+ *   chroot) -> verify the drop -> post_init() -> report "available" to master.
+ * Parameters read: config_directory, queue_directory, maillog_file,
+ * max_use, max_idle, mail_owner, and the account parameter the program names.
+ *
+ * Failure modes: bad arguments or configuration are fatal (master throttles
+ * a service that keeps failing at start-up); a failed accept() is logged
+ * and ignored; master going away (EOF on the trigger pipe) ends the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "event.h"
+#include "msg.h"
+#include "privs.h"
+#include "server.h"
+#include "xalloc.h"
+
+static const struct server_opts *server_opts;
+static const char *server_name = "unknown";
+static int server_nlisten;
+static int server_uses;
+static int server_active;           /* SERVER_MULTI: connections in progress */
+static int server_retiring;         /* master asked us to go, or max_use reached */
+static event_timer_t *server_idle_timer;
+static event_loop_t *server_loop;
+
+const char *server_service_name(void)
+{
+    return server_name;
+}
+
+static void server_report(int state)
+{
+    struct server_status st = { .pid = (int32_t)getpid(), .state = state };
+
+    if (write(SERVER_STATUS_FD, &st, sizeof(st)) < 0 && errno == EPIPE) {
+        msg_info("master went away, exiting");
+        exit(0);
+    }
+}
+
+static void server_idle_expired(event_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    server_idle_timer = NULL;
+    msg_debug("idle for max_idle, exiting");
+    exit(0);
+}
+
+static void server_arm_idle(void)
+{
+    event_cancel_timer(server_loop, &server_idle_timer);
+    if (!server_opts->no_idle_exit && server_active == 0)
+        server_idle_timer = event_add_timer(server_loop, conf_time("max_idle") * 1000,
+                                            server_idle_expired, NULL);
+}
+
+/* Stop taking connections; exit as soon as nothing is in progress. */
+static void server_retire(void)
+{
+    if (!server_retiring) {
+        server_retiring = 1;
+        for (int i = 0; i < server_nlisten; i++)
+            event_del_fd(server_loop, SERVER_LISTEN_FD + i);
+    }
+    if (server_active == 0)
+        exit(0);
+}
+
+void server_conn_begin(void)
+{
+    server_active++;
+    event_cancel_timer(server_loop, &server_idle_timer);
+}
+
+void server_conn_end(void)
+{
+    if (server_active > 0)
+        server_active--;
+    if (server_retiring)
+        server_retire();
+    else
+        server_arm_idle();
+}
+
+static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
+{
+    int fd;
+
+    (void)events;
+    (void)arg;
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        /* Another process of the service won the race, or the client left. */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+            msg_warn("accept: %s", strerror(errno));
+        return;
+    }
+    server_uses++;
+    if (server_opts->mode == SERVER_SINGLE) {
+        event_cancel_timer(loop, &server_idle_timer);
+        server_report(SERVER_BUSY);
+        server_opts->serve(fd);
+        close(fd);
+        if (server_uses >= conf_int("max_use"))
+            server_retire();
+        server_report(SERVER_AVAIL);
+        server_arm_idle();
+    } else {
+        server_conn_begin();
+        server_opts->accept(loop, fd);
+        if (server_uses >= conf_int("max_use"))
+            server_retire();
+    }
+}
+
+static void server_on_trigger(event_loop_t *loop, int fd, int events, void *arg)
+{
+    char junk[64];
+    ssize_t n;
+
+    (void)events;
+    (void)arg;
+    n = read(fd, junk, sizeof(junk));
+    if (n == 0) {
+        /* master closed its end: it is stopping or replacing us. */
+        event_del_fd(loop, fd);
+        server_retire();
+        return;
+    }
+    if (n < 0)
+        return;
+    if (server_opts->wakeup)
+        server_opts->wakeup(loop);
+}
+
+static _Noreturn void server_usage(const char *prog)
+{
+    msg_fatal("usage: %s -c CONFDIR -n SERVICE -t inet|unix -s NLISTEN [-v] [-o name=value] "
+              "(started by master, not by hand)", prog);
+}
+
+static void server_check_fd(int fd, const char *what)
+{
+    if (fcntl(fd, F_GETFD) < 0)
+        msg_fatal("descriptor %d (%s) is not open: this program is started by master", fd, what);
+}
+
+_Noreturn void server_main(int argc, char **argv, const struct server_opts *opts)
+{
+    const char *confdir = getenv("POSTHORN_CONFIG");
+    buf_t *errs = buf_new(0), *overrides = buf_new(0);
+    int ch, verbose = 0;
+
+    server_opts = opts;
+    msg_init(argv[0], MSG_SYSLOG | (getenv("POSTHORN_LOG_STDERR") ? MSG_STDERR : 0));
+    signal(SIGPIPE, SIG_IGN);
+
+    while ((ch = getopt(argc, argv, "c:n:t:s:o:v")) != -1) {
+        switch (ch) {
+        case 'c': confdir = optarg; break;
+        case 'n': server_name = optarg; break;
+        case 't': break;
+        case 's': server_nlisten = atoi(optarg); break;
+        case 'o': buf_append(overrides, optarg, strlen(optarg) + 1); break;
+        case 'v': verbose++; break;
+        default: server_usage(argv[0]);
+        }
+    }
+    if (optind != argc || server_nlisten < 0 || server_nlisten > 64)
+        server_usage(argv[0]);
+    if (confdir == NULL || *confdir == '\0')
+        confdir = DEF_CONFIG_DIRECTORY;
+    if (conf_load(confdir, errs) < 0)
+        msg_fatal("bad configuration: %s", buf_cstr(errs));
+    for (size_t off = 0; off < overrides->len; off += strlen(overrides->data + off) + 1) {
+        char *kv = xstrdup(overrides->data + off), *eq = strchr(kv, '=');
+
+        if (eq == NULL)
+            msg_fatal("bad -o option '%s': expected name=value", kv);
+        *eq = '\0';
+        if (conf_set(kv, eq + 1, "master.conf -o option", errs) < 0)
+            msg_fatal("bad configuration: %s", buf_cstr(errs));
+        free(kv);
+    }
+    buf_free(&overrides);
+    buf_free(&errs);
+    msg_verbose += verbose;
+    if (*conf_str("maillog_file") && msg_logfile(conf_str("maillog_file")) < 0)
+        msg_warn("cannot open maillog_file %s: %s", conf_str("maillog_file"), strerror(errno));
+
+    server_check_fd(SERVER_STATUS_FD, "status pipe");
+    server_check_fd(SERVER_TRIGGER_FD, "trigger pipe");
+    for (int i = 0; i < server_nlisten; i++)
+        server_check_fd(SERVER_LISTEN_FD + i, "listener");
+
+    if (opts->pre_init)
+        opts->pre_init();
+    if (chdir(conf_str("queue_directory")) < 0)
+        msg_fatal("cannot enter queue_directory %s: %s", conf_str("queue_directory"), strerror(errno));
+    if (opts->user_param) {
+        const char *dir = NULL;
+        char *empty = NULL;
+        uid_t owner_uid;
+        gid_t owner_gid;
+
+        if (privs_lookup(conf_str("mail_owner"), &owner_uid, &owner_gid) < 0)
+            msg_fatal("mail_owner account %s does not exist (mailctl start creates it)",
+                      conf_str("mail_owner"));
+        if (opts->chroot == SERVER_CHROOT_SPOOL)
+            dir = conf_str("queue_directory");
+        else if (opts->chroot == SERVER_CHROOT_EMPTY)
+            dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_EMPTY_DIR);
+        /* The mail_owner group opens private/ (the internal sockets). */
+        privs_drop(conf_str(opts->user_param), &owner_gid, 1, dir);
+        free(empty);
+    }
+
+    server_loop = event_loop_new();
+    if (opts->post_init)
+        opts->post_init(server_loop);
+    for (int i = 0; i < server_nlisten; i++) {
+        int fd = SERVER_LISTEN_FD + i;
+
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        event_add_fd(server_loop, fd, EVENT_READ, server_on_accept, NULL);
+    }
+    fcntl(SERVER_TRIGGER_FD, F_SETFL, fcntl(SERVER_TRIGGER_FD, F_GETFL) | O_NONBLOCK);
+    fcntl(SERVER_TRIGGER_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(SERVER_STATUS_FD, F_SETFD, FD_CLOEXEC);
+    event_add_fd(server_loop, SERVER_TRIGGER_FD, EVENT_READ, server_on_trigger, NULL);
+    server_report(SERVER_AVAIL);
+    server_arm_idle();
+    event_loop_run(server_loop);
+    exit(0);
+}

@@ -1,0 +1,76 @@
+/*
+ * server - the daemon skeleton every service program runs in.
+ *
+ * master fork+execs a service as root with
+ *     PROG -c CONFDIR -n SERVICE -t inet|unix -s NLISTEN [-v] [-o name=value]...
+ * and these fixed descriptors:
+ *     3 (SERVER_STATUS_FD)   write end of the service's status pipe
+ *     4 (SERVER_TRIGGER_FD)  read end of the service's wakeup pipe; EOF on
+ *                            it means master is gone, and we exit
+ *     5.. (SERVER_LISTEN_FD) NLISTEN listening sockets
+ *
+ * server_main() parses that, loads main.conf (+ -o overrides; an error is
+ * fatal), opens maillog_file, runs pre_init as root (read private keys
+ * here), drops privileges as the program asked (account from a main.conf
+ * parameter, chroot into the spool or an empty directory), verifies the
+ * drop, runs post_init, and serves:
+ *
+ *  SERVER_SINGLE: one connection at a time, handled synchronously by
+ *     serve() (smtpd, pop3d); reports busy/available to master so master
+ *     can start more processes, up to the service's process limit.
+ *  SERVER_MULTI: accepted connections are handed to accept() and the
+ *     program drives them from the shared event loop (cleanup, qmgr).
+ *
+ * Either way: wakeup() runs when master triggers the service, the process
+ * exits after max_use connections or max_idle seconds without one (unless
+ * the program sets no_idle_exit), and on SIGTERM.  Status records are
+ * struct server_status written atomically to the status pipe.
+ */
+#ifndef POSTHORN_SERVER_H
+#define POSTHORN_SERVER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "event.h"
+
+#define SERVER_STATUS_FD   3
+#define SERVER_TRIGGER_FD  4
+#define SERVER_LISTEN_FD   5
+
+enum server_chroot { SERVER_CHROOT_NONE, SERVER_CHROOT_SPOOL, SERVER_CHROOT_EMPTY };
+enum server_mode { SERVER_SINGLE, SERVER_MULTI };
+
+/* A status record, child -> master. */
+struct server_status {
+    int32_t pid;
+    int32_t state;      /* SERVER_AVAIL or SERVER_BUSY */
+};
+#define SERVER_AVAIL 1
+#define SERVER_BUSY  2
+
+struct server_opts {
+    enum server_mode   mode;
+    const char        *user_param;     /* main.conf parameter naming the account; NULL = stay root */
+    enum server_chroot chroot;
+    int                no_idle_exit;   /* long-lived processes such as qmgr */
+    void (*pre_init)(void);            /* as root, before the drop */
+    void (*post_init)(event_loop_t *loop);
+    void (*serve)(int fd);             /* SERVER_SINGLE: handle one connection, fd is closed after */
+    void (*accept)(event_loop_t *loop, int fd);   /* SERVER_MULTI: the program owns fd */
+    void (*wakeup)(event_loop_t *loop);
+};
+
+/* Never returns. */
+_Noreturn void server_main(int argc, char **argv, const struct server_opts *opts);
+
+const char *server_service_name(void);
+/* SERVER_MULTI programs call these when a connection starts / ends so that
+ * max_idle counts from the last one. */
+void server_conn_begin(void);
+void server_conn_end(void);
+
+/* SERVER_CHROOT_EMPTY jails into $queue_directory/SERVER_EMPTY_DIR (root, 0555, empty). */
+#define SERVER_EMPTY_DIR "empty"
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * mailctl - the Posthorn administration command.
+ *
+ *   mailctl [-c CONFDIR] init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]
+ *   mailctl [-c CONFDIR] start [-f] | stop | reload | status | check [-d|-n]
+ *
+ * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
+ * (/etc/posthorn for a default install).  Configuration errors are printed
+ * as FILE:LINE: message.  Exit codes: 0 success, 1 failure, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "mailctl.h"
+#include "master_conf.h"
+#include "msg.h"
+#include "xalloc.h"
+
+const char *mailctl_confdir;
+
+char *mailctl_self_dir(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    char *slash;
+
+    if (n <= 0)
+        return xstrdup(".");
+    path[n] = '\0';
+    slash = strrchr(path, '/');
+    if (slash)
+        *slash = '\0';
+    return xstrdup(path);
+}
+
+/* Check main.conf and master.conf and that every program master.conf
+ * names is installed.  Prints every problem; quiet skips the last check. */
+static int check_config(int quiet)
+{
+    buf_t *errs = buf_new(0);
+    struct master_conf *mc;
+    char *path;
+    int rc = 0;
+
+    if (conf_load(mailctl_confdir, errs) < 0) {
+        fputs(buf_cstr(errs), stderr);
+        buf_free(&errs);
+        return -1;
+    }
+    path = xasprintf("%s/master.conf", mailctl_confdir);
+    mc = master_conf_load(path, errs);
+    if (mc == NULL) {
+        fputs(buf_cstr(errs), stderr);
+        rc = -1;
+    } else if (!quiet) {
+        for (size_t i = 0; i < mc->nsvcs; i++) {
+            char *prog = xasprintf("%s/%s", conf_str("daemon_directory"), mc->svcs[i].argv[0]);
+
+            if (access(prog, X_OK) < 0) {
+                fprintf(stderr, "%s:%d: service %s: cannot run %s: %s\n", path, mc->svcs[i].line,
+                        mc->svcs[i].name, prog, strerror(errno));
+                rc = -1;
+            }
+            free(prog);
+        }
+    }
+    master_conf_free(&mc);
+    free(path);
+    buf_free(&errs);
+    return rc;
+}
+
+int mailctl_load_config(int quiet)
+{
+    return check_config(quiet);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    int ch, dump = 0;
+
+    optind = 0;         /* re-initialise getopt: main() used it with "+" */
+    while ((ch = getopt(argc, argv, "dn")) != -1) {
+        switch (ch) {
+        case 'd': dump = 'd'; break;
+        case 'n': dump = 'n'; break;
+        default:
+            fprintf(stderr, "usage: mailctl check [-d|-n]\n");
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: mailctl check [-d|-n]\n");
+        return 2;
+    }
+    if (dump) {
+        buf_t *errs = buf_new(0);
+        int rc = conf_load(mailctl_confdir, errs);
+
+        fputs(buf_cstr(errs), stderr);
+        buf_free(&errs);
+        if (rc < 0)
+            return 1;
+        conf_dump(stdout, dump == 'n' ? CONF_DUMP_CHANGED : CONF_DUMP_DEFAULTS);
+        return 0;
+    }
+    if (check_config(0) < 0)
+        return 1;
+    if (access(conf_str("queue_directory"), F_OK) < 0)
+        fprintf(stderr, "mailctl: warning: queue_directory %s does not exist yet "
+                "(mailctl start creates it)\n", conf_str("queue_directory"));
+    return 0;
+}
+
+static _Noreturn void usage(void)
+{
+    fprintf(stderr,
+            "usage: mailctl [-c CONFDIR] COMMAND\n"
+            "  init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]\n"
+            "  start [-f]    start Posthorn (-f: in the foreground)\n"
+            "  stop          stop Posthorn\n"
+            "  reload        re-read main.conf and master.conf\n"
+            "  status        show master and its services\n"
+            "  check [-d|-n] check the configuration (-d: all parameters, -n: non-defaults)\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
+        {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
+    };
+    int ch;
+
+    msg_init("mailctl", MSG_STDERR);
+    mailctl_confdir = getenv("POSTHORN_CONFIG");
+    while ((ch = getopt(argc, argv, "+c:v")) != -1) {
+        switch (ch) {
+        case 'c': mailctl_confdir = optarg; break;
+        case 'v': msg_verbose++; break;
+        default: usage();
+        }
+    }
+    if (optind >= argc)
+        usage();
+    if (mailctl_confdir == NULL || *mailctl_confdir == '\0')
+        mailctl_confdir = DEF_CONFIG_DIRECTORY;
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[optind], cmds[i].name) == 0)
+            return cmds[i].fn(argc - optind, argv + optind);
+    fprintf(stderr, "mailctl: unknown command '%s'\n", argv[optind]);
+    usage();
+}

@@ -1,0 +1,32 @@
+/*
+ * mailctl.h - the parts of mailctl: init.c (new instances), setup.c
+ * (accounts and spool directories), control.c (talking to master),
+ * tlsgen.c (self-signed certificates), mailctl.c (commands, check).
+ */
+#ifndef POSTHORN_MAILCTL_H
+#define POSTHORN_MAILCTL_H
+
+#include "buf.h"
+
+/* mailctl.c */
+extern const char *mailctl_confdir;
+int  mailctl_load_config(int quiet);          /* 0 ok; errors printed */
+char *mailctl_self_dir(void);                 /* directory of this executable */
+
+/* init.c */
+int  cmd_init(int argc, char **argv);
+
+/* setup.c */
+int  setup_accounts_and_spool(void);          /* as root; 0 ok */
+
+/* control.c */
+int  cmd_start(int argc, char **argv);
+int  cmd_stop(int argc, char **argv);
+int  cmd_reload(int argc, char **argv);
+int  cmd_status(int argc, char **argv);
+
+/* tlsgen.c */
+int  tlsgen_self_signed(const char *hostname, const char *cert_path, const char *key_path,
+                        buf_t *errs);
+
+#endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# deps.sh - install the Debian packages Posthorn's build and tests need
+# ("make deps").  Idempotent: only missing packages are installed, and the
+# script says which.  Needs root (apt-get).
+set -eu
+
+PACKAGES="
+build-essential pkg-config make perl
+libssl-dev libbsd-dev libdb-dev db-util
+libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev
+openssl unbound python3 python3-dkim python3-dnspython
+procps iproute2 netcat-openbsd passwd swaks
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    echo "make deps: every package is installed already"
+    exit 0
+fi
+echo "make deps: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "make deps: run this as root (apt-get install needs it)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

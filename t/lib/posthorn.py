@@ -1,0 +1,261 @@
+"""posthorn.py - start and drive a real Posthorn instance for integration tests.
+
+Instance(services=...) makes a temporary directory with `mailctl init` on a
+free loopback port base, points daemon_directory at a directory of links to
+the freshly built programs (plus t/testsvc), and writes the given master.conf
+service lines.  start(), stop(), mailctl(...), status(), log(), procs().
+cleanup() kills, by PID, every process the instance started (master and all
+its descendants) and removes the directory; it runs at exit too, so a failing
+test never leaves processes behind.
+"""
+import atexit
+import ctypes
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("POSTHORN_BUILD") or os.path.join(TOP, "build")
+MAILCTL = os.path.join(BUILD, "sbin", "mailctl")
+STD_PORTS = (25, 587, 465, 110, 995, 143, 993)
+_instances = []
+
+# Become a subreaper: master daemonizes (its parent exits), and a killed
+# master's children are orphaned; both then stay our descendants, so
+# cleanup can find and kill every one of them by PID.
+PR_SET_CHILD_SUBREAPER = 36
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def port_free(port, host="127.0.0.1"):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port_base():
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - 1000, 1000)
+        if all(port_free(base + p) for p in STD_PORTS):
+            return base
+    raise RuntimeError("no free port base")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def children_of(pid):
+    """All descendants of pid, from /proc."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                parent[int(d)] = int(st[st.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        return st[st.rindex(")") + 2] != "Z"
+    except OSError:
+        return False
+
+
+def proc_status(pid):
+    """Uid/Gid/Groups/PPid lines of /proc/PID/status as a dict."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+def proc_root(pid):
+    return os.readlink("/proc/%d/root" % pid)
+
+
+def proc_cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().split(b"\0")[0].decode()
+
+
+class Instance:
+    def __init__(self, services=None, main_conf=None, hostname="mail.example.test",
+                 domain="example.test"):
+        self.dir = tempfile.mkdtemp(prefix="posthorn-t-")
+        os.chmod(self.dir, 0o755)
+        self.port_base = free_port_base()
+        self.etc = os.path.join(self.dir, "etc")
+        self.spool = os.path.join(self.dir, "spool")
+        self.logfile = os.path.join(self.dir, "log", "maillog")
+        self.master_pid = None
+        self.known_pids = set()
+        r = self.mailctl("init", self.dir, "--hostname", hostname, "--domain", domain,
+                         "--port-base", str(self.port_base), confdir=False)
+        if r.returncode != 0:
+            raise RuntimeError("mailctl init failed: " + r.stderr)
+        # The programs: links to the build tree, plus the test service.
+        self.libexec = os.path.join(self.dir, "libexec")
+        os.mkdir(self.libexec)
+        d = os.path.join(BUILD, "libexec", "posthorn")
+        for name in os.listdir(d):
+            os.symlink(os.path.join(d, name), os.path.join(self.libexec, name))
+        os.symlink(os.path.join(BUILD, "t", "testsvc"), os.path.join(self.libexec, "testsvc"))
+        self.set_main({"daemon_directory": self.libexec})
+        if main_conf:
+            self.set_main(main_conf)
+        if services is not None:
+            self.write_master(services)
+        _instances.append(self)
+
+    def port(self, std):
+        return self.port_base + std
+
+    def set_main(self, params):
+        path = os.path.join(self.etc, "main.conf")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for k, v in params.items():
+            lines = [l for l in lines if not re.match(r"\s*%s\s*=" % re.escape(k), l)]
+            lines.append("%s = %s" % (k, v))
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def write_master(self, services):
+        with open(os.path.join(self.etc, "master.conf"), "w") as f:
+            f.write("# test master.conf\n")
+            for line in services:
+                f.write(line + "\n")
+
+    def mailctl(self, *args, confdir=True, timeout=60):
+        cmd = [MAILCTL] + (["-c", self.etc] if confdir else []) + list(args)
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+        return r
+
+    def read_pid(self):
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self):
+        r = self.mailctl("start")
+        self.master_pid = self.read_pid()
+        if self.master_pid:
+            self.known_pids.add(self.master_pid)
+        return r
+
+    def stop(self):
+        self.track()
+        return self.mailctl("stop")
+
+    def status(self):
+        return self.mailctl("status")
+
+    def track(self):
+        """Remember every process the instance has now, to clean up by PID."""
+        if self.master_pid:
+            self.known_pids.update(children_of(self.master_pid))
+        self.known_pids.update(children_of(os.getpid()))
+        return self.known_pids
+
+    def procs(self):
+        """{pid: program name} of master's live children."""
+        if not self.master_pid:
+            return {}
+        out = {}
+        for p in children_of(self.master_pid):
+            try:
+                out[p] = os.path.basename(proc_cmdline(p))
+            except OSError:
+                pass
+        self.known_pids.update(out)
+        return out
+
+    def service_pids(self, program):
+        return sorted(p for p, n in self.procs().items() if n == program)
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_for(self, cond, timeout=10.0, step=0.05):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = cond()
+            if v:
+                return v
+            time.sleep(step)
+        return cond()
+
+    def connect(self, port, timeout=5.0):
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        f = s.makefile("rwb", buffering=0)
+        return s, f
+
+    def cleanup(self):
+        if self.master_pid and alive(self.master_pid):
+            self.track()
+            try:
+                self.mailctl("stop", timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in sorted(self.track()):
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for pid in self.known_pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except OSError:
+                pass
+        if os.environ.get("POSTHORN_KEEP"):
+            print("# kept instance in " + self.dir, flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _instances:
+            _instances.remove(self)
+
+
+@atexit.register
+def _cleanup_all():
+    for inst in list(_instances):
+        inst.cleanup()
