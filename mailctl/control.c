@@ -115,7 +115,7 @@ int cmd_start(int argc, char **argv)
         fprintf(stderr, "usage: mailctl start [-f]\n");
         return 2;
     }
-    if (mailctl_load_config(0) < 0)
+    if (mailctl_load_config(1) < 0)
         return 1;
     if (geteuid() != 0) {
         fprintf(stderr, "mailctl: start must be run as root\n");
@@ -167,7 +167,7 @@ int cmd_stop(int argc, char **argv)
         fprintf(stderr, "usage: mailctl stop\n");
         return 2;
     }
-    if (mailctl_load_config(1) < 0)
+    if (mailctl_load_config(0) < 0)
         return 1;
     pid = running_master();
     if (pid == 0) {
@@ -181,8 +181,10 @@ int cmd_stop(int argc, char **argv)
     ipc_msg_free(&r);
     if (!ok)
         return 1;
-    /* master waits master_stop_timeout for its children, then kills them. */
-    for (long waited = 0; pid > 0 && kill(pid, 0) == 0; waited += 50) {
+    /* master waits master_stop_timeout for its children, then kills them;
+     * it is gone when the pid file lock is free (it may linger as a
+     * zombie until its parent reaps it, so kill(pid, 0) cannot tell). */
+    for (long waited = 0; running_master() != 0; waited += 50) {
         if (waited > (conf_time("master_stop_timeout") + 10) * 1000) {
             fprintf(stderr, "mailctl: master (pid %ld) is still running\n", (long)pid);
             return 1;
@@ -204,7 +206,7 @@ int cmd_reload(int argc, char **argv)
         fprintf(stderr, "usage: mailctl reload\n");
         return 2;
     }
-    if (mailctl_load_config(0) < 0)
+    if (mailctl_load_config(1) < 0)
         return 1;
     if ((r = control_request(MASTER_RELOAD)) == NULL)
         return 1;
@@ -240,7 +242,7 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "usage: mailctl status\n");
         return 2;
     }
-    if (mailctl_load_config(1) < 0)
+    if (mailctl_load_config(0) < 0)
         return 1;
     if (running_master() == 0) {
         fprintf(stderr, "mailctl: Posthorn is not running (%s)\n", conf_confdir());

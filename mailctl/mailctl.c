@@ -77,9 +77,20 @@ static int check_config(int quiet)
     return rc;
 }
 
-int mailctl_load_config(int quiet)
+int mailctl_load_config(int full)
 {
-    return check_config(quiet);
+    buf_t *errs;
+    int rc;
+
+    if (full)
+        return check_config(0);
+    /* stop and status need only main.conf (where the spool is): a broken
+     * master.conf must never keep the admin from stopping Posthorn. */
+    errs = buf_new(0);
+    rc = conf_load(mailctl_confdir, errs);
+    fputs(buf_cstr(errs), stderr);
+    buf_free(&errs);
+    return rc;
 }
 
 static int cmd_check(int argc, char **argv)

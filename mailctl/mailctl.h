@@ -10,7 +10,9 @@
 
 /* mailctl.c */
 extern const char *mailctl_confdir;
-int  mailctl_load_config(int quiet);          /* 0 ok; errors printed */
+/* Load main.conf (full = 0) or also check master.conf and its programs
+ * (full = 1); 0 ok, -1 with the errors printed. */
+int  mailctl_load_config(int full);
 char *mailctl_self_dir(void);                 /* directory of this executable */
 
 /* init.c */

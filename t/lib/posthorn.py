@@ -110,6 +110,17 @@ def proc_cmdline(pid):
         return f.read().split(b"\0")[0].decode()
 
 
+def reap():
+    """Collect exited descendants (we are their subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 class Instance:
     def __init__(self, services=None, main_conf=None, hostname="mail.example.test",
                  domain="example.test"):
@@ -242,11 +253,7 @@ class Instance:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        for pid in self.known_pids:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except OSError:
-                pass
+        reap()
         if os.environ.get("POSTHORN_KEEP"):
             print("# kept instance in " + self.dir, flush=True)
         else:
