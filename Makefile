@@ -98,7 +98,9 @@ install: all
 DISTNAME = posthorn-$(VERSION)
 dist:
 	rm -rf $(B)/dist && mkdir -p $(B)/dist/$(DISTNAME)
-	git ls-files | tar -cf - -T - | tar -xf - -C $(B)/dist/$(DISTNAME)
+	{ git ls-files 2>/dev/null || find . -type f ! -path './.git/*' ! -path './$(B)/*' \
+	    ! -path './build*' ! -path './run/*' ! -name '*.tar.gz'; } \
+	    | tar -cf - -T - | tar -xf - -C $(B)/dist/$(DISTNAME)
 	tar -C $(B)/dist -czf $(DISTNAME).tar.gz $(DISTNAME)
 	@echo "wrote $(DISTNAME).tar.gz"
 
