@@ -117,3 +117,4 @@ clean:
 	rm -rf $(B) build-asan $(DISTNAME).tar.gz
 
 .PHONY: all check unit install dist deps run clean
+.SECONDARY:

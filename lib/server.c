@@ -39,6 +39,18 @@ static int server_retiring;         /* master asked us to go, or max_use reached
 static event_timer_t *server_idle_timer;
 static event_loop_t *server_loop;
 
+static int server_jailed;
+
+/* A normal end of a service process.  Inside a chroot, exit handlers have
+ * nothing useful to do and some cannot work (LeakSanitizer needs /proc):
+ * leave with _exit there. */
+static _Noreturn void server_exit(int status)
+{
+    if (server_jailed)
+        _exit(status);
+    exit(status);
+}
+
 const char *server_service_name(void)
 {
     return server_name;
@@ -50,7 +62,7 @@ static void server_report(int state)
 
     if (write(SERVER_STATUS_FD, &st, sizeof(st)) < 0 && errno == EPIPE) {
         msg_info("master went away, exiting");
-        exit(0);
+        server_exit(0);
     }
 }
 
@@ -60,7 +72,7 @@ static void server_idle_expired(event_loop_t *loop, void *arg)
     (void)arg;
     server_idle_timer = NULL;
     msg_debug("idle for max_idle, exiting");
-    exit(0);
+    server_exit(0);
 }
 
 static void server_arm_idle(void)
@@ -80,7 +92,7 @@ static void server_retire(void)
             event_del_fd(server_loop, SERVER_LISTEN_FD + i);
     }
     if (server_active == 0)
-        exit(0);
+        server_exit(0);
 }
 
 void server_conn_begin(void)
@@ -229,6 +241,7 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
             dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_EMPTY_DIR);
         /* The mail_owner group opens private/ (the internal sockets). */
         privs_drop(conf_str(opts->user_param), &owner_gid, 1, dir);
+        server_jailed = dir != NULL;
         free(empty);
     }
 
@@ -249,5 +262,5 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     server_report(SERVER_AVAIL);
     server_arm_idle();
     event_loop_run(server_loop);
-    exit(0);
+    server_exit(0);
 }

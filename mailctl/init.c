@@ -75,6 +75,7 @@ static int make_dir(const char *path)
 static char *master_conf_text(const char *daemon_dir, int port_base)
 {
     buf_t *b = buf_new(0);
+    char *text;
 
     buf_append_str(b,
         "# master.conf - the Posthorn service table; see master.conf(5).\n"
@@ -101,7 +102,9 @@ static char *master_conf_text(const char *daemon_dir, int port_base)
                    svc, s->port ? "inet" : "unix", s->priv, s->wakeup, s->maxproc, s->command);
         free(svc);
     }
-    return buf_steal(b, NULL) ;
+    text = buf_steal(b, NULL);
+    buf_free(&b);
+    return text;
 }
 
 int cmd_init(int argc, char **argv)
