@@ -88,6 +88,10 @@ install: all
 	           $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	for p in $(DAEMONS); do install -m 0755 $(B)/libexec/posthorn/$$p $(DESTDIR)$(libexecdir)/$$p; done
 	for p in $(COMMANDS); do install -m 0755 $(B)/sbin/$$p $(DESTDIR)$(sbindir)/$$p; done
+	if [ -x $(B)/sbin/sendmail ]; then \
+	    ln -sf sendmail $(DESTDIR)$(sbindir)/mailq; \
+	    ln -sf sendmail $(DESTDIR)$(sbindir)/newaliases; \
+	fi
 	for f in etc/*; do \
 	    t=$(DESTDIR)$(confdir)/$$(basename $$f); \
 	    if [ -e $$t ]; then echo "keeping existing $$t"; else install -m 0644 $$f $$t; fi; \
