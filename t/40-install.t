@@ -18,8 +18,14 @@ B = posthorn.BUILD
 tmp = tempfile.mkdtemp(prefix="posthorn-t-install-")
 
 
+# Run make as a user would: not with the variables of the make running us
+# (under "make B=build-asan check", MAKEFLAGS would carry B into the
+# unpacked tarball's build).
+ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 def make(*args, cwd=TOP):
-    return subprocess.run(["make", "--no-print-directory"] + list(args), cwd=cwd,
+    return subprocess.run(["make", "--no-print-directory"] + list(args), cwd=cwd, env=ENV,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
 
 
