@@ -19,9 +19,10 @@ tmp = tempfile.mkdtemp(prefix="posthorn-t-install-")
 
 
 # Run make as a user would: not with the variables of the make running us
-# (under "make B=build-asan check", MAKEFLAGS would carry B into the
+# (under "make B=build-asan check", MAKEFLAGS and the environment carry B into the
 # unpacked tarball's build).
-ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "B", "SAN", "OPT")}
 
 
 def make(*args, cwd=TOP):
