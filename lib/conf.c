@@ -33,13 +33,13 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "cfgfile.h"
 #include "conf.h"
 #include "msg.h"
 #include "xalloc.h"
 
 #define CONF_MAX_DEPTH  20              /* $name nesting before we call it a loop */
 #define CONF_MAX_VALUE  (1024 * 1024)   /* expanded value length cap, bytes */
-#define CONF_SPACE      " \t\r\n\f\v"
 
 enum conf_state { CONF_FRESH, CONF_EXPANDING, CONF_DONE, CONF_FAILED };
 
@@ -529,8 +529,8 @@ static void conf_assign(size_t i, const char *value, const char *origin, int lin
     struct conf_val *v = &conf_vals[i];
     size_t len;
 
-    value += strspn(value, CONF_SPACE);
-    for (len = strlen(value); len > 0 && strchr(CONF_SPACE, value[len - 1]); len--)
+    value += strspn(value, CFGFILE_SPACE);
+    for (len = strlen(value); len > 0 && strchr(CFGFILE_SPACE, value[len - 1]); len--)
         ;
     free(v->raw);
     free(v->origin);
@@ -543,8 +543,8 @@ static void conf_assign(size_t i, const char *value, const char *origin, int lin
 /* One logical line "name = value" (left- and right-trimmed). */
 static void conf_parse_line(const char *path, int line, const char *text)
 {
-    size_t nlen = strcspn(text, CONF_SPACE "=");
-    const char *p = text + nlen + strspn(text + nlen, CONF_SPACE);
+    size_t nlen = strcspn(text, CFGFILE_SPACE "=");
+    const char *p = text + nlen + strspn(text + nlen, CFGFILE_SPACE);
     ssize_t i;
 
     if (nlen == 0 || *p != '=') {
@@ -566,57 +566,19 @@ static void conf_parse_line(const char *path, int line, const char *text)
     conf_assign((size_t)i, p + 1, path, line);
 }
 
-/* Finish one logical line of main.conf. */
-static void conf_entry(const char *path, int first, int orphan, int nul, const char *text)
+/* One logical line of main.conf. */
+static int conf_entry(const struct cfgfile_entry *e, void *ctx)
 {
-    if (nul)
-        conf_error_at(first, "%s:%d: NUL byte in the line", path, nul);
-    else if (orphan)
-        conf_error_at(first, "%s:%d: continuation line (starting with white space)"
-                      " without a 'name = value' line before it", path, first);
+    const char *path = ctx;
+
+    if (e->nul_line)
+        conf_error_at(e->line, "%s:%d: NUL byte in the line", path, e->nul_line);
+    else if (e->orphan)
+        conf_error_at(e->line, "%s:%d: continuation line (starting with white space)"
+                      " without a 'name = value' line before it", path, e->line);
     else
-        conf_parse_line(path, first, text);
-}
-
-/* Read main.conf: a line that starts with white space continues the entry
- * before it; comment and blank lines are skipped and do not end an entry. */
-static void conf_read(FILE *fp, const char *path)
-{
-    buf_t *entry = buf_new(0);
-    char *line = NULL;
-    size_t cap = 0, len;
-    ssize_t n;
-    int lineno = 0, first = 0, orphan = 0, nul = 0;
-
-    while ((n = getline(&line, &cap, fp)) >= 0) {
-        const char *t = line + strspn(line, CONF_SPACE);
-
-        lineno++;
-        if (*t == '\0' || *t == '#')
-            continue;
-        if (t == line && entry->len > 0) {      /* a new entry starts */
-            conf_entry(path, first, orphan, nul, buf_cstr(entry));
-            buf_reset(entry);
-        }
-        if (entry->len == 0) {
-            first = lineno;
-            orphan = t != line;
-            nul = 0;
-        } else {
-            buf_putc(entry, ' ');
-        }
-        if (!nul && memchr(line, '\0', (size_t)n))
-            nul = lineno;
-        for (len = strlen(t); len > 0 && strchr(CONF_SPACE, t[len - 1]); len--)
-            ;
-        buf_append(entry, t, len);
-    }
-    if (entry->len > 0)
-        conf_entry(path, first, orphan, nul, buf_cstr(entry));
-    if (ferror(fp))
-        conf_error_at(lineno + 1, "%s: read error: %s", path, strerror(errno));
-    free(line);
-    buf_free(&entry);
+        conf_parse_line(path, e->line, e->text);
+    return 0;
 }
 
 /* config_directory is taken literally: protect any '$' from expansion. */
@@ -657,7 +619,8 @@ int conf_load(const char *confdir, buf_t *errs)
     if ((fp = fopen(path, "re")) == NULL) {
         conf_error_at(0, "%s: cannot open: %s", path, strerror(errno));
     } else {
-        conf_read(fp, path);
+        if (cfgfile_read(fp, conf_entry, path) < 0)
+            conf_error_at(INT_MAX, "%s: read error: %s", path, strerror(errno));
         fclose(fp);
     }
     conf_check_all();

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cfgfile.h"
 #include "map.h"
 #include "msg.h"
 #include "xalloc.h"
@@ -421,53 +422,25 @@ static void map_build_entry(struct map_builder *mb, long lineno, char *text)
     map_build_put(mb, lineno, key, value);
 }
 
+/* One logical line of the source. */
+static int map_build_line(const struct cfgfile_entry *e, void *ctx)
+{
+    struct map_builder *mb = ctx;
+
+    if (e->nul_line)
+        map_build_error(mb, e->nul_line, "NUL byte in line");
+    else if (e->orphan)
+        map_build_error(mb, e->line, "continuation line without a preceding entry");
+    else
+        map_build_entry(mb, e->line, e->text);
+    return mb->broken;
+}
+
 /* Read the source, joining continuation lines; feed map_build_entry(). */
 static void map_build_read(struct map_builder *mb, FILE *fp)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long lineno = 0, start = 0;
-    buf_t *logical = buf_new(0);
-    int have = 0;
-
-    while (!mb->broken && (n = getline(&line, &cap, fp)) >= 0) {
-        char *p = line, *end = line + n;
-
-        lineno++;
-        if (memchr(line, '\0', (size_t)n) != NULL) {
-            map_build_error(mb, lineno, "NUL byte in line");
-            continue;
-        }
-        while (end > line && map_is_space((unsigned char)end[-1]))
-            end--;
-        *end = '\0';
-        while (map_is_space((unsigned char)*p))
-            p++;
-        if (*p == '\0' || *p == '#')
-            continue;
-        if (p != line) {
-            if (!have) {
-                map_build_error(mb, lineno, "continuation line without a preceding entry");
-                continue;
-            }
-            buf_putc(logical, ' ');
-            buf_append(logical, p, (size_t)(end - p));
-            continue;
-        }
-        if (have)
-            map_build_entry(mb, start, logical->data);
-        buf_reset(logical);
-        buf_append(logical, p, (size_t)(end - p));
-        start = lineno;
-        have = 1;
-    }
-    if (ferror(fp))
+    if (cfgfile_read(fp, map_build_line, mb) < 0)
         map_build_error(mb, 0, "read error: %s", strerror(errno));
-    else if (have && !mb->broken)
-        map_build_entry(mb, start, logical->data);
-    free(line);
-    buf_free(&logical);
 }
 
 static void map_fsync_dir(const char *path)

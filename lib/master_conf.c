@@ -27,12 +27,12 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "cfgfile.h"
 #include "conf.h"
 #include "master_conf.h"
 #include "msg.h"
 #include "xalloc.h"
 
-#define MC_SPACE    " \t\r\n\f\v"
 #define MC_COLUMNS  "service type private wakeup maxproc command [args...]"
 
 struct mc_parser {
@@ -259,7 +259,7 @@ static void mc_line(struct mc_parser *ps, int line, char *text)
     char **f = NULL, *save = NULL, *tok;
     int nf = 0;
 
-    for (tok = strtok_r(text, MC_SPACE, &save); tok; tok = strtok_r(NULL, MC_SPACE, &save)) {
+    for (tok = strtok_r(text, CFGFILE_SPACE, &save); tok; tok = strtok_r(NULL, CFGFILE_SPACE, &save)) {
         f = xreallocarray(f, (size_t)nf + 1, sizeof(*f));
         f[nf++] = tok;
     }
@@ -267,27 +267,24 @@ static void mc_line(struct mc_parser *ps, int line, char *text)
     free(f);
 }
 
-/* Finish a logical line. */
-static void mc_finish(struct mc_parser *ps, buf_t *entry, int first, int orphan, int nul)
+/* One logical line of master.conf. */
+static int mc_finish(const struct cfgfile_entry *e, void *ctx)
 {
-    if (nul)
-        mc_error(ps, first, "NUL byte in the line");
-    else if (orphan)
-        mc_error(ps, first, "continuation line (starting with white space)"
+    struct mc_parser *ps = ctx;
+
+    if (e->nul_line)
+        mc_error(ps, e->line, "NUL byte in the line");
+    else if (e->orphan)
+        mc_error(ps, e->line, "continuation line (starting with white space)"
                  " without a service line before it");
     else
-        mc_line(ps, first, entry->data);
-    buf_reset(entry);
+        mc_line(ps, e->line, e->text);
+    return 0;
 }
 
 struct master_conf *master_conf_load(const char *path, buf_t *errs)
 {
     struct mc_parser ps = {.path = path, .errs = errs};
-    buf_t *entry;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int lineno = 0, first = 0, orphan = 0, nul = 0;
     FILE *fp;
 
     if ((fp = fopen(path, "re")) == NULL) {
@@ -297,36 +294,12 @@ struct master_conf *master_conf_load(const char *path, buf_t *errs)
     }
     ps.mc = xcalloc(1, sizeof(*ps.mc));
     ps.mc->path = xstrdup(path);
-    entry = buf_new(0);
-    while ((n = getline(&line, &cap, fp)) >= 0) {
-        const char *t = line + strspn(line, MC_SPACE);
-
-        lineno++;
-        if (*t == '\0' || *t == '#')
-            continue;
-        if (t == line && entry->len > 0)
-            mc_finish(&ps, entry, first, orphan, nul);
-        if (entry->len == 0) {
-            first = lineno;
-            orphan = t != line;
-            nul = 0;
-        } else {
-            buf_putc(entry, ' ');
-        }
-        if (!nul && memchr(line, '\0', (size_t)n))
-            nul = lineno;
-        buf_append_str(entry, t);
-    }
-    if (entry->len > 0)
-        mc_finish(&ps, entry, first, orphan, nul);
-    if (ferror(fp)) {
+    if (cfgfile_read(fp, mc_finish, &ps) < 0) {
         if (errs)
             buf_printf(errs, "%s: read error: %s\n", path, strerror(errno));
         ps.nerr++;
     }
     fclose(fp);
-    free(line);
-    buf_free(&entry);
     if (ps.nerr > 0)
         master_conf_free(&ps.mc);
     return ps.mc;
