@@ -77,11 +77,11 @@ $(TESTSVC): $(B)/obj/t/service/testsvc.o $(LIBA)
 # The whole suite: unit tests, then the integration tests against real
 # instances.  prove prints the summary line last.
 check: all
-	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(UNIT_BIN:%=./%) $(wildcard t/*.t)
+	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(abspath $(UNIT_BIN)) $(wildcard t/*.t)
 
 # Unit tests only (used for the sanitizer tree in CI).
 unit: $(UNIT_BIN)
-	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(UNIT_BIN:%=./%)
+	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(abspath $(UNIT_BIN))
 
 install: all
 	install -d $(DESTDIR)$(libexecdir) $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) \

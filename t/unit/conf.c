@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static char *dir;           /* the test's config directory */
 static buf_t *errs;
@@ -34,10 +35,8 @@ static buf_t *errs;
 static void write_file(const char *name, const char *text)
 {
     char *path = xasprintf("%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
 
-    if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0)
-        msg_fatal("write %s: %m", path);
+    write_text(path, text);
     free(path);
 }
 
@@ -47,15 +46,6 @@ static int load(const char *text)
     write_file("main.conf", text);
     buf_reset(errs);
     return conf_load(dir, errs);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* Load text, expect exactly one error line containing want. */
@@ -598,31 +588,6 @@ static void test_dollar_confdir(void)
     }
     rmdir(tmpl);
     dir = saved;
-}
-
-/* Run fn in a child with stderr captured; return the wait status. */
-static int in_child(void (*fn)(void), buf_t *out)
-{
-    int pfd[2], status;
-    pid_t pid;
-    char chunk[512];
-    ssize_t n;
-
-    if (pipe(pfd) < 0 || (pid = fork()) < 0)
-        msg_fatal("pipe/fork: %m");
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        signal(SIGABRT, SIG_DFL);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0)
-        buf_append(out, chunk, (size_t)n);
-    close(pfd[0]);
-    waitpid(pid, &status, 0);
-    return status;
 }
 
 static void read_unknown(void) { (void)conf_str("no_such_parameter"); }

@@ -28,6 +28,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static char *computed;
 
@@ -61,22 +62,11 @@ static buf_t *errs;
 static int load(const char *text)
 {
     char *path = xasprintf("%s/main.conf", dir);
-    FILE *fp = fopen(path, "w");
 
-    if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0)
-        msg_fatal("write %s: %m", path);
+    write_text(path, text);
     free(path);
     buf_reset(errs);
     return conf_load(dir, errs);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* Load text and expect exactly the one error "LOCATION: msg" where
@@ -261,31 +251,6 @@ static void test_default_errors(void)
     like(buf_cstr(errs), want, "loop reported at the file line");
     is_int(count_lines(buf_cstr(errs)), 1, "once");
     free(want);
-}
-
-/* Run fn in a child with stderr captured; return the wait status. */
-static int in_child(void (*fn)(void), buf_t *out)
-{
-    int pfd[2], status;
-    pid_t pid;
-    char chunk[512];
-    ssize_t n;
-
-    if (pipe(pfd) < 0 || (pid = fork()) < 0)
-        msg_fatal("pipe/fork: %m");
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        signal(SIGABRT, SIG_DFL);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0)
-        buf_append(out, chunk, (size_t)n);
-    close(pfd[0]);
-    waitpid(pid, &status, 0);
-    return status;
 }
 
 static void bool_of_int(void) { (void)conf_bool("i"); }

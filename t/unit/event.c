@@ -26,6 +26,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static void mkpipe(int p[2])
 {
@@ -41,25 +42,6 @@ static void put1(int fd)
         perror("write");
         exit(2);
     }
-}
-
-/* Run fn in a child with stderr silenced; true if it died of SIGABRT. */
-static int dies_with_abort(void (*fn)(void))
-{
-    pid_t pid = fork();
-    int status;
-
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-
-        if (null >= 0)
-            dup2(null, 2);
-        fn();
-        _exit(0);
-    }
-    if (waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 /* ---- fds ---- */

@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 #define NOBODY 65534
 
@@ -65,16 +66,6 @@ static long elapsed_ms(const struct timespec *t0)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-static int reap(pid_t pid)
-{
-    int st;
-
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return st;
 }
 
 /* Put a raw 16-byte header into out. */
@@ -815,24 +806,6 @@ static void test_names(void)
     is_str(ipc_type_name(19), "type-19", "neighbour still unknown");
 }
 
-/* Run fn in a child and report whether it died of SIGABRT (a panic). */
-static int panics(void (*fn)(void))
-{
-    pid_t pid = fork();
-    int st;
-
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-
-        if (null >= 0)
-            dup2(null, 2);
-        fn();
-        _exit(0);
-    }
-    st = reap(pid);
-    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
-}
-
 static void panic_null_str(void)
 {
     ipc_msg_t *m = ipc_msg_new(1, 0);
@@ -858,9 +831,9 @@ static void panic_hello_name(void)
 
 static void test_panics(void)
 {
-    ok(panics(panic_null_str), "putting a NULL string panics (our bug)");
-    ok(panics(panic_two_fds), "setting a second fd panics (our bug)");
-    ok(panics(panic_hello_name), "registering a name for type 0 panics");
+    ok(dies_with_abort(panic_null_str), "putting a NULL string panics (our bug)");
+    ok(dies_with_abort(panic_two_fds), "setting a second fd panics (our bug)");
+    ok(dies_with_abort(panic_hello_name), "registering a name for type 0 panics");
 }
 
 static void test_sockets(const char *dir)

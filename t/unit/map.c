@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static char dir[PATH_MAX];
 static char logpath[PATH_MAX + 16];
@@ -53,31 +54,10 @@ static void write_str(const char *name, const char *text)
     write_file(name, text, strlen(text));
 }
 
-static char *slurp(const char *path)
-{
-    buf_t *b = buf_new(0);
-    char tmp[4096], *s;
-    ssize_t n;
-    int fd = open(path, O_RDONLY);
-
-    if (fd >= 0) {
-        while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-            buf_append(b, tmp, (size_t)n);
-        close(fd);
-    }
-    s = buf_steal(b, NULL);
-    buf_free(&b);
-    return s;
-}
-
 /* Empty the warning log; return what it held (caller frees). */
 static char *take_log(void)
 {
-    char *s = slurp(logpath);
-
-    if (truncate(logpath, 0) < 0)
-        diag("truncate %s: %s", logpath, strerror(errno));
-    return s;
+    return take_file(logpath);
 }
 
 static char *spec_of(const char *type, const char *name)

@@ -20,16 +20,14 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static char *dir, *path;
 static buf_t *errs;
 
 static struct master_conf *load(const char *text)
 {
-    FILE *fp = fopen(path, "w");
-
-    if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0)
-        msg_fatal("write %s: %m", path);
+    write_text(path, text);
     buf_reset(errs);
     return master_conf_load(path, errs);
 }

@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -42,40 +43,10 @@ static char dir[PATH_MAX];
 static char logpath[PATH_MAX + 16];
 static int hook_fd = -1;
 
-static char *slurp(const char *path)
-{
-    buf_t *b = buf_new(0);
-    char tmp[4096], *s;
-    ssize_t n;
-    int fd = open(path, O_RDONLY);
-
-    if (fd >= 0) {
-        while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-            buf_append(b, tmp, (size_t)n);
-        close(fd);
-    }
-    s = buf_steal(b, NULL);
-    buf_free(&b);
-    return s;
-}
-
 /* Return the log so far and empty it. */
 static char *take_log(void)
 {
-    char *s = slurp(logpath);
-
-    if (truncate(logpath, 0) < 0)
-        diag("truncate: %s", strerror(errno));
-    return s;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    return take_file(logpath);
 }
 
 static int matches(const char *text, const char *re)
@@ -215,7 +186,7 @@ static void hook_that_dies(void)
 
 /* Fork; the child runs fn.  Returns the wait status; *hooks gets how many
  * times the child's fatal hook ran. */
-static int in_child(void (*fn)(void), void (*fatal_hook)(void), int *hooks)
+static int in_hooked_child(void (*fn)(void), void (*fatal_hook)(void), int *hooks)
 {
     int p[2], status = -1;
     pid_t pid;
@@ -278,7 +249,7 @@ static void test_fatal_panic(void)
     char *log, *re;
 
     msg_init("qmgr", 0);
-    status = in_child(do_fatal, hook, &hooks);
+    status = in_hooked_child(do_fatal, hook, &hooks);
     ok(WIFEXITED(status) && WEXITSTATUS(status) == 1, "msg_fatal exits 1 (status 0x%x)", status);
     is_int(hooks, 1, "msg_fatal runs the fatal hook once");
     log = take_log();
@@ -294,11 +265,11 @@ static void test_fatal_panic(void)
     }
     free(log);
 
-    status = in_child(do_fatal, NULL, &hooks);
+    status = in_hooked_child(do_fatal, NULL, &hooks);
     ok(WIFEXITED(status) && WEXITSTATUS(status) == 1, "msg_fatal without a hook exits 1");
     free(take_log());
 
-    status = in_child(do_fatal, hook_that_dies, &hooks);
+    status = in_hooked_child(do_fatal, hook_that_dies, &hooks);
     ok(WIFEXITED(status) && WEXITSTATUS(status) == 1,
        "msg_fatal inside the hook: still exit 1, no loop (status 0x%x)", status);
     is_int(hooks, 1, "a hook that dies runs only once");
@@ -306,7 +277,7 @@ static void test_fatal_panic(void)
     is_int(count_lines(log), 2, "both fatal lines logged");
     free(log);
 
-    status = in_child(do_panic, hook, &hooks);
+    status = in_hooked_child(do_panic, hook, &hooks);
     ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
        "msg_panic aborts with SIGABRT (status 0x%x)", status);
     is_int(hooks, 0, "msg_panic does not run the fatal hook");
@@ -314,14 +285,14 @@ static void test_fatal_panic(void)
     like(log, "]: panic: impossible state 3\n", "msg_panic logs 'panic: text'");
     free(log);
 
-    status = in_child(do_overflow, NULL, &hooks);
+    status = in_hooked_child(do_overflow, NULL, &hooks);
     ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
        "xreallocarray overflow panics (status 0x%x)", status);
     log = take_log();
     like(log, "panic: xreallocarray: ", "xreallocarray overflow: the log says so");
     free(log);
 
-    status = in_child(do_calloc_overflow, NULL, &hooks);
+    status = in_hooked_child(do_calloc_overflow, NULL, &hooks);
     ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
        "xcalloc overflow panics (status 0x%x)", status);
     log = take_log();
@@ -332,7 +303,7 @@ static void test_fatal_panic(void)
     ok(1, "# skip out-of-memory test: ASan aborts on huge allocations");
     ok(1, "# skip out-of-memory test: ASan aborts on huge allocations");
 #else
-    status = in_child(do_oom, NULL, &hooks);
+    status = in_hooked_child(do_oom, NULL, &hooks);
     ok(WIFEXITED(status) && WEXITSTATUS(status) == 1,
        "out of memory is fatal, exit 1 (status 0x%x)", status);
     log = take_log();

@@ -25,6 +25,7 @@
 #include "stream.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static void pair(int fds[2])
 {
@@ -58,7 +59,7 @@ static void puts_fd(int fd, const char *s)
 }
 
 /* Read everything from fd until EOF into a fresh buf. */
-static buf_t *slurp(int fd)
+static buf_t *slurp_fd(int fd)
 {
     buf_t *b = buf_new(0);
     char tmp[4096];
@@ -78,25 +79,6 @@ static buf_t *slurp(int fd)
 static void msleep(int ms)
 {
     usleep((useconds_t)ms * 1000);
-}
-
-/* Run fn(arg) in a child with stderr silenced; true if it died of SIGABRT. */
-static int dies_with_abort(void (*fn)(int), int arg)
-{
-    pid_t pid = fork();
-    int status;
-
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-
-        if (null >= 0)
-            dup2(null, 2);
-        fn(arg);
-        _exit(0);
-    }
-    if (waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 /* ---- lines ---- */
@@ -590,7 +572,7 @@ static void test_io_hook(void)
     stream_puts(s, "out\n");
     stream_flush(s);
     shutdown(fds[0], SHUT_WR);
-    raw = slurp(fds[1]);
+    raw = slurp_fd(fds[1]);
     is_str(buf_cstr(raw), "out\n", "raw write after the hook was removed");
     buf_free(&raw);
     stream_free(&s);
@@ -599,10 +581,11 @@ static void test_io_hook(void)
     buf_free(&line);
 }
 
-/* Misuse that must panic: 0 set_io with output buffered, 1 max_len 0,
- * 2 a negative fd. */
-static void misuse(int what)
+/* Misuse that must panic (*arg is an int): 0 set_io with output buffered,
+ * 1 max_len 0, 2 a negative fd. */
+static void misuse(void *arg)
 {
+    int what = *(const int *)arg;
     int fds[2];
     stream_t *s;
     struct xor_ctx ctx = { 0 };
@@ -721,7 +704,7 @@ static void test_printf(void)
     buf_append_str(want, "end");
     stream_close(&s);
     ok(s == NULL, "stream_close NULLs the pointer");
-    got = slurp(fds[1]);
+    got = slurp_fd(fds[1]);
     is_int(got->len, want->len, "stream_close flushed everything");
     ok(got->len == want->len && memcmp(got->data, want->data, got->len) == 0,
        "printf output in order");
@@ -802,9 +785,9 @@ int main(void)
     test_deadline_kinds();
     test_pending();
     test_io_hook();
-    ok(dies_with_abort(misuse, 0), "set_io with buffered output panics");
-    ok(dies_with_abort(misuse, 1), "getline with max_len 0 panics");
-    ok(dies_with_abort(misuse, 2), "stream_open(-1) panics");
+    ok(dies_with_abort_arg(misuse, &(int){0}), "set_io with buffered output panics");
+    ok(dies_with_abort_arg(misuse, &(int){1}), "getline with max_len 0 panics");
+    ok(dies_with_abort_arg(misuse, &(int){2}), "stream_open(-1) panics");
     test_big_write();
     test_printf();
     test_write_errors();
