@@ -748,7 +748,9 @@ int ipc_listen(const char *path, mode_t mode, int backlog)
         return -1;
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return -1;
-    /* Create the file with the final mode right away (single threaded). */
+    /* Create the file with its final mode right away (single threaded).
+     * Never chmod() the path afterwards: whoever can write the directory
+     * could have swapped in a symlink by then, and we may be root. */
     old_umask = umask((mode_t)~mode & 0777);
     rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old_umask);
@@ -756,8 +758,7 @@ int ipc_listen(const char *path, mode_t mode, int backlog)
         ipc_close_keep_errno(fd);
         return -1;
     }
-    /* Nobody can connect before listen(), so the mode is final in time. */
-    if (chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
+    if (listen(fd, backlog) < 0) {
         int saved = errno;
 
         unlink(path);

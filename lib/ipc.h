@@ -114,7 +114,7 @@ const char *ipc_type_name(uint32_t type);
 int ipc_connect(const char *path);
 /* Create, bind and listen on a UNIX socket path (removing a stale one, but
  * only if it is a socket), with the given mode (set via umask during bind,
- * so not thread-safe, then chmod before listen); -1 with errno on failure. */
+ * so not thread-safe; never a chmod by path); -1 with errno on failure. */
 int ipc_listen(const char *path, mode_t mode, int backlog);
 
 #endif

@@ -24,9 +24,26 @@ static int msg_flags = MSG_STDERR;
 static int msg_log_fd = -1;
 static void (*msg_hook)(void);
 
+/* Open /dev/null on whichever of 0, 1, 2 is closed. */
+static void msg_sane_stdio(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR | O_NOCTTY)) >= 0 && fd <= 2)
+        ;
+    if (fd > 2)
+        close(fd);
+}
+
 void msg_init(const char *progname, int flags)
 {
+    static int stdio_checked;
     const char *slash = strrchr(progname, '/');
+
+    if (!stdio_checked) {
+        msg_sane_stdio();
+        stdio_checked = 1;
+    }
 
     if (slash)
         progname = slash + 1;

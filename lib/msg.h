@@ -26,7 +26,10 @@
 
 extern int msg_verbose;
 
-/* Set the program name ("smtpd") and where output goes. May be called again. */
+/* Set the program name ("smtpd") and where output goes. May be called again.
+ * The first call also makes sure descriptors 0, 1 and 2 are open (on
+ * /dev/null if need be): a process started with them closed would
+ * otherwise give them to its own files, and log lines would land there. */
 void msg_init(const char *progname, int flags);
 /* Also append every line to this file (opened O_APPEND now); NULL closes. */
 int msg_logfile(const char *path);

@@ -37,6 +37,7 @@ static int server_uses;
 static int server_active;           /* SERVER_MULTI: connections in progress */
 static int server_retiring;         /* master asked us to go, or max_use reached */
 static event_timer_t *server_idle_timer;
+static event_timer_t *server_pause_timer;
 static event_loop_t *server_loop;
 
 static int server_jailed;
@@ -88,8 +89,10 @@ static void server_retire(void)
 {
     if (!server_retiring) {
         server_retiring = 1;
-        for (int i = 0; i < server_nlisten; i++)
-            event_del_fd(server_loop, SERVER_LISTEN_FD + i);
+        if (server_pause_timer == NULL)
+            for (int i = 0; i < server_nlisten; i++)
+                event_del_fd(server_loop, SERVER_LISTEN_FD + i);
+        event_cancel_timer(server_loop, &server_pause_timer);
     }
     if (server_active == 0)
         server_exit(0);
@@ -111,6 +114,18 @@ void server_conn_end(void)
         server_arm_idle();
 }
 
+static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg);
+
+/* Listen again after a pause forced by a lack of descriptors or memory. */
+static void server_resume(event_loop_t *loop, void *arg)
+{
+    (void)arg;
+    server_pause_timer = NULL;
+    if (!server_retiring)
+        for (int i = 0; i < server_nlisten; i++)
+            event_add_fd(loop, SERVER_LISTEN_FD + i, EVENT_READ, server_on_accept, NULL);
+}
+
 static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
 {
     int fd;
@@ -120,8 +135,15 @@ static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
         /* Another process of the service won the race, or the client left. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
-            msg_warn("accept: %s", strerror(errno));
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR)
+            return;
+        msg_warn("accept: %s", strerror(errno));
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The connection stays queued: pausing beats spinning on it. */
+            for (int i = 0; i < server_nlisten; i++)
+                event_del_fd(loop, SERVER_LISTEN_FD + i);
+            server_pause_timer = event_add_timer(loop, 1000, server_resume, NULL);
+        }
         return;
     }
     server_uses++;
@@ -222,6 +244,8 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     for (int i = 0; i < server_nlisten; i++)
         server_check_fd(SERVER_LISTEN_FD + i, "listener");
 
+    if (opts->chroot != SERVER_CHROOT_NONE && opts->user_param == NULL)
+        msg_panic("a chroot without a privilege drop: the process would stay root");
     if (opts->pre_init)
         opts->pre_init();
     if (chdir(conf_str("queue_directory")) < 0)

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,13 +35,16 @@ static pid_t running_master(void)
     char *path = xasprintf("%s/%s", conf_str("queue_directory"), MASTER_PID_FILE);
     char buf[32] = "";
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     pid_t pid = 0;
     ssize_t n;
 
     free(path);
     if (fd < 0)
         return 0;
-    if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+    /* Test master's lock without taking it (taking it, even for a moment,
+     * could make a master starting right then fail). */
+    if (fcntl(fd, F_OFD_GETLK, &lk) == 0 && lk.l_type != F_UNLCK) {
         n = read(fd, buf, sizeof(buf) - 1);
         buf[n > 0 ? n : 0] = '\0';
         pid = (pid_t)atol(buf);

@@ -11,14 +11,18 @@
  * $queue_directory (root 0755):
  *   maildrop/  mail_owner:setgid_group 1730  sendmail drops files, cannot list
  *   tmp/ incoming/ active/ deferred/ hold/ corrupt/   mail_owner 0700
- *   private/   mail_owner:mail_owner 0710  internal sockets; every service
- *              process has the mail_owner group to reach them
- *   public/    mail_owner:setgid_group 0710  sockets for local users' tools
+ *   private/   root:mail_owner 0710  internal sockets (bound by master);
+ *              every service process has the mail_owner group to reach them
+ *   public/    root:setgid_group 0710  sockets for local users' tools
+ * The directories are created and fixed through descriptors opened with
+ * O_NOFOLLOW, below ancestors that must be root's and not writable by
+ * others, so nobody can point root's chown/chmod elsewhere with a symlink.
  *   pid/       root 0755  master.pid, master.sock
  *   empty/     root 0555  the jail of processes that need no files
  * Failure modes: every failure is printed as a sentence and returns -1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -85,39 +89,101 @@ static int ensure_user(const char *name)
     return 0;
 }
 
-static int ensure_dir(const char *path, uid_t uid, gid_t gid, mode_t mode)
+/*
+ * Open dir for use as root without following any symlink an unprivileged
+ * user could have planted: every ancestor must be root's and writable by
+ * nobody else (the sticky /tmp is fine).  Symlinks that root made are
+ * resolved first.  Returns an O_DIRECTORY fd, or -1 with a message logged.
+ */
+static int open_trusted_parent(const char *dir, char **last)
 {
+    char *copy = xstrdup(dir), *real, *slash, *comp, *save = NULL;
+    int fd, next;
     struct stat st;
 
-    if (lstat(path, &st) < 0) {
-        if (errno != ENOENT || mkdir(path, 0700) < 0 || lstat(path, &st) < 0) {
-            msg_error("cannot create directory %s: %s", path, strerror(errno));
-            return -1;
-        }
-        msg_info("created directory %s", path);
-        st.st_mode = S_IFDIR | 0700;
-        st.st_uid = (uid_t)-1;
+    slash = strrchr(copy, '/');
+    if (copy[0] != '/' || slash == NULL || slash[1] == '\0') {
+        msg_error("queue_directory %s must be an absolute path", dir);
+        free(copy);
+        return -1;
     }
-    if (!S_ISDIR(st.st_mode)) {
-        msg_error("%s exists but is not a directory", path);
+    *slash = '\0';
+    real = realpath(*copy ? copy : "/", NULL);
+    if (real == NULL) {
+        msg_error("cannot use queue_directory %s: %s: %s", dir, *copy ? copy : "/", strerror(errno));
+        free(copy);
+        return -1;
+    }
+    *last = xstrdup(slash + 1);
+    free(copy);
+    fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (comp = strtok_r(real, "/", &save); fd >= 0; comp = strtok_r(NULL, "/", &save)) {
+        if (fstat(fd, &st) < 0 || st.st_uid != 0
+            || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+            msg_error("cannot use queue_directory %s: a directory above it (%s) is not owned "
+                      "by root or is writable by others", dir, comp ? comp : *last);
+            close(fd);
+            fd = -1;
+            break;
+        }
+        if (comp == NULL)
+            break;
+        next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0)
+            msg_error("cannot use queue_directory %s: %s: %s", dir, comp, strerror(errno));
+        close(fd);
+        fd = next;
+    }
+    free(real);
+    if (fd < 0)
+        xfree(last);
+    return fd;
+}
+
+/* Make sure dirfd/name is a directory with this owner and mode, acting
+ * on the opened directory, never again on a path. */
+static int ensure_dir_at(int dirfd, const char *shown, const char *name, uid_t uid, gid_t gid,
+                         mode_t mode, int *fdp)
+{
+    struct stat st;
+    int created = 0, fd;
+
+    if (mkdirat(dirfd, name, 0700) == 0) {
+        created = 1;
+        msg_info("created directory %s", shown);
+    } else if (errno != EEXIST) {
+        msg_error("cannot create directory %s: %s", shown, strerror(errno));
+        return -1;
+    }
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        msg_error("%s is not a directory we can use: %s", shown, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     if (st.st_uid != uid || st.st_gid != gid) {
-        if (chown(path, uid, gid) < 0) {
-            msg_error("cannot set the owner of %s: %s", path, strerror(errno));
+        if (fchown(fd, uid, gid) < 0) {
+            msg_error("cannot set the owner of %s: %s", shown, strerror(errno));
+            close(fd);
             return -1;
         }
-        if (st.st_uid != (uid_t)-1)
-            msg_info("fixed the owner of %s", path);
+        if (!created)
+            msg_info("fixed the owner of %s", shown);
     }
     if ((st.st_mode & 07777) != mode) {
-        if (chmod(path, mode) < 0) {
-            msg_error("cannot set the mode of %s: %s", path, strerror(errno));
+        if (fchmod(fd, mode) < 0) {
+            msg_error("cannot set the mode of %s: %s", shown, strerror(errno));
+            close(fd);
             return -1;
         }
-        if (st.st_uid != (uid_t)-1)
-            msg_info("fixed the mode of %s to %04o", path, (unsigned)mode);
+        if (!created)
+            msg_info("fixed the mode of %s to %04o", shown, (unsigned)mode);
     }
+    if (fdp)
+        *fdp = fd;
+    else
+        close(fd);
     return 0;
 }
 
@@ -128,8 +194,8 @@ int setup_accounts_and_spool(void)
     const char *q = conf_str("queue_directory");
     uid_t owner;
     gid_t owner_gid, drop_gid;
-    char *path;
-    int rc = 0;
+    char *last = NULL, *shown;
+    int rc = 0, parent, qfd;
 
     if (ensure_group(conf_str("setgid_group")) < 0 || ensure_user(conf_str("mail_owner")) < 0
         || ensure_user(conf_str("network_user")) < 0 || ensure_user(conf_str("auth_user")) < 0
@@ -138,24 +204,27 @@ int setup_accounts_and_spool(void)
     privs_lookup(conf_str("mail_owner"), &owner, &owner_gid);
     privs_group_lookup(conf_str("setgid_group"), &drop_gid);
 
-    if (mkdir(q, 0755) == 0)
-        msg_info("created directory %s", q);
-    rc |= ensure_dir(q, 0, 0, 0755);
-    for (const char *const *d = queues; *d; d++) {
-        path = xasprintf("%s/%s", q, *d);
-        rc |= ensure_dir(path, owner, owner_gid, 0700);
-        free(path);
-    }
+    if ((parent = open_trusted_parent(q, &last)) < 0)
+        return -1;
+    rc = ensure_dir_at(parent, q, last, 0, 0, 0755, &qfd);
+    close(parent);
+    free(last);
+    if (rc < 0)
+        return -1;
 #define DIR_(name, u, g, m) do { \
-        path = xasprintf("%s/%s", q, name); \
-        rc |= ensure_dir(path, u, g, m); \
-        free(path); \
+        shown = xasprintf("%s/%s", q, name); \
+        rc |= ensure_dir_at(qfd, shown, name, u, g, m, NULL); \
+        free(shown); \
     } while (0)
+    for (const char *const *d = queues; *d; d++)
+        DIR_(*d, owner, owner_gid, 0700);
     DIR_("maildrop", owner, drop_gid, 01730);
-    DIR_("private", owner, owner_gid, 0710);
-    DIR_("public", owner, drop_gid, 0710);
+    /* master (root) binds the sockets; nobody else may add or swap one. */
+    DIR_("private", 0, owner_gid, 0710);
+    DIR_("public", 0, drop_gid, 0710);
     DIR_("pid", 0, 0, 0755);
     DIR_(SERVER_EMPTY_DIR, 0, 0, 0555);
 #undef DIR_
+    close(qfd);
     return rc ? -1 : 0;
 }

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,9 +97,15 @@ int master_reload(buf_t *errs)
         return -1;
     }
     master_params_copy(&fresh);
-    if (strcmp(fresh.queue_directory, old.queue_directory) != 0) {
-        buf_printf(errs, "queue_directory changed from %s to %s: that needs a stop and start\n",
-                   old.queue_directory, fresh.queue_directory);
+    if (strcmp(fresh.queue_directory, old.queue_directory) != 0
+        || strcmp(fresh.inet_interfaces, old.inet_interfaces) != 0) {
+        int q = strcmp(fresh.queue_directory, old.queue_directory) != 0;
+
+        /* The old listeners hold the addresses the new ones would need. */
+        buf_printf(errs, "%s changed from %s to %s: that needs mailctl stop and start\n",
+                   q ? "queue_directory" : "inet_interfaces",
+                   q ? old.queue_directory : old.inet_interfaces,
+                   q ? fresh.queue_directory : fresh.inet_interfaces);
         master_conf_free(&mc);
         master_params_free(&fresh);
         msg_warn("reload failed: %s", buf_cstr(errs));
@@ -133,8 +138,11 @@ int master_reload(buf_t *errs)
 static void master_cleanup(void)
 {
     control_close();
-    if (pid_path && pid_fd >= 0) {
-        unlink(pid_path);
+    if (pid_fd >= 0) {
+        /* Empty it but never unlink it: a master starting now may already
+         * have it open, and would lock an unlinked file. */
+        if (ftruncate(pid_fd, 0) < 0)
+            (void)0;
         close(pid_fd);
         pid_fd = -1;
     }
@@ -188,6 +196,8 @@ static void master_on_signal(event_loop_t *loop, int signo, void *arg)
             master_finish();
         break;
     case SIGHUP:
+        if (master_stopping)
+            break;                  /* never bind listeners again while stopping */
         errs = buf_new(0);
         master_reload(errs);
         buf_free(&errs);
@@ -198,9 +208,12 @@ static void master_on_signal(event_loop_t *loop, int signo, void *arg)
     }
 }
 
-/* Take the pid file lock; a second master fails here with a clear message. */
+/* Take the pid file lock; a second master fails here with a clear message.
+ * It is an open-file-description lock: it stays with the daemon child after
+ * fork, and mailctl can test it (F_OFD_GETLK) without ever taking it. */
 static void master_lock_pid_file(void)
 {
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     char buf[32] = "";
     ssize_t n;
 
@@ -209,7 +222,7 @@ static void master_lock_pid_file(void)
     if (pid_fd < 0)
         msg_fatal("cannot open pid file %s: %s (mailctl start creates the spool)", pid_path,
                   strerror(errno));
-    if (flock(pid_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (fcntl(pid_fd, F_OFD_SETLK, &lk) < 0) {
         n = pread(pid_fd, buf, sizeof(buf) - 1, 0);
         buf[n > 0 ? n : 0] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
@@ -240,7 +253,12 @@ int main(int argc, char **argv)
     struct master_conf *mc;
     buf_t *errs = buf_new(0);
     int ch, ready[2] = {-1, -1};
+    sigset_t none;
 
+    /* Nothing of our caller's but stdin/out/err, no signal blocked. */
+    closefrom(3);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     msg_init("master", MSG_STDERR | MSG_SYSLOG);
     while ((ch = getopt(argc, argv, "c:fv")) != -1) {
         switch (ch) {

@@ -31,6 +31,7 @@ struct service;
 struct proc {
     pid_t            pid;
     struct service  *svc;          /* NULL once its service was retired */
+    char            *key;          /* its service's key, kept after retirement */
     time_t           started;
     int              busy;
     int              reported;     /* has sent at least one status record */
@@ -53,10 +54,12 @@ struct service {
     int             status_rd, status_wr;   /* children -> master */
     int             trigger_rd, trigger_wr; /* master -> children (wakeup, EOF = go away) */
     int             nprocs, navail;
+    int             nretired;      /* processes of the replaced generation still running */
     int             polling;       /* master watches listen_fds for demand */
     int             throttled;
     event_timer_t  *throttle_timer;
     event_timer_t  *wakeup_timer;
+    event_timer_t  *backoff_timer; /* fork failed: wait before trying again */
     TAILQ_ENTRY(service) link;
 };
 TAILQ_HEAD(service_list, service);

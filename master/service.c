@@ -38,10 +38,21 @@
 
 static void service_spawn(struct service *svc);
 
+/* Below the process limit?  For a singleton (maxproc 1, e.g. qmgr, the
+ * only mover of queue files) the process of the replaced generation that
+ * is still finishing counts too: a reload never runs two.  For a pool the
+ * old generation is on its way out and the new one starts at full size. */
+static int service_below_limit(const struct service *svc)
+{
+    if (svc->maxproc == 0)
+        return 1;
+    return svc->nprocs + (svc->maxproc == 1 ? svc->nretired : 0) < svc->maxproc;
+}
+
 static void service_set_polling(struct service *svc)
 {
-    int want = !master_stopping && !svc->throttled && svc->nlisten > 0 && svc->navail == 0
-        && (svc->maxproc == 0 || svc->nprocs < svc->maxproc);
+    int want = !master_stopping && !svc->throttled && !svc->backoff_timer && svc->nlisten > 0
+        && svc->navail == 0 && service_below_limit(svc);
 
     if (want == svc->polling)
         return;
@@ -115,6 +126,21 @@ static int high_dup(int fd)
     return nfd;
 }
 
+/* In the child: no signal blocked, every disposition the default, so the
+ * service starts as a freshly exec'd program should (master blocks the
+ * signals it handles and ignores SIGPIPE; its caller may have done more). */
+static void child_reset_signals(void)
+{
+    sigset_t none;
+
+    event_reset_signals();
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static char **child_environment(void)
 {
     static const char *keep[] = {"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TZ=", NULL};
@@ -134,16 +160,30 @@ static char **child_environment(void)
     return env;
 }
 
+static void service_backoff_over(event_loop_t *loop, void *arg)
+{
+    struct service *svc = arg;
+
+    (void)loop;
+    svc->backoff_timer = NULL;
+    if (svc->wakeup && svc->nprocs == 0)
+        service_spawn(svc);
+    service_set_polling(svc);
+}
+
 static void service_spawn(struct service *svc)
 {
     struct proc *p;
     pid_t pid;
 
-    if (master_stopping || svc->throttled)
+    if (master_stopping || svc->throttled || svc->backoff_timer || !service_below_limit(svc))
         return;
     pid = fork();
     if (pid < 0) {
-        msg_warn("service %s: fork: %s", svc->name, strerror(errno));
+        /* Out of processes or memory: do not retry in a loop. */
+        msg_warn("service %s: fork: %s -- trying again in 1s", svc->name, strerror(errno));
+        svc->backoff_timer = event_add_timer(master_loop, 1000, service_backoff_over, svc);
+        service_set_polling(svc);
         return;
     }
     if (pid == 0) {
@@ -152,7 +192,9 @@ static void service_spawn(struct service *svc)
         char nlisten[16];
         int status_fd, trigger_fd, *lfds, n = 0;
 
-        event_reset_signals();
+        msg_fatal_hook(NULL);       /* master's clean-up is not ours to run */
+        child_reset_signals();
+        setsid();                   /* no controlling terminal (start -f) */
         status_fd = high_dup(svc->status_wr);
         trigger_fd = high_dup(svc->trigger_rd);
         lfds = xcalloc((size_t)svc->nlisten + 1, sizeof(int));
@@ -185,6 +227,7 @@ static void service_spawn(struct service *svc)
     p = xcalloc(1, sizeof(*p));
     p->pid = pid;
     p->svc = svc;
+    p->key = xstrdup(svc->key);
     p->started = time(NULL);
     TAILQ_INSERT_TAIL(&master_procs, p, link);
     svc->nprocs++;
@@ -243,7 +286,19 @@ static void proc_exited(struct proc *p, int status)
     abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         && !(master_stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
     if (svc == NULL) {
+        struct service *now;
+
         msg_debug("retired process %ld: %s", (long)p->pid, how);
+        /* The service that replaced it may now start its own process. */
+        TAILQ_FOREACH(now, &master_services, link) {
+            if (strcmp(now->key, p->key) == 0 && now->nretired > 0) {
+                now->nretired--;
+                if (now->wakeup && now->nprocs == 0 && !master_stopping)
+                    service_spawn(now);
+                service_set_polling(now);
+                break;
+            }
+        }
         return;
     }
     svc->nprocs--;
@@ -253,10 +308,11 @@ static void proc_exited(struct proc *p, int status)
         msg_warn("service %s: process %ld (%s) %s", svc->name, (long)p->pid, svc->argv[0], how);
     else
         msg_debug("service %s: process %ld %s", svc->name, (long)p->pid, how);
-    /* A failure at start-up, or an always-on service dying right after it
-     * started, would otherwise be respawned in a loop. */
-    if (abnormal && !master_stopping
-        && (!p->reported || (svc->wakeup && time(NULL) - p->started < 2)))
+    /* A process that ends before it ever served (whatever its exit
+     * status), or an always-on service dying right after it started,
+     * would otherwise be respawned in a loop. */
+    if (!master_stopping
+        && (!p->reported || (abnormal && svc->wakeup && time(NULL) - p->started < 2)))
         service_throttle(svc);
     else if (svc->wakeup && svc->nprocs == 0 && !master_stopping)
         service_spawn(svc);
@@ -275,6 +331,7 @@ void service_reap_children(void)
             continue;
         TAILQ_REMOVE(&master_procs, p, link);
         proc_exited(p, status);
+        free(p->key);
         free(p);
     }
 }
@@ -314,14 +371,7 @@ int service_table_build(struct master_conf *mc, struct service_list *out,
         struct service *svc = xcalloc(1, sizeof(*svc)), *o;
         buf_t *cmd = buf_new(0);
 
-        /* A bare port listens on inet_interfaces: a change of those must
-         * rebind, so they are part of what identifies the listeners. */
-        if (ms->type == MASTER_SVC_UNIX)
-            svc->key = xasprintf("unix:%s", ms->name);
-        else if (strchr(ms->name, ':') == NULL)
-            svc->key = xasprintf("inet:%s@%s", ms->name, master_params.inet_interfaces);
-        else
-            svc->key = xasprintf("inet:%s", ms->name);
+        svc->key = xasprintf("%s:%s", ms->type == MASTER_SVC_INET ? "inet" : "unix", ms->name);
         svc->name = xstrdup(ms->name);
         svc->type = ms->type;
         svc->private_socket = ms->private_socket;
@@ -386,9 +436,13 @@ fail:
 void service_table_start(struct service_list *list)
 {
     struct service *svc;
+    struct proc *proc;
     int p[2];
 
     TAILQ_FOREACH(svc, list, link) {
+        TAILQ_FOREACH(proc, &master_procs, link)
+            if (proc->svc == NULL && strcmp(proc->key, svc->key) == 0)
+                svc->nretired++;
         if (make_pipe(p, 1, 0) < 0)
             msg_fatal("pipe: %s", strerror(errno));
         svc->status_rd = p[0];
@@ -421,6 +475,7 @@ void service_retire(struct service **svcp)
             p->svc = NULL;
     event_cancel_timer(master_loop, &svc->throttle_timer);
     event_cancel_timer(master_loop, &svc->wakeup_timer);
+    event_cancel_timer(master_loop, &svc->backoff_timer);
     for (int i = 0; i < svc->nlisten; i++) {
         event_del_fd(master_loop, svc->listen_fds[i]);
         close(svc->listen_fds[i]);

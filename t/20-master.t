@@ -123,6 +123,7 @@ is_(inst.wait_for(lambda: sum(1 for p in inst.procs()
                               if "127.0.0.1:%d" % echo_port in open("/proc/%d/cmdline" % p).read().replace("\0", " ")) == 3, 5), True,
     "master runs at most maxproc=3 processes for the service")
 for s, f in conns:
+    f.close()
     s.close()
 
 # A second start is refused with a clear message.

@@ -58,8 +58,8 @@ want = {
     "deferred": (owner.pw_uid, owner.pw_gid, 0o700),
     "hold": (owner.pw_uid, owner.pw_gid, 0o700),
     "corrupt": (owner.pw_uid, owner.pw_gid, 0o700),
-    "private": (owner.pw_uid, owner.pw_gid, 0o710),
-    "public": (owner.pw_uid, drop_gid, 0o710),
+    "private": (0, owner.pw_gid, 0o710),
+    "public": (0, drop_gid, 0o710),
     "pid": (0, 0, 0o755),
     "empty": (0, 0, 0o555),
 }

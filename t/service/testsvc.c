@@ -8,6 +8,7 @@
  *   --chroot=spool|empty|none
  *   --multi            SERVER_MULTI instead of SERVER_SINGLE
  *   --fail-at-start    exit 1 before serving (to test throttling)
+ *   --exit-at-start    exit 0 before serving (must be throttled too)
  *   --no-idle-exit     keep running (wakeup services)
  * Each connection gets "testsvc SERVICE pid PID uid UID gid GID" and then
  * every line it sends echoed back until "quit".  A wakeup logs
@@ -81,6 +82,8 @@ int main(int argc, char **argv)
             opts.mode = SERVER_MULTI;
         else if (strcmp(argv[i], "--no-idle-exit") == 0)
             opts.no_idle_exit = 1;
+        else if (strcmp(argv[i], "--exit-at-start") == 0)
+            exit(0);
         else if (strcmp(argv[i], "--fail-at-start") == 0) {
             msg_init(argv[0], MSG_STDERR | MSG_SYSLOG);
             msg_fatal("failing at start-up as asked");
