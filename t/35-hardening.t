@@ -79,6 +79,7 @@ is_(inst.log().count("service quitter: /"), 1, "once, not in a loop")
 
 # A singleton (maxproc 1) never runs twice, not even across a reload.
 def singles():
+    """master's processes of the singleton service."""
     out = []
     for p in inst.procs():
         try:
@@ -109,7 +110,12 @@ ufile.close()
 u.close()
 new = inst.wait_for(lambda: [p for p in singles() if p not in first], 5)
 ok(new, "the new generation's singleton starts once the old one is gone")
-ok(not any(posthorn.alive(p) for p in first), "and the old one is gone")
+if not ok(not any(posthorn.alive(p) for p in first), "and the old one is gone"):
+    for p in first + (new or []):
+        try:
+            diag("%d: %s %s" % (p, open("/proc/%d/stat" % p).read()[:80], open("/proc/%d/cmdline" % p, "rb").read()))
+        except OSError as e:
+            diag("%d: %s" % (p, e))
 
 inst.stop()
 inst.cleanup()

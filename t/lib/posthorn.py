@@ -204,16 +204,18 @@ class Instance:
         return self.known_pids
 
     def procs(self):
-        """{pid: program name} of master's live children."""
+        """{pid: program name} of master's live service processes: its
+        direct children (not their helpers, e.g. LeakSanitizer's)."""
         if not self.master_pid:
             return {}
         out = {}
         for p in children_of(self.master_pid):
+            self.known_pids.add(p)
             try:
-                out[p] = os.path.basename(proc_cmdline(p))
-            except OSError:
+                if alive(p) and proc_status(p)["PPid"] == [str(self.master_pid)]:
+                    out[p] = os.path.basename(proc_cmdline(p))
+            except (OSError, KeyError):
                 pass
-        self.known_pids.update(out)
         return out
 
     def service_pids(self, program):
