@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,12 +133,26 @@ static int high_dup(int fd)
  * signals it handles and ignores SIGPIPE; its caller may have done more). */
 static void child_reset_signals(void)
 {
+    /* The kernel's struct sigaction: glibc's signal() refuses the signals
+     * it reserves for itself (32, 33), yet those too can arrive ignored
+     * from whoever started master, and an ignored signal survives exec. */
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        uint64_t mask;
+    } dfl = {SIG_DFL, 0, NULL, 0};
     sigset_t none;
 
     event_reset_signals();
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (sig < SIGRTMIN && sig > 31)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+        else
             signal(sig, SIG_DFL);
+    }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
