@@ -79,8 +79,6 @@ const struct conf_param conf_params[] = {
      "pause before a service that failed at start-up is started again", NULL},
     {"master_stop_timeout", CONF_TIME, "5s", 1, 600,
      "grace after SIGTERM before master kills what is left with SIGKILL", NULL},
-    {"ipc_timeout", CONF_TIME, "3600s", 1, DAY,
-     "time limit for one IPC message exchange", NULL},
 
     /* Mail handling (used by the later services; listed so that configs
      * written by mailctl init check cleanly). */

@@ -84,7 +84,7 @@ static void test_defaults(void)
     is_int(conf_int("max_use"), 100, "max_use default");
     is_int(conf_int("default_process_limit"), 100, "default_process_limit default");
     is_int(conf_time("max_idle"), 100, "max_idle default 100s");
-    is_int(conf_time("ipc_timeout"), 3600, "ipc_timeout default 3600s");
+    is_int(conf_time("service_throttle_time"), 60, "service_throttle_time default 60s");
     is_int(conf_size("message_size_limit"), 10240000, "message_size_limit default");
     is_str(conf_str("relayhost"), "", "relayhost default empty");
     is_str(conf_str("smtpd_tls_key_file"), "", "key file defaults to the (empty) cert file");
@@ -332,11 +332,12 @@ static void test_values(void)
     is_int(load("max_use = +12\n"), 0, "int with a + sign");
     is_int(conf_int("max_use"), 12, "+12");
 
-    is_int(load("max_idle = 90\nipc_timeout = 2h\nservice_throttle_time = 3m\n"
-                "master_stop_timeout = 10S\n"), 0, "times with units");
+    is_int(load("max_idle = 90\nservice_throttle_time = 2h\n"
+                "master_stop_timeout = 3m\n"), 0, "times with units");
     is_int(conf_time("max_idle"), 90, "bare number is seconds");
-    is_int(conf_time("ipc_timeout"), 7200, "2h");
-    is_int(conf_time("service_throttle_time"), 180, "3m");
+    is_int(conf_time("service_throttle_time"), 7200, "2h");
+    is_int(conf_time("master_stop_timeout"), 180, "3m");
+    is_int(load("master_stop_timeout = 10S\n"), 0, "an upper-case unit");
     is_int(conf_time("master_stop_timeout"), 10, "10S (upper-case unit)");
     is_int(load("max_idle = 1d\n"), 0, "1d is the maximum of max_idle");
     is_int(conf_time("max_idle"), 86400, "1d");
