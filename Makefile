@@ -40,6 +40,8 @@ COMMANDS   = $(filter $(patsubst %/,%,$(wildcard */)),mailctl sendmail)
 DAEMON_BIN = $(DAEMONS:%=$(B)/libexec/posthorn/%)
 CMD_BIN    = $(COMMANDS:%=$(B)/sbin/%)
 
+BENCH_SRC  = $(wildcard bench/*.c)
+BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 UNIT_SRC   = $(wildcard t/unit/*.c)
 UNIT_BIN   = $(UNIT_SRC:t/unit/%.c=$(B)/t/unit/%.t)
 TESTSVC    = $(B)/t/testsvc
@@ -68,6 +70,10 @@ $(B)/t/unit/%.t: $(B)/obj/t/unit/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(TESTSVC): $(B)/obj/t/service/testsvc.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -82,6 +88,11 @@ check: all
 # Unit tests only (used for the sanitizer tree in CI).
 unit: $(UNIT_BIN)
 	POSTHORN_BUILD=$(abspath $(B)) prove $(PROVEFLAGS) $(abspath $(UNIT_BIN))
+
+# Benchmarks print figures; they never pass or fail on time.
+bench: all $(BENCH_BIN)
+	$(B)/bench/ipc_bench
+	POSTHORN_BUILD=$(abspath $(B)) bench/connrate.py
 
 install: all
 	install -d $(DESTDIR)$(libexecdir) $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) \
@@ -120,5 +131,5 @@ run: all
 clean:
 	rm -rf $(B) build-asan $(DISTNAME).tar.gz
 
-.PHONY: all check unit install dist deps run clean
+.PHONY: all check unit bench install dist deps run clean
 .SECONDARY:
