@@ -90,7 +90,7 @@ static const int msg_prio[] = {
     LOG_INFO, LOG_DEBUG, LOG_WARNING, LOG_ERR, LOG_CRIT, LOG_CRIT,
 };
 
-void msg_vlog(int level, const char *fmt, va_list ap)
+static void msg_vlog(int level, const char *fmt, va_list ap)
 {
     int saved_errno = errno;
     char text[2048], line[2400];

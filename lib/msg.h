@@ -44,6 +44,6 @@ void msg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void msg_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void msg_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void msg_vlog(int level, const char *fmt, va_list ap);
+
 
 #endif

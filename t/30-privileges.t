@@ -7,6 +7,7 @@ import grp
 import os
 import pwd
 import stat
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -128,4 +129,37 @@ like(r.stderr, "permission denied", "with a clear message")
 r = inst.stop()
 is_(r.returncode, 0, "mailctl stop succeeds")
 inst.cleanup()
+
+# Missing accounts are created (and logged): an instance with account names
+# of its own, removed again afterwards.
+tag = "%05d" % (os.getpid() % 100000)
+names = {"mail_owner": "pht%s-own" % tag, "network_user": "pht%s-net" % tag,
+         "auth_user": "pht%s-auth" % tag, "login_user": "pht%s-null" % tag,
+         "setgid_group": "pht%s-drop" % tag}
+inst2 = posthorn.Instance(main_conf=names)
+inst2.write_master([])
+try:
+    r = inst2.start()
+    is_(r.returncode, 0, "start with account names that do not exist yet")
+    log2 = inst2.log()
+    for param in ("mail_owner", "network_user", "auth_user", "login_user"):
+        name = names[param]
+        try:
+            pw = pwd.getpwnam(name)
+            ok(pw.pw_uid != 0 and pw.pw_uid < 1000 and pw.pw_shell.endswith("nologin"),
+               "%s: system account %s created" % (param, name))
+        except KeyError:
+            ok(False, "%s: account %s created" % (param, name))
+        like(log2, "created account %s (uid" % name, "and its creation logged")
+    ok(grp.getgrnam(names["setgid_group"]), "group %s created" % names["setgid_group"])
+    like(log2, "created group %s" % names["setgid_group"], "and logged")
+    st = os.stat(os.path.join(inst2.spool, "incoming"))
+    is_(st.st_uid, pwd.getpwnam(names["mail_owner"]).pw_uid, "the spool belongs to the new mail_owner")
+    inst2.stop()
+finally:
+    inst2.cleanup()
+    for param in ("mail_owner", "network_user", "auth_user", "login_user"):
+        subprocess.run(["userdel", names[param]], capture_output=True)
+    subprocess.run(["groupdel", names["setgid_group"]], capture_output=True)
+ok(all(n not in open("/etc/passwd").read() for n in names.values()), "the test accounts are removed again")
 done()
