@@ -58,8 +58,19 @@ static void control_status_reply(ipc_msg_t *r)
     }
 }
 
+/* Milliseconds left until deadline (at least 0). */
+static int control_left(long long deadline)
+{
+    long long left = deadline - event_now_ms();
+
+    return left > 0 ? (int)left : 0;
+}
+
 static void control_serve(int fd)
 {
+    /* One deadline for the whole exchange: a silent client costs master
+     * at most CONTROL_TIMEOUT_MS, whatever step it stalls in. */
+    long long deadline = event_now_ms() + CONTROL_TIMEOUT_MS;
     ipc_msg_t *req = NULL, *reply = NULL;
     const char *why = NULL;
     buf_t *errs;
@@ -69,12 +80,12 @@ static void control_serve(int fd)
         msg_warn("control: rejected a client that is not root");
         return;
     }
-    if (ipc_hello_recv(fd, MASTER_PROTO_NAME, MASTER_PROTO_VERSION, CONTROL_TIMEOUT_MS, &why) < 0
-        || ipc_hello_send(fd, MASTER_PROTO_NAME, MASTER_PROTO_VERSION, CONTROL_TIMEOUT_MS) < 0) {
+    if (ipc_hello_recv(fd, MASTER_PROTO_NAME, MASTER_PROTO_VERSION, control_left(deadline), &why) < 0
+        || ipc_hello_send(fd, MASTER_PROTO_NAME, MASTER_PROTO_VERSION, control_left(deadline)) < 0) {
         msg_warn("control: bad hello: %s", why ? why : strerror(errno));
         return;
     }
-    if (ipc_recv(fd, &req, 4096, CONTROL_TIMEOUT_MS) != 1) {
+    if (ipc_recv(fd, &req, 4096, control_left(deadline)) != 1) {
         msg_warn("control: no request: %s", strerror(errno));
         return;
     }
@@ -103,7 +114,8 @@ static void control_serve(int fd)
         ipc_put_int(reply, 0);
         ipc_put_str(reply, "unknown request");
     }
-    if (ipc_send(fd, reply, CONTROL_TIMEOUT_MS) < 0)
+    /* The reply gets a fresh second: a reload may have taken a while. */
+    if (ipc_send(fd, reply, 1000) < 0)
         msg_warn("control: cannot send reply: %s", strerror(errno));
     ipc_msg_free(&req);
     ipc_msg_free(&reply);

@@ -117,6 +117,28 @@ if not ok(not any(posthorn.alive(p) for p in first), "and the old one is gone"):
         except OSError as e:
             diag("%d: %s" % (p, e))
 
+# Bad input on the control socket: garbage, a huge frame header, a
+# silent client.  master logs it, drops that client and carries on.
+import struct  # noqa: E402
+ctl = os.path.join(inst.spool, "pid", "master.sock")
+for junk in (b"GET / HTTP/1.0\r\n\r\n" * 4, struct.pack("!IIII", 0, 0xFFFFFFF0, 1, 0) + b"x" * 64):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(ctl)
+    c.sendall(junk)
+    c.settimeout(10)
+    try:
+        c.recv(100)
+    except OSError:
+        pass
+    c.close()
+silent = socket.socket(socket.AF_UNIX)
+silent.connect(ctl)
+r = inst.status()
+is_(r.returncode, 0, "status works after garbage and beside a silent control client")
+silent.close()
+ok(posthorn.alive(inst.master_pid), "master survives bad control input")
+like(inst.log(), "control: bad hello", "and logs it")
+
 inst.stop()
 inst.cleanup()
 
