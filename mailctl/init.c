@@ -46,30 +46,40 @@ static const struct std_service {
     {0, "lookupd", "y", "-", "-", "lookupd", "SPF, DKIM and DNSBL lookups"},
 };
 
-static int write_file(const char *path, int mode, const char *text)
+/* Create dir/name (never over an existing file) holding text. */
+static int write_file(const char *dir, const char *name, int mode, const char *text)
 {
+    char *path = xasprintf("%s/%s", dir, name);
     FILE *fp = fopen(path, "wx");
+    int rc = 0;
 
     if (fp == NULL) {
         fprintf(stderr, "mailctl: cannot create %s: %s\n", path, strerror(errno));
+        free(path);
         return -1;
     }
     fputs(text, fp);
     if (fclose(fp) != 0) {
         fprintf(stderr, "mailctl: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
+        rc = -1;
     }
     chmod(path, (mode_t)mode);
-    return 0;
+    free(path);
+    return rc;
 }
 
-static int make_dir(const char *path)
+/* mkdir dir/name (name may be NULL); an existing directory is fine. */
+static int make_dir(const char *dir, const char *name)
 {
+    char *path = name ? xasprintf("%s/%s", dir, name) : xstrdup(dir);
+    int rc = 0;
+
     if (mkdir(path, 0755) < 0 && errno != EEXIST) {
         fprintf(stderr, "mailctl: cannot create %s: %s\n", path, strerror(errno));
-        return -1;
+        rc = -1;
     }
-    return 0;
+    free(path);
+    return rc;
 }
 
 static char *master_conf_text(const char *daemon_dir, int port_base)
@@ -107,93 +117,18 @@ static char *master_conf_text(const char *daemon_dir, int port_base)
     return text;
 }
 
-int cmd_init(int argc, char **argv)
+struct init_opts {
+    const char *hostname;
+    const char *domain;
+    int         port_base;
+};
+
+static char *main_conf_text(const struct init_opts *o, const char *dir, const char *etc,
+                            const char *daemon_dir)
 {
-    static const struct option longopts[] = {
-        {"hostname", required_argument, NULL, 'h'},
-        {"domain", required_argument, NULL, 'd'},
-        {"port-base", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
-    };
-    char hostbuf[256] = "", *dir, *etc, *p, *text, *self, *daemon_dir, *cert, *key;
-    const char *hostname = NULL, *domain = NULL;
-    int ch, port_base = 0, rc = 1;
-    buf_t *b, *errs;
-    long n;
+    buf_t *b = buf_new(0);
+    char *text;
 
-    optind = 0;         /* re-initialise getopt: main() used it with "+" */
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'h': hostname = optarg; break;
-        case 'd': domain = optarg; break;
-        case 'p':
-            n = strtol(optarg, &p, 10);
-            if (*optarg == '\0' || *p || n < 0 || n > 65535 - 993) {
-                fprintf(stderr, "mailctl: --port-base must be a number from 0 to %d\n", 65535 - 993);
-                return 2;
-            }
-            port_base = (int)n;
-            break;
-        default:
-            fprintf(stderr, "usage: mailctl init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]\n");
-            return 2;
-        }
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: mailctl init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]\n");
-        return 2;
-    }
-    if (hostname == NULL) {
-        gethostname(hostbuf, sizeof(hostbuf) - 1);
-        hostname = hostbuf[0] ? hostbuf : "localhost";
-    }
-    if (strspn(hostname, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(hostname)
-        || (domain && strspn(domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(domain))) {
-        fprintf(stderr, "mailctl: host and domain names may only use letters, digits, '.' and '-'\n");
-        return 2;
-    }
-    if (domain == NULL) {
-        const char *dot = strchr(hostname, '.');
-
-        domain = dot && dot[1] ? dot + 1 : "localdomain";
-    }
-    if (make_dir(argv[optind]) < 0)
-        return 1;
-    dir = realpath(argv[optind], NULL);
-    if (dir == NULL) {
-        fprintf(stderr, "mailctl: %s: %s\n", argv[optind], strerror(errno));
-        return 1;
-    }
-    etc = xasprintf("%s/etc", dir);
-    p = xasprintf("%s/main.conf", etc);
-    if (access(p, F_OK) == 0) {
-        fprintf(stderr, "mailctl: %s already exists: not overwriting an instance\n", p);
-        goto out;
-    }
-    self = mailctl_self_dir();
-    daemon_dir = xasprintf("%s/../libexec/posthorn", self);
-    {
-        char *real = realpath(daemon_dir, NULL);
-
-        if (real) {
-            free(daemon_dir);
-            daemon_dir = real;
-        }
-    }
-    free(self);
-    if (make_dir(etc) < 0)
-        goto out;
-    text = xasprintf("%s/tls", etc);
-    make_dir(text);
-    free(text);
-    text = xasprintf("%s/spool", dir);
-    make_dir(text);
-    free(text);
-    text = xasprintf("%s/log", dir);
-    make_dir(text);
-    free(text);
-
-    b = buf_new(0);
     buf_printf(b,
         "# main.conf - Posthorn instance made by mailctl init; see main.conf(5).\n"
         "# \"mailctl check -d\" lists every parameter with its default.\n"
@@ -211,73 +146,146 @@ int cmd_init(int argc, char **argv)
         "\n"
         "smtpd_tls_cert_file = %s/tls/cert.pem\n"
         "smtpd_tls_key_file = %s/tls/key.pem\n",
-        hostname, domain, port_base > 0 ? "127.0.0.1" : "all", dir, daemon_dir, dir, etc,
-        etc, etc);
-    text = xasprintf("%s/main.conf", etc);
-    if (write_file(text, 0644, buf_cstr(b)) < 0) {
-        free(text);
-        buf_free(&b);
-        free(daemon_dir);
-        goto out;
-    }
-    free(text);
+        o->hostname, o->domain, o->port_base > 0 ? "127.0.0.1" : "all", dir, daemon_dir, dir,
+        etc, etc, etc);
+    text = buf_steal(b, NULL);
     buf_free(&b);
+    return text;
+}
 
-    text = master_conf_text(daemon_dir, port_base);
-    free(daemon_dir);
-    cert = xasprintf("%s/master.conf", etc);
-    if (write_file(cert, 0644, text) < 0) {
-        free(cert);
-        free(text);
-        goto out;
-    }
-    free(cert);
-    free(text);
+static const char aliases_text[] =
+    "# aliases - local aliases; after a change run \"mailctl newaliases\".\n"
+    "# name: target, target, ...\n"
+    "postmaster: root\n"
+    "MAILER-DAEMON: postmaster\n"
+    "abuse: postmaster\n"
+    "hostmaster: postmaster\n"
+    "webmaster: postmaster\n";
 
-    text = xasprintf("%s/aliases", etc);
-    if (write_file(text, 0644,
-                   "# aliases - local aliases; after a change run \"mailctl newaliases\".\n"
-                   "# name: target, target, ...\n"
-                   "postmaster: root\n"
-                   "MAILER-DAEMON: postmaster\n"
-                   "abuse: postmaster\n"
-                   "hostmaster: postmaster\n"
-                   "webmaster: postmaster\n") < 0) {
-        free(text);
-        goto out;
-    }
-    free(text);
-    errs = buf_new(0);
-    text = xasprintf("hash:%s/aliases", etc);
-    if (map_build(text, MAP_FORMAT_ALIASES, errs, NULL) < 0) {
-        fprintf(stderr, "mailctl: %s", buf_cstr(errs));
-        free(text);
-        buf_free(&errs);
-        goto out;
-    }
-    free(text);
+/* The daemons next to this mailctl: PREFIX/sbin/mailctl -> PREFIX/libexec/posthorn. */
+static char *sibling_daemon_dir(void)
+{
+    char *self = mailctl_self_dir();
+    char *dir = xasprintf("%s/../libexec/posthorn", self);
+    char *real = realpath(dir, NULL);
 
+    free(self);
+    if (real == NULL)
+        return dir;
+    free(dir);
+    return real;
+}
+
+/* Write the instance into dir (absolute, exists); 0 or -1 with messages. */
+static int write_instance(const struct init_opts *o, const char *dir)
+{
+    char *etc = xasprintf("%s/etc", dir), *daemon_dir = sibling_daemon_dir();
+    char *main_text = NULL, *master_text = NULL, *spec = NULL, *cert = NULL, *key = NULL;
+    buf_t *errs = buf_new(0);
+    int rc = -1;
+
+    if (make_dir(etc, NULL) < 0 || make_dir(etc, "tls") < 0 || make_dir(dir, "spool") < 0
+        || make_dir(dir, "log") < 0)
+        goto out;
+    main_text = main_conf_text(o, dir, etc, daemon_dir);
+    master_text = master_conf_text(daemon_dir, o->port_base);
+    if (write_file(etc, "main.conf", 0644, main_text) < 0
+        || write_file(etc, "master.conf", 0644, master_text) < 0
+        || write_file(etc, "aliases", 0644, aliases_text) < 0)
+        goto out;
+    spec = xasprintf("hash:%s/aliases", etc);
     cert = xasprintf("%s/tls/cert.pem", etc);
     key = xasprintf("%s/tls/key.pem", etc);
-    if (tlsgen_self_signed(hostname, cert, key, errs) < 0) {
+    if (map_build(spec, MAP_FORMAT_ALIASES, errs, NULL) < 0
+        || tlsgen_self_signed(o->hostname, cert, key, errs) < 0) {
         fprintf(stderr, "mailctl: %s", buf_cstr(errs));
-        free(cert);
-        free(key);
-        buf_free(&errs);
         goto out;
     }
+    rc = 0;
+out:
+    free(etc);
+    free(daemon_dir);
+    free(main_text);
+    free(master_text);
+    free(spec);
     free(cert);
     free(key);
     buf_free(&errs);
-    printf("mailctl: new instance in %s\n", dir);
-    printf("  start it:  mailctl -c %s start\n", etc);
-    if (port_base > 0)
-        printf("  SMTP on 127.0.0.1:%d, submission on %d and %d\n", port_base + 25,
-               port_base + 587, port_base + 465);
-    rc = 0;
-out:
-    free(p);
-    free(etc);
+    return rc;
+}
+
+static int init_usage(void)
+{
+    fprintf(stderr, "usage: mailctl init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]\n");
+    return 2;
+}
+
+int cmd_init(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"hostname", required_argument, NULL, 'h'},
+        {"domain", required_argument, NULL, 'd'},
+        {"port-base", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char name_chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    struct init_opts o = {0};
+    char hostbuf[256] = "", *dir, *end, *existing;
+    int ch, rc;
+    long n;
+
+    optind = 0;         /* re-initialise getopt: main() used it with "+" */
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': o.hostname = optarg; break;
+        case 'd': o.domain = optarg; break;
+        case 'p':
+            n = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || n < 0 || n > 65535 - 993) {
+                fprintf(stderr, "mailctl: --port-base must be a number from 0 to %d\n", 65535 - 993);
+                return 2;
+            }
+            o.port_base = (int)n;
+            break;
+        default:
+            return init_usage();
+        }
+    }
+    if (optind != argc - 1)
+        return init_usage();
+    if (o.hostname == NULL) {
+        gethostname(hostbuf, sizeof(hostbuf) - 1);
+        o.hostname = hostbuf[0] ? hostbuf : "localhost";
+    }
+    if (strspn(o.hostname, name_chars) != strlen(o.hostname)
+        || (o.domain && strspn(o.domain, name_chars) != strlen(o.domain))) {
+        fprintf(stderr, "mailctl: host and domain names may only use letters, digits, '.' and '-'\n");
+        return 2;
+    }
+    if (o.domain == NULL) {
+        const char *dot = strchr(o.hostname, '.');
+
+        o.domain = dot && dot[1] ? dot + 1 : "localdomain";
+    }
+    if (make_dir(argv[optind], NULL) < 0)
+        return 1;
+    if ((dir = realpath(argv[optind], NULL)) == NULL) {
+        fprintf(stderr, "mailctl: %s: %s\n", argv[optind], strerror(errno));
+        return 1;
+    }
+    existing = xasprintf("%s/etc/main.conf", dir);
+    if (access(existing, F_OK) == 0) {
+        fprintf(stderr, "mailctl: %s already exists: not overwriting an instance\n", existing);
+        rc = 1;
+    } else if ((rc = write_instance(&o, dir) < 0 ? 1 : 0) == 0) {
+        printf("mailctl: new instance in %s\n", dir);
+        printf("  start it:  mailctl -c %s/etc start\n", dir);
+        if (o.port_base > 0)
+            printf("  SMTP on 127.0.0.1:%d, submission on %d and %d\n", o.port_base + 25,
+                   o.port_base + 587, o.port_base + 465);
+    }
+    free(existing);
     free(dir);
     return rc;
 }
