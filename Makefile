@@ -94,6 +94,11 @@ bench: all $(BENCH_BIN)
 	$(B)/bench/ipc_bench
 	POSTHORN_BUILD=$(abspath $(B)) bench/connrate.py
 
+# libFuzzer harnesses for the lib/ parsers (clang); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 30
+fuzz:
+	t/fuzz/run.sh $(B)/fuzz $(FUZZ_SECONDS)
+
 install: all
 	install -d $(DESTDIR)$(libexecdir) $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) \
 	           $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
@@ -131,5 +136,5 @@ run: all
 clean:
 	rm -rf $(B) build-asan $(DISTNAME).tar.gz
 
-.PHONY: all check unit bench install dist deps run clean
+.PHONY: all check unit bench fuzz install dist deps run clean
 .SECONDARY:

@@ -25,17 +25,25 @@ int cfgfile_read(FILE *fp, cfgfile_fn fn, void *ctx)
     char *line = NULL;
     size_t cap = 0, len;
     ssize_t n;
-    int lineno = 0, stop = 0, rc = 0;
+    int lineno = 0, stop = 0, rc = 0, pending = 0;
 
     while (!stop && (n = getline(&line, &cap, fp)) >= 0) {
-        const char *t = line + strspn(line, CFGFILE_SPACE);
+        size_t lead = strspn(line, CFGFILE_SPACE);
+        const char *t = line + lead;
 
         lineno++;
-        if (*t == '\0' || *t == '#')
+        /* Blank means white space to the end: a NUL is not blank. */
+        if (lead == (size_t)n || *t == '#')
             continue;
-        if (t == line && entry->len > 0 && (stop = cfgfile_emit(fn, ctx, entry, &e)) != 0)
-            break;
-        if (entry->len == 0) {
+        /* An entry may have empty text (a line that starts with a NUL):
+         * whether one is open is kept apart from its length. */
+        if (t == line && pending) {
+            pending = 0;
+            if ((stop = cfgfile_emit(fn, ctx, entry, &e)) != 0)
+                break;
+        }
+        if (!pending) {
+            pending = 1;
             e.line = lineno;
             e.orphan = t != line;
             e.nul_line = 0;
@@ -50,7 +58,7 @@ int cfgfile_read(FILE *fp, cfgfile_fn fn, void *ctx)
     }
     if (!stop && ferror(fp))
         rc = -1;
-    else if (!stop && entry->len > 0)
+    else if (!stop && pending)
         cfgfile_emit(fn, ctx, entry, &e);
     free(line);
     buf_free(&entry);

@@ -644,6 +644,12 @@ int conf_set(const char *name, const char *value, const char *origin, buf_t *err
         free(msg);
         return -1;
     }
+    if (strpbrk(value, "\r\n") != NULL) {
+        /* main.conf cannot hold one either: a value is a single line. */
+        if (errs)
+            buf_printf(errs, "%s: the value of %s contains a line break\n", origin, name);
+        return -1;
+    }
     v = &conf_vals[i];
     saved = *v;
     v->raw = v->origin = NULL;

@@ -10,6 +10,7 @@ libssl-dev libbsd-dev libdb-dev db-util
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev
 openssl unbound python3 python3-dkim python3-dnspython
 procps iproute2 netcat-openbsd passwd swaks
+clang libclang-rt-14-dev
 "
 
 missing=""

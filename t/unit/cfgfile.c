@@ -60,5 +60,13 @@ int main(void)
     is_str(RUN("last without newline", 0, &rc), "1:[last without newline]\n", "a last line without LF");
     is_str(RUN("a\nb\nc\n", 2, &rc), "1:[a]\n2:[b]\n", "fn can stop the reading");
     is_int(rc, 0, "stopping is not an error");
+    /* Found by t/fuzz/cfgfile: a line whose first non-blank byte is a NUL
+     * used to count as blank and vanish without a report. */
+    is_str(RUN("a = 1\n\0x = 2\nb = 3\n", 0, &rc), "1:[a = 1]\n2 nul:[]\n3:[b = 3]\n",
+           "a line starting with a NUL is an entry with nul_line, not a blank line");
+    is_str(RUN("a = 1\n  \0x\nb = 3\n", 0, &rc), "1 nul:[a = 1 ]\n3:[b = 3]\n",
+           "a continuation line starting with a NUL marks its entry");
+    is_str(RUN("\0\n  more\n", 0, &rc), "1 nul:[ more]\n",
+           "an entry whose first piece is empty still collects its continuation");
     return done_testing();
 }

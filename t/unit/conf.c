@@ -204,6 +204,19 @@ static void test_nul_and_suggest(void)
     buf_reset(errs);
     is_int(conf_load(dir, errs), -1, "a NUL byte in main.conf");
     like(buf_cstr(errs), "main.conf:2: NUL byte in the line", "NUL byte message");
+
+    /* Found by t/fuzz/cfgfile: a line that starts with a NUL used to be
+     * skipped as blank, so main.conf loaded without a word. */
+    {
+        static const char lead[] = "relayhost = x\n\0max_use = 5\n";
+
+        if ((fp = fopen(path, "w")) == NULL
+            || fwrite(lead, 1, sizeof(lead) - 1, fp) != sizeof(lead) - 1 || fclose(fp))
+            msg_fatal("write %s: %m", path);
+        buf_reset(errs);
+        is_int(conf_load(dir, errs), -1, "a line starting with a NUL byte in main.conf");
+        like(buf_cstr(errs), "main.conf:2: NUL byte in the line", "... is reported at its line");
+    }
     free(path);
 
     is_str(conf_suggest("mydomian"), "mydomain", "conf_suggest: transposition");
@@ -554,6 +567,10 @@ static void test_dump(void)
     like(text, "max_use = 100\n", "defaults dump ignores main.conf");
     like(text, "myorigin = $myhostname\n", "defaults dump shows the raw default");
     free(text);
+
+    buf_reset(errs);
+    is_int(conf_set("myhostname", "a\nb", "-o", errs), -1, "conf_set refuses a line break");
+    like(buf_cstr(errs), "-o: the value of myhostname contains a line break", "and says so");
 
     is_int(load("config_directory = /elsewhere\n"), -1, "config_directory in main.conf is refused");
     like(buf_cstr(errs), "main.conf:1: config_directory cannot be set in main.conf",
