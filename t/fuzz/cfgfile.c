@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "cfgfile.h"
+#define FUZZ_OWN_INIT
 #include "fuzzlib.h"
 
 struct model_entry {

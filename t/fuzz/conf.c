@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#define FUZZ_OWN_INIT
 #include "fuzzlib.h"
 
 static FILE *devnull;

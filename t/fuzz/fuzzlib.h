@@ -148,4 +148,17 @@ static void fuzz_fd_check(int mark)
         fuzz_fail("descriptor leak: lowest free fd was %d, is now %d", mark, now);
 }
 
+/* Most harnesses start the same way; one that needs more defines
+ * FUZZ_OWN_INIT before including this file and writes its own. */
+#ifndef FUZZ_OWN_INIT
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_init();
+    return 0;
+}
+#endif
+
 #endif

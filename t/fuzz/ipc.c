@@ -119,14 +119,6 @@ static const uint8_t hello_payload[] = {
     'i', 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t maxes[] = {IPC_MAX_PAYLOAD, 0, 16, 4096};

@@ -117,14 +117,6 @@ static void build_and_read(const char *type, int format, const uint8_t *data, si
     buf_free(&errs);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int mark = fuzz_fd_mark(), swap = size > 0 && (data[0] & 1);

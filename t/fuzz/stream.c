@@ -71,14 +71,6 @@ static ssize_t feed_write(void *ctx, const void *data, size_t len)
 
 static const struct stream_io feed_io = {feed_read, feed_write};
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *wire;
