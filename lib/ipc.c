@@ -583,6 +583,58 @@ int ipc_hello_recv(int sock, const char *proto, int version, int timeout_ms,
     return 0;
 }
 
+int ipc_client_open(const char *path, const char *proto, int version, int timeout_ms,
+                    const char **why)
+{
+    const char *reason = "ok";
+    int fd, saved;
+
+    if ((fd = ipc_connect(path)) < 0) {
+        if (why)
+            *why = "cannot connect";
+        return -1;
+    }
+    if (ipc_hello_send(fd, proto, version, timeout_ms) < 0) {
+        reason = "cannot send hello";
+    } else if (ipc_hello_recv(fd, proto, version, timeout_ms, &reason) == 0) {
+        if (why)
+            *why = "ok";
+        return fd;
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    if (why)
+        *why = reason;
+    return -1;
+}
+
+int ipc_server_hello(int sock, const char *proto, int version, const uid_t *uids,
+                     size_t nuids, int timeout_ms, const char **why)
+{
+    uid_t peer;
+    size_t i;
+
+    if (ipc_peer_uid(sock, &peer, NULL) < 0) {
+        *why = "cannot read peer credentials";
+        return -1;
+    }
+    for (i = 0; i < nuids && uids[i] != peer; i++)
+        ;
+    if (peer != 0 && i == nuids) {
+        *why = "peer uid not allowed";
+        errno = EPERM;
+        return -1;
+    }
+    if (ipc_hello_recv(sock, proto, version, timeout_ms, why) < 0)
+        return -1;
+    if (ipc_hello_send(sock, proto, version, timeout_ms) < 0) {
+        *why = "cannot send hello";
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------- credentials */
 
 int ipc_peer_uid(int sock, uid_t *uid, pid_t *pid)

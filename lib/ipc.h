@@ -95,6 +95,18 @@ int ipc_hello_send(int sock, const char *proto, int version, int timeout_ms);
  * (errno EPROTO), with a message for the log in *why (static string). */
 int ipc_hello_recv(int sock, const char *proto, int version, int timeout_ms, const char **why);
 
+/* Client side of a connection: connect to path, send our hello, read the
+ * server's.  Returns the socket, or -1 with errno (ECONNREFUSED/ENOENT: the
+ * service is not there; EPROTO: it speaks another protocol or version) and
+ * a static reason in *why (may be NULL). */
+int ipc_client_open(const char *path, const char *proto, int version, int timeout_ms,
+                    const char **why);
+/* Server side: check the peer's uid (root, or one of the nuids in uids),
+ * read its hello, answer with ours.  0, or -1 with *why for the log (the
+ * caller drops the peer). */
+int ipc_server_hello(int sock, const char *proto, int version, const uid_t *uids,
+                     size_t nuids, int timeout_ms, const char **why);
+
 /* The peer's credentials as of connect() (socketpair: its creator); uid or
  * pid may be NULL. */
 int ipc_peer_uid(int sock, uid_t *uid, pid_t *pid);

@@ -1,0 +1,68 @@
+/*
+ * addr - mail address helpers (see addr.h).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "xalloc.h"
+
+void addr_split(const char *addr, char **local, char **domain)
+{
+    const char *at = strrchr(addr, '@');
+
+    if (local)
+        *local = at ? xstrndup(addr, (size_t)(at - addr)) : xstrdup(addr);
+    if (domain)
+        *domain = xstrdup(at ? at + 1 : "");
+}
+
+/* Compare two domains, ignoring case and one trailing dot on either. */
+static int addr_domain_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la > 0 && a[la - 1] == '.')
+        la--;
+    if (lb > 0 && b[lb - 1] == '.')
+        lb--;
+    return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
+}
+
+int addr_domain_is_local(const char *domain)
+{
+    char **list;
+    int found = 0;
+    size_t i;
+
+    if (*domain == '\0')
+        return 1;
+    list = conf_split(conf_str("mydestination"));
+    for (i = 0; list[i] && !found; i++)
+        found = addr_domain_eq(list[i], domain);
+    conf_split_free(&list);
+    return found;
+}
+
+int addr_is_local(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return addr_domain_is_local(at ? at + 1 : "");
+}
+
+int addr_is_postmaster(const char *local)
+{
+    return strcasecmp(local, "postmaster") == 0;
+}
+
+char *addr_lowercase(const char *s)
+{
+    char *copy = xstrdup(s), *p;
+
+    for (p = copy; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return copy;
+}

@@ -1,0 +1,36 @@
+/*
+ * addr - mail address helpers shared by smtpd, cleanup, qmgr, local and
+ * lookupd: splitting user@domain, and deciding whether a domain is one of
+ * ours (mydestination).
+ *
+ * Addresses here are envelope addresses as smtpproto stored them (the
+ * mailbox without angle brackets or source route).  The local part is kept
+ * as given (case matters to RFC 5321; local-part lookups lower-case it
+ * themselves); domains compare case-insensitively, and a trailing dot is
+ * ignored.
+ *
+ * Failure modes: none; these are pure functions (out-of-memory is fatal).
+ */
+#ifndef POSTHORN_ADDR_H
+#define POSTHORN_ADDR_H
+
+#include <stddef.h>
+
+/* Split at the last '@': *local gets a fresh copy of the local part and
+ * *domain of the domain ("" if there is no '@').  Either may be NULL. */
+void addr_split(const char *addr, char **local, char **domain);
+
+/* 1 if domain (without '@'; "" counts as local: a bare "postmaster") is
+ * listed in mydestination (as read now from main.conf), else 0. */
+int addr_domain_is_local(const char *domain);
+
+/* 1 if the address is local: its domain is local, or it has none. */
+int addr_is_local(const char *addr);
+
+/* 1 if the local part is "postmaster", in any case (RFC 5321 4.5.1). */
+int addr_is_postmaster(const char *local);
+
+/* Lower-case copy of s (ASCII letters only; UTF-8 bytes are kept). */
+char *addr_lowercase(const char *s);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * cleanup_proto - encoding and decoding of the cleanup protocol, for
+ * cleanup and its clients (see cleanup_proto.h for the message layout).
+ * Decoding never trusts the peer: counts are bounded, strings checked.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup_proto.h"
+#include "msg.h"
+#include "queue.h"
+#include "xalloc.h"
+
+static const struct ipc_name cleanup_proto_names[] = {
+    {CLEANUP_SUBMIT, "cleanup-submit"},
+    {CLEANUP_RESULT, "cleanup-result"},
+};
+
+void cleanup_proto_init(void)
+{
+    ipc_register_names(cleanup_proto_names,
+                       sizeof(cleanup_proto_names) / sizeof(cleanup_proto_names[0]));
+}
+
+void cleanup_request_init(struct cleanup_request *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->content_fd = -1;
+}
+
+void cleanup_request_attr(struct cleanup_request *r, const char *name, const char *value)
+{
+    r->attr_names = xreallocarray(r->attr_names, r->nattr + 1, sizeof(char *));
+    r->attr_values = xreallocarray(r->attr_values, r->nattr + 1, sizeof(char *));
+    r->attr_names[r->nattr] = xstrdup(name);
+    r->attr_values[r->nattr] = xstrdup(value);
+    r->nattr++;
+}
+
+void cleanup_request_rcpt(struct cleanup_request *r, const char *address,
+                          const char *orig, const char *orcpt, unsigned notify)
+{
+    struct cleanup_rcpt *rc;
+
+    r->rcpts = xreallocarray(r->rcpts, r->nrcpt + 1, sizeof(*r->rcpts));
+    rc = &r->rcpts[r->nrcpt++];
+    rc->address = xstrdup(address);
+    rc->orig = xstrdup(orig ? orig : "");
+    rc->orcpt = xstrdup(orcpt ? orcpt : "");
+    rc->notify = notify;
+}
+
+void cleanup_request_free(struct cleanup_request *r)
+{
+    size_t i;
+
+    free(r->sender);
+    free(r->envid);
+    for (i = 0; i < r->nattr; i++) {
+        free(r->attr_names[i]);
+        free(r->attr_values[i]);
+    }
+    free(r->attr_names);
+    free(r->attr_values);
+    for (i = 0; i < r->nrcpt; i++) {
+        free(r->rcpts[i].address);
+        free(r->rcpts[i].orig);
+        free(r->rcpts[i].orcpt);
+    }
+    free(r->rcpts);
+    if (r->content_fd >= 0)
+        close(r->content_fd);
+    cleanup_request_init(r);
+}
+
+int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
+                   int timeout_ms)
+{
+    static uint32_t next_reqid;
+    ipc_msg_t *m = ipc_msg_new(CLEANUP_SUBMIT, ++next_reqid);
+    ipc_msg_t *reply = NULL;
+    int64_t code;
+    size_t i;
+    int rc, saved;
+
+    memset(res, 0, sizeof(*res));
+    if (r->content_fd < 0 || r->nrcpt == 0)
+        msg_panic("cleanup_submit: no content or no recipients");
+    ipc_put_int(m, r->flags);
+    ipc_put_str(m, r->sender ? r->sender : "");
+    ipc_put_str(m, r->envid ? r->envid : "");
+    ipc_put_int(m, r->ret);
+    ipc_put_int(m, (int64_t)r->nattr);
+    for (i = 0; i < r->nattr; i++) {
+        ipc_put_str(m, r->attr_names[i]);
+        ipc_put_str(m, r->attr_values[i]);
+    }
+    ipc_put_int(m, (int64_t)r->nrcpt);
+    for (i = 0; i < r->nrcpt; i++) {
+        ipc_put_str(m, r->rcpts[i].address);
+        ipc_put_str(m, r->rcpts[i].orig);
+        ipc_put_str(m, r->rcpts[i].orcpt);
+        ipc_put_int(m, r->rcpts[i].notify);
+    }
+    ipc_put_int(m, (int64_t)r->content_len);
+    /* The message must not close the caller's descriptor: lend it. */
+    m->fd = r->content_fd;
+    rc = ipc_send(sock, m, timeout_ms);
+    m->fd = -1;
+    saved = errno;
+    ipc_msg_free(&m);
+    if (rc < 0) {
+        errno = saved;
+        return -1;
+    }
+    rc = ipc_recv(sock, &reply, 64 * 1024, timeout_ms);
+    if (rc <= 0) {
+        if (rc == 0)
+            errno = ECONNRESET;
+        return -1;
+    }
+    if (reply->type != CLEANUP_RESULT || reply->fd >= 0
+        || ipc_get_int(reply, &code) < 0 || ipc_get_str(reply, &res->dsn) < 0
+        || ipc_get_str(reply, &res->text) < 0 || ipc_get_end(reply) < 0
+        || code < 200 || code > 599) {
+        cleanup_result_free(res);
+        ipc_msg_free(&reply);
+        errno = EPROTO;
+        return -1;
+    }
+    res->code = (int)code;
+    ipc_msg_free(&reply);
+    return 0;
+}
+
+void cleanup_result_free(struct cleanup_result *res)
+{
+    free(res->dsn);
+    free(res->text);
+    res->dsn = res->text = NULL;
+}
+
+/* A string field that must be a sane address or name: no controls. */
+static int cleanup_clean_string(const char *s, int allow_empty)
+{
+    const unsigned char *p;
+
+    if (!allow_empty && *s == '\0')
+        return -1;
+    for (p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -1;
+    return 0;
+}
+
+int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why)
+{
+    int64_t flags, ret, nattr, nrcpt, notify, len;
+    size_t i;
+
+    cleanup_request_init(r);
+    *why = "malformed request";
+    if (ipc_get_int(m, &flags) < 0 || ipc_get_str(m, &r->sender) < 0
+        || ipc_get_str(m, &r->envid) < 0 || ipc_get_int(m, &ret) < 0
+        || ipc_get_int(m, &nattr) < 0)
+        goto bad;
+    if ((flags & ~(int64_t)CLEANUP_FLAG_BOUNCE) != 0
+        || (ret != QUEUE_RET_NONE && ret != QUEUE_RET_FULL && ret != QUEUE_RET_HDRS)
+        || nattr < 0 || nattr > CLEANUP_MAX_ATTRS
+        || cleanup_clean_string(r->sender, 1) < 0 || cleanup_clean_string(r->envid, 1) < 0) {
+        *why = "bad envelope";
+        goto bad;
+    }
+    r->flags = (int)flags;
+    r->ret = (int)ret;
+    r->attr_names = xcalloc((size_t)nattr + 1, sizeof(char *));
+    r->attr_values = xcalloc((size_t)nattr + 1, sizeof(char *));
+    for (i = 0; i < (size_t)nattr; i++) {
+        if (ipc_get_str(m, &r->attr_names[i]) < 0 || ipc_get_str(m, &r->attr_values[i]) < 0) {
+            r->nattr = i + 1;
+            goto bad;
+        }
+        r->nattr = i + 1;
+    }
+    if (ipc_get_int(m, &nrcpt) < 0)
+        goto bad;
+    if (nrcpt < 1 || nrcpt > CLEANUP_MAX_RCPTS) {
+        *why = "bad recipient count";
+        goto bad;
+    }
+    r->rcpts = xcalloc((size_t)nrcpt, sizeof(*r->rcpts));
+    for (i = 0; i < (size_t)nrcpt; i++) {
+        struct cleanup_rcpt *rc = &r->rcpts[i];
+
+        r->nrcpt = i + 1;
+        if (ipc_get_str(m, &rc->address) < 0 || ipc_get_str(m, &rc->orig) < 0
+            || ipc_get_str(m, &rc->orcpt) < 0 || ipc_get_int(m, &notify) < 0)
+            goto bad;
+        if (cleanup_clean_string(rc->address, 0) < 0 || cleanup_clean_string(rc->orig, 1) < 0
+            || cleanup_clean_string(rc->orcpt, 1) < 0 || notify < 0 || notify > 0x0f) {
+            *why = "bad recipient";
+            goto bad;
+        }
+        rc->notify = (unsigned)notify;
+    }
+    if (ipc_get_int(m, &len) < 0 || ipc_get_end(m) < 0)
+        goto bad;
+    if (len < 0 || (r->content_fd = ipc_take_fd(m)) < 0) {
+        *why = "no content descriptor";
+        goto bad;
+    }
+    r->content_len = (uint64_t)len;
+    return 0;
+
+bad:
+    cleanup_request_free(r);
+    return -1;
+}
+
+ipc_msg_t *cleanup_result_encode(uint32_t reqid, int code, const char *dsn, const char *text)
+{
+    ipc_msg_t *m = ipc_msg_new(CLEANUP_RESULT, reqid);
+
+    ipc_put_int(m, code);
+    ipc_put_str(m, dsn);
+    ipc_put_str(m, text);
+    return m;
+}

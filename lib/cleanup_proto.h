@@ -1,0 +1,114 @@
+/*
+ * cleanup_proto - the protocol spoken to cleanup, the only writer of new
+ * queue files (DESIGN.md §1-§3).
+ *
+ * Socket: private/cleanup (relative to queue_directory, which is "/" for
+ * the chrooted clients).  Protocol "cleanup" version 1 over the ipc
+ * framing; the client sends its hello first, cleanup answers with its own.
+ * Allowed peers: network_user (smtpd, submission), mail_owner (qmgr's
+ * bounces, pickup) and root.
+ *
+ * One request at a time on a connection, any number in sequence:
+ *
+ *   CLEANUP_SUBMIT  -> CLEANUP_RESULT
+ *     int flags (CLEANUP_FLAG_*), str sender ("" = <>), str envid ("" =
+ *     none), int ret (QUEUE_RET_*), int nattr, nattr x (str name, str
+ *     value), int nrcpt (>= 1), nrcpt x (str address, str orig, str orcpt,
+ *     int notify), int content_len; fd: a readable descriptor (a memfd)
+ *     holding exactly content_len bytes of message content from offset 0:
+ *     header and body as received, CRLF line ends, dot-stuffing undone.
+ *   CLEANUP_RESULT
+ *     int code (250 = committed; else the SMTP reply code to give: 451,
+ *     452, 554, 552, ...), str dsn ("2.0.0", "4.3.0", ...), str text (the
+ *     queue ID on success; otherwise a reason fit for an SMTP reply).
+ *
+ * Attributes ("client_addr", "helo_name", "protocol", "tls_protocol", ...,
+ * see CLEANUP_ATTR_* and queue.h) describe the client; cleanup keeps them
+ * in the queue file and builds the Received: header from them, because it
+ * knows the queue ID.
+ *
+ * The code here encodes and decodes the messages, for both sides; nothing
+ * trusts the peer (decode returns -1 on any malformed field).
+ */
+#ifndef POSTHORN_CLEANUP_PROTO_H
+#define POSTHORN_CLEANUP_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+
+#define CLEANUP_PROTO_NAME     "cleanup"
+#define CLEANUP_PROTO_VERSION  1
+#define CLEANUP_SOCKET         "private/cleanup"
+#define CLEANUP_TIMEOUT_MS     (120 * 1000)   /* fsync under load can be slow */
+#define CLEANUP_MAX_ATTRS      64
+#define CLEANUP_MAX_RCPTS      100000
+
+enum {
+    CLEANUP_SUBMIT = 0x200,
+    CLEANUP_RESULT,
+};
+
+/* Request flags. */
+#define CLEANUP_FLAG_BOUNCE   (1 << 0)  /* a DSN made by qmgr: no Received:,
+                                           no hop count check */
+
+/* Attributes beyond queue.h's client_name, client_addr, helo_name, protocol,
+ * sasl_username. */
+#define CLEANUP_ATTR_CLIENT_PORT   "client_port"
+#define CLEANUP_ATTR_TLS_PROTOCOL  "tls_protocol"
+#define CLEANUP_ATTR_TLS_CIPHER    "tls_cipher"
+#define CLEANUP_ATTR_TLS_BITS      "tls_bits"
+
+struct cleanup_rcpt {
+    char    *address;       /* non-empty */
+    char    *orig;          /* "" = none */
+    char    *orcpt;         /* "" = none; "rfc822;user@example.com" */
+    unsigned notify;        /* QUEUE_NOTIFY_* */
+};
+
+struct cleanup_request {
+    int                  flags;
+    char                *sender;
+    char                *envid;
+    int                  ret;
+    size_t               nattr;
+    char               **attr_names;
+    char               **attr_values;
+    size_t               nrcpt;
+    struct cleanup_rcpt *rcpts;
+    uint64_t             content_len;
+    int                  content_fd;   /* -1 if none; owned */
+};
+
+struct cleanup_result {
+    int   code;
+    char *dsn;
+    char *text;
+};
+
+void cleanup_proto_init(void);                  /* register message names */
+
+/* Building a request (client side).  The request owns copies of all
+ * strings; cleanup_request_free() releases them and closes content_fd. */
+void cleanup_request_init(struct cleanup_request *r);
+void cleanup_request_attr(struct cleanup_request *r, const char *name, const char *value);
+void cleanup_request_rcpt(struct cleanup_request *r, const char *address,
+                          const char *orig, const char *orcpt, unsigned notify);
+void cleanup_request_free(struct cleanup_request *r);
+
+/* Send r (its content_fd travels with it; r keeps owning it) and wait for
+ * the result.  0 with *res filled (res->code says whether it was queued),
+ * or -1 with errno on an IPC failure (the caller answers 451 4.3.0 and
+ * drops the connection). */
+int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
+                   int timeout_ms);
+void cleanup_result_free(struct cleanup_result *res);
+
+/* Server side.  decode: 0, or -1 with a static reason in *why (r is then
+ * freed); takes the fd out of m. */
+int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why);
+ipc_msg_t *cleanup_result_encode(uint32_t reqid, int code, const char *dsn, const char *text);
+
+#endif
