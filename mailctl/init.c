@@ -39,11 +39,11 @@ static const struct std_service {
     {143, NULL, "n", "-", "-", "imapd", "IMAP, STARTTLS"},
     {993, NULL, "n", "-", "-", "imapd -o tls_wrappermode=yes", "IMAP over TLS"},
     {0, "cleanup", "y", "-", "-", "cleanup", "the only writer of new queue files"},
-    {0, "qmgr", "y", "300", "1", "qmgr", "the queue manager"},
+    {0, "qmgr", "y", "60", "1", "qmgr", "the queue manager"},
     {0, "smtp", "y", "-", "-", "smtp", "outbound SMTP client"},
     {0, "local", "y", "-", "-", "local", "delivery into Maildir"},
     {0, "authd", "y", "-", "-", "authd", "password checks"},
-    {0, "lookupd", "y", "-", "-", "lookupd", "SPF, DKIM and DNSBL lookups"},
+    {0, "lookupd", "y", "-", "-", "lookupd", "recipient checks for smtpd; later SPF, DKIM, DNSBL"},
 };
 
 /* Create dir/name (never over an existing file) holding text. */

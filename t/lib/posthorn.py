@@ -7,6 +7,10 @@ service lines.  start(), stop(), mailctl(...), status(), log(), procs().
 cleanup() kills, by PID, every process the instance started (master and all
 its descendants) and removes the directory; it runs at exit too, so a failing
 test never leaves processes behind.
+
+add_user() makes a throwaway login account (home under the instance
+directory) that receives mail; it is removed again by cleanup().
+maildir(user) lists the messages delivered to it.
 """
 import atexit
 import ctypes
@@ -132,6 +136,7 @@ class Instance:
         self.logfile = os.path.join(self.dir, "log", "maillog")
         self.master_pid = None
         self.known_pids = set()
+        self.users = []
         r = self.mailctl("init", self.dir, "--hostname", hostname, "--domain", domain,
                          "--port-base", str(self.port_base), confdir=False)
         if r.returncode != 0:
@@ -242,6 +247,49 @@ class Instance:
         f = s.makefile("rwb", buffering=0)
         return s, f
 
+    def add_user(self, name=None):
+        """Create a login account for mail (uid >= 1000, home in the
+        instance directory); returns (name, home).  useradd is retried while
+        another test holds the passwd lock."""
+        if name is None:
+            name = "pht%d%04d" % (os.getpid() % 100000, random.randrange(10000))
+        home = os.path.join(self.dir, "home", name)
+        os.makedirs(os.path.dirname(home), mode=0o755, exist_ok=True)
+        for attempt in range(50):
+            r = subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/sh", "-K",
+                                "UID_MIN=1000", name],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+            if "lock" not in r.stderr:
+                raise RuntimeError("useradd %s: %s" % (name, r.stderr))
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("useradd %s: passwd stayed locked" % name)
+        self.users.append(name)
+        return name, home
+
+    def maildir(self, home, sub="new"):
+        """{filename: bytes} of the messages in home/Maildir/sub."""
+        d = os.path.join(home, "Maildir", sub)
+        out = {}
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return out
+        for n in names:
+            try:
+                with open(os.path.join(d, n), "rb") as f:
+                    out[n] = f.read()
+            except FileNotFoundError:
+                pass
+        return out
+
+    def wait_maildir(self, home, count, timeout=20.0):
+        """Wait until home's Maildir/new holds at least count messages."""
+        return self.wait_for(lambda: len(self.maildir(home)) >= count and self.maildir(home),
+                             timeout=timeout) or {}
+
     def cleanup(self):
         if self.master_pid and alive(self.master_pid):
             self.track()
@@ -256,6 +304,13 @@ class Instance:
                 except OSError:
                     pass
         reap()
+        for name in self.users:
+            for attempt in range(50):
+                r = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
+                if r.returncode == 0 or "lock" not in r.stderr:
+                    break
+                time.sleep(0.1)
+        self.users = []
         if os.environ.get("POSTHORN_KEEP"):
             print("# kept instance in " + self.dir, flush=True)
         else:
