@@ -44,7 +44,8 @@ BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 UNIT_SRC   = $(wildcard t/unit/*.c)
 UNIT_BIN   = $(UNIT_SRC:t/unit/%.c=$(B)/t/unit/%.t)
-TESTSVC    = $(B)/t/testsvc
+TESTSVC_SRC = $(wildcard t/service/*.c)
+TESTSVC    = $(TESTSVC_SRC:t/service/%.c=$(B)/t/%)
 
 all: $(DAEMON_BIN) $(CMD_BIN) $(UNIT_BIN) $(TESTSVC)
 
@@ -74,7 +75,8 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(TESTSVC): $(B)/obj/t/service/testsvc.o $(LIBA)
+# Test tools: t/service/NAME.c -> $(B)/t/NAME.
+$(B)/t/%: $(B)/obj/t/service/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
