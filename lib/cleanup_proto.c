@@ -155,6 +155,24 @@ static int cleanup_clean_string(const char *s, int allow_empty)
     return 0;
 }
 
+/* queue.h's rule: 0, NEVER alone, or any of SUCCESS, FAILURE, DELAY. */
+static int cleanup_notify_valid(int64_t notify)
+{
+    return notify == QUEUE_NOTIFY_NEVER
+        || (notify >= 0 && (notify & ~(int64_t)(QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE
+                                                 | QUEUE_NOTIFY_DELAY)) == 0);
+}
+
+/* queue.h's rule for attribute names: [a-z0-9_]{1,64}. */
+static int cleanup_attr_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > QUEUE_ATTR_NAME_MAX)
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
 int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why)
 {
     int64_t flags, ret, nattr, nrcpt, notify, len;
@@ -178,11 +196,14 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
     r->attr_names = xcalloc((size_t)nattr + 1, sizeof(char *));
     r->attr_values = xcalloc((size_t)nattr + 1, sizeof(char *));
     for (i = 0; i < (size_t)nattr; i++) {
-        if (ipc_get_str(m, &r->attr_names[i]) < 0 || ipc_get_str(m, &r->attr_values[i]) < 0) {
-            r->nattr = i + 1;
+        r->nattr = i + 1;
+        if (ipc_get_str(m, &r->attr_names[i]) < 0 || ipc_get_str(m, &r->attr_values[i]) < 0)
+            goto bad;
+        if (!cleanup_attr_name_valid(r->attr_names[i])
+            || cleanup_clean_string(r->attr_values[i], 1) < 0) {
+            *why = "bad attribute";
             goto bad;
         }
-        r->nattr = i + 1;
     }
     if (ipc_get_int(m, &nrcpt) < 0)
         goto bad;
@@ -199,7 +220,7 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
             || ipc_get_str(m, &rc->orcpt) < 0 || ipc_get_int(m, &notify) < 0)
             goto bad;
         if (cleanup_clean_string(rc->address, 0) < 0 || cleanup_clean_string(rc->orig, 1) < 0
-            || cleanup_clean_string(rc->orcpt, 1) < 0 || notify < 0 || notify > 0x0f) {
+            || cleanup_clean_string(rc->orcpt, 1) < 0 || !cleanup_notify_valid(notify)) {
             *why = "bad recipient";
             goto bad;
         }

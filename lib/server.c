@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -248,6 +249,9 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
         msg_panic("a chroot without a privilege drop: the process would stay root");
     if (opts->pre_init)
         opts->pre_init();
+    /* Load the time zone while /etc/localtime is still reachable: the
+     * chrooted services write local times (Received:, Date:, logs). */
+    tzset();
     if (chdir(conf_str("queue_directory")) < 0)
         msg_fatal("cannot enter queue_directory %s: %s", conf_str("queue_directory"), strerror(errno));
     if (opts->user_param) {

@@ -101,5 +101,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkqueue: commit failed: %s\n", strerror(errno));
         return 1;
     }
+    for (i = 0; i < nrcpt; i++)
+        free((char *)rcpts[i].address);
+    close(qfd);
     return 0;
 }

@@ -1,0 +1,324 @@
+/*
+ * cleanup - the only writer of new queue files (DESIGN.md §1, §2).
+ *
+ * Runs as mail_owner, chrooted into the spool, one client connection per
+ * process (SERVER_SINGLE): smtpd and submission keep one connection for
+ * the whole SMTP session, so as many cleanup processes fsync at once as
+ * there are sessions delivering, and the file system merges their
+ * commits.  Per CLEANUP_SUBMIT request (lib/cleanup_proto.h):
+ *   1. check the envelope and the content size (message_size_limit);
+ *   2. create the queue file in tmp/ (lib/queue), write the envelope, the
+ *      client attributes and the recipients;
+ *   3. write a Received: header (not for qmgr's bounces), then copy the
+ *      content from the client's memfd, counting Received: headers
+ *      (hopcount_limit: 554 5.4.6) and noting the Message-ID;
+ *   4. commit by the durability rule: fsync, rename into incoming/, fsync
+ *      incoming/; only then answer 250 with the queue ID;
+ *   5. tell qmgr about the new file (QMGR_NOTIFY, best effort: qmgr also
+ *      scans incoming/).
+ *
+ * Peers: network_user (smtpd, submission), mail_owner (qmgr's bounces,
+ * pickup) and root; checked with SO_PEERCRED at the hello.
+ *
+ * Failure modes: a malformed request is a peer error (logged, connection
+ * dropped).  A queue write error answers 451 4.3.0 (452 4.3.1 when the
+ * disk is full) and leaves no file behind.  A lost qmgr connection is
+ * logged and retried with the next message.
+ *
+ * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
+ * network_user, mail_owner (and the server skeleton's).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup_proto.h"
+#include "conf.h"
+#include "header.h"
+#include "ipc.h"
+#include "msg.h"
+#include "privs.h"
+#include "qmgr_proto.h"
+#include "queue.h"
+#include "server.h"
+#include "xalloc.h"
+
+#define CLEANUP_IDLE_MS     (3600 * 1000)   /* a session may idle between messages */
+#define CLEANUP_IO_MS       (60 * 1000)
+#define CLEANUP_QMGR_MS     2000
+#define CLEANUP_CHUNK       65536
+
+static uid_t cleanup_peer_uids[2];
+static int cleanup_qdir_fd = -1;
+static int cleanup_qmgr_fd = -1;
+static time_t cleanup_qmgr_warned;
+
+static void cleanup_pre_init(void)
+{
+    gid_t gid;
+
+    if (privs_lookup(conf_str("network_user"), &cleanup_peer_uids[0], &gid) < 0)
+        msg_fatal("network_user account %s does not exist", conf_str("network_user"));
+    if (privs_lookup(conf_str("mail_owner"), &cleanup_peer_uids[1], &gid) < 0)
+        msg_fatal("mail_owner account %s does not exist", conf_str("mail_owner"));
+}
+
+static void cleanup_post_init(event_loop_t *loop)
+{
+    (void)loop;
+    cleanup_proto_init();
+    qmgr_proto_init();
+    if ((cleanup_qdir_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        msg_fatal("cannot open the queue directory: %s", strerror(errno));
+}
+
+/* Tell qmgr that incoming/id exists.  Best effort: a failure only delays
+ * the delivery until qmgr's next scan of incoming/. */
+static void cleanup_notify_qmgr(const char *id)
+{
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        const char *why = NULL;
+        ipc_msg_t *m;
+        int rc;
+
+        if (cleanup_qmgr_fd < 0)
+            cleanup_qmgr_fd = ipc_client_open(QMGR_SOCKET, QMGR_PROTO_NAME, QMGR_PROTO_VERSION,
+                                              CLEANUP_QMGR_MS, &why);
+        if (cleanup_qmgr_fd < 0)
+            break;
+        m = ipc_msg_new(QMGR_NOTIFY, 0);
+        ipc_put_str(m, id);
+        rc = ipc_send(cleanup_qmgr_fd, m, CLEANUP_QMGR_MS);
+        ipc_msg_free(&m);
+        if (rc == 0)
+            return;
+        close(cleanup_qmgr_fd);
+        cleanup_qmgr_fd = -1;
+    }
+    if (time(NULL) - cleanup_qmgr_warned >= 60) {
+        cleanup_qmgr_warned = time(NULL);
+        msg_warn("cannot notify qmgr of new mail (%s); it will find it on its next scan",
+                 strerror(errno));
+    }
+}
+
+/* The reply for a queue write error. */
+static int cleanup_write_error(int err, const char **dsn, const char **text)
+{
+    if (err == ENOSPC || err == EDQUOT) {
+        *dsn = "4.3.1";
+        *text = "Insufficient system storage";
+        return 452;
+    }
+    *dsn = "4.3.0";
+    *text = "Error: queue file write error";
+    return 451;
+}
+
+/* Copy the request's content into the writer, scanning the header.
+ * Returns 0, or -1 with errno (EBADMSG: the memfd is shorter than said). */
+static int cleanup_copy_content(queue_writer_t *w, int fd, uint64_t len, struct header_scan *hs)
+{
+    char *chunk = xmalloc(CLEANUP_CHUNK);
+    uint64_t off = 0;
+    int rc = 0;
+
+    while (off < len) {
+        size_t want = len - off < CLEANUP_CHUNK ? (size_t)(len - off) : CLEANUP_CHUNK;
+        ssize_t n = pread(fd, chunk, want, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EBADMSG;
+            rc = -1;
+            break;
+        }
+        if (!hs->done)
+            header_scan_feed(hs, chunk, (size_t)n);
+        if (queue_writer_content(w, chunk, (size_t)n) < 0) {
+            rc = -1;
+            break;
+        }
+        off += (uint64_t)n;
+    }
+    free(chunk);
+    return rc;
+}
+
+/* Write and commit one message.  Returns the SMTP code; *dsn and *text
+ * (static or in *idbuf) describe the outcome. */
+static int cleanup_write(const struct cleanup_request *r, char *idbuf, const char **dsn,
+                         const char **text, struct header_scan *hs)
+{
+    long long limit = conf_size("message_size_limit");
+    queue_writer_t *w = NULL;
+    queue_env_t env = {.sender = r->sender, .envid = r->envid, .ret = r->ret};
+    struct stat st;
+    size_t i;
+
+    if (fstat(r->content_fd, &st) < 0 || (uint64_t)st.st_size < r->content_len) {
+        *dsn = "4.3.0";
+        *text = "Error: message content is missing";
+        msg_warn("cleanup: client sent a content descriptor shorter than its length");
+        return 451;
+    }
+    if (limit > 0 && r->content_len > (uint64_t)limit && !(r->flags & CLEANUP_FLAG_BOUNCE)) {
+        *dsn = "5.3.4";
+        *text = "Message size exceeds fixed limit";
+        return 552;
+    }
+    if (queue_writer_open(cleanup_qdir_fd, &w) < 0)
+        return cleanup_write_error(errno, dsn, text);
+    strlcpy(idbuf, queue_writer_id(w), QUEUE_ID_SIZE);
+    if (queue_writer_envelope(w, &env) < 0)
+        goto envelope_error;
+    for (i = 0; i < r->nattr; i++)
+        if (queue_writer_attr(w, r->attr_names[i], r->attr_values[i]) < 0)
+            goto envelope_error;
+    for (i = 0; i < r->nrcpt; i++) {
+        queue_rcpt_spec_t spec = {
+            .address = r->rcpts[i].address,
+            .orig = r->rcpts[i].orig[0] ? r->rcpts[i].orig : NULL,
+            .orcpt = r->rcpts[i].orcpt[0] ? r->rcpts[i].orcpt : NULL,
+            .notify = r->rcpts[i].notify,
+        };
+        if (queue_writer_rcpt(w, &spec) < 0)
+            goto envelope_error;
+    }
+    if (!(r->flags & CLEANUP_FLAG_BOUNCE)) {
+        buf_t *rcv = buf_new(0);
+
+        header_received(rcv, r, idbuf, time(NULL));
+        queue_writer_content(w, rcv->data, rcv->len);
+        buf_free(&rcv);
+    }
+    if (cleanup_copy_content(w, r->content_fd, r->content_len, hs) < 0) {
+        int err = errno;
+
+        queue_writer_abort(&w);
+        if (err == EBADMSG) {
+            *dsn = "4.3.0";
+            *text = "Error: message content is missing";
+            return 451;
+        }
+        msg_warn("%s: queue file write error: %s", idbuf, strerror(err));
+        return cleanup_write_error(err, dsn, text);
+    }
+    if (!(r->flags & CLEANUP_FLAG_BOUNCE)
+        && hs->received + 1 > (unsigned)conf_int("hopcount_limit")) {
+        queue_writer_abort(&w);
+        msg_info("%s: reject: too many hops (%u Received: headers)", idbuf, hs->received + 1);
+        *dsn = "5.4.6";
+        *text = "Error: too many hops";
+        return 554;
+    }
+    if (queue_writer_commit(&w) < 0) {
+        int err = errno;
+
+        msg_warn("%s: cannot commit the queue file: %s", idbuf, strerror(err));
+        return cleanup_write_error(err, dsn, text);
+    }
+    *dsn = "2.0.0";
+    *text = idbuf;
+    return 250;
+
+envelope_error:
+    {
+        int err = errno;
+
+        queue_writer_abort(&w);
+        if (err == EMSGSIZE) {
+            *dsn = "5.5.4";
+            *text = "Error: envelope field too long";
+            return 554;
+        }
+        return cleanup_write_error(err, dsn, text);
+    }
+}
+
+/* Handle one request; 0 to go on, -1 to drop the peer. */
+static int cleanup_request(int fd, ipc_msg_t *m)
+{
+    struct cleanup_request r;
+    struct header_scan hs;
+    char id[QUEUE_ID_SIZE] = "";
+    const char *why, *dsn = "4.3.0", *text = "";
+    ipc_msg_t *reply;
+    int code, rc;
+
+    if (m->type != CLEANUP_SUBMIT) {
+        msg_warn("cleanup: unexpected %s from client; dropping it", ipc_type_name(m->type));
+        return -1;
+    }
+    if (cleanup_request_decode(m, &r, &why) < 0) {
+        msg_warn("cleanup: bad %s from client: %s; dropping it", ipc_type_name(m->type), why);
+        return -1;
+    }
+    header_scan_init(&hs);
+    code = cleanup_write(&r, id, &dsn, &text, &hs);
+    reply = cleanup_result_encode(m->reqid, code, dsn, text);
+    rc = ipc_send(fd, reply, CLEANUP_IO_MS);
+    ipc_msg_free(&reply);
+    if (code == 250) {
+        const char *msgid = header_scan_msgid(&hs);
+
+        msg_info("%s: message-id=%s", id, *msgid ? msgid : "<>");
+        cleanup_notify_qmgr(id);
+    }
+    header_scan_free(&hs);
+    cleanup_request_free(&r);
+    if (rc < 0 && code == 250)
+        /* The file is committed; the client just did not hear it.  It may
+         * send the message again: a duplicate, never a loss. */
+        msg_warn("%s: cannot send the result to the client: %s", id, strerror(errno));
+    return rc;
+}
+
+static void cleanup_serve(int fd)
+{
+    const char *why;
+    ipc_msg_t *m;
+    int rc;
+
+    if (ipc_server_hello(fd, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION, cleanup_peer_uids, 2,
+                         CLEANUP_IO_MS, &why) < 0) {
+        msg_warn("cleanup: refusing a client: %s", why);
+        return;
+    }
+    for (;;) {
+        rc = ipc_recv(fd, &m, 16 * 1024 * 1024, CLEANUP_IDLE_MS);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            if (errno != ECONNRESET)
+                msg_warn("cleanup: bad message from client: %s; dropping it", strerror(errno));
+            return;
+        }
+        rc = cleanup_request(fd, m);
+        ipc_msg_free(&m);
+        if (rc < 0)
+            return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_SINGLE,
+        .user_param = "mail_owner",
+        .chroot = SERVER_CHROOT_SPOOL,
+        .pre_init = cleanup_pre_init,
+        .post_init = cleanup_post_init,
+        .serve = cleanup_serve,
+    };
+
+    server_main(argc, argv, &opts);
+}
