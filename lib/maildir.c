@@ -172,9 +172,11 @@ char *maildir_unique(void)
     struct timeval tv;
     char *s;
 
-    if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-        strcpy(host, "localhost");
+    if (gethostname(host, sizeof(host)) < 0)
+        host[0] = '\0';
     host[sizeof(host) - 1] = '\0';
+    if (host[0] == '\0')
+        snprintf(host, sizeof(host), "localhost");
     gettimeofday(&tv, NULL);
     buf_printf(b, "%lld.M%ldP%ldQ%lu.", (long long)tv.tv_sec, (long)tv.tv_usec,
                (long)getpid(), ++counter);

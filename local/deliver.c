@@ -8,7 +8,8 @@
  * stdio, the log file, the result pipe and the queue file; set umask 077;
  * take the recipient's groups (getgrouplist), gid and uid for real, saved
  * and effective ids (privs_drop_ids, which verifies the drop), check once
- * more that setuid(0) fails; only then chdir() to the home directory,
+ * more that setuid(0) fails, and make the process non-dumpable (the user
+ * must not ptrace it: it holds the queue file); only then chdir() to the home directory,
  * validate the queue file (queue_read), create the Maildir if it is missing
  * and deliver into it (maildir_deliver, content streamed from the queue
  * file with queue_content_copy, never whole in memory).
@@ -25,6 +26,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +134,11 @@ static void deliver_become(const struct local_target *t)
     }
     privs_drop_ids(t->uid, t->gid, groups, (size_t)n, NULL);
     free(groups);
+    /* The kernel makes us non-dumpable on the uid change unless
+     * fs.suid_dumpable says otherwise; the user must never ptrace a process
+     * that holds the queue file (other recipients, Bcc): say so ourselves. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        msg_fatal("%s: prctl(PR_SET_DUMPABLE): %s", t->queue_id, strerror(errno));
     if (setuid(0) == 0 || privs_verify_dropped() < 0) {
         deliver_report(4, "4.3.0", "local delivery process could regain root", "");
         msg_panic("%s: delivery process for %s could regain root after the drop",
