@@ -71,6 +71,16 @@ int msg_logfile(const char *path)
     return 0;
 }
 
+int msg_detach_fds(void)
+{
+    if (msg_flags & MSG_SYSLOG) {
+        closelog();
+        /* Without LOG_NDELAY: connect again when the next line is logged. */
+        openlog(msg_ident, LOG_PID, LOG_MAIL);
+    }
+    return msg_log_fd;
+}
+
 const char *msg_progname(void)
 {
     return msg_name;

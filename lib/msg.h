@@ -38,6 +38,12 @@ const char *msg_progname(void);
 /* Called by msg_fatal() before it exits (e.g. remove a pid file). */
 void msg_fatal_hook(void (*hook)(void));
 
+/* For a child after fork() that is about to close every descriptor it does
+ * not need (local's delivery processes): drop the syslog connection cleanly
+ * (it is made again on the next line) and return the one descriptor msg
+ * wants kept open, that of maillog_file (-1 if none). */
+int msg_detach_fds(void);
+
 void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

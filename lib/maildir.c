@@ -1,0 +1,585 @@
+/*
+ * maildir - Maildir access: creating a Maildir and delivering into it (see
+ * maildir.h).
+ *
+ * Interface: maildir_create, maildir_unique, maildir_writer_open,
+ * maildir_writer_write, maildir_writer_size, maildir_writer_commit,
+ * maildir_writer_abort, maildir_deliver.
+ *
+ * The writer buffers output in one heap block and writes it out when it is
+ * full; everything is relative to a descriptor of the Maildir opened once,
+ * so a rename of the path under our feet cannot split a delivery across two
+ * directories.  maildir_deliver() runs the content through a small filter
+ * (mdconv) that turns CRLF into LF across piece boundaries and, while it is
+ * still in the message header, collects each header field (unfolded, up to
+ * a cap) to look for "Delivered-To: <recipient>".
+ *
+ * Failure modes: as in maildir.h; no function here exits or aborts on bad
+ * input (out-of-memory is fatal, as everywhere).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "maildir.h"
+#include "xalloc.h"
+
+#define MAILDIR_BUFSIZE     65536   /* output buffer of a writer */
+#define MAILDIR_OPEN_TRIES  10      /* fresh names tried when tmp/NAME exists */
+#define MAILDIR_HDR_SLACK   1024    /* header field bytes kept beyond the address */
+
+struct maildir_writer {
+    char  *dir;         /* as given, without trailing slashes */
+    int    dirfd;
+    int    fd;          /* tmp/NAME */
+    char  *name;        /* NAME */
+    char  *tmpname;     /* "tmp/NAME" */
+    off_t  size;        /* bytes accepted */
+    off_t  nlf;         /* '\n' among them (for W=) */
+    int    err;         /* first write error (sticky) */
+    int    created;     /* tmp/NAME exists and is ours to remove */
+    char  *obuf;
+    size_t olen;
+};
+
+static char *maildir_why(const char *op, const char *dir, const char *rel, int err)
+{
+    return xasprintf("%s %s%s%s: %s", op, dir, rel ? "/" : "", rel ? rel : "", strerror(err));
+}
+
+static void maildir_set_why(char **why, char *text)
+{
+    if (why)
+        *why = text;
+    else
+        free(text);
+}
+
+/* dir without its trailing slashes ("/" stays "/"). */
+static char *maildir_clean(const char *dir)
+{
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return xstrndup(dir, n);
+}
+
+static int maildir_fsync_dir(int atfd, const char *path)
+{
+    int fd = openat(atfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret, saved;
+
+    if (fd < 0)
+        return -1;
+    ret = fsync(fd);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return ret;
+}
+
+/* mkdir path unless it is a directory already; 1 if made, 0 if there, -1. */
+static int maildir_mkdir(const char *path)
+{
+    struct stat st;
+
+    if (mkdir(path, 0700) == 0)
+        return 1;
+    if (errno != EEXIST)
+        return -1;
+    if (stat(path, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+int maildir_create(const char *dir, char **why)
+{
+    static const char *const subs[] = {"tmp", "new", "cur"};
+    char *top = maildir_clean(dir), *parent, *slash, *path;
+    int made, saved;
+
+    if (why)
+        *why = NULL;
+    if ((made = maildir_mkdir(top)) < 0)
+        goto fail_top;
+    if (made) {
+        /* The new directory is an entry in its parent: make that durable. */
+        slash = strrchr(top, '/');
+        parent = slash == NULL ? xstrdup(".") : slash == top ? xstrdup("/")
+                 : xstrndup(top, (size_t)(slash - top));
+        if (maildir_fsync_dir(AT_FDCWD, parent) < 0) {
+            saved = errno;
+            maildir_set_why(why, maildir_why("fsync", parent, NULL, saved));
+            free(parent);
+            free(top);
+            errno = saved;
+            return -1;
+        }
+        free(parent);
+    }
+    made = 0;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        int r;
+
+        path = xasprintf("%s/%s", top, subs[i]);
+        r = maildir_mkdir(path);
+        saved = errno;
+        free(path);
+        if (r < 0) {
+            maildir_set_why(why, maildir_why("mkdir", top, subs[i], saved));
+            free(top);
+            errno = saved;
+            return -1;
+        }
+        made |= r;
+    }
+    if (made && maildir_fsync_dir(AT_FDCWD, top) < 0) {
+        saved = errno;
+        maildir_set_why(why, maildir_why("fsync", top, NULL, saved));
+        free(top);
+        errno = saved;
+        return -1;
+    }
+    free(top);
+    return 0;
+
+fail_top:
+    saved = errno;
+    maildir_set_why(why, maildir_why("mkdir", top, NULL, saved));
+    free(top);
+    errno = saved;
+    return -1;
+}
+
+char *maildir_unique(void)
+{
+    static unsigned long counter;
+    char host[256];
+    buf_t *b = buf_new(0);
+    struct timeval tv;
+    char *s;
+
+    if (gethostname(host, sizeof(host)) < 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    if (host[0] == '\0')
+        snprintf(host, sizeof(host), "localhost");
+    gettimeofday(&tv, NULL);
+    buf_printf(b, "%lld.M%ldP%ldQ%lu.", (long long)tv.tv_sec, (long)tv.tv_usec,
+               (long)getpid(), ++counter);
+    for (const char *p = host; *p; p++) {
+        if (*p == '/')
+            buf_append_str(b, "\\057");
+        else if (*p == ':')
+            buf_append_str(b, "\\072");
+        else
+            buf_putc(b, *p);
+    }
+    s = buf_steal(b, NULL);
+    buf_free(&b);
+    return s;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static void maildir_writer_free(maildir_writer_t **wp)
+{
+    maildir_writer_t *w = *wp;
+
+    if (w == NULL)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->dirfd >= 0)
+        close(w->dirfd);
+    free(w->dir);
+    free(w->name);
+    free(w->tmpname);
+    free(w->obuf);
+    free(w);
+    *wp = NULL;
+}
+
+int maildir_writer_open(const char *dir, maildir_writer_t **wp, char **why)
+{
+    maildir_writer_t *w = xcalloc(1, sizeof(*w));
+    int saved;
+
+    *wp = NULL;
+    if (why)
+        *why = NULL;
+    w->fd = -1;
+    w->dir = maildir_clean(dir);
+    if ((w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        saved = errno;
+        maildir_set_why(why, maildir_why("open", w->dir, NULL, saved));
+        goto fail;
+    }
+    for (int tries = 0; tries < MAILDIR_OPEN_TRIES; tries++) {
+        free(w->name);
+        free(w->tmpname);
+        w->name = maildir_unique();
+        w->tmpname = xasprintf("tmp/%s", w->name);
+        w->fd = openat(w->dirfd, w->tmpname,
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (w->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (w->fd < 0) {
+        saved = errno;
+        maildir_set_why(why, maildir_why("create", w->dir, w->tmpname, saved));
+        goto fail;
+    }
+    w->created = 1;
+    w->obuf = xmalloc(MAILDIR_BUFSIZE);
+    *wp = w;
+    return 0;
+
+fail:
+    maildir_writer_free(&w);
+    errno = saved;
+    return -1;
+}
+
+static int maildir_flush(maildir_writer_t *w)
+{
+    size_t off = 0;
+    ssize_t n;
+
+    if (w->err)
+        return -1;
+    while (off < w->olen) {
+        n = write(w->fd, w->obuf + off, w->olen - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            w->err = n < 0 ? errno : EIO;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    w->olen = 0;
+    return 0;
+}
+
+int maildir_writer_write(maildir_writer_t *w, const void *data, size_t len)
+{
+    const char *p = data, *end = p + len, *nl;
+
+    if (w->err) {
+        errno = w->err;
+        return -1;
+    }
+    for (nl = p; (nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL; nl++)
+        w->nlf++;
+    w->size += (off_t)len;
+    while (len > 0) {
+        size_t n = MAILDIR_BUFSIZE - w->olen;
+
+        if (n > len)
+            n = len;
+        memcpy(w->obuf + w->olen, p, n);
+        w->olen += n;
+        p += n;
+        len -= n;
+        if (w->olen == MAILDIR_BUFSIZE && maildir_flush(w) < 0) {
+            errno = w->err;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+off_t maildir_writer_size(const maildir_writer_t *w)
+{
+    return w->size;
+}
+
+void maildir_writer_abort(maildir_writer_t **wp)
+{
+    maildir_writer_t *w = *wp;
+    int saved = errno;
+
+    if (w == NULL)
+        return;
+    if (w->created)
+        unlinkat(w->dirfd, w->tmpname, 0);
+    maildir_writer_free(wp);
+    errno = saved;
+}
+
+/* Move tmp/NAME to new/NEWNAME, never replacing a file that is there. */
+static int maildir_move(int dirfd, const char *from, const char *to)
+{
+    if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* The file system cannot do RENAME_NOREPLACE: link() fails with EEXIST
+     * just the same; then drop the tmp/ name. */
+    if (linkat(dirfd, from, dirfd, to, 0) < 0)
+        return -1;
+    unlinkat(dirfd, from, 0);
+    return 0;
+}
+
+int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
+{
+    maildir_writer_t *w = *wp;
+    const char *op = "write";
+    char *newname = NULL;
+    struct stat st;
+    int saved, fd;
+
+    if (path)
+        *path = NULL;
+    if (why)
+        *why = NULL;
+    if (maildir_flush(w) < 0) {
+        errno = w->err;
+        goto fail;
+    }
+    op = "fsync";
+    if (fsync(w->fd) < 0)
+        goto fail;
+    op = "fstat";
+    if (fstat(w->fd, &st) < 0)
+        goto fail;
+    op = "close";
+    fd = w->fd;
+    w->fd = -1;
+    if (close(fd) < 0)
+        goto fail;
+    newname = xasprintf("new/%s,S=%lld,W=%lld", w->name, (long long)st.st_size,
+                        (long long)(st.st_size + w->nlf));
+    op = "rename";
+    if (maildir_move(w->dirfd, w->tmpname, newname) < 0) {
+        saved = errno;
+        maildir_set_why(why, xasprintf("rename %s/%s to %s: %s", w->dir, w->tmpname,
+                                       newname, strerror(saved)));
+        free(newname);
+        maildir_writer_abort(wp);
+        errno = saved;
+        return -1;
+    }
+    w->created = 0;
+    if (maildir_fsync_dir(w->dirfd, "new") < 0) {
+        saved = errno;
+        maildir_set_why(why, maildir_why("fsync", w->dir, "new", saved));
+        /* Not durable: take it back so that the retry is the only copy. */
+        unlinkat(w->dirfd, newname, 0);
+        free(newname);
+        maildir_writer_free(wp);
+        errno = saved;
+        return -1;
+    }
+    if (path)
+        *path = xasprintf("%s/%s", w->dir, newname);
+    free(newname);
+    maildir_writer_free(wp);
+    return 0;
+
+fail:
+    saved = errno;
+    maildir_set_why(why, maildir_why(op, w->dir, w->tmpname, saved));
+    maildir_writer_abort(wp);
+    errno = saved;
+    return -1;
+}
+
+/* ------------------------------------------------------------- delivery */
+
+/* The content filter: CRLF -> LF and the Delivered-To loop scan. */
+struct mdconv {
+    maildir_writer_t *w;
+    const char *rcpt;
+    size_t      cap;            /* longest header field kept */
+    int         pending_cr;     /* the previous piece ended in '\r' */
+    int         in_header;
+    int         line_start;
+    int         overflow;       /* the current field exceeded cap */
+    int         loop;
+    buf_t      *field;          /* the current header field, unfolded */
+};
+
+/* Is this complete, unfolded header field "Delivered-To: <rcpt>"? */
+static int mdconv_is_loop(const struct mdconv *c)
+{
+    const char *p = c->field->data, *end = p + c->field->len, *v, *ve;
+    static const char name[] = "Delivered-To";
+
+    if (c->field->len < sizeof(name) || strncasecmp(p, name, sizeof(name) - 1) != 0)
+        return 0;
+    p += sizeof(name) - 1;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end || *p != ':')
+        return 0;
+    for (v = p + 1; v < end && isspace((unsigned char)*v); v++)
+        ;
+    for (ve = end; ve > v && isspace((unsigned char)ve[-1]); ve--)
+        ;
+    if (ve - v >= 2 && *v == '<' && ve[-1] == '>') {
+        v++;
+        ve--;
+    }
+    return (size_t)(ve - v) == strlen(c->rcpt) && strncasecmp(v, c->rcpt, (size_t)(ve - v)) == 0;
+}
+
+static void mdconv_end_field(struct mdconv *c)
+{
+    if (c->field->len > 0 && !c->overflow && mdconv_is_loop(c))
+        c->loop = 1;
+    buf_reset(c->field);
+    c->overflow = 0;
+}
+
+static void mdconv_field_add(struct mdconv *c, char ch)
+{
+    if (c->field->len < c->cap)
+        buf_putc(c->field, ch);
+    else
+        c->overflow = 1;
+}
+
+/* Look at output bytes while still in the header. */
+static void mdconv_scan(struct mdconv *c, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len && c->in_header; i++) {
+        char ch = p[i];
+
+        if (c->line_start) {
+            c->line_start = 0;
+            if (ch == '\n') {               /* the empty line: end of header */
+                mdconv_end_field(c);
+                c->in_header = 0;
+                return;
+            }
+            if (ch != ' ' && ch != '\t')    /* not a continuation: a new field */
+                mdconv_end_field(c);
+        }
+        if (ch == '\n')
+            c->line_start = 1;              /* unfold: the line end is dropped */
+        else
+            mdconv_field_add(c, ch);
+    }
+}
+
+static int mdconv_out(struct mdconv *c, const char *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (c->in_header)
+        mdconv_scan(c, p, len);
+    return maildir_writer_write(c->w, p, len);
+}
+
+static int mdconv_piece(void *ctx, const void *data, size_t len)
+{
+    struct mdconv *c = ctx;
+    const char *p = data, *end = p + len, *cr;
+
+    if (len == 0)
+        return 0;
+    if (c->pending_cr) {
+        c->pending_cr = 0;
+        if (*p == '\n') {
+            if (mdconv_out(c, "\n", 1) < 0)
+                return -1;
+            p++;
+        } else if (mdconv_out(c, "\r", 1) < 0) {
+            return -1;
+        }
+    }
+    while (p < end) {
+        cr = memchr(p, '\r', (size_t)(end - p));
+        if (cr == NULL) {
+            if (mdconv_out(c, p, (size_t)(end - p)) < 0)
+                return -1;
+            break;
+        }
+        if (mdconv_out(c, p, (size_t)(cr - p)) < 0)
+            return -1;
+        if (cr + 1 == end) {
+            c->pending_cr = 1;              /* decided by the next piece */
+            break;
+        }
+        if (cr[1] == '\n') {
+            if (mdconv_out(c, "\n", 1) < 0)
+                return -1;
+            p = cr + 2;
+        } else {
+            if (mdconv_out(c, "\r", 1) < 0)
+                return -1;
+            p = cr + 1;
+        }
+    }
+    /* A loop is known once the field after it starts: stop copying then. */
+    return c->loop ? MAILDIR_LOOP : 0;
+}
+
+int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why)
+{
+    struct mdconv c = {0};
+    maildir_writer_t *w;
+    int r, saved;
+
+    if (path)
+        *path = NULL;
+    if (why)
+        *why = NULL;
+    if (maildir_writer_open(dir, &w, why) < 0)
+        return -1;
+    c.w = w;
+    c.rcpt = d->recipient;
+    c.cap = strlen(d->recipient) + MAILDIR_HDR_SLACK;
+    c.in_header = 1;
+    c.line_start = 1;
+    c.field = buf_new(0);
+    maildir_writer_write(w, "Return-Path: <", 14);
+    maildir_writer_write(w, d->sender, strlen(d->sender));
+    maildir_writer_write(w, ">\nDelivered-To: ", 16);
+    maildir_writer_write(w, d->recipient, strlen(d->recipient));
+    maildir_writer_write(w, "\n", 1);
+
+    r = d->source(d->source_ctx, mdconv_piece, &c);
+    saved = errno;
+    if (r == 0 && c.pending_cr) {
+        c.pending_cr = 0;
+        r = mdconv_out(&c, "\r", 1) < 0 ? -1 : 0;
+    }
+    if (r == 0 && c.in_header)
+        mdconv_end_field(&c);               /* a message that is all header */
+    buf_free(&c.field);
+    if (r == 0 && c.loop)
+        r = MAILDIR_LOOP;
+    if (r == MAILDIR_LOOP) {
+        maildir_writer_abort(&w);
+        return MAILDIR_LOOP;
+    }
+    if (r != 0) {
+        /* Our write failed (sticky in the writer), or the source did. */
+        saved = w->err ? w->err : r < 0 ? saved : EIO;
+        if (w->err)
+            maildir_set_why(why, maildir_why("write", w->dir, w->tmpname, saved));
+        else
+            maildir_set_why(why, xasprintf("read message content: %s", strerror(saved)));
+        maildir_writer_abort(&w);
+        errno = saved;
+        return -1;
+    }
+    return maildir_writer_commit(&w, path, why);
+}

@@ -1,0 +1,90 @@
+/*
+ * maildir - Maildir access: creating a Maildir and delivering into it (the
+ * Maildir specification, cr.yp.to/proto/maildir.html, and the durability
+ * rule of DESIGN.md §2).  local writes with it now; pop3d and imapd will
+ * read, flag and expunge through this module later.
+ *
+ * Layout: DIR/tmp, DIR/new, DIR/cur, each mode 0700.  A message is written
+ * to tmp/NAME (O_CREAT|O_EXCL, mode 0600), fsync()ed, moved to
+ * new/NAME,S=<size>,W=<virtual size> without ever replacing an existing
+ * file (renameat2 RENAME_NOREPLACE, or link()+unlink() where the file
+ * system lacks it), and new/ is fsync()ed.  Only then is the delivery
+ * done.  NAME is "SECONDS.M<usec>P<pid>Q<counter>.<hostname>", the host
+ * name with '/' and ':' written as \057 and \072 (as Courier and Dovecot
+ * do); S= is the size of the file, W= its size with CRLF line ends
+ * (Dovecot's extensions, so that POP3/IMAP need not read it to know).
+ *
+ * Interface:
+ *   maildir_create(dir)          make DIR and tmp/ new/ cur/ if missing
+ *   maildir_unique()             a fresh unique base name
+ *   maildir_writer_open / _write / _commit / _abort
+ *                                one message, raw bytes, tmp -> new
+ *   maildir_deliver(dir, &d, &path, &why)
+ *                                a mail delivery: "Return-Path: <sender>",
+ *                                "Delivered-To: rcpt", then the content
+ *                                pulled from a source in pieces of any
+ *                                size with CRLF turned into LF (a lone CR
+ *                                stays), refusing a message whose header
+ *                                already has "Delivered-To: rcpt" (a loop)
+ *
+ * Failure modes: nothing here is fatal.  Errors return -1 with errno and,
+ * where a why argument is given, a fresh "operation path: reason" string
+ * (caller frees).  A failed or aborted writer leaves nothing behind in tmp/
+ * or new/; if the move into new/ worked but the fsync of new/ failed, the
+ * new file is removed again (best effort) so that a retry does not deliver
+ * twice.  Write errors are sticky: after one, later writes fail with the
+ * same errno and the commit reports it.
+ */
+#ifndef POSTHORN_MAILDIR_H
+#define POSTHORN_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* maildir_deliver() found a Delivered-To: header for this recipient. */
+#define MAILDIR_LOOP 1
+
+/* Create dir, dir/tmp, dir/new, dir/cur (mode 0700) as far as they are
+ * missing; a directory created is made durable by an fsync of its parent.
+ * Existing directories (or symlinks to directories) are fine; anything else
+ * in the way is ENOTDIR.  0, or -1 with errno and *why (may be NULL). */
+int maildir_create(const char *dir, char **why);
+
+/* A fresh "SECONDS.M<usec>P<pid>Q<counter>.<host>" (caller frees). */
+char *maildir_unique(void);
+
+typedef struct maildir_writer maildir_writer_t;
+
+/* Create dir/tmp/UNIQUE.  0, or -1 with errno and *why. */
+int   maildir_writer_open(const char *dir, maildir_writer_t **wp, char **why);
+/* Append bytes as they are.  0, or -1 with errno (sticky). */
+int   maildir_writer_write(maildir_writer_t *w, const void *data, size_t len);
+/* Bytes written so far. */
+off_t maildir_writer_size(const maildir_writer_t *w);
+/* Flush, fsync, move into new/, fsync new/.  0 with *path = "dir/new/NAME"
+ * (path may be NULL), or -1 with errno and *why, nothing left behind.
+ * Either way *wp is freed and NULLed. */
+int   maildir_writer_commit(maildir_writer_t **wp, char **path, char **why);
+/* Remove the temporary file; *wp is freed and NULLed (NULL is fine). */
+void  maildir_writer_abort(maildir_writer_t **wp);
+
+/* A source of message content: calls fn(fnctx, data, len) for each piece in
+ * order and returns 0, -1 with errno, or the first non-zero value fn
+ * returned (queue_content_copy() has exactly this shape). */
+typedef int (*maildir_source_fn)(void *ctx, int (*fn)(void *fnctx, const void *data, size_t len),
+                                 void *fnctx);
+
+struct maildir_delivery {
+    const char       *sender;       /* Return-Path; "" = <> */
+    const char       *recipient;    /* Delivered-To, and the loop check */
+    maildir_source_fn source;
+    void             *source_ctx;
+};
+
+/* Deliver one message into dir (which must exist: maildir_create).
+ * 0 with *path set as for the commit; MAILDIR_LOOP (nothing written); or
+ * -1 with errno and *why.  A failing source gives -1 with its errno and a
+ * why that starts with "read message content". */
+int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * deliver - local's delivery child: becomes the recipient for good, then
+ * writes one message into the recipient's Maildir.
+ *
+ * Interface: deliver_child(target, result_fd), deliver_result_parse().
+ *
+ * Order (DESIGN.md §1): restore signals, close every descriptor except
+ * stdio, the log file, the result pipe and the queue file; set umask 077;
+ * take the recipient's groups (getgrouplist), gid and uid for real, saved
+ * and effective ids (privs_drop_ids, which verifies the drop), check once
+ * more that setuid(0) fails, and make the process non-dumpable (the user
+ * must not ptrace it: it holds the queue file); only then chdir() to the home directory,
+ * validate the queue file (queue_read), create the Maildir if it is missing
+ * and deliver into it (maildir_deliver, content streamed from the queue
+ * file with queue_content_copy, never whole in memory).
+ *
+ * Failure modes: every outcome is one result record on the pipe and
+ * _exit(0).  A failed privilege drop is fatal in privs (our msg_fatal hook
+ * still reports class 4); root that can be regained is a panic after a
+ * class 4 record.  Corrupt queue file: 4.3.0; a full disk or quota: 4.2.2;
+ * other I/O errors: 4.3.0; a Delivered-To loop: 5.4.6.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "event.h"
+#include "local.h"
+#include "maildir.h"
+#include "msg.h"
+#include "privs.h"
+#include "queue.h"
+#include "xalloc.h"
+
+#define DELIVER_MAX_GROUPS 65536
+
+static int deliver_fd = -1;         /* the result pipe */
+static int deliver_reported;
+
+static void deliver_report(int dsn_class, const char *dsn, const char *text, const char *detail)
+{
+    buf_t *b = buf_new(LOCAL_RESULT_MAX);
+    size_t off = 0;
+    ssize_t n;
+
+    if (deliver_reported)
+        return;
+    deliver_reported = 1;
+    buf_putc(b, '0' + dsn_class);
+    buf_putc(b, '\0');
+    buf_append(b, dsn, strlen(dsn) + 1);
+    /* Keep the record within the limit: cut the text and the detail. */
+    buf_append(b, text, strnlen(text, LOCAL_RESULT_MAX / 2 - 32));
+    buf_putc(b, '\0');
+    buf_append(b, detail, strnlen(detail, LOCAL_RESULT_MAX / 2 - 32));
+    buf_putc(b, '\0');
+    while (off < b->len) {
+        n = write(deliver_fd, b->data + off, b->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    buf_free(&b);
+}
+
+static _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text,
+                                   const char *detail)
+{
+    deliver_report(dsn_class, dsn, text, detail ? detail : "");
+    _exit(0);
+}
+
+/* msg_fatal() in this process (a failed privilege drop, out of memory). */
+static void deliver_fatal_hook(void)
+{
+    deliver_report(4, "4.3.0", "local delivery process failed", "fatal error, see above");
+}
+
+static int deliver_cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Close every descriptor except the ones in keep[]. */
+static void deliver_close_fds(int *keep, size_t nkeep)
+{
+    unsigned int lo = 0;
+
+    qsort(keep, nkeep, sizeof(*keep), deliver_cmp_int);
+    for (size_t i = 0; i <= nkeep; i++) {
+        unsigned int hi = i < nkeep ? (unsigned int)keep[i] : ~0U;
+
+        if (i < nkeep && keep[i] < 0)
+            continue;
+        if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
+            /* Without close_range(2): the slow way. */
+            long max = sysconf(_SC_OPEN_MAX);
+
+            for (long fd = lo; fd < (hi == ~0U ? max : (long)hi); fd++)
+                close((int)fd);
+        }
+        if (i < nkeep)
+            lo = (unsigned int)keep[i] + 1;
+    }
+}
+
+/* Become the recipient: its groups, gid and uid, for good. */
+static void deliver_become(const struct local_target *t)
+{
+    gid_t *groups = NULL;
+    int n = 16, want;
+
+    for (;;) {
+        groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
+        want = n;
+        if (getgrouplist(t->user, t->gid, groups, &want) >= 0) {
+            n = want;
+            break;
+        }
+        if (n >= DELIVER_MAX_GROUPS)
+            msg_fatal("%s: user %s is in more than %d groups", t->queue_id, t->user, n);
+        n = want > n ? want : n * 2;
+    }
+    privs_drop_ids(t->uid, t->gid, groups, (size_t)n, NULL);
+    free(groups);
+    /* The kernel makes us non-dumpable on the uid change unless
+     * fs.suid_dumpable says otherwise; the user must never ptrace a process
+     * that holds the queue file (other recipients, Bcc): say so ourselves. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        msg_fatal("%s: prctl(PR_SET_DUMPABLE): %s", t->queue_id, strerror(errno));
+    if (setuid(0) == 0 || privs_verify_dropped() < 0) {
+        deliver_report(4, "4.3.0", "local delivery process could regain root", "");
+        msg_panic("%s: delivery process for %s could regain root after the drop",
+                  t->queue_id, t->user);
+    }
+}
+
+struct deliver_source {
+    const queue_file_t *q;
+};
+
+static int deliver_source(void *ctx, int (*fn)(void *, const void *, size_t), void *fnctx)
+{
+    return queue_content_copy(((struct deliver_source *)ctx)->q, fn, fnctx);
+}
+
+_Noreturn void deliver_child(const struct local_target *t, int result_fd)
+{
+    int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
+    struct deliver_source src;
+    struct maildir_delivery d;
+    struct local_target mine = *t;
+    queue_file_t *q = NULL;
+    char *why = NULL, *path = NULL, *text, *detail;
+    int r, err;
+
+    /* The strings may live in getpwnam()'s static buffer, which the group
+     * lookup could reuse: copy them first. */
+    mine.user = xstrdup(t->user);
+    mine.home = xstrdup(t->home);
+    t = &mine;
+    event_reset_signals();
+    deliver_fd = result_fd;
+    msg_fatal_hook(deliver_fatal_hook);
+    keep[5] = msg_detach_fds();
+    deliver_close_fds(keep, 6);
+    umask(077);
+
+    deliver_become(t);
+
+    if (chdir(t->home) < 0) {
+        err = errno;
+        text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
+    if (queue_read(t->queue_fd, &q, &why) < 0) {
+        err = errno;
+        if (err == EBADMSG)
+            text = xasprintf("corrupt queue file: %s", why ? why : "?");
+        else
+            text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
+    detail = xasprintf("%s/%s", t->home, t->mailbox);
+    if (maildir_create(t->mailbox, &why) < 0) {
+        err = errno;
+        text = xasprintf("cannot create maildir: %s", why ? why : strerror(err));
+        deliver_exit(4, err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0", text, detail);
+    }
+
+    src.q = q;
+    d.sender = t->sender;
+    d.recipient = t->recipient;
+    d.source = deliver_source;
+    d.source_ctx = &src;
+    r = maildir_deliver(t->mailbox, &d, &path, &why);
+    err = errno;
+    if (r == 0) {
+        free(detail);
+        detail = xasprintf("%s/%s", t->home, path);
+        deliver_exit(2, "2.0.0", "delivered to maildir", detail);
+    }
+    if (r == MAILDIR_LOOP) {
+        text = xasprintf("mail forwarding loop for %s", t->recipient);
+        deliver_exit(5, "5.4.6", text, detail);
+    }
+    if (err == ENOSPC || err == EDQUOT) {
+        text = xasprintf("mailbox full: %s", why ? why : strerror(err));
+        deliver_exit(4, "4.2.2", text, detail);
+    }
+    if (err == EBADMSG)
+        text = xasprintf("corrupt queue file: %s", why ? why : strerror(err));
+    else
+        text = xasprintf("maildir delivery failed: %s", why ? why : strerror(err));
+    deliver_exit(4, "4.3.0", text, detail);
+}
+
+int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **dsn,
+                         char **text, char **detail)
+{
+    const char *field[4], *p = data, *end = data + len, *nul;
+
+    *dsn = *text = *detail = NULL;
+    for (int i = 0; i < 4; i++) {
+        if ((nul = memchr(p, '\0', (size_t)(end - p))) == NULL)
+            return -1;
+        field[i] = p;
+        p = nul + 1;
+    }
+    if (p != end || strlen(field[0]) != 1
+        || (field[0][0] != '2' && field[0][0] != '4' && field[0][0] != '5'))
+        return -1;
+    *dsn_class = field[0][0] - '0';
+    *dsn = xstrdup(field[1]);
+    *text = xstrdup(field[2]);
+    *detail = xstrdup(field[3]);
+    return 0;
+}

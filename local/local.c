@@ -1,0 +1,496 @@
+/*
+ * local - the root delivery spawner (DESIGN.md §1).
+ *
+ * qmgr connects to private/local (only mail_owner or root may) and sends
+ * LOCAL_DELIVER requests, many at a time on one connection; each carries a
+ * read-only descriptor of the queue file.  For each, this process:
+ *   1. validates it and resolves the recipient to an account (the local
+ *      part, lower-cased; local_resolve() is where aliases and user+ext
+ *      will hook in) with getpwnam(): unknown is 5.1.1, root and uids
+ *      below first_valid_uid are 4.3.5 (they must be aliased), a
+ *      home_mailbox that is not a Maildir ("x/") is 4.3.5 (mbox delivery
+ *      is not implemented);
+ *   2. forks a child that becomes the recipient and delivers (deliver.c);
+ *   3. watches the child's result pipe from the event loop; at EOF it reaps
+ *      that child and sends LOCAL_RESULT with the request id.  A child that
+ *      ends without a result is 4.3.0 "delivery process died"; one that
+ *      runs longer than LOCAL_DELIVERY_TIME_LIMIT is killed ("delivery
+ *      timed out").
+ * This process never reads message content and never touches a user's
+ * files; it stays root (no privilege drop, no chroot: it must be able to
+ * become any user) and reads no network input.
+ *
+ * Flow control: at most local_concurrency_limit deliveries run at once;
+ * beyond that requests stay unread in the sockets until a child finishes.
+ * On SIGTERM no new requests are read and the process exits once the
+ * running deliveries have reported (so no result is lost needlessly).
+ *
+ * Logging: qmgr logs the status= line of each delivery.  local logs
+ * warnings for deliveries that failed for a local reason (class 4), and at
+ * debug level the file each delivery wrote.
+ *
+ * Parameters: home_mailbox, first_valid_uid, mail_owner,
+ * local_concurrency_limit, and those of the server skeleton
+ * (config_directory, queue_directory, maillog_file, max_use, max_idle).
+ *
+ * Failure modes: a peer that is not mail_owner/root, a bad frame, an
+ * unexpected message type or a malformed request is a peer error: logged,
+ * that connection dropped.  Sockets are read and written with the blocking
+ * ipc calls and a deadline (LOCAL_IPC_TIMEOUT_MS): a peer that stalls in
+ * the middle of a frame or does not read its results holds this process
+ * that long at most, and only mail_owner can connect at all.  A result that cannot be sent (qmgr gone) is
+ * logged; qmgr retries such a delivery later.  Fork or pipe failures are
+ * class 4 results.  mail_owner missing at start-up is fatal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "conf.h"
+#include "event.h"
+#include "ipc.h"
+#include "local.h"
+#include "local_proto.h"
+#include "msg.h"
+#include "privs.h"
+#include "server.h"
+#include "xalloc.h"
+
+#define LOCAL_IPC_TIMEOUT_MS       10000    /* a hello, the rest of a frame, a result */
+#define LOCAL_MAX_REQUEST          65536    /* payload of one request */
+#define LOCAL_TEXT_MAX             500      /* result text sent to qmgr */
+/* No parameter (yet): a Maildir delivery takes well under a second; this
+ * only catches a child stuck on a dead file system.  Like Postfix's
+ * command_time_limit. */
+#define LOCAL_DELIVERY_TIME_LIMIT  1000     /* seconds */
+
+struct local_conn {
+    int                fd;          /* -1 once closed */
+    int                busy;        /* deliveries running for it */
+    struct local_conn *prev, *next;
+};
+
+struct local_job {
+    struct local_conn *conn;
+    uint32_t           reqid;
+    pid_t              pid;
+    int                pipe_fd;
+    buf_t             *out;         /* the child's result record */
+    int                overflow;
+    int                timed_out;
+    event_timer_t     *timer;
+    char              *queue_id;
+    char              *recipient;
+};
+
+static event_loop_t *local_loop;
+static uid_t local_owner_uid;
+static struct local_conn *local_conns;  /* open connections */
+static int local_njobs;
+static int local_paused;
+static int local_stopping;
+
+/* ------------------------------------------------------------ connections */
+
+static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg);
+
+static void local_update_reading(void)
+{
+    int pause = local_stopping || local_njobs >= conf_int("local_concurrency_limit");
+
+    if (pause == local_paused)
+        return;
+    local_paused = pause;
+    for (struct local_conn *c = local_conns; c; c = c->next)
+        event_mod_fd(local_loop, c->fd, pause ? 0 : EVENT_READ);
+}
+
+/* Free the connection once it is closed and nothing runs for it. */
+static void local_conn_release(struct local_conn *c)
+{
+    if (c->fd < 0 && c->busy == 0) {
+        free(c);
+        server_conn_end();
+    }
+}
+
+static void local_conn_close(struct local_conn *c)
+{
+    if (c->fd >= 0) {
+        event_del_fd(local_loop, c->fd);
+        close(c->fd);
+        c->fd = -1;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            local_conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+    }
+    local_conn_release(c);
+}
+
+/* Send a result; log and drop the connection if that fails. */
+static void local_reply(struct local_conn *c, uint32_t reqid, const char *queue_id,
+                        const char *rcpt, int dsn_class, const char *dsn, const char *text)
+{
+    char *clean = xstrndup(text, LOCAL_TEXT_MAX);
+    ipc_msg_t *m;
+
+    for (char *p = clean; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    if (c->fd < 0) {
+        msg_warn("%s: to=<%s>: qmgr connection gone; result not reported: dsn=%s (%s)",
+                 queue_id, rcpt, dsn, clean);
+        free(clean);
+        return;
+    }
+    m = local_result_encode(reqid, dsn_class, dsn, clean);
+    if (ipc_send(c->fd, m, LOCAL_IPC_TIMEOUT_MS) < 0) {
+        msg_warn("%s: to=<%s>: cannot send the result to qmgr: %s; dropping the connection",
+                 queue_id, rcpt, strerror(errno));
+        local_conn_close(c);
+    }
+    ipc_msg_free(&m);
+    free(clean);
+}
+
+/* ------------------------------------------------------------ deliveries */
+
+static void local_job_free(struct local_job **jp)
+{
+    struct local_job *j = *jp;
+
+    buf_free(&j->out);
+    free(j->queue_id);
+    free(j->recipient);
+    free(j);
+    *jp = NULL;
+}
+
+/* The child is reaped: report what it said, or that it died. */
+static void local_job_done(struct local_job *j, int status)
+{
+    char *dsn = NULL, *text = NULL, *detail = NULL;
+    int dsn_class = 0;
+    struct local_conn *c = j->conn;
+
+    if (j->overflow
+        || deliver_result_parse(j->out->data, j->out->len, &dsn_class, &dsn, &text, &detail) < 0
+        || !dsn_code_valid(dsn, dsn_class)) {
+        free(dsn);
+        free(text);
+        free(detail);
+        detail = WIFSIGNALED(status) ? xasprintf("killed by signal %d", WTERMSIG(status))
+                 : xasprintf("exit status %d", WEXITSTATUS(status));
+        dsn_class = 4;
+        dsn = xstrdup("4.3.0");
+        text = xstrdup(j->timed_out ? "delivery timed out" : "delivery process died");
+        msg_warn("%s: to=<%s>: delivery process %ld %s without a result (%s)", j->queue_id,
+                 j->recipient, (long)j->pid,
+                 j->timed_out ? "was killed after the time limit" : "ended", detail);
+    } else if (dsn_class == 2) {
+        msg_debug("%s: to=<%s>: %s %s", j->queue_id, j->recipient, text, detail);
+    } else if (dsn_class == 4) {
+        msg_warn("%s: to=<%s>: dsn=%s, %s%s%s", j->queue_id, j->recipient, dsn, text,
+                 *detail ? "; mailbox " : "", detail);
+    } else {
+        msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, dsn, text);
+    }
+    local_reply(c, j->reqid, j->queue_id, j->recipient, dsn_class, dsn, text);
+    free(dsn);
+    free(text);
+    free(detail);
+
+    c->busy--;
+    local_conn_release(c);
+    local_njobs--;
+    local_job_free(&j);
+    if (local_stopping && local_njobs == 0) {
+        msg_info("stopping: every delivery has reported");
+        exit(0);
+    }
+    local_update_reading();
+}
+
+static void local_job_read(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct local_job *j = arg;
+    char chunk[1024];
+    ssize_t n;
+    int status;
+
+    (void)events;
+    n = read(fd, chunk, sizeof(chunk));
+    if (n > 0) {
+        if (j->out->len + (size_t)n > LOCAL_RESULT_MAX)
+            j->overflow = 1;
+        else
+            buf_append(j->out, chunk, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    /* EOF: the child has exited (it never closes the pipe otherwise). */
+    event_del_fd(loop, fd);
+    close(fd);
+    j->pipe_fd = -1;
+    event_cancel_timer(loop, &j->timer);
+    while (waitpid(j->pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            msg_warn("waitpid %ld: %s", (long)j->pid, strerror(errno));
+            status = 0;
+            break;
+        }
+    }
+    local_job_done(j, status);
+}
+
+static void local_job_timeout(event_loop_t *loop, void *arg)
+{
+    struct local_job *j = arg;
+
+    (void)loop;
+    j->timer = NULL;
+    j->timed_out = 1;
+    kill(j->pid, SIGKILL);      /* EOF on the pipe follows */
+}
+
+/*
+ * The account for a recipient: its local part, lower-cased.  This is the
+ * hook point for what comes later: alias expansion and subaddresses
+ * (user+ext) change the name looked up here.
+ */
+static char *local_resolve(const char *recipient)
+{
+    char *local, *lower;
+
+    addr_split(recipient, &local, NULL);
+    lower = addr_lowercase(local);
+    free(local);
+    return lower;
+}
+
+/* The queue file must be a read-only descriptor of a regular file. */
+static int local_fd_ok(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    struct stat st;
+
+    return fl >= 0 && (fl & O_ACCMODE) == O_RDONLY && !(fl & O_PATH)
+           && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* One LOCAL_DELIVER: answer at once, or start a delivery child. */
+static void local_request(struct local_conn *c, uint32_t reqid, struct local_request *r)
+{
+    const char *mailbox = conf_str("home_mailbox");
+    struct local_target t;
+    struct local_job *j;
+    struct passwd *pw;
+    char *user = NULL, *text = NULL;
+    int p[2];
+    pid_t pid;
+
+#define ANSWER(cls, dsn, ...) do { \
+        text = xasprintf(__VA_ARGS__); \
+        local_reply(c, reqid, r->queue_id, r->recipient, cls, dsn, text); \
+        goto done; \
+    } while (0)
+
+    if (!local_fd_ok(r->queue_fd)) {
+        msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
+                 "regular file", r->queue_id, r->recipient);
+        ANSWER(4, "4.3.0", "bad queue file descriptor");
+    }
+    user = local_resolve(r->recipient);
+    errno = 0;
+    pw = *user ? getpwnam(user) : NULL;
+    if (pw == NULL) {
+        if (*user && errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF
+            && errno != EPERM) {
+            msg_warn("%s: to=<%s>: cannot look up user \"%s\": %s", r->queue_id,
+                     r->recipient, user, strerror(errno));
+            ANSWER(4, "4.3.0", "cannot look up user \"%s\": %s", user, strerror(errno));
+        }
+        ANSWER(5, "5.1.1", "unknown user: \"%s\"", user);
+    }
+    if (pw->pw_uid == 0)
+        ANSWER(4, "4.3.5", "mail for \"%s\" is not delivered as root: "
+               "it must be aliased to a user", user);
+    if ((long long)pw->pw_uid < conf_int("first_valid_uid"))
+        ANSWER(4, "4.3.5", "mail for system account \"%s\" (uid %ld, below first_valid_uid) "
+               "must be aliased to a user", user, (long)pw->pw_uid);
+    if (pw->pw_dir == NULL || pw->pw_dir[0] != '/') {
+        msg_warn("%s: to=<%s>: home directory of %s is not an absolute path", r->queue_id,
+                 r->recipient, user);
+        ANSWER(4, "4.3.0", "home directory of \"%s\" is not an absolute path", user);
+    }
+    if (*mailbox == '\0' || mailbox[strlen(mailbox) - 1] != '/') {
+        msg_warn("%s: to=<%s>: home_mailbox = %s is an mbox file: mbox delivery is not "
+                 "supported, use a Maildir (a path ending in /)", r->queue_id, r->recipient,
+                 mailbox);
+        ANSWER(4, "4.3.5", "mbox delivery not supported");
+    }
+
+    t.queue_id = r->queue_id;
+    t.sender = r->sender;
+    t.recipient = r->recipient;
+    t.user = pw->pw_name;
+    t.uid = pw->pw_uid;
+    t.gid = pw->pw_gid;
+    t.home = pw->pw_dir;
+    t.mailbox = mailbox;
+    t.queue_fd = r->queue_fd;
+
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        msg_warn("%s: to=<%s>: pipe: %s", r->queue_id, r->recipient, strerror(errno));
+        ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(errno));
+    }
+    if ((pid = fork()) < 0) {
+        int err = errno;
+
+        close(p[0]);
+        close(p[1]);
+        msg_warn("%s: to=<%s>: fork: %s", r->queue_id, r->recipient, strerror(err));
+        ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(err));
+    }
+    if (pid == 0) {
+        close(p[0]);
+        deliver_child(&t, p[1]);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+
+    j = xcalloc(1, sizeof(*j));
+    j->conn = c;
+    j->reqid = reqid;
+    j->pid = pid;
+    j->pipe_fd = p[0];
+    j->out = buf_new(0);
+    j->queue_id = xstrdup(r->queue_id);
+    j->recipient = xstrdup(r->recipient);
+    event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
+    j->timer = event_add_timer(local_loop, LOCAL_DELIVERY_TIME_LIMIT * 1000LL,
+                               local_job_timeout, j);
+    c->busy++;
+    local_njobs++;
+    msg_debug("%s: to=<%s>: delivery process %ld for user %s", r->queue_id, r->recipient,
+              (long)pid, user);
+    local_update_reading();
+#undef ANSWER
+done:
+    free(user);
+    free(text);
+}
+
+static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct local_conn *c = arg;
+    struct local_request req;
+    const char *why;
+    ipc_msg_t *m = NULL;
+    int r;
+
+    (void)loop;
+    (void)events;
+    r = ipc_recv(fd, &m, LOCAL_MAX_REQUEST, LOCAL_IPC_TIMEOUT_MS);
+    if (r == 0) {
+        local_conn_close(c);
+        return;
+    }
+    if (r < 0) {
+        msg_warn("bad frame from qmgr: %s; dropping the connection", strerror(errno));
+        local_conn_close(c);
+        return;
+    }
+    if (m->type != LOCAL_DELIVER) {
+        msg_warn("unexpected %s message from qmgr; dropping the connection",
+                 ipc_type_name(m->type));
+        ipc_msg_free(&m);
+        local_conn_close(c);
+        return;
+    }
+    if (local_request_decode(m, &req, &why) < 0) {
+        msg_warn("malformed %s request from qmgr: %s; dropping the connection",
+                 ipc_type_name(m->type), why);
+        ipc_msg_free(&m);
+        local_conn_close(c);
+        return;
+    }
+    local_request(c, m->reqid, &req);
+    ipc_msg_free(&m);
+    local_request_free(&req);       /* the child has its own copy of the fd */
+}
+
+/* ------------------------------------------------------------ server */
+
+static void local_accept(event_loop_t *loop, int fd)
+{
+    struct local_conn *c;
+    const char *why = "?";
+    uid_t uid = (uid_t)-1;
+
+    if (ipc_server_hello(fd, LOCAL_PROTO_NAME, LOCAL_PROTO_VERSION, &local_owner_uid, 1,
+                         LOCAL_IPC_TIMEOUT_MS, &why) < 0) {
+        ipc_peer_uid(fd, &uid, NULL);
+        msg_warn("refusing a connection from uid %ld: %s", (long)uid, why);
+        close(fd);
+        server_conn_end();
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->next = local_conns;
+    if (local_conns)
+        local_conns->prev = c;
+    local_conns = c;
+    event_add_fd(loop, fd, local_paused ? 0 : EVENT_READ, local_conn_read, c);
+}
+
+static void local_on_term(event_loop_t *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    (void)arg;
+    if (local_njobs == 0)
+        exit(0);
+    msg_info("stopping after %d running deliveries", local_njobs);
+    local_stopping = 1;
+    local_update_reading();
+}
+
+static void local_post_init(event_loop_t *loop)
+{
+    gid_t gid;
+
+    local_loop = loop;
+    local_proto_init();
+    if (privs_lookup(conf_str("mail_owner"), &local_owner_uid, &gid) < 0)
+        msg_fatal("mail_owner account %s does not exist (mailctl start creates it)",
+                  conf_str("mail_owner"));
+    event_add_signal(loop, SIGTERM, local_on_term, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_MULTI,
+        .user_param = NULL,             /* stays root: it becomes each recipient */
+        .chroot = SERVER_CHROOT_NONE,
+        .post_init = local_post_init,
+        .accept = local_accept,
+    };
+
+    server_main(argc, argv, &opts);
+}

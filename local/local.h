@@ -1,0 +1,41 @@
+/*
+ * local.h - what local's two halves share: the parent (local.c, the root
+ * spawner that talks to qmgr) and the delivery child (deliver.c, which
+ * becomes the recipient and writes the Maildir).
+ *
+ * The parent resolves a request into a struct local_target and forks; the
+ * child runs deliver_child() and reports one result record on a pipe:
+ *     class digit '2'|'4'|'5' NUL  dsn NUL  text NUL  detail NUL
+ * text goes to qmgr (and into a bounce), detail only into the parent's log
+ * (e.g. the path of the file delivered).  The parent parses the record with
+ * deliver_result_parse() after EOF; anything else, or nothing, means the
+ * child died.
+ */
+#ifndef POSTHORN_LOCAL_H
+#define POSTHORN_LOCAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define LOCAL_RESULT_MAX 4096       /* longest result record */
+
+struct local_target {
+    const char *queue_id;
+    const char *sender;             /* "" = <> */
+    const char *recipient;          /* for Delivered-To: and the loop check */
+    const char *user;               /* the account */
+    uid_t       uid;
+    gid_t       gid;
+    const char *home;               /* absolute */
+    const char *mailbox;            /* home_mailbox, relative to home; ends in '/' */
+    int         queue_fd;           /* read-only */
+};
+
+/* In the child after fork(): deliver and _exit().  Never returns. */
+_Noreturn void deliver_child(const struct local_target *t, int result_fd);
+
+/* Parse a record; 0 with fresh strings (caller frees), or -1 if malformed. */
+int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **dsn,
+                         char **text, char **detail);
+
+#endif
