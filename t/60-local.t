@@ -56,35 +56,7 @@ rcpt = "%s@%s" % (user, DOMAIN)
 
 
 def connect_as(uid, gid, groups):
-    """A socket connected to private/local by a process with these ids
-    (SO_PEERCRED is fixed at connect time); the fd is passed back to us."""
-    a, b = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            a.close()
-            os.setgroups(groups)
-            os.setgid(gid)
-            os.setuid(uid)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(sock_path)
-            socket.send_fds(b, [b"k"], [s.fileno()])
-            os._exit(0)
-        except BaseException as e:  # noqa: B036
-            try:
-                b.send(b"E" + str(e).encode())
-            finally:
-                os._exit(1)
-    b.close()
-    a.settimeout(10)
-    msg, fds, _, _ = socket.recv_fds(a, 1024, 1)
-    os.waitpid(pid, 0)
-    a.close()
-    if not fds:
-        raise OSError("connect as %d failed: %s" % (uid, msg[1:].decode(errors="replace")))
-    s = socket.socket(fileno=fds[0])
-    s.settimeout(10)
-    return ipcframe.Conn(s)
+    return ipcframe.connect_as(sock_path, uid, gid, groups, timeout=10)
 
 
 def qmgr_conn():

@@ -14,6 +14,8 @@ Interface:
                                .hello(proto, version)  client side: send ours,
                                                        check theirs
     connect(path, proto, version) -> Conn (unix socket, hello exchanged)
+    connect_as(path, uid, gid, groups) -> Conn connected by a child process
+                               running with those ids (for SO_PEERCRED tests)
     Frame: .type .reqid .flags .fields (decoded list) .fd (int or None)
     decode_fields(payload) -> list (raises ValueError if malformed)
 
@@ -170,3 +172,35 @@ def connect(path, proto=None, version=None, timeout=5.0):
     if proto is not None:
         c.hello(proto, version, timeout)
     return c
+
+
+def connect_as(path, uid, gid, groups, timeout=5.0):
+    """A Conn to path made by a forked child running as uid/gid/groups
+    (SO_PEERCRED is fixed at connect time); the socket is passed back."""
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            a.close()
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            socket.send_fds(b, [b"k"], [s.fileno()])
+            os._exit(0)
+        except BaseException as e:  # noqa: B036
+            try:
+                b.send(b"E" + str(e).encode())
+            finally:
+                os._exit(1)
+    b.close()
+    a.settimeout(10)
+    msg, fds, _, _ = socket.recv_fds(a, 1024, 1)
+    os.waitpid(pid, 0)
+    a.close()
+    if not fds:
+        raise OSError("connect as %d failed: %s" % (uid, msg[1:].decode(errors="replace")))
+    s = socket.socket(fileno=fds[0])
+    s.settimeout(timeout)
+    return Conn(s)
