@@ -160,7 +160,10 @@ static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
     } else {
         server_conn_begin();
         server_opts->accept(loop, fd);
-        if (server_uses >= conf_int("max_use"))
+        /* Long-lived services (qmgr, anvil) keep their clients' connections
+         * open for good: retiring would leave a singleton that never
+         * exits and never serves new clients. */
+        if (!server_opts->no_idle_exit && server_uses >= conf_int("max_use"))
             server_retire();
     }
 }

@@ -53,7 +53,8 @@ struct server_opts {
     enum server_mode   mode;
     const char        *user_param;     /* main.conf parameter naming the account; NULL = stay root */
     enum server_chroot chroot;
-    int                no_idle_exit;   /* long-lived processes such as qmgr */
+    int                no_idle_exit;   /* long-lived processes such as qmgr: neither
+                                          max_idle nor max_use ends them */
     void (*pre_init)(void);            /* as root, before the drop */
     void (*post_init)(event_loop_t *loop);
     void (*serve)(int fd);             /* SERVER_SINGLE: handle one connection, fd is closed after */

@@ -44,6 +44,7 @@ static const struct std_service {
     {0, "local", "y", "-", "-", "local", "delivery into Maildir"},
     {0, "authd", "y", "-", "-", "authd", "password checks"},
     {0, "lookupd", "y", "-", "-", "lookupd", "recipient checks for smtpd; later SPF, DKIM, DNSBL"},
+    {0, "anvil", "y", "-", "1", "anvil", "session counts per client address"},
 };
 
 /* Create dir/name (never over an existing file) holding text. */
