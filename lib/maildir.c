@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "maildir.h"
+#include "msg.h"
 #include "xalloc.h"
 
 #define MAILDIR_BUFSIZE     65536   /* output buffer of a writer */
@@ -43,6 +44,7 @@ struct maildir_writer {
     int    fd;          /* tmp/NAME */
     char  *name;        /* NAME */
     char  *tmpname;     /* "tmp/NAME" */
+    char  *fixed;       /* base name for new/ (maildir_writer_set_name) or NULL */
     off_t  size;        /* bytes accepted */
     off_t  nlf;         /* '\n' among them (for W=) */
     int    err;         /* first write error (sticky) */
@@ -208,6 +210,7 @@ static void maildir_writer_free(maildir_writer_t **wp)
     free(w->dir);
     free(w->name);
     free(w->tmpname);
+    free(w->fixed);
     free(w->obuf);
     free(w);
     *wp = NULL;
@@ -303,6 +306,14 @@ int maildir_writer_write(maildir_writer_t *w, const void *data, size_t len)
     return 0;
 }
 
+void maildir_writer_set_name(maildir_writer_t *w, const char *base)
+{
+    if (*base == '\0' || strchr(base, '/') || strchr(base, ':'))
+        msg_panic("maildir_writer_set_name: bad base name \"%s\"", base);
+    free(w->fixed);
+    w->fixed = xstrdup(base);
+}
+
 off_t maildir_writer_size(const maildir_writer_t *w)
 {
     return w->size;
@@ -363,11 +374,20 @@ int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
     w->fd = -1;
     if (close(fd) < 0)
         goto fail;
-    newname = xasprintf("new/%s,S=%lld,W=%lld", w->name, (long long)st.st_size,
-                        (long long)(st.st_size + w->nlf));
+    newname = xasprintf("new/%s,S=%lld,W=%lld", w->fixed ? w->fixed : w->name,
+                        (long long)st.st_size, (long long)(st.st_size + w->nlf));
     op = "rename";
     if (maildir_move(w->dirfd, w->tmpname, newname) < 0) {
         saved = errno;
+        if (saved == EEXIST && w->fixed) {
+            /* The same message was delivered before (a retry after a crash
+             * lost the result): keep that copy, drop this one. */
+            if (path)
+                *path = xasprintf("%s/%s", w->dir, newname);
+            free(newname);
+            maildir_writer_abort(wp);
+            return MAILDIR_DUPLICATE;
+        }
         maildir_set_why(why, xasprintf("rename %s/%s to %s: %s", w->dir, w->tmpname,
                                        newname, strerror(saved)));
         free(newname);
@@ -543,6 +563,8 @@ int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **pa
         *why = NULL;
     if (maildir_writer_open(dir, &w, why) < 0)
         return -1;
+    if (d->name)
+        maildir_writer_set_name(w, d->name);
     c.w = w;
     c.rcpt = d->recipient;
     c.cap = strlen(d->recipient) + MAILDIR_HDR_SLACK;

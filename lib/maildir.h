@@ -43,6 +43,9 @@
 
 /* maildir_deliver() found a Delivered-To: header for this recipient. */
 #define MAILDIR_LOOP 1
+/* The writer had a fixed name (maildir_writer_set_name) and new/ already
+ * holds that message: this is a redelivery; the new copy was dropped. */
+#define MAILDIR_DUPLICATE 2
 
 /* Create dir, dir/tmp, dir/new, dir/cur (mode 0700) as far as they are
  * missing; a directory created is made durable by an fsync of its parent.
@@ -59,10 +62,17 @@ typedef struct maildir_writer maildir_writer_t;
 int   maildir_writer_open(const char *dir, maildir_writer_t **wp, char **why);
 /* Append bytes as they are.  0, or -1 with errno (sticky). */
 int   maildir_writer_write(maildir_writer_t *w, const void *data, size_t len);
+/* Use base (a valid Maildir base name, no '/' or ':') as the name in new/
+ * instead of the unique tmp/ name, so that delivering the same message
+ * twice collides: the commit then returns MAILDIR_DUPLICATE.  Call before
+ * the commit; base is copied. */
+void  maildir_writer_set_name(maildir_writer_t *w, const char *base);
 /* Bytes written so far. */
 off_t maildir_writer_size(const maildir_writer_t *w);
 /* Flush, fsync, move into new/, fsync new/.  0 with *path = "dir/new/NAME"
- * (path may be NULL), or -1 with errno and *why, nothing left behind.
+ * (path may be NULL), MAILDIR_DUPLICATE (see maildir_writer_set_name; *path
+ * names the copy already there), or -1 with errno and *why, nothing left
+ * behind.
  * Either way *wp is freed and NULLed. */
 int   maildir_writer_commit(maildir_writer_t **wp, char **path, char **why);
 /* Remove the temporary file; *wp is freed and NULLed (NULL is fine). */
@@ -79,10 +89,13 @@ struct maildir_delivery {
     const char       *recipient;    /* Delivered-To, and the loop check */
     maildir_source_fn source;
     void             *source_ctx;
+    const char       *name;         /* fixed base name in new/ (idempotent
+                                       redelivery), or NULL for a unique one */
 };
 
 /* Deliver one message into dir (which must exist: maildir_create).
- * 0 with *path set as for the commit; MAILDIR_LOOP (nothing written); or
+ * 0 with *path set as for the commit; MAILDIR_LOOP (nothing written);
+ * MAILDIR_DUPLICATE (d->name is already in new/; nothing written); or
  * -1 with errno and *why.  A failing source gives -1 with its errno and a
  * why that starts with "read message content". */
 int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why);

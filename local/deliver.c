@@ -155,6 +155,28 @@ static int deliver_source(void *ctx, int (*fn)(void *, const void *, size_t), vo
     return queue_content_copy(((struct deliver_source *)ctx)->q, fn, fnctx);
 }
 
+/* The Maildir name of this message for this recipient: the same on every
+ * attempt, so a delivery repeated after a crash (local or qmgr killed
+ * between the rename into new/ and qmgr recording the result) finds the
+ * first copy instead of making a second.  "SECONDS.Q<queue id>R<hash of
+ * the recipient>.<host>": unique because queue IDs are unique in the spool
+ * and one message lists a recipient once. */
+static char *deliver_name(const queue_file_t *q, const struct local_target *t)
+{
+    char *unique = maildir_unique(), *host = strchr(unique, '.');
+    uint64_t h = 14695981039346656037ULL;       /* FNV-1a 64 */
+    const char *p;
+    char *name;
+
+    for (p = t->recipient; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    host = host ? strchr(host + 1, '.') : NULL; /* after "SECONDS.UNIQUE" */
+    name = xasprintf("%lld.Q%sR%016llx%s", (long long)q->arrival_sec, t->queue_id,
+                     (unsigned long long)h, host ? host : ".localhost");
+    free(unique);
+    return name;
+}
+
 _Noreturn void deliver_child(const struct local_target *t, int result_fd)
 {
     int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
@@ -202,14 +224,16 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
     src.q = q;
     d.sender = t->sender;
     d.recipient = t->recipient;
+    d.name = deliver_name(q, t);
     d.source = deliver_source;
     d.source_ctx = &src;
     r = maildir_deliver(t->mailbox, &d, &path, &why);
     err = errno;
-    if (r == 0) {
+    if (r == 0 || r == MAILDIR_DUPLICATE) {
         free(detail);
         detail = xasprintf("%s/%s", t->home, path);
-        deliver_exit(2, "2.0.0", "delivered to maildir", detail);
+        deliver_exit(2, "2.0.0", r == 0 ? "delivered to maildir"
+                     : "delivered to maildir (already there: a repeated delivery)", detail);
     }
     if (r == MAILDIR_LOOP) {
         text = xasprintf("mail forwarding loop for %s", t->recipient);

@@ -134,7 +134,7 @@ static int deliver(const char *dir, const char *sender, const char *rcpt, const 
                    size_t len, size_t step, buf_t *out, char **pathp)
 {
     struct src s = { content, len, step, 0 };
-    struct maildir_delivery d = { sender, rcpt, src_run, &s };
+    struct maildir_delivery d = { sender, rcpt, src_run, &s, NULL };
     char *path = NULL, *why = NULL;
     int r;
 
@@ -513,7 +513,7 @@ static void test_errors(void)
     char *md = xasprintf("%s/E", top), *tmpd = xasprintf("%s/E/tmp", top),
          *newd = xasprintf("%s/E/new", top), *why = NULL, *path = NULL;
     struct src s = { "Subject: x\r\n\r\nbody\r\n", 21, 3, 2 };
-    struct maildir_delivery d = { "a@b", "c@d", src_run, &s };
+    struct maildir_delivery d = { "a@b", "c@d", src_run, &s, NULL };
     struct rlimit old, lim;
     buf_t *out = buf_new(0);
     int status, r, err;
@@ -578,6 +578,41 @@ static void test_errors(void)
     free(newd);
 }
 
+/* A fixed name makes a repeated delivery find the first copy. */
+static void test_fixed_name(void)
+{
+    char *dir = xasprintf("%s/F", top), *path1 = NULL, *path2 = NULL, *why = NULL, *sub;
+    const char *content = "Subject: again\r\n\r\nbody\r\n";
+    struct src s1 = { content, strlen(content), 5, 0 }, s2 = s1, s3 = s1;
+    struct maildir_delivery d = { "a@b", "c@d", src_run, &s1, "1234.Qabc.host" };
+    int r;
+
+    ok(maildir_create(dir, NULL) == 0, "fixed name: maildir");
+    is_int(maildir_deliver(dir, &d, &path1, &why), 0, "first delivery with a fixed name");
+    like(path1, "/new/1234.Qabc.host,S=", "the fixed name is used in new/");
+    d.source_ctx = &s2;
+    r = maildir_deliver(dir, &d, &path2, &why);
+    is_int(r, MAILDIR_DUPLICATE, "the same name again: MAILDIR_DUPLICATE");
+    is_str(path2, path1, "and the path of the copy already there");
+    sub = xasprintf("%s/new", dir);
+    is_int(count_in(sub), 1, "one file in new/");
+    free(sub);
+    sub = xasprintf("%s/tmp", dir);
+    is_int(count_in(sub), 0, "nothing left in tmp/");
+    free(sub);
+    free(path2);
+    path2 = NULL;
+    d.name = "1234.Qabd.host";
+    d.source_ctx = &s3;
+    is_int(maildir_deliver(dir, &d, &path2, &why), 0, "another name is another message");
+    sub = xasprintf("%s/new", dir);
+    is_int(count_in(sub), 2, "two files in new/");
+    free(sub);
+    free(path1);
+    free(path2);
+    free(dir);
+}
+
 int main(void)
 {
     const char *tdir = getenv("TMPDIR");
@@ -594,6 +629,7 @@ int main(void)
     test_deliver_format();
     test_loop();
     test_errors();
+    test_fixed_name();
     rm_tree(top);
     return done_testing();
 }
