@@ -9,7 +9,7 @@ build-essential pkg-config make perl
 libssl-dev libbsd-dev libdb-dev db-util
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev
 openssl unbound python3 python3-dkim python3-dnspython
-procps iproute2 netcat-openbsd passwd swaks
+procps iproute2 netcat-openbsd passwd swaks mutt postfix
 clang libclang-rt-14-dev
 "
 
@@ -29,6 +29,10 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix is here for its smtp-source (the benchmark's load generator) and
+# as the peer the benchmark compares with, in a private instance: the
+# system-wide Postfix must stay unconfigured and stopped.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
