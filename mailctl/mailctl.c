@@ -3,6 +3,8 @@
  *
  *   mailctl [-c CONFDIR] init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]
  *   mailctl [-c CONFDIR] start [-f] | stop | reload | status | check [-d|-n]
+ *   mailctl [-c CONFDIR] queue list | show ID | flush | delete ID|all |
+ *                              hold ID|all | release ID|all   (queue.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -139,7 +141,10 @@ static _Noreturn void usage(void)
             "  stop          stop Posthorn\n"
             "  reload        re-read main.conf and master.conf\n"
             "  status        show master and its services\n"
-            "  check [-d|-n] check the configuration (-d: all parameters, -n: non-defaults)\n");
+            "  check [-d|-n] check the configuration (-d: all parameters, -n: non-defaults)\n"
+            "  queue list | show ID | flush | delete ID|all | hold ID|all | release ID|all\n"
+            "                the mail queue: list, show one message, retry deferred mail now,\n"
+            "                delete, put on hold, release from hold\n");
     exit(2);
 }
 
@@ -151,6 +156,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
+        {"queue", cmd_queue},
     };
     int ch;
 

@@ -1,7 +1,8 @@
 /*
  * mailctl.h - the parts of mailctl: init.c (new instances), setup.c
  * (accounts and spool directories), control.c (talking to master),
- * tlsgen.c (self-signed certificates), mailctl.c (commands, check).
+ * tlsgen.c (self-signed certificates), queue.c (the mail queue),
+ * mailctl.c (commands, check).
  */
 #ifndef POSTHORN_MAILCTL_H
 #define POSTHORN_MAILCTL_H
@@ -26,6 +27,9 @@ int  cmd_start(int argc, char **argv);
 int  cmd_stop(int argc, char **argv);
 int  cmd_reload(int argc, char **argv);
 int  cmd_status(int argc, char **argv);
+
+/* queue.c */
+int  cmd_queue(int argc, char **argv);
 
 /* tlsgen.c */
 int  tlsgen_self_signed(const char *hostname, const char *cert_path, const char *key_path,

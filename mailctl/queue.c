@@ -1,0 +1,443 @@
+/*
+ * queue.c - "mailctl queue list | show ID | flush | delete ID|all |
+ * hold ID|all | release ID|all": the admin's view of the mail queue
+ * (Postfix's mailq/postqueue -p, postcat -q and postsuper in one place).
+ *
+ * list and show read the queue directories directly (as root or
+ * mail_owner; they never change anything), so they work whether or not
+ * Posthorn runs.  The others change the queue, and qmgr is the only
+ * mover of queue files while it runs: they are requests to qmgr over
+ * private/qmgr (lib/qmgr_proto.h), which acts on a message in delivery as
+ * soon as its deliveries have reported.  When qmgr is not running (its
+ * socket refuses us), delete, hold and release act on the directories
+ * themselves, as postsuper does; flush then has nothing to do and says so.
+ *
+ * list: one entry per message, oldest first, in Postfix's mailq layout;
+ * the ID is followed by '*' for a message in active/ and '!' for one on
+ * hold; each recipient not yet final is listed, a deferred one with its
+ * status code, attempts and next attempt.  A file that cannot be parsed is
+ * listed as "(corrupt: reason)".
+ *
+ * Exit codes: 0 success, 1 failure (unknown ID, qmgr refused), 2 usage.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ipc.h"
+#include "mailctl.h"
+#include "msg.h"
+#include "qmgr_proto.h"
+#include "queue.h"
+#include "xalloc.h"
+
+#define QUEUE_CTL_TIMEOUT_MS 30000
+
+/* The directories a message can be in, in the order list shows them. */
+static const char *const queue_live_dirs[] = {
+    QUEUE_DIR_INCOMING, QUEUE_DIR_ACTIVE, QUEUE_DIR_DEFERRED, QUEUE_DIR_HOLD, NULL
+};
+
+struct queue_entry {
+    char        id[QUEUE_ID_SIZE];
+    const char *dir;
+};
+
+static int queue_entry_cmp(const void *a, const void *b)
+{
+    const struct queue_entry *x = a, *y = b;
+
+    return strcmp(x->id, y->id);    /* IDs sort in creation order */
+}
+
+static int queue_dir_open(void)
+{
+    int fd = open(conf_str("queue_directory"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        fprintf(stderr, "mailctl: cannot open queue_directory %s: %s\n",
+                conf_str("queue_directory"), strerror(errno));
+    return fd;
+}
+
+/* Every message in the live queue directories, sorted by ID; *n entries.
+ * Directories that do not exist are skipped. */
+static struct queue_entry *queue_collect(int qfd, size_t *n)
+{
+    struct queue_entry *v = NULL;
+    size_t cap = 0;
+
+    *n = 0;
+    for (const char *const *d = queue_live_dirs; *d; d++) {
+        int dfd = openat(qfd, *d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+        struct dirent *de;
+
+        if (dir == NULL) {
+            if (dfd >= 0)
+                close(dfd);
+            continue;
+        }
+        while ((de = readdir(dir)) != NULL) {
+            if (!queue_id_valid(de->d_name))
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                v = xreallocarray(v, cap, sizeof(*v));
+            }
+            strlcpy(v[*n].id, de->d_name, QUEUE_ID_SIZE);
+            v[*n].dir = *d;
+            (*n)++;
+        }
+        closedir(dir);
+    }
+    if (*n > 1)
+        qsort(v, *n, sizeof(*v), queue_entry_cmp);
+    return v;
+}
+
+/* Open and parse one queue file; NULL with *why (caller frees) if it
+ * vanished (*why NULL) or is unreadable. */
+static queue_file_t *queue_load(int qfd, const char *dir, const char *id, int *fdp, char **why)
+{
+    queue_file_t *q = NULL;
+    int fd = queue_open(qfd, dir, id, O_RDONLY);
+
+    *why = NULL;
+    *fdp = -1;
+    if (fd < 0) {
+        if (errno != ENOENT)
+            *why = xasprintf("cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    if (queue_read(fd, &q, why) < 0) {
+        if (*why == NULL)
+            *why = xasprintf("cannot read: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    *fdp = fd;
+    return q;
+}
+
+static void queue_format_time(char *out, size_t len, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (localtime_r(&tt, &tm) == NULL || strftime(out, len, "%a %b %e %H:%M:%S", &tm) == 0)
+        snprintf(out, len, "%lld", (long long)t);
+}
+
+static const char *queue_status_name(int status)
+{
+    switch (status) {
+    case QUEUE_RCPT_PENDING:   return "pending";
+    case QUEUE_RCPT_DELIVERED: return "delivered";
+    case QUEUE_RCPT_BOUNCED:   return "bounced";
+    case QUEUE_RCPT_DEFERRED:  return "deferred";
+    }
+    return "unknown";
+}
+
+static int cmd_queue_list(void)
+{
+    struct queue_entry *v;
+    size_t n, i, shown = 0;
+    unsigned long long bytes = 0;
+    int qfd = queue_dir_open();
+
+    if (qfd < 0)
+        return 1;
+    v = queue_collect(qfd, &n);
+    for (i = 0; i < n; i++) {
+        char when[64], *why;
+        int fd;
+        queue_file_t *q = queue_load(qfd, v[i].dir, v[i].id, &fd, &why);
+        char mark = strcmp(v[i].dir, QUEUE_DIR_ACTIVE) == 0 ? '*'
+                    : strcmp(v[i].dir, QUEUE_DIR_HOLD) == 0 ? '!' : ' ';
+
+        if (q == NULL && why == NULL)
+            continue;               /* delivered and removed meanwhile */
+        if (shown++ == 0)
+            printf("%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
+                   "-Sender/Recipient-------");
+        if (q == NULL) {
+            printf("%s%c (corrupt: %s)\n\n", v[i].id, mark, why);
+            free(why);
+            continue;
+        }
+        queue_format_time(when, sizeof(when), q->arrival_sec);
+        printf("%s%c%*s %8llu %-20s %s\n", v[i].id, mark, (int)(23 - strlen(v[i].id)), "",
+               (unsigned long long)q->content_len, when, *q->sender ? q->sender : "MAILER-DAEMON");
+        bytes += q->content_len;
+        for (size_t r = 0; r < q->nrcpt; r++) {
+            const queue_status_t *st = &q->rcpts[r].st;
+
+            if (st->status == QUEUE_RCPT_DELIVERED || st->status == QUEUE_RCPT_BOUNCED)
+                continue;
+            if (st->status == QUEUE_RCPT_DEFERRED) {
+                char next[64];
+
+                queue_format_time(next, sizeof(next), st->next_attempt);
+                printf("%55s(deferred: %s, %u attempt%s, next %s)\n", "",
+                       *st->dsn ? st->dsn : "4.0.0", st->attempts, st->attempts == 1 ? "" : "s",
+                       next);
+            }
+            printf("%55s%s\n", "", q->rcpts[r].address);
+        }
+        putchar('\n');
+        queue_file_free(&q);
+        close(fd);
+    }
+    if (shown == 0)
+        printf("Mail queue is empty\n");
+    else
+        printf("-- %llu Kbytes in %zu Request%s.\n", (bytes + 1023) / 1024, shown,
+               shown == 1 ? "" : "s");
+    free(v);
+    close(qfd);
+    return 0;
+}
+
+/* Write content to stdout with CRLF turned into LF (what an admin reads). */
+static int queue_show_piece(void *ctx, const void *data, size_t len)
+{
+    int *last_cr = ctx;
+    const char *p = data;
+
+    for (size_t i = 0; i < len; i++) {
+        if (*last_cr && p[i] != '\n')
+            putchar('\r');
+        *last_cr = p[i] == '\r';
+        if (!*last_cr)
+            putchar(p[i]);
+    }
+    return ferror(stdout) ? -1 : 0;
+}
+
+static int cmd_queue_show(const char *id)
+{
+    struct queue_entry *v;
+    size_t n, i;
+    int qfd, rc = 1;
+
+    if (!queue_id_valid(id)) {
+        fprintf(stderr, "mailctl: %s is not a queue ID\n", id);
+        return 1;
+    }
+    if ((qfd = queue_dir_open()) < 0)
+        return 1;
+    v = queue_collect(qfd, &n);
+    for (i = 0; i < n && strcmp(v[i].id, id) != 0; i++)
+        ;
+    if (i == n) {
+        fprintf(stderr, "mailctl: %s: no such message in the queue\n", id);
+    } else {
+        char when[64], *why;
+        int fd, last_cr = 0;
+        queue_file_t *q = queue_load(qfd, v[i].dir, id, &fd, &why);
+
+        if (q == NULL) {
+            fprintf(stderr, "mailctl: %s/%s: %s\n", v[i].dir, id, why ? why : "gone meanwhile");
+            free(why);
+        } else {
+            queue_format_time(when, sizeof(when), q->arrival_sec);
+            printf("*** ENVELOPE RECORDS %s/%s ***\n", v[i].dir, id);
+            printf("arrival_time: %s\n", when);
+            printf("message_size: %llu\n", (unsigned long long)q->content_len);
+            printf("sender: %s\n", q->sender);
+            if (q->envid)
+                printf("envid: %s\n", q->envid);
+            if (q->ret)
+                printf("ret: %s\n", q->ret == QUEUE_RET_HDRS ? "HDRS" : "FULL");
+            for (size_t a = 0; a < q->nattr; a++)
+                printf("%s: %s\n", q->attrs[a].name, q->attrs[a].value);
+            for (size_t r = 0; r < q->nrcpt; r++) {
+                const queue_rcpt_t *rc_ = &q->rcpts[r];
+
+                printf("recipient: %s (%s", rc_->address, queue_status_name(rc_->st.status));
+                if (*rc_->st.dsn)
+                    printf(", dsn=%s", rc_->st.dsn);
+                if (rc_->st.attempts)
+                    printf(", attempts=%u", rc_->st.attempts);
+                if (rc_->st.next_attempt) {
+                    queue_format_time(when, sizeof(when), rc_->st.next_attempt);
+                    printf(", next=%s", when);
+                }
+                printf(")\n");
+                if (rc_->orig)
+                    printf("original_recipient: %s\n", rc_->orig);
+                if (rc_->orcpt)
+                    printf("orcpt: %s\n", rc_->orcpt);
+            }
+            printf("*** MESSAGE CONTENTS %s ***\n", id);
+            fflush(stdout);
+            if (queue_content_copy(q, queue_show_piece, &last_cr) != 0)
+                fprintf(stderr, "mailctl: %s: cannot read the content: %s\n", id,
+                        strerror(errno));
+            else
+                rc = 0;
+            if (last_cr)
+                putchar('\r');
+            printf("*** END OF MESSAGE ***\n");
+            queue_file_free(&q);
+            close(fd);
+        }
+    }
+    free(v);
+    close(qfd);
+    return rc;
+}
+
+/* Ask qmgr; 0 done (reply printed), 1 qmgr said no, -1 qmgr not reachable
+ * (errno ENOENT/ECONNREFUSED) or the exchange failed (message printed). */
+static int queue_ask_qmgr(uint32_t type, const char *arg)
+{
+    char *path = xasprintf("%s/%s", conf_str("queue_directory"), QMGR_SOCKET);
+    const char *why = NULL;
+    int sock = ipc_client_open(path, QMGR_PROTO_NAME, QMGR_PROTO_VERSION, QUEUE_CTL_TIMEOUT_MS,
+                               &why);
+    ipc_msg_t *m, *reply = NULL;
+    int64_t ok = 0, count = 0;
+    char *text = NULL;
+    int rc = -1;
+
+    free(path);
+    if (sock < 0) {
+        if (errno != ENOENT && errno != ECONNREFUSED)
+            fprintf(stderr, "mailctl: cannot talk to qmgr: %s\n", why ? why : strerror(errno));
+        return -1;
+    }
+    m = ipc_msg_new(type, 1);
+    if (arg)
+        ipc_put_str(m, arg);
+    if (ipc_send(sock, m, QUEUE_CTL_TIMEOUT_MS) < 0
+        || ipc_recv(sock, &reply, IPC_MAX_PAYLOAD, QUEUE_CTL_TIMEOUT_MS) != 1) {
+        fprintf(stderr, "mailctl: no answer from qmgr: %s\n", strerror(errno));
+        errno = EPROTO;
+    } else if (reply->type != QMGR_REPLY || ipc_get_int(reply, &ok) < 0
+               || ipc_get_int(reply, &count) < 0 || ipc_get_str(reply, &text) < 0
+               || ipc_get_end(reply) < 0) {
+        fprintf(stderr, "mailctl: malformed %s from qmgr\n", ipc_type_name(reply->type));
+        errno = EPROTO;
+    } else {
+        fprintf(ok ? stdout : stderr, "%s%s\n", ok ? "" : "mailctl: ", text);
+        rc = ok ? 0 : 1;
+    }
+    free(text);
+    ipc_msg_free(&m);
+    ipc_msg_free(&reply);
+    close(sock);
+    return rc;
+}
+
+/* qmgr is not running: delete, hold or release on the directories. */
+static int queue_act_offline(uint32_t type, const char *arg)
+{
+    struct queue_entry *v;
+    size_t n, i, count = 0;
+    int all = strcmp(arg, QMGR_ALL) == 0, qfd = queue_dir_open(), failed = 0;
+
+    if (qfd < 0)
+        return 1;
+    v = queue_collect(qfd, &n);
+    for (i = 0; i < n; i++) {
+        const char *dir = v[i].dir;
+        int r = 0;
+
+        if (!all && strcmp(v[i].id, arg) != 0)
+            continue;
+        if (type == QMGR_DELETE)
+            r = queue_remove(qfd, dir, v[i].id);
+        else if (type == QMGR_HOLD && strcmp(dir, QUEUE_DIR_HOLD) != 0)
+            r = queue_move(qfd, dir, QUEUE_DIR_HOLD, v[i].id, QUEUE_SYNC);
+        else if (type == QMGR_RELEASE && strcmp(dir, QUEUE_DIR_HOLD) == 0)
+            r = queue_move(qfd, dir, QUEUE_DIR_INCOMING, v[i].id, QUEUE_SYNC);
+        else
+            continue;
+        if (r < 0 && errno != ENOENT) {
+            fprintf(stderr, "mailctl: %s/%s: %s\n", dir, v[i].id, strerror(errno));
+            failed = 1;
+        } else if (r == 0) {
+            count++;
+        }
+    }
+    free(v);
+    close(qfd);
+    if (!all && count == 0 && !failed) {
+        fprintf(stderr, "mailctl: %s: no such message in the queue\n", arg);
+        return 1;
+    }
+    printf("%s %zu message%s (qmgr is not running)\n",
+           type == QMGR_DELETE ? "deleted" : type == QMGR_HOLD ? "held" : "released",
+           count, count == 1 ? "" : "s");
+    return failed;
+}
+
+static int queue_change(uint32_t type, const char *arg)
+{
+    int rc;
+
+    if (arg) {
+        if (strcasecmp(arg, "all") == 0)
+            arg = QMGR_ALL;
+        else if (!queue_id_valid(arg)) {
+            fprintf(stderr, "mailctl: %s is not a queue ID (or \"all\")\n", arg);
+            return 1;
+        }
+    }
+    rc = queue_ask_qmgr(type, arg);
+    if (rc >= 0)
+        return rc;
+    if (errno != ENOENT && errno != ECONNREFUSED)
+        return 1;
+    if (type == QMGR_FLUSH) {
+        fprintf(stderr, "mailctl: qmgr is not running; the queue is delivered when Posthorn "
+                "starts\n");
+        return 1;
+    }
+    return queue_act_offline(type, arg);
+}
+
+static int queue_usage(void)
+{
+    fprintf(stderr, "usage: mailctl queue list | show ID | flush | delete ID|all | "
+            "hold ID|all | release ID|all\n");
+    return 2;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        uint32_t    type;
+        int         nargs;
+    } verbs[] = {
+        {"list", 0, 0}, {"show", 0, 1}, {"flush", QMGR_FLUSH, 0},
+        {"delete", QMGR_DELETE, 1}, {"hold", QMGR_HOLD, 1}, {"release", QMGR_RELEASE, 1},
+    };
+    size_t i;
+
+    if (argc < 2)
+        return queue_usage();
+    for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(argv[1], verbs[i].name) == 0)
+            break;
+    if (i == sizeof(verbs) / sizeof(verbs[0]) || argc != 2 + verbs[i].nargs)
+        return queue_usage();
+    if (mailctl_load_config(0) < 0)
+        return 1;
+    qmgr_proto_init();
+    if (strcmp(argv[1], "list") == 0)
+        return cmd_queue_list();
+    if (strcmp(argv[1], "show") == 0)
+        return cmd_queue_show(argv[2]);
+    return queue_change(verbs[i].type, verbs[i].nargs ? argv[2] : NULL);
+}
