@@ -95,6 +95,7 @@ unit: $(UNIT_BIN)
 bench: all $(BENCH_BIN)
 	$(B)/bench/ipc_bench
 	POSTHORN_BUILD=$(abspath $(B)) bench/connrate.py
+	POSTHORN_BUILD=$(abspath $(B)) bench/smtp_bench.py $(BENCHFLAGS)
 
 # libFuzzer harnesses for the lib/ parsers (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 30

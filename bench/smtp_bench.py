@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""smtp_bench.py - inbound throughput of Posthorn next to Postfix, measured in
+one run: messages/s accepted over SMTP and messages/s delivered into a
+Maildir.
+
+    bench/smtp_bench.py [-n MESSAGES] [-l BYTES] [-s SESSIONS] [--new-conn]
+                        [-r RUNS] [--no-postfix] [--keep]
+
+Both systems get the same load from Postfix's smtp-source (Debian's postfix
+package): MESSAGES messages of BYTES bytes of body to one local recipient
+over SESSIONS concurrent sessions, each session reusing its connection
+(smtp-source -d) unless --new-conn is given.  "Accepted" is the time until
+smtp-source has had its last 250; "delivered" the time until the last
+message is a file in the recipient's Maildir/new.
+
+Posthorn runs as a throwaway instance (mailctl init on a free loopback port
+base, t/lib/posthorn.py, programs from $POSTHORN_BUILD or ./build); Postfix
+as a private instance: its own config, queue and data directories under the
+same temporary directory, smtpd on a free loopback port, Maildir delivery
+(home_mailbox = Maildir/) as another throwaway user.  The runs alternate
+(Posthorn, Postfix, Posthorn, ...); before each the recipient's Maildir is
+emptied, the disk synced and the machine left alone for a moment
+(shared/notes/performance.md: the machine is noisy, so compare medians
+inside one interleaved run).  Prints each run and then the medians and the
+Posthorn/Postfix ratios.  Never passes or fails on time: exit status 1 only
+if a run could not complete (messages not accepted or not delivered).
+
+Needs root (the instances bind ports, create users and run as their own
+accounts).  Every process started is killed by PID at the end.
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "t", "lib"))
+from posthorn import Instance, children_of, free_port, reap  # noqa: E402
+
+SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+DELIVERY_TIMEOUT = 600
+
+
+class PostfixInstance:
+    """A private Postfix: config, queue and data under base, smtpd on port."""
+
+    def __init__(self, base, port, hostname="pf.example.test"):
+        self.base = base
+        self.port = port
+        self.hostname = hostname
+        self.etc = os.path.join(base, "etc")
+        self.queue = os.path.join(base, "queue")
+        self.data = os.path.join(base, "data")
+        self.logfile = os.path.join(base, "maillog")
+        for d in (self.etc, self.data, self.queue):
+            os.makedirs(d, exist_ok=True)
+        shutil.chown(self.data, "postfix", "postfix")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("\n".join([
+                "compatibility_level = 3.6",
+                "queue_directory = " + self.queue,
+                "data_directory = " + self.data,
+                "command_directory = /usr/sbin",
+                "daemon_directory = /usr/lib/postfix/sbin",
+                "shlib_directory = /usr/lib/postfix",
+                "meta_directory = /etc/postfix",
+                "mail_owner = postfix",
+                "setgid_group = postdrop",
+                "myhostname = " + hostname,
+                "mydomain = example.test",
+                "mydestination = $myhostname",
+                "inet_interfaces = 127.0.0.1",
+                "inet_protocols = ipv4",
+                "mynetworks = 127.0.0.0/8",
+                "home_mailbox = Maildir/",
+                "alias_maps =",
+                "alias_database =",
+                "local_recipient_maps = unix:passwd.byname",
+                "biff = no",
+                "maillog_file = " + self.logfile,
+                "maillog_file_prefixes = " + base,
+                "smtpd_tls_security_level = none",
+                "smtp_tls_security_level = none",
+                "",
+            ]))
+        # Debian's master.cf, with smtpd moved to our loopback port and no
+        # chroot (the private queue directory has no copies of /etc files).
+        lines = []
+        with open("/etc/postfix/master.cf") as f:
+            for line in f:
+                fields = line.split()
+                if line[0] not in "# \t\n" and len(fields) >= 8:
+                    if fields[0] == "smtp" and fields[1] == "inet":
+                        fields[0] = "127.0.0.1:%d" % port
+                    fields[4] = "n"
+                    line = "  ".join(fields[:8]) + (" " + " ".join(fields[8:]) if fields[8:] else "") + "\n"
+                lines.append(line)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.writelines(lines)
+
+    def postfix(self, *args):
+        return subprocess.run([POSTFIX, "-c", self.etc] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def start(self):
+        r = self.postfix("start")
+        if r.returncode != 0:
+            raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
+        end = time.time() + 20
+        while time.time() < end:
+            if self.master_pid():
+                return
+            time.sleep(0.1)
+        raise RuntimeError("postfix master did not start")
+
+    def stop(self):
+        pid = self.master_pid()
+        pids = [pid] + children_of(pid) if pid else []
+        self.postfix("stop")
+        end = time.time() + 10
+        while time.time() < end and any(os.path.exists("/proc/%d" % p) for p in pids):
+            reap()
+            time.sleep(0.1)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        reap()
+
+
+def empty_maildir(home):
+    for sub in ("new", "cur", "tmp"):
+        d = os.path.join(home, "Maildir", sub)
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                os.unlink(os.path.join(d, name))
+
+
+def count_new(home):
+    try:
+        return len(os.listdir(os.path.join(home, "Maildir", "new")))
+    except OSError:
+        return 0
+
+
+def settle():
+    subprocess.run(["sync"])
+    time.sleep(3)
+
+
+def one_run(name, port, rcpt, home, args):
+    """Send the load; return (accepted msg/s, delivered msg/s) or None."""
+    empty_maildir(home)
+    settle()
+    cmd = [SMTP_SOURCE, "-s", str(args.sessions), "-m", str(args.messages), "-l", str(args.length),
+           "-f", "bench@example.org", "-t", rcpt, "-M", "client.example.org"]
+    if not args.new_conn:
+        cmd.append("-d")
+    cmd.append("127.0.0.1:%d" % port)
+    t0 = time.time()
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=DELIVERY_TIMEOUT)
+    t_accept = time.time() - t0
+    if r.returncode != 0:
+        print("  %s: smtp-source failed (%d): %s" % (name, r.returncode, (r.stdout + r.stderr)[-500:]))
+        return None
+    end = t0 + DELIVERY_TIMEOUT
+    while count_new(home) < args.messages and time.time() < end:
+        time.sleep(0.01)
+    t_deliver = time.time() - t0
+    got = count_new(home)
+    if got < args.messages:
+        print("  %s: only %d of %d messages delivered" % (name, got, args.messages))
+        return None
+    acc, dlv = args.messages / t_accept, args.messages / t_deliver
+    print("  %-8s accepted %7.0f msg/s   delivered %7.0f msg/s   (%.2f s, %.2f s)"
+          % (name, acc, dlv, t_accept, t_deliver), flush=True)
+    return acc, dlv
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--messages", type=int, default=5000)
+    ap.add_argument("-l", "--length", type=int, default=4096, help="body bytes per message")
+    ap.add_argument("-s", "--sessions", type=int, default=10)
+    ap.add_argument("--new-conn", action="store_true", help="one connection per message")
+    ap.add_argument("-r", "--runs", type=int, default=3)
+    ap.add_argument("--no-postfix", action="store_true", help="measure Posthorn only")
+    ap.add_argument("--keep", action="store_true", help="keep the instances' directory")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("smtp_bench.py: run as root")
+    if not os.access(SMTP_SOURCE, os.X_OK):
+        sys.exit("smtp_bench.py: smtp-source not found (make deps installs postfix)")
+
+    inst = Instance(main_conf={
+        # The load comes from one address; the benchmark is not about limits.
+        "smtpd_client_connection_count_limit": "0",
+    })
+    pf = None
+    failed = False
+    try:
+        r = inst.start()
+        if r.returncode != 0:
+            sys.exit("posthorn start failed: " + r.stderr)
+        ph_user, ph_home = inst.add_user()
+        systems = [("posthorn", inst.port(25), "%s@mail.example.test" % ph_user, ph_home)]
+        if not args.no_postfix:
+            pf_user, pf_home = inst.add_user()
+            pf = PostfixInstance(os.path.join(inst.dir, "postfix"), free_port())
+            pf.start()
+            systems.append(("postfix", pf.port, "%s@%s" % (pf_user, pf.hostname), pf_home))
+        print("%d messages of %d bytes, %d sessions, %s; %d runs each, alternating"
+              % (args.messages, args.length, args.sessions,
+                 "a new connection per message" if args.new_conn else "connections reused",
+                 args.runs), flush=True)
+        results = {name: [] for name, _, _, _ in systems}
+        for i in range(args.runs):
+            print("run %d" % (i + 1), flush=True)
+            for name, port, rcpt, home in systems:
+                res = one_run(name, port, rcpt, home, args)
+                if res is None:
+                    failed = True
+                else:
+                    results[name].append(res)
+        print("medians:")
+        med = {}
+        for name, runs in results.items():
+            if runs:
+                med[name] = (statistics.median(a for a, _ in runs),
+                             statistics.median(d for _, d in runs))
+                print("  %-8s accepted %7.0f msg/s   delivered %7.0f msg/s" % ((name,) + med[name]))
+        if "posthorn" in med and "postfix" in med:
+            pa, pd = med["posthorn"]
+            fa, fd = med["postfix"]
+            print("posthorn/postfix: accepted %.2fx, delivered %.2fx" % (pa / fa, pd / fd))
+    finally:
+        if pf:
+            pf.stop()
+        inst.stop()
+        if args.keep:
+            os.environ["POSTHORN_KEEP"] = "1"
+        inst.cleanup()
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
