@@ -1,0 +1,89 @@
+/*
+ * qmgr.h - the parts of the queue manager and what they share.
+ *
+ *   qmgr.c      main, start-up recovery, timers, the control socket
+ *               (QMGR_NOTIFY from cleanup, queue control from mailctl)
+ *   message.c   the active set: bringing messages in from incoming/ and
+ *               deferred/, recording outcomes, finishing a round (remove,
+ *               defer with backoff, bounce), delete/hold/release
+ *   transport.c delivery jobs and the connection to local; choosing the
+ *               transport for a recipient
+ *   bounce.c    RFC 3464 delivery status notifications, submitted to
+ *               cleanup
+ *
+ * One process, one event loop; nothing here blocks for long except the
+ * bounded IPC calls (local, cleanup) whose peers are our own services.
+ */
+#ifndef POSTHORN_QMGR_H
+#define POSTHORN_QMGR_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include "event.h"
+#include "queue.h"
+
+/* What happened to one recipient in this round. */
+enum qmgr_outcome {
+    QMGR_OUT_NONE = 0,      /* not tried this round (final already, or not due) */
+    QMGR_OUT_WAITING,       /* a job is queued or in flight */
+    QMGR_OUT_SENT,
+    QMGR_OUT_DEFER,
+    QMGR_OUT_FAIL,
+};
+
+struct qmgr_rcpt_state {
+    enum qmgr_outcome outcome;
+    char             *dsn;          /* of the outcome */
+    char             *text;
+};
+
+/* Actions deferred until a message's deliveries in flight have reported. */
+#define QMGR_ACT_DELETE  1
+#define QMGR_ACT_HOLD    2
+
+struct qmgr_msg {
+    char                    id[QUEUE_ID_SIZE];
+    int                     fd;         /* active/ID, read-only: lent to local */
+    queue_file_t           *q;
+    struct qmgr_rcpt_state *rs;         /* q->nrcpt entries */
+    int                     jobs;       /* queued + in flight */
+    int                     action;     /* QMGR_ACT_* pending */
+    RB_ENTRY(qmgr_msg)      tree;
+};
+RB_HEAD(qmgr_msg_tree, qmgr_msg);
+RB_PROTOTYPE(qmgr_msg_tree, qmgr_msg, tree, qmgr_msg_cmp)
+
+/* qmgr.c */
+extern event_loop_t *qmgr_loop;
+extern int qmgr_qdir;                   /* the queue directory (we are chrooted in it) */
+
+/* message.c */
+extern struct qmgr_msg_tree qmgr_active;
+extern size_t qmgr_nactive;
+void   qmgr_recover_active(void);       /* start-up: active/ -> incoming/ */
+void   qmgr_scan_incoming(void);
+void   qmgr_scan_deferred(int force);   /* force: everything is due (flush) */
+int    qmgr_activate(const char *dir, const char *id, int force);
+void   qmgr_msg_outcome(struct qmgr_msg *m, size_t rcpt, int dsn_class, const char *dsn,
+                        const char *text);
+/* Control; each returns the number of messages affected. */
+size_t qmgr_ctl_delete(const char *id);     /* id or QMGR_ALL */
+size_t qmgr_ctl_hold(const char *id);
+size_t qmgr_ctl_release(const char *id);
+
+/* transport.c */
+void   qmgr_transport_init(void);
+void   qmgr_job_add(struct qmgr_msg *m, size_t rcpt);
+size_t qmgr_jobs_cancel(struct qmgr_msg *m);  /* drop m's queued (not in-flight) jobs */
+void   qmgr_transport_kick(void);       /* dispatch what the limits allow */
+const char *qmgr_transport_name(const char *address);   /* "local", ... for the log */
+
+/* bounce.c: build and submit a DSN for the recipients of m whose index is
+ * in rcpts (n of them) with the given action ("failed" or "delivered").
+ * Returns 0 when cleanup committed it (or nothing had to be sent: null
+ * sender), -1 when it must be tried again later (logged). */
+int    qmgr_bounce(struct qmgr_msg *m, const size_t *rcpts, size_t n, const char *action);
+
+#endif
