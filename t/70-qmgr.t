@@ -28,7 +28,6 @@ import ipcframe  # noqa: E402
 from posthorn import BUILD, Instance, proc_root, proc_status  # noqa: E402
 from tap import diag, done, is_, like, ok  # noqa: E402
 
-CLEANUP_SUBMIT = 0x200
 QMGR_FLUSH, QMGR_DELETE, QMGR_HOLD, QMGR_RELEASE, QMGR_REPLY = 0x301, 0x302, 0x303, 0x304, 0x305
 NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY, NOTIFY_NEVER = 1, 2, 4, 8
 
@@ -43,27 +42,13 @@ user, home = inst.add_user()
 other, other_home = inst.add_user()
 third, third_home = inst.add_user()
 dom = "mail.example.test"
-cleanup_path = os.path.join(inst.spool, "private", "cleanup")
 qmgr_path = os.path.join(inst.spool, "private", "qmgr")
 owner = pwd.getpwnam("posthorn")
 
 
 def submit(content, sender, rcpts, envid="", ret=0):
     """rcpts: list of (address, notify, orcpt)."""
-    fd = os.memfd_create("t")
-    os.write(fd, content)
-    f = [0, sender, envid, ret, 2, "client_addr", "127.0.0.1", "protocol", "ESMTP", len(rcpts)]
-    for a, notify, orcpt in rcpts:
-        f += [a, "", orcpt, notify]
-    f.append(len(content))
-    c = ipcframe.connect(cleanup_path, "cleanup", 1)
-    c.send(CLEANUP_SUBMIT, 1, f, fd=fd)
-    os.close(fd)
-    res = c.recv(timeout=20)
-    c.sock.close()
-    if res is None or res.fields[0] != 250:
-        raise RuntimeError("cleanup refused: %r" % (res and res.fields))
-    return res.fields[2]
+    return inst.submit(content, sender, rcpts, envid=envid, ret=ret)
 
 
 def files(d):

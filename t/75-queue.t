@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import ipcframe  # noqa: E402
 from posthorn import MAILCTL, Instance  # noqa: E402
 from tap import diag, done, is_, like, ok  # noqa: E402
 
@@ -27,24 +26,13 @@ inst = Instance(main_conf={
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()
-cleanup_path = os.path.join(inst.spool, "private", "cleanup")
 
 
 def send(rcpt, subject):
-    """Submit one message to cleanup (CLEANUP_SUBMIT); its queue ID."""
-    content = ("Subject: %s\r\nMessage-ID: <%s@test>\r\n\r\nbody of %s\r\n"
-               % (subject, subject.replace(" ", "-"), subject)).encode()
-    fd = os.memfd_create("t")
-    os.write(fd, content)
-    c = ipcframe.connect(cleanup_path, "cleanup", 1)
-    c.send(0x200, 1, [0, "sender@example.org", "", 0, 1, "client_addr", "127.0.0.1", 1,
-                      rcpt, "", "", 0, len(content)], fd=fd)
-    os.close(fd)
-    res = c.recv(timeout=20)
-    c.sock.close()
-    if res is None or res.fields[0] != 250:
-        raise RuntimeError("cleanup refused: %r" % (res and res.fields))
-    return res.fields[2]
+    """Submit one message to cleanup, as smtpd would; its queue ID."""
+    return inst.submit(("Subject: %s\r\nMessage-ID: <%s@test>\r\n\r\nbody of %s\r\n"
+                        % (subject, subject.replace(" ", "-"), subject)).encode(),
+                       "sender@example.org", [rcpt])
 
 
 def queue(*args):

@@ -10,7 +10,8 @@ test never leaves processes behind.
 
 add_user() makes a throwaway login account (home under the instance
 directory) that receives mail; it is removed again by cleanup().
-maildir(user) lists the messages delivered to it.
+maildir(user) lists the messages delivered to it.  submit() hands a
+message to cleanup over its socket, as smtpd does.
 """
 import atexit
 import ctypes
@@ -268,6 +269,33 @@ class Instance:
             raise RuntimeError("useradd %s: passwd stayed locked" % name)
         self.users.append(name)
         return name, home
+
+    def submit(self, content, sender, rcpts, envid="", ret=0, attrs=(("client_addr", "127.0.0.1"),
+                                                                   ("protocol", "ESMTP"))):
+        """Submit content (bytes, CRLF) to cleanup (CLEANUP_SUBMIT); rcpts are
+        addresses or (address, notify, orcpt) tuples.  Returns the queue ID;
+        raises RuntimeError if cleanup does not answer 250."""
+        import ipcframe
+        fields = [0, sender, envid, ret, len(attrs)]
+        for k, v in attrs:
+            fields += [k, v]
+        fields.append(len(rcpts))
+        for r in rcpts:
+            a, notify, orcpt = (r, 0, "") if isinstance(r, str) else r
+            fields += [a, "", orcpt, notify]
+        fields.append(len(content))
+        fd = os.memfd_create("t")
+        os.write(fd, content)
+        c = ipcframe.connect(os.path.join(self.spool, "private", "cleanup"), "cleanup", 1)
+        try:
+            c.send(0x200, 1, fields, fd=fd)
+            res = c.recv(timeout=30)
+        finally:
+            os.close(fd)
+            c.sock.close()
+        if res is None or res.fields[0] != 250:
+            raise RuntimeError("cleanup refused: %r" % (res and res.fields))
+        return res.fields[2]
 
     def maildir(self, home, sub="new"):
         """{filename: bytes} of the messages in home/Maildir/sub."""
