@@ -20,10 +20,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from posthorn import BUILD, Instance, alive, children_of, proc_cmdline  # noqa: E402
 from tap import skip_all, diag, done, is_, ok  # noqa: E402
 
-# These run the whole inbound path through smtpd, which has not landed yet.
-if not os.path.exists(os.path.join(BUILD, "libexec", "posthorn", "smtpd")):
-    skip_all("smtpd is not built yet: this test needs the whole SMTP path")
-
 MESSAGES = 500
 SENDERS = 5
 inst = Instance(main_conf={

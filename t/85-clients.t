@@ -23,10 +23,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from posthorn import BUILD, Instance, proc_root, proc_status  # noqa: E402
 from tap import skip_all, diag, done, is_, like, ok  # noqa: E402
 
-# These run the whole inbound path through smtpd, which has not landed yet.
-if not os.path.exists(os.path.join(BUILD, "libexec", "posthorn", "smtpd")):
-    skip_all("smtpd is not built yet: this test needs the whole SMTP path")
-
 inst = Instance()
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)

@@ -1,0 +1,846 @@
+/*
+ * smtpserver - the SMTP server engine shared by smtpd and submission (see
+ * smtpserver.h).
+ *
+ * One session per process at a time (SERVER_SINGLE), so the session state
+ * is one static struct; the SIGTERM handler needs to reach it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cleanup_proto.h"
+#include "conf.h"
+#include "ipc.h"
+#include "msg.h"
+#include "queue.h"
+#include "smtpcontent.h"
+#include "smtpserver.h"
+#include "xalloc.h"
+
+#define SMTPSERVER_BDAT_PIECE   65536
+#define SMTPSERVER_TLS_MS       (60 * 1000)
+#define SMTPSERVER_NVERBS       (SMTP_VERB_AUTH + 1)
+
+enum smtpserver_tls_level { TLS_LEVEL_NONE, TLS_LEVEL_MAY, TLS_LEVEL_ENCRYPT };
+
+struct smtpserver {
+    struct smtp_session              ss;
+    const struct smtpserver_policy  *policy;
+    tls_server_t                    *tls_server;
+    buf_t                           *line;
+    buf_t                           *reply;
+
+    /* Limits, read at the start of the session. */
+    size_t   line_limit;
+    size_t   data_line_limit;
+    uint64_t size_limit;
+    size_t   rcpt_limit;
+    long     soft_errors, hard_errors, error_sleep;
+    int      cmd_timeout_ms, data_timeout_ms;
+    enum smtpserver_tls_level tls_level;
+    unsigned ext;                   /* SMTPP_EXT_* offered after EHLO */
+
+    int         errors;
+    int         last_code;
+    bool        done;               /* end the session */
+    const char *where;              /* last command, for "lost connection after X" */
+    int         cleanup_fd;
+    smtpcontent_t *bdat;            /* a BDAT transfer is under way */
+    unsigned    verb_total[SMTPSERVER_NVERBS], verb_ok[SMTPSERVER_NVERBS];
+    unsigned    unknown_total;
+};
+
+static struct smtpserver S;
+
+/* For the SIGTERM handler: a session is waiting for a command with all
+ * replies sent, and the plaintext 421 to send then. */
+static volatile sig_atomic_t smtpserver_idle;
+static int smtpserver_sig_fd = -1;
+static char *smtpserver_sig_text;
+
+static const char *smtpserver_verb_log[SMTPSERVER_NVERBS] = {
+    [SMTP_VERB_EHLO] = "ehlo", [SMTP_VERB_HELO] = "helo", [SMTP_VERB_MAIL] = "mail",
+    [SMTP_VERB_RCPT] = "rcpt", [SMTP_VERB_DATA] = "data", [SMTP_VERB_BDAT] = "bdat",
+    [SMTP_VERB_RSET] = "rset", [SMTP_VERB_NOOP] = "noop", [SMTP_VERB_QUIT] = "quit",
+    [SMTP_VERB_VRFY] = "vrfy", [SMTP_VERB_HELP] = "help", [SMTP_VERB_STARTTLS] = "starttls",
+    [SMTP_VERB_AUTH] = "auth",
+};
+
+int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,
+                         const char *fmt, ...)
+{
+    va_list ap;
+
+    free(r->dsn);
+    free(r->text);
+    r->code = code;
+    r->dsn = dsn ? xstrdup(dsn) : NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&r->text, fmt, ap) < 0)
+        msg_fatal("out of memory");
+    va_end(ap);
+    return code;
+}
+
+static void smtpserver_reply_clear(struct smtpserver_reply *r)
+{
+    free(r->dsn);
+    free(r->text);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- replies ---- */
+
+/* Queue reply lines; errors count towards the limits. */
+static void smtpserver_send_lines(int code, const char *dsn, const char *const *lines, size_t n)
+{
+    S.last_code = code;
+    if (code >= 400) {
+        S.errors++;
+        if (S.errors > S.soft_errors && S.error_sleep > 0 && code != 421) {
+            stream_flush(S.ss.stream);
+            sleep((unsigned)S.error_sleep);
+        }
+    }
+    buf_reset(S.reply);
+    if (smtpproto_reply(S.reply, code, dsn, lines, n) < 0)
+        msg_panic("smtpserver: reply does not fit");
+    stream_write(S.ss.stream, S.reply->data, S.reply->len);
+}
+
+static void smtpserver_vsend(int code, const char *dsn, const char *fmt, va_list ap)
+{
+    char *text;
+
+    if (vasprintf(&text, fmt, ap) < 0)
+        msg_fatal("out of memory");
+    smtpserver_send_lines(code, dsn, (const char *const *)&text, 1);
+    free(text);
+}
+
+static void smtpserver_send(int code, const char *dsn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void smtpserver_send(int code, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    smtpserver_vsend(code, dsn, fmt, ap);
+    va_end(ap);
+}
+
+static void smtpserver_send_err(const struct smtpproto_err *err)
+{
+    smtpserver_send(err->code, err->dsn, "%s", err->text);
+}
+
+/* The client, Postfix style: "unknown[127.0.0.1]". */
+#define CLIENT_FMT "%s[%s]"
+#define CLIENT_ARGS S.ss.client_name, S.ss.client_addr
+
+static const char *smtpserver_protocol(void)
+{
+    bool utf8 = S.ss.have_mail && S.ss.mail.params.smtputf8;
+
+    if (!S.ss.esmtp)
+        return S.ss.tls ? "SMTPS" : "SMTP";
+    if (utf8)
+        return S.ss.tls ? "UTF8SMTPS" : "UTF8SMTP";
+    return S.ss.tls ? "ESMTPS" : "ESMTP";
+}
+
+/* "NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 550 5.1.1 <x>: text;
+ * from=<a> to=<x> proto=ESMTP helo=<h>" */
+static void smtpserver_log_reject(const char *stage, int code, const char *dsn, const char *text,
+                                  const char *to)
+{
+    msg_info("NOQUEUE: reject: %s from " CLIENT_FMT ": %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>",
+             stage, CLIENT_ARGS, code, dsn ? dsn : "", text,
+             S.ss.have_mail ? S.ss.mail.path.addr : "", to ? " to=<" : "", to ? to : "",
+             to ? ">" : "", smtpserver_protocol(), S.ss.helo_name ? S.ss.helo_name : "");
+}
+
+/* A policy's answer: send it, log it, free it. */
+static void smtpserver_send_policy(const char *stage, struct smtpserver_reply *r, const char *to)
+{
+    if (r->code < 200 || r->code > 599 || r->text == NULL)
+        msg_panic("smtpserver: policy gave reply code %d", r->code);
+    smtpserver_send(r->code, r->dsn, "%s", r->text);
+    if (r->code >= 400)
+        smtpserver_log_reject(stage, r->code, r->dsn, r->text, to);
+    smtpserver_reply_clear(r);
+}
+
+/* ---- the transaction ---- */
+
+static void smtpserver_reset(void)
+{
+    if (S.ss.have_mail)
+        smtpproto_addrcmd_clear(&S.ss.mail);
+    S.ss.have_mail = false;
+    for (size_t i = 0; i < S.ss.nrcpt; i++) {
+        free(S.ss.rcpts[i].address);
+        free(S.ss.rcpts[i].orcpt);
+    }
+    free(S.ss.rcpts);
+    S.ss.rcpts = NULL;
+    S.ss.nrcpt = 0;
+    smtpcontent_free(&S.bdat);
+}
+
+/* Hand the content to cleanup and answer the end of the message. */
+static void smtpserver_submit(int content_fd, uint64_t len)
+{
+    struct cleanup_request r;
+    struct cleanup_result res;
+    const char *why = NULL;
+    char bits[16];
+
+    cleanup_request_init(&r);
+    r.content_fd = content_fd;
+    r.content_len = len;
+    r.sender = xstrdup(S.ss.mail.path.null ? "" : S.ss.mail.path.addr);
+    r.envid = xstrdup(S.ss.mail.params.envid ? S.ss.mail.params.envid : "");
+    r.ret = S.ss.mail.params.ret == SMTP_RET_FULL   ? QUEUE_RET_FULL
+            : S.ss.mail.params.ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS
+                                                    : QUEUE_RET_NONE;
+    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_NAME, S.ss.client_name);
+    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_ADDR, S.ss.client_addr);
+    cleanup_request_attr(&r, CLEANUP_ATTR_CLIENT_PORT, S.ss.client_port);
+    if (S.ss.helo_name)
+        cleanup_request_attr(&r, QUEUE_ATTR_HELO, S.ss.helo_name);
+    cleanup_request_attr(&r, QUEUE_ATTR_PROTOCOL, smtpserver_protocol());
+    if (S.ss.tls) {
+        snprintf(bits, sizeof(bits), "%d", tls_conn_bits(S.ss.tls));
+        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_PROTOCOL, tls_conn_protocol(S.ss.tls));
+        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_CIPHER, tls_conn_cipher(S.ss.tls));
+        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_BITS, bits);
+    }
+    for (size_t i = 0; i < S.ss.nrcpt; i++)
+        cleanup_request_rcpt(&r, S.ss.rcpts[i].address, S.ss.rcpts[i].address,
+                             S.ss.rcpts[i].orcpt, S.ss.rcpts[i].notify);
+
+    if (S.cleanup_fd < 0) {
+        S.cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION,
+                                       CLEANUP_TIMEOUT_MS, &why);
+        if (S.cleanup_fd < 0) {
+            msg_warn("cannot reach cleanup (%s): %s", CLEANUP_SOCKET, why ? why : strerror(errno));
+            smtpserver_send(451, "4.3.0", "Error: queue file write error");
+            goto out;
+        }
+    }
+    if (cleanup_submit(S.cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
+        msg_warn("lost the connection to cleanup: %s", strerror(errno));
+        close(S.cleanup_fd);
+        S.cleanup_fd = -1;
+        smtpserver_send(451, "4.3.0", "Error: queue file write error");
+        goto out;
+    }
+    if (res.code == 250) {
+        if (S.ss.tls)
+            msg_info("%s: client=" CLIENT_FMT ", tls=%s", res.text, CLIENT_ARGS,
+                     tls_conn_protocol(S.ss.tls));
+        else
+            msg_info("%s: client=" CLIENT_FMT, res.text, CLIENT_ARGS);
+        smtpserver_send(250, "2.0.0", "Ok: queued as %s", res.text);
+    } else if (res.code >= 400 && res.code <= 599) {
+        smtpserver_send(res.code, res.dsn, "%s", res.text);
+        smtpserver_log_reject("END-OF-MESSAGE", res.code, res.dsn, res.text, NULL);
+    } else {
+        msg_warn("cleanup answered with reply code %d", res.code);
+        smtpserver_send(451, "4.3.0", "Error: queue file write error");
+    }
+    cleanup_result_free(&res);
+out:
+    cleanup_request_free(&r);
+}
+
+/* ---- commands ---- */
+
+static void smtpserver_ehlo(const struct smtp_cmd *cmd)
+{
+    const char *lines[16];
+    char size[40];
+    size_t n = 0;
+
+    smtpserver_reset();
+    free(S.ss.helo_name);
+    S.ss.helo_name = xstrndup(cmd->arg, cmd->arg_len);
+    S.ss.esmtp = cmd->verb == SMTP_VERB_EHLO;
+    if (!S.ss.esmtp) {
+        smtpserver_send(250, NULL, "%s", conf_str("myhostname"));
+        return;
+    }
+    lines[n++] = conf_str("myhostname");
+    lines[n++] = "PIPELINING";
+    if (S.size_limit > 0) {
+        snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)S.size_limit);
+        lines[n++] = size;
+    } else {
+        lines[n++] = "SIZE";
+    }
+    if (!conf_bool("disable_vrfy_command"))
+        lines[n++] = "VRFY";
+    if (S.tls_server && !S.ss.tls && S.tls_level != TLS_LEVEL_NONE)
+        lines[n++] = "STARTTLS";
+    lines[n++] = "ENHANCEDSTATUSCODES";
+    lines[n++] = "8BITMIME";
+    lines[n++] = "DSN";
+    lines[n++] = "SMTPUTF8";
+    lines[n++] = "CHUNKING";
+    smtpserver_send_lines(250, NULL, lines, n);
+}
+
+static void smtpserver_mail(const struct smtp_cmd *cmd)
+{
+    struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
+    struct smtpproto_err err;
+    struct smtpserver_reply r = { 0 };
+    struct smtp_addrcmd ac;
+
+    if (S.tls_level == TLS_LEVEL_ENCRYPT && !S.ss.tls) {
+        smtpserver_send(530, "5.7.0", "Must issue a STARTTLS command first");
+        return;
+    }
+    if (S.ss.have_mail) {
+        smtpserver_send(503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+    if (smtpproto_parse_mail(cmd->arg, cmd->arg_len, S.ss.esmtp ? S.ext : 0, &lim, &ac, &err)
+        != SMTPP_OK) {
+        smtpserver_send_err(&err);
+        return;
+    }
+    if (S.size_limit > 0 && (ac.params.seen & SMTPP_P_SIZE) && ac.params.size > S.size_limit) {
+        smtpserver_send(552, "5.3.4", "Message size exceeds fixed limit");
+        smtpserver_log_reject("MAIL", 552, "5.3.4", "Message size exceeds fixed limit", NULL);
+        smtpproto_addrcmd_clear(&ac);
+        return;
+    }
+    if (S.policy->mail && S.policy->mail(&S.ss, &ac, &r) != 0) {
+        smtpserver_send_policy("MAIL", &r, NULL);
+        smtpproto_addrcmd_clear(&ac);
+        return;
+    }
+    S.ss.mail = ac;
+    S.ss.have_mail = true;
+    smtpserver_send(250, "2.1.0", "Ok");
+}
+
+static unsigned smtpserver_notify(unsigned n)
+{
+    return ((n & SMTP_NOTIFY_NEVER) ? QUEUE_NOTIFY_NEVER : 0)
+           | ((n & SMTP_NOTIFY_SUCCESS) ? QUEUE_NOTIFY_SUCCESS : 0)
+           | ((n & SMTP_NOTIFY_FAILURE) ? QUEUE_NOTIFY_FAILURE : 0)
+           | ((n & SMTP_NOTIFY_DELAY) ? QUEUE_NOTIFY_DELAY : 0);
+}
+
+/* The recipient as it is queued: a bare local part (<postmaster>) gets
+ * @myorigin. */
+static char *smtpserver_queue_address(const struct smtp_path *p)
+{
+    if (*p->domain == '\0')
+        return xasprintf("%s@%s", p->addr, conf_str("myorigin"));
+    return xstrdup(p->addr);
+}
+
+static void smtpserver_rcpt(const struct smtp_cmd *cmd)
+{
+    struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
+    struct smtpproto_err err;
+    struct smtpserver_reply r = { 0 };
+    struct smtp_addrcmd ac;
+    struct smtpserver_rcpt *rc;
+    unsigned flags;
+    char *address;
+
+    if (!S.ss.have_mail) {
+        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (S.bdat) {
+        smtpserver_send(503, "5.5.1", "Error: RCPT after BDAT");
+        return;
+    }
+    flags = (S.ss.esmtp ? S.ext : 0) | (S.ss.mail.params.smtputf8 ? SMTPP_F_UTF8 : 0);
+    if (smtpproto_parse_rcpt(cmd->arg, cmd->arg_len, flags, &lim, &ac, &err) != SMTPP_OK) {
+        smtpserver_send_err(&err);
+        return;
+    }
+    address = smtpserver_queue_address(&ac.path);
+    if (S.ss.nrcpt >= S.rcpt_limit) {
+        smtpserver_send(452, "4.5.3", "Error: too many recipients");
+        smtpserver_log_reject("RCPT", 452, "4.5.3", "Error: too many recipients", address);
+    } else if (S.policy->rcpt && S.policy->rcpt(&S.ss, &ac, address, &r) != 0) {
+        smtpserver_send_policy("RCPT", &r, address);
+    } else {
+        S.ss.rcpts = xreallocarray(S.ss.rcpts, S.ss.nrcpt + 1, sizeof(*S.ss.rcpts));
+        rc = &S.ss.rcpts[S.ss.nrcpt++];
+        rc->address = address;
+        address = NULL;
+        rc->orcpt = ac.params.orcpt_type
+                        ? xasprintf("%s;%s", ac.params.orcpt_type, ac.params.orcpt_addr)
+                        : xstrdup("");
+        rc->notify = smtpserver_notify(ac.params.notify);
+        smtpserver_send(250, "2.1.5", "Ok");
+    }
+    free(address);
+    smtpproto_addrcmd_clear(&ac);
+}
+
+/* Read the rest of a session that cannot go on. */
+static void smtpserver_io_failed(ssize_t n)
+{
+    if (n == STREAM_TIMEOUT) {
+        msg_info("timeout after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
+        smtpserver_send(421, "4.4.2", "%s Error: timeout exceeded", conf_str("myhostname"));
+        stream_flush(S.ss.stream);
+    } else {
+        msg_info("lost connection after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
+    }
+    S.done = true;
+}
+
+static void smtpserver_data(void)
+{
+    struct smtp_data d;
+    struct smtpproto_err err;
+    smtpcontent_t *c;
+    uint64_t len;
+    ssize_t n;
+    int fd;
+
+    if (!S.ss.have_mail) {
+        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (S.bdat) {
+        smtpserver_send(503, "5.5.1", "Error: DATA after BDAT");
+        return;
+    }
+    if (S.ss.nrcpt == 0) {
+        smtpserver_send(554, "5.5.1", "Error: no valid recipients");
+        return;
+    }
+    smtpserver_send(354, NULL, "End data with <CR><LF>.<CR><LF>");
+    if (stream_flush(S.ss.stream) < 0) {
+        smtpserver_io_failed(STREAM_ERROR);
+        return;
+    }
+    c = smtpcontent_new(0, 0);
+    smtp_data_init(&d, NULL, S.size_limit, S.data_line_limit);
+    smtp_data_set_sink(&d, smtpcontent_sink, c);
+    stream_set_timeout(S.ss.stream, S.data_timeout_ms);
+    for (;;) {
+        n = stream_getline(S.ss.stream, S.line, S.data_line_limit * 2);
+        if (n == STREAM_TOOLONG) {
+            smtp_data_feed_toolong(&d);
+            continue;
+        }
+        if (n <= 0) {
+            smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
+            break;
+        }
+        if (smtp_data_feed(&d, S.line->data, S.line->len) == 1)
+            break;
+    }
+    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
+    if (!S.done) {
+        S.where = "END-OF-MESSAGE";
+        if (smtp_data_result(&d, &err) != SMTPP_OK || smtpcontent_finish(c, &fd, &len, &err) < 0) {
+            smtpserver_send_err(&err);
+            smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL);
+        } else {
+            smtpserver_submit(fd, len);
+        }
+    }
+    smtpcontent_free(&c);
+    smtpserver_reset();
+}
+
+static void smtpserver_bdat(const struct smtp_cmd *cmd)
+{
+    struct smtpproto_err err;
+    uint64_t size, left;
+    bool last;
+    char *piece;
+    uint64_t len;
+    int fd;
+
+    if (smtpproto_parse_bdat(cmd->arg, cmd->arg_len, &size, &last, &err) != SMTPP_OK) {
+        /* How many octets follow is unknown: the session cannot go on. */
+        smtpserver_send_err(&err);
+        msg_info("bad BDAT command from " CLIENT_FMT ": ending the session", CLIENT_ARGS);
+        S.done = true;
+        return;
+    }
+    if (S.ss.have_mail && S.ss.nrcpt > 0 && S.bdat == NULL)
+        S.bdat = smtpcontent_new(S.size_limit, S.data_line_limit);
+    /* The chunk is read in any case, so that its octets are never taken
+     * for commands. */
+    piece = xmalloc(SMTPSERVER_BDAT_PIECE);
+    stream_set_timeout(S.ss.stream, S.data_timeout_ms);
+    for (left = size; left > 0;) {
+        ssize_t n = stream_read(S.ss.stream, piece,
+                                left < SMTPSERVER_BDAT_PIECE ? (size_t)left : SMTPSERVER_BDAT_PIECE);
+
+        if (n <= 0) {
+            smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
+            break;
+        }
+        if (S.bdat && !smtpcontent_failed(S.bdat))
+            smtpcontent_bdat(S.bdat, piece, (size_t)n);
+        left -= (uint64_t)n;
+    }
+    free(piece);
+    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
+    if (S.done)
+        return;
+    if (!S.ss.have_mail) {
+        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (S.ss.nrcpt == 0) {
+        smtpserver_send(554, "5.5.1", "Error: no valid recipients");
+        return;
+    }
+    if (!last && !smtpcontent_failed(S.bdat)) {
+        smtpserver_send(250, "2.0.0", "Ok: %llu bytes", (unsigned long long)size);
+        return;
+    }
+    /* The last chunk, or one that broke a rule: the transaction ends here
+     * (later chunks of a refused message meet "need MAIL command"). */
+    S.where = "END-OF-MESSAGE";
+    if (smtpcontent_finish(S.bdat, &fd, &len, &err) < 0) {
+        smtpserver_send_err(&err);
+        smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL);
+    } else {
+        smtpserver_submit(fd, len);
+    }
+    smtpserver_reset();
+}
+
+static void smtpserver_starttls(void)
+{
+    const char *why = NULL;
+    size_t junk;
+
+    if (S.ss.tls) {
+        smtpserver_send(554, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (S.tls_server == NULL || S.tls_level == TLS_LEVEL_NONE) {
+        smtpserver_send(502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    smtpserver_send(220, "2.0.0", "Ready to start TLS");
+    if (stream_flush(S.ss.stream) < 0) {
+        smtpserver_io_failed(STREAM_ERROR);
+        return;
+    }
+    /* RFC 3207 5: nothing the client sent before the handshake counts. */
+    junk = stream_pending(S.ss.stream);
+    if (junk > 0) {
+        msg_warn("discarding %zu bytes of plaintext pipelined after STARTTLS from " CLIENT_FMT,
+                 junk, CLIENT_ARGS);
+        stream_discard_input(S.ss.stream);
+    }
+    S.ss.tls = tls_server_start(S.tls_server, S.ss.stream, SMTPSERVER_TLS_MS, &why);
+    if (S.ss.tls == NULL) {
+        msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
+        S.done = true;
+        return;
+    }
+    msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
+             "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls), tls_conn_cipher(S.ss.tls),
+             tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
+    /* RFC 3207 4.2: forget everything learnt from the client. */
+    smtpserver_reset();
+    free(S.ss.helo_name);
+    S.ss.helo_name = NULL;
+    S.ss.esmtp = false;
+}
+
+static void smtpserver_vrfy(const struct smtp_cmd *cmd)
+{
+    struct smtpserver_reply r = { 0 };
+    char *arg, *addr, *lt;
+
+    if (conf_bool("disable_vrfy_command") || S.policy->vrfy == NULL) {
+        smtpserver_send(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt "
+                                      "delivery");
+        return;
+    }
+    /* "user", "<user@domain>" or "Name <user@domain>". */
+    arg = xstrndup(cmd->arg, cmd->arg_len);
+    addr = arg;
+    if ((lt = strchr(arg, '<')) != NULL) {
+        addr = lt + 1;
+        addr[strcspn(addr, ">")] = '\0';
+    }
+    if (*addr == '\0' || strpbrk(addr, " \t\"\\") != NULL) {
+        smtpserver_send(501, "5.1.3", "Bad recipient address syntax");
+    } else {
+        char *full = strchr(addr, '@') ? xstrdup(addr) : xasprintf("%s@%s", addr,
+                                                                   conf_str("myorigin"));
+
+        if (S.policy->vrfy(&S.ss, full, &r) != 0)
+            smtpserver_send_policy("VRFY", &r, full);
+        else
+            smtpserver_send(250, "2.0.0", "<%s>", full);
+        free(full);
+    }
+    free(arg);
+}
+
+static void smtpserver_command(const struct smtp_cmd *cmd)
+{
+    switch (cmd->verb) {
+    case SMTP_VERB_EHLO:
+    case SMTP_VERB_HELO:
+        smtpserver_ehlo(cmd);
+        break;
+    case SMTP_VERB_MAIL:
+        smtpserver_mail(cmd);
+        break;
+    case SMTP_VERB_RCPT:
+        smtpserver_rcpt(cmd);
+        break;
+    case SMTP_VERB_DATA:
+        smtpserver_data();
+        break;
+    case SMTP_VERB_BDAT:
+        smtpserver_bdat(cmd);
+        break;
+    case SMTP_VERB_RSET:
+        smtpserver_reset();
+        smtpserver_send(250, "2.0.0", "Ok");
+        break;
+    case SMTP_VERB_NOOP:
+        smtpserver_send(250, "2.0.0", "Ok");
+        break;
+    case SMTP_VERB_QUIT:
+        smtpserver_send(221, "2.0.0", "Bye");
+        S.done = true;
+        break;
+    case SMTP_VERB_VRFY:
+        smtpserver_vrfy(cmd);
+        break;
+    case SMTP_VERB_HELP:
+        smtpserver_send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+                                      "VRFY HELP STARTTLS");
+        break;
+    case SMTP_VERB_STARTTLS:
+        smtpserver_starttls();
+        break;
+    case SMTP_VERB_AUTH:
+        smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
+        break;
+    case SMTP_VERB_NONE:
+        msg_panic("smtpserver: no verb");
+    }
+}
+
+/* ---- the session ---- */
+
+static void smtpserver_limits(void)
+{
+    const char *level = conf_str("smtpd_tls_security_level");
+    long long size = conf_size("message_size_limit");
+
+    S.line_limit = (size_t)conf_int("line_length_limit");
+    S.data_line_limit = (size_t)conf_int("smtpd_data_line_limit");
+    S.size_limit = size > 0 ? (uint64_t)size : 0;
+    S.rcpt_limit = (size_t)conf_int("smtpd_recipient_limit");
+    S.soft_errors = conf_int("smtpd_soft_error_limit");
+    S.hard_errors = conf_int("smtpd_hard_error_limit");
+    S.error_sleep = conf_time("smtpd_error_sleep_time");
+    S.cmd_timeout_ms = (int)(conf_time("smtpd_timeout") * 1000);
+    S.data_timeout_ms = (int)(conf_time("smtpd_data_timeout") * 1000);
+    if (strcasecmp(level, "none") == 0)
+        S.tls_level = TLS_LEVEL_NONE;
+    else if (strcasecmp(level, "encrypt") == 0)
+        S.tls_level = TLS_LEVEL_ENCRYPT;
+    else
+        S.tls_level = TLS_LEVEL_MAY;
+    S.ext = SMTPP_EXT_SIZE | SMTPP_EXT_8BITMIME | SMTPP_EXT_SMTPUTF8 | SMTPP_EXT_DSN;
+}
+
+static void smtpserver_log_disconnect(void)
+{
+    buf_t *b = buf_new(0);
+    unsigned total = S.unknown_total, ok = 0;
+
+    for (int v = 1; v < SMTPSERVER_NVERBS; v++) {
+        if (S.verb_total[v] == 0)
+            continue;
+        total += S.verb_total[v];
+        ok += S.verb_ok[v];
+        if (S.verb_ok[v] == S.verb_total[v])
+            buf_printf(b, " %s=%u", smtpserver_verb_log[v], S.verb_total[v]);
+        else
+            buf_printf(b, " %s=%u/%u", smtpserver_verb_log[v], S.verb_ok[v], S.verb_total[v]);
+    }
+    if (S.unknown_total)
+        buf_printf(b, " unknown=0/%u", S.unknown_total);
+    if (ok == total)
+        buf_printf(b, " commands=%u", total);
+    else
+        buf_printf(b, " commands=%u/%u", ok, total);
+    msg_info("disconnect from " CLIENT_FMT "%s", CLIENT_ARGS, buf_cstr(b));
+    buf_free(&b);
+}
+
+/* Fill in who the client is; -1 for a socket that is not IP. */
+static int smtpserver_peer(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    unsigned port = 0;
+
+    S.ss.client_name = "unknown";
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0
+        || netaddr_from_sockaddr((struct sockaddr *)&sa, len, &S.ss.client, S.ss.client_addr,
+                                 &port) < 0) {
+        snprintf(S.ss.client_addr, sizeof(S.ss.client_addr), "local");
+        snprintf(S.ss.client_port, sizeof(S.ss.client_port), "0");
+        return -1;
+    }
+    snprintf(S.ss.client_port, sizeof(S.ss.client_port), "%u", port);
+    return 0;
+}
+
+static void smtpserver_loop(void)
+{
+    struct smtp_cmd cmd;
+    struct smtpproto_err err;
+    ssize_t n;
+
+    while (!S.done) {
+        if (S.errors >= S.hard_errors) {
+            msg_info("too many errors after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
+            smtpserver_send(421, "4.7.0", "%s Error: too many errors", conf_str("myhostname"));
+            stream_flush(S.ss.stream);
+            break;
+        }
+        /* Pipelining: replies wait until the client's input is used up. */
+        if (stream_pending(S.ss.stream) == 0) {
+            if (stream_flush(S.ss.stream) < 0) {
+                smtpserver_io_failed(STREAM_ERROR);
+                break;
+            }
+            smtpserver_idle = S.ss.tls == NULL;
+        }
+        n = stream_getline(S.ss.stream, S.line, S.line_limit);
+        smtpserver_idle = 0;
+        if (n == STREAM_TOOLONG) {
+            smtpserver_send(500, "5.5.0", "Error: line too long");
+            S.unknown_total++;
+            continue;
+        }
+        if (n <= 0) {
+            smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
+            break;
+        }
+        if (smtpproto_parse_cmd(S.line->data, S.line->len, &cmd, &err) != SMTPP_OK) {
+            if (cmd.verb != SMTP_VERB_NONE)
+                S.verb_total[cmd.verb]++;
+            else
+                S.unknown_total++;
+            smtpserver_send_err(&err);
+            continue;
+        }
+        S.where = cmd.name;
+        S.last_code = 0;
+        smtpserver_command(&cmd);
+        S.verb_total[cmd.verb]++;
+        if (S.last_code > 0 && S.last_code < 400)
+            S.verb_ok[cmd.verb]++;
+    }
+}
+
+void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
+                    void *policy_ctx)
+{
+    struct smtpserver_reply r = { 0 };
+
+    memset(&S, 0, sizeof(S));
+    S.policy = policy;
+    S.tls_server = tls;
+    S.ss.fd = fd;
+    S.ss.policy_ctx = policy_ctx;
+    S.cleanup_fd = -1;
+    S.where = "CONNECT";
+    smtpserver_limits();
+    S.line = buf_new(0);
+    S.reply = buf_new(0);
+    S.ss.stream = stream_open(fd);
+    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
+    smtpserver_peer(fd);
+    msg_info("connect from " CLIENT_FMT, CLIENT_ARGS);
+    free(smtpserver_sig_text);
+    smtpserver_sig_text = xasprintf("421 4.3.2 %s Service shutting down\r\n",
+                                    conf_str("myhostname"));
+    smtpserver_sig_fd = fd;
+
+    if (conf_bool("smtpd_tls_wrappermode")) {
+        const char *why = NULL;
+
+        if (tls == NULL) {
+            msg_warn("smtpd_tls_wrappermode = yes but no TLS certificate is usable: "
+                     "dropping " CLIENT_FMT, CLIENT_ARGS);
+            goto out;
+        }
+        S.ss.tls = tls_server_start(tls, S.ss.stream, SMTPSERVER_TLS_MS, &why);
+        if (S.ss.tls == NULL) {
+            msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
+            goto out;
+        }
+        msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
+                 "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls),
+                 tls_conn_cipher(S.ss.tls), tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
+    }
+    if (policy->connect && policy->connect(&S.ss, &r) != 0) {
+        smtpserver_send(r.code, r.dsn, "%s", r.text);
+        msg_info("NOQUEUE: reject: CONNECT from " CLIENT_FMT ": %d %s %s", CLIENT_ARGS, r.code,
+                 r.dsn ? r.dsn : "", r.text);
+        smtpserver_reply_clear(&r);
+        stream_flush(S.ss.stream);
+        goto out;
+    }
+    smtpserver_send(220, NULL, "%s", conf_str("smtpd_banner"));
+    smtpserver_loop();
+out:
+    smtpserver_idle = 0;
+    stream_flush(S.ss.stream);          /* the last reply (221, 421, ...) */
+    if (S.ss.tls)
+        tls_conn_free(&S.ss.tls, S.ss.stream);
+    smtpserver_log_disconnect();
+    if (policy->disconnect)
+        policy->disconnect(&S.ss);
+    smtpserver_reset();
+    if (S.cleanup_fd >= 0)
+        close(S.cleanup_fd);
+    free(S.ss.helo_name);
+    stream_free(&S.ss.stream);
+    buf_free(&S.line);
+    buf_free(&S.reply);
+    smtpserver_sig_fd = -1;
+}
+
+void smtpserver_on_sigterm(int signo)
+{
+    (void)signo;
+    if (smtpserver_idle && smtpserver_sig_fd >= 0 && smtpserver_sig_text)
+        (void)!send(smtpserver_sig_fd, smtpserver_sig_text, strlen(smtpserver_sig_text),
+                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    _exit(0);
+}

@@ -1,0 +1,120 @@
+/*
+ * smtpserver - the SMTP server engine shared by smtpd (inbound MX) and
+ * submission (mail clients): one session on one connection, from the
+ * greeting to QUIT, RFC 5321 with the ESMTP extensions PIPELINING, SIZE,
+ * 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, DSN and STARTTLS.
+ * The programs differ only in policy, which they give as callbacks.
+ *
+ * What the engine does (smtpserver.c: commands and replies; smtpserver_msg.c:
+ * message content and the hand-off to cleanup):
+ *  - reads commands with line_length_limit; replies are buffered and sent
+ *    when no more pipelined input is waiting, or before waiting on anything
+ *    (354, BDAT data, a slow policy answer never delays what came before);
+ *  - enforces command order (503 5.5.1), smtpd_recipient_limit (452 4.5.3),
+ *    message_size_limit (SIZE= at MAIL and the data itself: 552 5.3.4), the
+ *    error limits (soft: replies slow down; hard: 421 4.7.0 and close), and
+ *    the timeouts (smtpd_timeout for commands, smtpd_data_timeout for data:
+ *    421 4.4.2 and close);
+ *  - STARTTLS (RFC 3207): plaintext pipelined after the command is thrown
+ *    away unread before the handshake, and the session starts over (no
+ *    HELO, no transaction); smtpd_tls_wrappermode does TLS from the first
+ *    byte; smtpd_tls_security_level = encrypt refuses MAIL before TLS;
+ *  - DATA through the smuggling-safe reader of lib/smtpproto, BDAT chunks
+ *    with the same rule: the content must use CRLF line ends only; a bare
+ *    CR or LF anywhere makes the message 550 5.6.0 (RFC 5321 2.3.8);
+ *  - collects the content in a memfd and submits it with the envelope and
+ *    the client attributes over one cleanup connection per session; the
+ *    client gets "250 2.0.0 Ok: queued as ID" only after cleanup has
+ *    committed the queue file;
+ *  - logs each session the way Postfix does: connect, NOQUEUE: reject:
+ *    lines, "ID: client=...", lost connection / timeout after CMD, and a
+ *    disconnect line with per-command counts.
+ *
+ * Policy callbacks return 0 to accept (the engine sends its usual reply)
+ * or a reply code after filling the reply with smtpserver_reply_set().
+ *
+ * Failure modes: every peer problem is a reply code and, where the session
+ * cannot go on, a logged disconnect; a lost cleanup connection is 451
+ * 4.3.0 for that message.  Nothing a peer sends can crash or hang the
+ * process.  Out-of-memory is fatal.
+ *
+ * Parameters: myhostname, smtpd_banner, line_length_limit,
+ * smtpd_data_line_limit, message_size_limit, smtpd_recipient_limit,
+ * smtpd_soft_error_limit, smtpd_hard_error_limit, smtpd_error_sleep_time,
+ * smtpd_timeout, smtpd_data_timeout, smtpd_tls_security_level,
+ * smtpd_tls_wrappermode, myorigin (bare recipients such as <postmaster>).
+ */
+#ifndef POSTHORN_SMTPSERVER_H
+#define POSTHORN_SMTPSERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "netaddr.h"
+#include "smtpproto.h"
+#include "stream.h"
+#include "tls.h"
+
+struct smtpserver_reply {
+    int   code;
+    char *dsn;
+    char *text;
+};
+
+/* One accepted recipient of the current transaction. */
+struct smtpserver_rcpt {
+    char    *address;      /* as the queue gets it: local@domain */
+    char    *orcpt;        /* "rfc822;addr" or "" */
+    unsigned notify;       /* QUEUE_NOTIFY_* */
+};
+
+struct smtp_session {
+    stream_t       *stream;
+    int             fd;
+    struct netaddr  client;
+    char            client_addr[NETADDR_TEXT_MAX];
+    char            client_port[8];
+    const char     *client_name;    /* "unknown" until reverse DNS exists */
+    char           *helo_name;      /* NULL before HELO/EHLO */
+    bool            esmtp;
+    tls_conn_t     *tls;
+    void           *policy_ctx;     /* the program's */
+
+    /* The transaction. */
+    bool                    have_mail;
+    struct smtp_addrcmd     mail;
+    struct smtpserver_rcpt *rcpts;
+    size_t                  nrcpt;
+};
+
+struct smtpserver_policy {
+    const char *service;            /* "smtpd": log and anvil name */
+    /* After the connection is known, before the greeting: refuse with 421
+     * or 554 (the engine then closes). */
+    int (*connect)(struct smtp_session *ss, struct smtpserver_reply *r);
+    /* MAIL (the path is parsed and the parameters are sane). */
+    int (*mail)(struct smtp_session *ss, const struct smtp_addrcmd *ac,
+                struct smtpserver_reply *r);
+    /* RCPT; address is the recipient as it would be queued. */
+    int (*rcpt)(struct smtp_session *ss, const struct smtp_addrcmd *ac, const char *address,
+                struct smtpserver_reply *r);
+    /* VRFY with disable_vrfy_command = no; address as for rcpt. */
+    int (*vrfy)(struct smtp_session *ss, const char *address, struct smtpserver_reply *r);
+    /* The session ends (any way). */
+    void (*disconnect)(struct smtp_session *ss);
+};
+
+/* Run one session on fd (the accepted connection; not closed here).  tls
+ * may be NULL: no STARTTLS then, and wrappermode is refused. */
+void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
+                    void *policy_ctx);
+
+/* Fill a reply for a policy callback; returns code. */
+int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The SIGTERM handler of a SERVER_SINGLE program: if the session is idle
+ * between commands (all replies sent), tell the client 421 4.3.2 first. */
+void smtpserver_on_sigterm(int signo);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * smtpd - the inbound SMTP server: Posthorn as an MX on port 25.
+ *
+ * Runs as network_user, chrooted into the spool, one session per process
+ * (SERVER_SINGLE; master runs as many as there are sessions, up to the
+ * service's process limit).  The protocol is lib/smtpserver's; this file is
+ * the MX policy:
+ *  - connect: sessions from one client address are counted by anvil
+ *    across all smtpd processes; above smtpd_client_connection_count_limit
+ *    the client gets 421 4.7.0 (clients in mynetworks are not limited);
+ *  - RCPT: a recipient in a mydestination domain must exist, which lookupd
+ *    answers (passwd and the alias maps; 550 5.1.1 if not, 451 4.3.0 if it
+ *    cannot tell); postmaster is always accepted (RFC 5321 4.5.1); any
+ *    other domain is relaying, allowed only to clients in mynetworks
+ *    (554 5.7.1 Relay access denied);
+ *  - VRFY (disable_vrfy_command = no) asks the same questions.
+ * The TLS certificate and key are loaded as root before the privilege drop;
+ * if they cannot be, STARTTLS is not offered (smtpd_tls_security_level =
+ * may) or smtpd stops with the reason (encrypt, or wrappermode).
+ *
+ * Failure modes: peer errors end or answer that session only.  A lookupd
+ * that cannot be reached is 451 4.3.0 for that recipient; an anvil that
+ * cannot be reached means no connection limit (logged).  A bad mynetworks
+ * or an unusable certificate with TLS required is fatal.
+ *
+ * Parameters: mydestination, mynetworks, myorigin,
+ * smtpd_client_connection_count_limit, disable_vrfy_command,
+ * smtpd_tls_cert_file, smtpd_tls_key_file, smtpd_tls_security_level,
+ * smtpd_tls_wrappermode, network_user, and lib/smtpserver's.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "anvil_proto.h"
+#include "cleanup_proto.h"
+#include "conf.h"
+#include "ipc.h"
+#include "lookup_proto.h"
+#include "msg.h"
+#include "netaddr.h"
+#include "server.h"
+#include "smtpserver.h"
+#include "tls.h"
+#include "xalloc.h"
+
+static tls_server_t *smtpd_tls;
+static netaddr_list_t *smtpd_mynetworks;
+static int smtpd_lookup_fd = -1;
+static int smtpd_anvil_fd = -1;
+
+/* Per session. */
+struct smtpd_session {
+    bool trusted;           /* in mynetworks */
+    bool anvil_counted;
+};
+
+static void smtpd_pre_init(void)
+{
+    buf_t *err = buf_new(0);
+    const char *level = conf_str("smtpd_tls_security_level");
+    bool required = strcasecmp(level, "encrypt") == 0 || conf_bool("smtpd_tls_wrappermode");
+
+    smtpd_mynetworks = netaddr_list_parse(conf_str("mynetworks"), err);
+    if (smtpd_mynetworks == NULL)
+        msg_fatal("mynetworks: %s", buf_cstr(err));
+    if (strcasecmp(level, "none") != 0 && strcasecmp(level, "may") != 0
+        && strcasecmp(level, "encrypt") != 0)
+        msg_fatal("smtpd_tls_security_level: unknown level '%s' (none, may or encrypt)", level);
+    if (strcasecmp(level, "none") != 0 || conf_bool("smtpd_tls_wrappermode")) {
+        buf_reset(err);
+        smtpd_tls = tls_server_new(conf_str("smtpd_tls_cert_file"), conf_str("smtpd_tls_key_file"),
+                                   err);
+        if (smtpd_tls == NULL && required)
+            msg_fatal("TLS is required here but unusable: %s", buf_cstr(err));
+        if (smtpd_tls == NULL)
+            msg_warn("STARTTLS is not offered: %s", buf_cstr(err));
+    }
+    buf_free(&err);
+}
+
+static void smtpd_post_init(event_loop_t *loop)
+{
+    struct sigaction sa;
+
+    (void)loop;
+    lookup_proto_init();
+    anvil_proto_init();
+    cleanup_proto_init();
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = smtpserver_on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* A connection to one of the internal services, made on first use and
+ * kept for the life of the process. */
+static int smtpd_service_fd(int *fdp, const char *path, const char *proto, int version, int ms)
+{
+    const char *why = NULL;
+
+    if (*fdp < 0) {
+        *fdp = ipc_client_open(path, proto, version, ms, &why);
+        if (*fdp < 0)
+            msg_warn("cannot reach %s: %s", path, why ? why : strerror(errno));
+    }
+    return *fdp;
+}
+
+static void smtpd_service_lost(int *fdp, const char *path)
+{
+    msg_warn("lost the connection to %s: %s", path, strerror(errno));
+    close(*fdp);
+    *fdp = -1;
+}
+
+static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
+{
+    struct smtpd_session *sd = ss->policy_ctx;
+    long long limit = conf_int("smtpd_client_connection_count_limit");
+    int count;
+
+    sd->trusted = netaddr_list_match(smtpd_mynetworks, &ss->client);
+    if (limit == 0 || sd->trusted)
+        return 0;
+    if (smtpd_service_fd(&smtpd_anvil_fd, ANVIL_SOCKET, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION,
+                         ANVIL_TIMEOUT_MS) < 0)
+        return 0;
+    count = anvil_connect(smtpd_anvil_fd, "smtpd", ss->client_addr);
+    if (count < 0) {
+        smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
+        return 0;
+    }
+    sd->anvil_counted = true;
+    if (count > limit) {
+        msg_warn("too many connections from %s: %d (smtpd_client_connection_count_limit = %lld)",
+                 ss->client_addr, count, limit);
+        return smtpserver_reply_set(r, 421, "4.7.0", "%s Error: too many connections from %s",
+                                    conf_str("myhostname"), ss->client_addr);
+    }
+    return 0;
+}
+
+static void smtpd_disconnect(struct smtp_session *ss)
+{
+    struct smtpd_session *sd = ss->policy_ctx;
+
+    if (sd->anvil_counted && smtpd_anvil_fd >= 0
+        && anvil_disconnect(smtpd_anvil_fd, "smtpd", ss->client_addr) < 0)
+        smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
+}
+
+/* Is this local recipient valid?  0, or a reply code with r filled. */
+static int smtpd_local_rcpt(const char *address, struct smtpserver_reply *r)
+{
+    char *local;
+    int res;
+
+    addr_split(address, &local, NULL);
+    res = addr_is_postmaster(local);
+    free(local);
+    if (res)
+        return 0;
+    if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION,
+                         LOOKUP_TIMEOUT_MS) < 0)
+        return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", address);
+    res = lookup_rcpt(smtpd_lookup_fd, address, LOOKUP_TIMEOUT_MS);
+    if (res < 0)
+        smtpd_service_lost(&smtpd_lookup_fd, LOOKUP_SOCKET);
+    if (res == LOOKUP_OK)
+        return 0;
+    if (res == LOOKUP_NOTFOUND)
+        return smtpserver_reply_set(r, 550, "5.1.1", "<%s>: Recipient address rejected: User "
+                                    "unknown in local recipient table", address);
+    return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", address);
+}
+
+static int smtpd_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *ac, const char *address,
+                      struct smtpserver_reply *r)
+{
+    struct smtpd_session *sd = ss->policy_ctx;
+
+    (void)ac;
+    if (addr_is_local(address))
+        return smtpd_local_rcpt(address, r);
+    if (sd->trusted)
+        return 0;
+    return smtpserver_reply_set(r, 554, "5.7.1", "<%s>: Relay access denied", address);
+}
+
+static int smtpd_vrfy(struct smtp_session *ss, const char *address, struct smtpserver_reply *r)
+{
+    (void)ss;
+    if (!addr_is_local(address))
+        return smtpserver_reply_set(r, 252, "2.1.5", "<%s>: not a local address, not verified",
+                                    address);
+    return smtpd_local_rcpt(address, r);
+}
+
+static const struct smtpserver_policy smtpd_policy = {
+    .service = "smtpd",
+    .connect = smtpd_connect,
+    .rcpt = smtpd_rcpt,
+    .vrfy = smtpd_vrfy,
+    .disconnect = smtpd_disconnect,
+};
+
+static void smtpd_serve(int fd)
+{
+    struct smtpd_session sd = { 0 };
+
+    smtpserver_run(fd, &smtpd_policy, smtpd_tls, &sd);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_SINGLE,
+        .user_param = "network_user",
+        .chroot = SERVER_CHROOT_SPOOL,
+        .pre_init = smtpd_pre_init,
+        .post_init = smtpd_post_init,
+        .serve = smtpd_serve,
+    };
+
+    server_main(argc, argv, &opts);
+}
