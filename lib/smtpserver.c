@@ -679,7 +679,16 @@ static void smtpserver_log_disconnect(void)
     buf_t *b = buf_new(0);
     unsigned total = S.unknown_total, ok = 0;
 
-    for (int v = 1; v < SMTPSERVER_NVERBS; v++) {
+    /* Postfix's order, so that log parsers see the same line. */
+    static const enum smtp_verb order[] = {
+        SMTP_VERB_HELO, SMTP_VERB_EHLO, SMTP_VERB_STARTTLS, SMTP_VERB_AUTH, SMTP_VERB_MAIL,
+        SMTP_VERB_RCPT, SMTP_VERB_DATA, SMTP_VERB_BDAT, SMTP_VERB_RSET, SMTP_VERB_NOOP,
+        SMTP_VERB_VRFY, SMTP_VERB_HELP, SMTP_VERB_QUIT,
+    };
+
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        enum smtp_verb v = order[i];
+
         if (S.verb_total[v] == 0)
             continue;
         total += S.verb_total[v];
@@ -751,10 +760,13 @@ static void smtpserver_loop(void)
             break;
         }
         if (smtpproto_parse_cmd(S.line->data, S.line->len, &cmd, &err) != SMTPP_OK) {
-            if (cmd.verb != SMTP_VERB_NONE)
+            if (cmd.verb != SMTP_VERB_NONE) {
                 S.verb_total[cmd.verb]++;
-            else
+                S.where = cmd.name;
+            } else {
                 S.unknown_total++;
+                S.where = "UNKNOWN";
+            }
             smtpserver_send_err(&err);
             continue;
         }
