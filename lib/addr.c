@@ -1,6 +1,7 @@
 /*
  * addr - mail address helpers (see addr.h).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -30,19 +31,29 @@ static int addr_domain_eq(const char *a, const char *b)
     return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
 }
 
+/* mydestination, split once per value: qmgr asks for every recipient.
+ * The value is compared each time, so a reload is seen at once. */
+static char *addr_dest_value;
+static char **addr_dest_list;
+
 int addr_domain_is_local(const char *domain)
 {
-    char **list;
-    int found = 0;
+    const char *value;
     size_t i;
 
     if (*domain == '\0')
         return 1;
-    list = conf_split(conf_str("mydestination"));
-    for (i = 0; list[i] && !found; i++)
-        found = addr_domain_eq(list[i], domain);
-    conf_split_free(&list);
-    return found;
+    value = conf_str("mydestination");
+    if (addr_dest_value == NULL || strcmp(addr_dest_value, value) != 0) {
+        free(addr_dest_value);
+        conf_split_free(&addr_dest_list);
+        addr_dest_value = xstrdup(value);
+        addr_dest_list = conf_split(value);
+    }
+    for (i = 0; addr_dest_list[i]; i++)
+        if (addr_domain_eq(addr_dest_list[i], domain))
+            return 1;
+    return 0;
 }
 
 int addr_is_local(const char *addr)

@@ -115,8 +115,7 @@ static void deliver_close_fds(int *keep, size_t nkeep)
     }
 }
 
-/* Become the recipient: its groups, gid and uid, for good. */
-static void deliver_become(const struct local_target *t)
+int deliver_groups(const char *user, gid_t gid, gid_t **groupsp, size_t *np)
 {
     gid_t *groups = NULL;
     int n = 16, want;
@@ -124,16 +123,25 @@ static void deliver_become(const struct local_target *t)
     for (;;) {
         groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
         want = n;
-        if (getgrouplist(t->user, t->gid, groups, &want) >= 0) {
+        if (getgrouplist(user, gid, groups, &want) >= 0) {
             n = want;
             break;
         }
-        if (n >= DELIVER_MAX_GROUPS)
-            msg_fatal("%s: user %s is in more than %d groups", t->queue_id, t->user, n);
+        if (n >= DELIVER_MAX_GROUPS) {
+            free(groups);
+            return -1;
+        }
         n = want > n ? want : n * 2;
     }
-    privs_drop_ids(t->uid, t->gid, groups, (size_t)n, NULL);
-    free(groups);
+    *groupsp = groups;
+    *np = (size_t)n;
+    return 0;
+}
+
+/* Become the recipient: its groups, gid and uid, for good. */
+static void deliver_become(const struct local_target *t)
+{
+    privs_drop_ids(t->uid, t->gid, t->groups, t->ngroups, NULL);
     /* The kernel makes us non-dumpable on the uid change unless
      * fs.suid_dumpable says otherwise; the user must never ptrace a process
      * that holds the queue file (other recipients, Bcc): say so ourselves. */
@@ -187,10 +195,6 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
     char *why = NULL, *path = NULL, *text, *detail;
     int r, err;
 
-    /* The strings may live in getpwnam()'s static buffer, which the group
-     * lookup could reuse: copy them first. */
-    mine.user = xstrdup(t->user);
-    mine.home = xstrdup(t->home);
     t = &mine;
     event_reset_signals();
     deliver_fd = result_fd;

@@ -298,7 +298,8 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     struct local_target t;
     struct local_job *j;
     struct passwd *pw;
-    char *user = NULL, *text = NULL;
+    char *user = NULL, *text = NULL, *pw_name = NULL, *pw_dir = NULL;
+    gid_t *groups = NULL;
     int p[2];
     pid_t pid;
 
@@ -343,13 +344,22 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
         ANSWER(4, "4.3.5", "mbox delivery not supported");
     }
 
+    /* getgrouplist() may reuse getpwnam()'s static buffer: copy first. */
+    pw_name = xstrdup(pw->pw_name);
+    pw_dir = xstrdup(pw->pw_dir);
+    t.uid = pw->pw_uid;
+    t.gid = pw->pw_gid;
+    if (deliver_groups(pw_name, t.gid, &groups, &t.ngroups) < 0) {
+        msg_warn("%s: to=<%s>: user %s is in too many groups", r->queue_id, r->recipient,
+                 pw_name);
+        ANSWER(4, "4.3.0", "user \"%s\" is in too many groups", pw_name);
+    }
+    t.groups = groups;
     t.queue_id = r->queue_id;
     t.sender = r->sender;
     t.recipient = r->recipient;
-    t.user = pw->pw_name;
-    t.uid = pw->pw_uid;
-    t.gid = pw->pw_gid;
-    t.home = pw->pw_dir;
+    t.user = pw_name;
+    t.home = pw_dir;
     t.mailbox = mailbox;
     t.queue_fd = r->queue_fd;
 
@@ -392,6 +402,9 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
 done:
     free(user);
     free(text);
+    free(pw_name);
+    free(pw_dir);
+    free(groups);
 }
 
 static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)

@@ -26,10 +26,17 @@ struct local_target {
     const char *user;               /* the account */
     uid_t       uid;
     gid_t       gid;
+    const gid_t *groups;            /* all of the user's groups (getgrouplist) */
+    size_t      ngroups;
     const char *home;               /* absolute */
     const char *mailbox;            /* home_mailbox, relative to home; ends in '/' */
     int         queue_fd;           /* read-only */
 };
+
+/* The user's groups, looked up in the parent (so that the NSS modules are
+ * loaded once, not in every child): 0 with a fresh array, or -1 if the
+ * user is in more than DELIVER_MAX_GROUPS groups. */
+int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
 /* In the child after fork(): deliver and _exit().  Never returns. */
 _Noreturn void deliver_child(const struct local_target *t, int result_fd);

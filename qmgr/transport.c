@@ -53,6 +53,10 @@ struct qmgr_job {
 TAILQ_HEAD(qmgr_job_list, qmgr_job);
 
 static struct qmgr_job_list qmgr_waiting = TAILQ_HEAD_INITIALIZER(qmgr_waiting);
+/* Jobs for which no transport exists: settled by the next dispatch, so
+ * that the waiting list holds local jobs only and a dispatch can stop at
+ * the concurrency limit instead of walking everything behind it. */
+static struct qmgr_job_list qmgr_unrouted = TAILQ_HEAD_INITIALIZER(qmgr_unrouted);
 static struct qmgr_job_list qmgr_flight = TAILQ_HEAD_INITIALIZER(qmgr_flight);
 static size_t qmgr_nflight;
 static uint32_t qmgr_next_reqid;
@@ -77,7 +81,12 @@ void qmgr_job_add(struct qmgr_msg *m, size_t rcpt)
     j->msg = m;
     j->rcpt = rcpt;
     m->jobs++;
-    TAILQ_INSERT_TAIL(&qmgr_waiting, j, link);
+    if (strcmp(qmgr_transport_name(m->q->rcpts[rcpt].address), "local") == 0) {
+        TAILQ_INSERT_TAIL(&qmgr_waiting, j, link);
+    } else {
+        TAILQ_INSERT_TAIL(&qmgr_unrouted, j, link);
+        qmgr_transport_kick();
+    }
 }
 
 size_t qmgr_jobs_cancel(struct qmgr_msg *m)
@@ -85,14 +94,18 @@ size_t qmgr_jobs_cancel(struct qmgr_msg *m)
     struct qmgr_job *j, *next;
     size_t n = 0;
 
-    TAILQ_FOREACH_SAFE(j, &qmgr_waiting, link, next) {
-        if (j->msg != m)
-            continue;
-        TAILQ_REMOVE(&qmgr_waiting, j, link);
-        m->rs[j->rcpt].outcome = QMGR_OUT_NONE;
-        m->jobs--;
-        free(j);
-        n++;
+    struct qmgr_job_list *lists[] = { &qmgr_waiting, &qmgr_unrouted };
+
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        TAILQ_FOREACH_SAFE(j, lists[i], link, next) {
+            if (j->msg != m)
+                continue;
+            TAILQ_REMOVE(lists[i], j, link);
+            m->rs[j->rcpt].outcome = QMGR_OUT_NONE;
+            m->jobs--;
+            free(j);
+            n++;
+        }
     }
     return n;
 }
@@ -168,8 +181,6 @@ static int qmgr_local_connect(void)
         struct qmgr_job *j, *next;
 
         TAILQ_FOREACH_SAFE(j, &qmgr_waiting, link, next) {
-            if (strcmp(qmgr_transport_name(j->msg->q->rcpts[j->rcpt].address), "local") != 0)
-                continue;
             TAILQ_REMOVE(&qmgr_waiting, j, link);
             qmgr_job_done(j, 4, "4.3.0", "local delivery service unavailable");
         }
@@ -225,17 +236,12 @@ static void qmgr_dispatch(event_loop_t *loop, void *arg)
     (void)arg;
     qmgr_dispatch_timer = NULL;
     /* qmgr_job_done() may finish a message and bring new ones in: that
-     * only appends to the list, so the saved next pointer stays valid. */
-    TAILQ_FOREACH_SAFE(j, &qmgr_waiting, link, next) {
-        const char *transport = qmgr_transport_name(j->msg->q->rcpts[j->rcpt].address);
-
-        if (strcmp(transport, "local") != 0) {
-            TAILQ_REMOVE(&qmgr_waiting, j, link);
-            qmgr_job_done(j, 4, "4.3.0", "mail transport unavailable");
-            continue;
-        }
-        if (qmgr_nflight >= limit)
-            continue;           /* non-local ones behind may still be settled */
+     * only appends to the lists, so the saved next pointer stays valid. */
+    TAILQ_FOREACH_SAFE(j, &qmgr_unrouted, link, next) {
+        TAILQ_REMOVE(&qmgr_unrouted, j, link);
+        qmgr_job_done(j, 4, "4.3.0", "mail transport unavailable");
+    }
+    while ((j = TAILQ_FIRST(&qmgr_waiting)) != NULL && qmgr_nflight < limit) {
         if (qmgr_local_connect() < 0)
             return;
         TAILQ_REMOVE(&qmgr_waiting, j, link);
@@ -244,7 +250,7 @@ static void qmgr_dispatch(event_loop_t *loop, void *arg)
             if (qmgr_retry_timer == NULL)
                 qmgr_retry_timer = event_add_timer(qmgr_loop, QMGR_LOCAL_RETRY_MS, qmgr_retry,
                                                    NULL);
-            return;     /* the list changed at its head: stop walking it */
+            return;
         }
     }
 }
