@@ -23,6 +23,7 @@ struct smtpcontent {
     int       fd;             /* the memfd, -1 until the first write */
     buf_t    *batch;
     uint64_t  size;           /* bytes accepted */
+    uint64_t  seen;           /* BDAT: bytes received, stored or not */
     uint64_t  size_limit;
     size_t    line_max;
     size_t    line_len;       /* BDAT: bytes of the current line so far */
@@ -128,7 +129,8 @@ void smtpcontent_bdat(smtpcontent_t *c, const char *data, size_t len)
     c->scan_prev = prev;
     if (c->line_max && c->line_len > c->line_max)
         c->flags |= SMTPCONTENT_LONGLINE;
-    if (c->size_limit && c->size + len > c->size_limit)
+    c->seen += len;
+    if (c->size_limit && c->seen > c->size_limit)
         c->flags |= SMTPCONTENT_TOOBIG;
     if (!(c->flags & (SMTPCONTENT_BAD_EOL | SMTPCONTENT_LONGLINE | SMTPCONTENT_TOOBIG)))
         smtpcontent_store(c, data, len);
