@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "mailctl.h"
 #include "master_conf.h"
 #include "msg.h"
+#include "netaddr.h"
 #include "xalloc.h"
 
 const char *mailctl_confdir;
@@ -55,6 +57,24 @@ static int check_config(int quiet)
         fputs(buf_cstr(errs), stderr);
         buf_free(&errs);
         return -1;
+    }
+    /* Values whose syntax the parameter table cannot check. */
+    {
+        netaddr_list_t *nets = netaddr_list_parse(conf_str("mynetworks"), errs);
+        const char *level = conf_str("smtpd_tls_security_level");
+
+        if (nets == NULL) {
+            fprintf(stderr, "%s/main.conf: mynetworks: %s\n", mailctl_confdir, buf_cstr(errs));
+            rc = -1;
+        }
+        netaddr_list_free(&nets);
+        if (strcasecmp(level, "none") != 0 && strcasecmp(level, "may") != 0
+            && strcasecmp(level, "encrypt") != 0) {
+            fprintf(stderr, "%s/main.conf: smtpd_tls_security_level: unknown level '%s' "
+                    "(none, may or encrypt)\n", mailctl_confdir, level);
+            rc = -1;
+        }
+        buf_reset(errs);
     }
     path = xasprintf("%s/master.conf", mailctl_confdir);
     mc = master_conf_load(path, errs);

@@ -85,6 +85,14 @@ r = mailctl("-c", etc, "start")
 is_(r.returncode, 1, "start refuses a bad main.conf")
 like(r.stderr, "%s:%d:" % (mc, lines + 2), "with the same FILE:LINE messages")
 open(mc, "w").write(good)
+with open(mc, "a") as f:
+    f.write("mynetworks = 127.0.0.1/8, 10.0.0.0/8\nsmtpd_tls_security_level = maybe\n")
+r = mailctl("-c", etc, "check")
+is_(r.returncode, 1, "check fails on a bad mynetworks and TLS level")
+like(r.stderr, "mynetworks: host bits set in '127.0.0.1/8' (the network is 127.0.0.0/8)",
+     "the bad network is named, with the fix")
+like(r.stderr, "smtpd_tls_security_level: unknown level 'maybe'", "so is the bad level")
+open(mc, "w").write(good)
 
 mfile = os.path.join(etc, "master.conf")
 mgood = open(mfile).read()
