@@ -528,9 +528,24 @@ static void smtpserver_bdat(const struct smtp_cmd *cmd)
     smtpserver_reset();
 }
 
-static void smtpserver_starttls(void)
+/* The TLS handshake (STARTTLS or wrappermode); false: end the session. */
+static bool smtpserver_tls_start(void)
 {
     const char *why = NULL;
+
+    S.ss.tls = tls_server_start(S.tls_server, S.ss.stream, SMTPSERVER_TLS_MS, &why);
+    if (S.ss.tls == NULL) {
+        msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
+        return false;
+    }
+    msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
+             "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls), tls_conn_cipher(S.ss.tls),
+             tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
+    return true;
+}
+
+static void smtpserver_starttls(void)
+{
     size_t junk;
 
     if (S.ss.tls) {
@@ -553,15 +568,10 @@ static void smtpserver_starttls(void)
                  junk, CLIENT_ARGS);
         stream_discard_input(S.ss.stream);
     }
-    S.ss.tls = tls_server_start(S.tls_server, S.ss.stream, SMTPSERVER_TLS_MS, &why);
-    if (S.ss.tls == NULL) {
-        msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
+    if (!smtpserver_tls_start()) {
         S.done = true;
         return;
     }
-    msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
-             "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls), tls_conn_cipher(S.ss.tls),
-             tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
     /* RFC 3207 4.2: forget everything learnt from the client. */
     smtpserver_reset();
     free(S.ss.helo_name);
@@ -804,21 +814,13 @@ void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t
     smtpserver_sig_fd = fd;
 
     if (conf_bool("smtpd_tls_wrappermode")) {
-        const char *why = NULL;
-
         if (tls == NULL) {
             msg_warn("smtpd_tls_wrappermode = yes but no TLS certificate is usable: "
                      "dropping " CLIENT_FMT, CLIENT_ARGS);
             goto out;
         }
-        S.ss.tls = tls_server_start(tls, S.ss.stream, SMTPSERVER_TLS_MS, &why);
-        if (S.ss.tls == NULL) {
-            msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
+        if (!smtpserver_tls_start())
             goto out;
-        }
-        msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
-                 "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls),
-                 tls_conn_cipher(S.ss.tls), tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
     }
     if (policy->connect && policy->connect(&S.ss, &r) != 0) {
         smtpserver_send(r.code, r.dsn, "%s", r.text);

@@ -38,6 +38,9 @@ inst = Instance(main_conf={
     "smtpd_timeout": "3s",
     "smtpd_client_connection_count_limit": "2",
 })
+# A second smtpd with TLS from the first byte, where submission will be.
+with open(os.path.join(inst.etc, "master.conf"), "a") as f:
+    f.write("127.0.0.1:%d inet n - - smtpd -o smtpd_tls_wrappermode=yes\n" % inst.port(465))
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()
@@ -273,6 +276,25 @@ c.close()
 got = wait_subject("over tls")
 ok(got and b" with ESMTPS id " in got[0] and b"(using TLSv1." in got[0],
    "its Received: says ESMTPS and names the TLS version and cipher")
+
+# smtpd_tls_wrappermode: TLS before the greeting.
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+w = socket.create_connection(("127.0.0.1", inst.port(465)), timeout=15)
+w = ctx.wrap_socket(w, server_hostname="mail.example.test")
+f = w.makefile("rwb")
+like(f.readline().decode(), "220 mail.example.test ESMTP", "wrappermode: the greeting comes over TLS")
+f.write(b"EHLO client.example.org\r\n")
+f.flush()
+ehlo = []
+while True:
+    line = f.readline().decode()
+    ehlo.append(line.strip())
+    if line[3:4] != "-":
+        break
+ok(ehlo[-1].startswith("250 ") and "250-STARTTLS" not in ehlo, "and EHLO offers no STARTTLS")
+w.close()
 
 # The injection case (CVE-2011-0411): commands pipelined after STARTTLS in
 # the same plaintext write must not be executed inside the TLS session.
