@@ -160,22 +160,25 @@ static const char *smtpserver_protocol(void)
 /* "NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 550 5.1.1 <x>: text;
  * from=<a> to=<x> proto=ESMTP helo=<h>" */
 static void smtpserver_log_reject(const char *stage, int code, const char *dsn, const char *text,
-                                  const char *to)
+                                  const char *from, const char *to)
 {
+    if (from == NULL)
+        from = S.ss.have_mail ? S.ss.mail.path.addr : "";
     msg_info("NOQUEUE: reject: %s from " CLIENT_FMT ": %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>",
              stage, CLIENT_ARGS, code, dsn ? dsn : "", text,
-             S.ss.have_mail ? S.ss.mail.path.addr : "", to ? " to=<" : "", to ? to : "",
+             from, to ? " to=<" : "", to ? to : "",
              to ? ">" : "", smtpserver_protocol(), S.ss.helo_name ? S.ss.helo_name : "");
 }
 
 /* A policy's answer: send it, log it, free it. */
-static void smtpserver_send_policy(const char *stage, struct smtpserver_reply *r, const char *to)
+static void smtpserver_send_policy(const char *stage, struct smtpserver_reply *r,
+                                   const char *from, const char *to)
 {
     if (r->code < 200 || r->code > 599 || r->text == NULL)
         msg_panic("smtpserver: policy gave reply code %d", r->code);
     smtpserver_send(r->code, r->dsn, "%s", r->text);
     if (r->code >= 400)
-        smtpserver_log_reject(stage, r->code, r->dsn, r->text, to);
+        smtpserver_log_reject(stage, r->code, r->dsn, r->text, from, to);
     smtpserver_reply_clear(r);
 }
 
@@ -253,7 +256,7 @@ static void smtpserver_submit(int content_fd, uint64_t len)
         smtpserver_send(250, "2.0.0", "Ok: queued as %s", res.text);
     } else if (res.code >= 400 && res.code <= 599) {
         smtpserver_send(res.code, res.dsn, "%s", res.text);
-        smtpserver_log_reject("END-OF-MESSAGE", res.code, res.dsn, res.text, NULL);
+        smtpserver_log_reject("END-OF-MESSAGE", res.code, res.dsn, res.text, NULL, NULL);
     } else {
         msg_warn("cleanup answered with reply code %d", res.code);
         smtpserver_send(451, "4.3.0", "Error: queue file write error");
@@ -321,12 +324,13 @@ static void smtpserver_mail(const struct smtp_cmd *cmd)
     }
     if (S.size_limit > 0 && (ac.params.seen & SMTPP_P_SIZE) && ac.params.size > S.size_limit) {
         smtpserver_send(552, "5.3.4", "Message size exceeds fixed limit");
-        smtpserver_log_reject("MAIL", 552, "5.3.4", "Message size exceeds fixed limit", NULL);
+        smtpserver_log_reject("MAIL", 552, "5.3.4", "Message size exceeds fixed limit",
+                              ac.path.addr, NULL);
         smtpproto_addrcmd_clear(&ac);
         return;
     }
     if (S.policy->mail && S.policy->mail(&S.ss, &ac, &r) != 0) {
-        smtpserver_send_policy("MAIL", &r, NULL);
+        smtpserver_send_policy("MAIL", &r, ac.path.addr, NULL);
         smtpproto_addrcmd_clear(&ac);
         return;
     }
@@ -378,9 +382,9 @@ static void smtpserver_rcpt(const struct smtp_cmd *cmd)
     address = smtpserver_queue_address(&ac.path);
     if (S.ss.nrcpt >= S.rcpt_limit) {
         smtpserver_send(452, "4.5.3", "Error: too many recipients");
-        smtpserver_log_reject("RCPT", 452, "4.5.3", "Error: too many recipients", address);
+        smtpserver_log_reject("RCPT", 452, "4.5.3", "Error: too many recipients", NULL, address);
     } else if (S.policy->rcpt && S.policy->rcpt(&S.ss, &ac, address, &r) != 0) {
-        smtpserver_send_policy("RCPT", &r, address);
+        smtpserver_send_policy("RCPT", &r, NULL, address);
     } else {
         S.ss.rcpts = xreallocarray(S.ss.rcpts, S.ss.nrcpt + 1, sizeof(*S.ss.rcpts));
         rc = &S.ss.rcpts[S.ss.nrcpt++];
@@ -457,7 +461,7 @@ static void smtpserver_data(void)
         S.where = "END-OF-MESSAGE";
         if (smtp_data_result(&d, &err) != SMTPP_OK || smtpcontent_finish(c, &fd, &len, &err) < 0) {
             smtpserver_send_err(&err);
-            smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL);
+            smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL, NULL);
         } else {
             smtpserver_submit(fd, len);
         }
@@ -521,7 +525,7 @@ static void smtpserver_bdat(const struct smtp_cmd *cmd)
     S.where = "END-OF-MESSAGE";
     if (smtpcontent_finish(S.bdat, &fd, &len, &err) < 0) {
         smtpserver_send_err(&err);
-        smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL);
+        smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL, NULL);
     } else {
         smtpserver_submit(fd, len);
     }
@@ -603,7 +607,7 @@ static void smtpserver_vrfy(const struct smtp_cmd *cmd)
                                                                    conf_str("myorigin"));
 
         if (S.policy->vrfy(&S.ss, full, &r) != 0)
-            smtpserver_send_policy("VRFY", &r, full);
+            smtpserver_send_policy("VRFY", &r, NULL, full);
         else
             smtpserver_send(250, "2.0.0", "<%s>", full);
         free(full);

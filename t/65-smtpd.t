@@ -402,6 +402,8 @@ like(log, "connect from unknown[127.0.0.1]", "log: connect from")
 like(log, "NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 <someone@remote.example>: "
      "Relay access denied; from=<a@example.org> to=<someone@remote.example> proto=ESMTP "
      "helo=<outside.example.org>", "log: NOQUEUE: reject in Postfix's shape")
+like(log, "NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 552 5.3.4 Message size exceeds fixed "
+     "limit; from=<a@example.org> proto=ESMTP", "log: a MAIL reject names its sender")
 like(log, ": client=unknown[127.0.0.1]", "log: ID: client=")
 like(log, "Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.", "log: TLS")
 like(log, "timeout after CONNECT from unknown[127.0.0.1]", "log: timeout after")
