@@ -68,6 +68,19 @@ int addr_is_postmaster(const char *local)
     return strcasecmp(local, "postmaster") == 0;
 }
 
+char *addr_unextended(const char *local)
+{
+    const char *delim = conf_str("recipient_delimiter");
+    size_t n;
+
+    if (*delim == '\0')
+        return NULL;
+    n = strcspn(local, delim);
+    if (n == 0 || local[n] == '\0')
+        return NULL;
+    return xstrndup(local, n);
+}
+
 char *addr_lowercase(const char *s)
 {
     char *copy = xstrdup(s), *p;

@@ -30,6 +30,11 @@ int addr_is_local(const char *addr);
 /* 1 if the local part is "postmaster", in any case (RFC 5321 4.5.1). */
 int addr_is_postmaster(const char *local);
 
+/* Subaddressing: the local part without its extension ("user" for
+ * "user+tag" with recipient_delimiter = +; any of the delimiter's
+ * characters counts, as in Postfix), or NULL when there is none (no
+ * delimiter configured, none in the local part, or one at its start). */
+char *addr_unextended(const char *local);
 /* Lower-case copy of s (ASCII letters only; UTF-8 bytes are kept). */
 char *addr_lowercase(const char *s);
 

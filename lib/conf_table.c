@@ -87,6 +87,8 @@ const struct conf_param conf_params[] = {
      "largest message accepted, in bytes (0: no limit)", NULL},
     {"local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", NOB,
      "tables of valid local recipients, checked at RCPT time (empty: accept any)", NULL},
+    {"recipient_delimiter", CONF_STR, "+", NOB,
+     "characters that separate a user name from an address extension (user+tag); empty: none", NULL},
     {"hopcount_limit", CONF_INT, "50", 1, 10000,
      "most Received: headers a message may carry before it is refused as a loop", NULL},
     {"first_valid_uid", CONF_INT, "1000", 1, INT_MAX,

@@ -29,7 +29,10 @@
  * warnings for deliveries that failed for a local reason (class 4), and at
  * debug level the file each delivery wrote.
  *
- * Parameters: home_mailbox, first_valid_uid, mail_owner,
+ * Subaddressing: "user+tag" that is no account itself goes to "user"
+ * (recipient_delimiter); Delivered-To: keeps the full address.
+ *
+ * Parameters: home_mailbox, first_valid_uid, mail_owner, recipient_delimiter,
  * local_concurrency_limit, and those of the server skeleton
  * (config_directory, queue_directory, maillog_file, max_use, max_idle).
  *
@@ -298,7 +301,7 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     struct local_target t;
     struct local_job *j;
     struct passwd *pw;
-    char *user = NULL, *text = NULL, *pw_name = NULL, *pw_dir = NULL;
+    char *user = NULL, *text = NULL, *pw_name = NULL, *pw_dir = NULL, *base;
     gid_t *groups = NULL;
     int p[2];
     pid_t pid;
@@ -317,6 +320,17 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     user = local_resolve(r->recipient);
     errno = 0;
     pw = *user ? getpwnam(user) : NULL;
+    if (pw == NULL && *user && (base = addr_unextended(user)) != NULL) {
+        /* user+tag: delivered to user (recipient_delimiter). */
+        errno = 0;
+        pw = getpwnam(base);
+        if (pw) {
+            free(user);
+            user = base;
+        } else {
+            free(base);
+        }
+    }
     if (pw == NULL) {
         if (*user && errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF
             && errno != EPERM) {

@@ -22,7 +22,7 @@
  * Failure modes: a malformed request or a hello from the wrong uid is a
  * peer error (logged, connection dropped).  Map errors are TEMPFAIL.
  *
- * Parameters: local_recipient_maps, mydestination, network_user,
+ * Parameters: local_recipient_maps, recipient_delimiter, mydestination, network_user,
  * mail_owner (and the server skeleton's).
  */
 #include <errno.h>
@@ -97,13 +97,38 @@ static int lookupd_table(const char *spec, const char *local, char **text)
     return rc;
 }
 
-/* Decide about one address; *text (fresh) says why. */
+/* Look key up in local_recipient_maps; *text (fresh, may be NULL) says why. */
+static int lookupd_key(const char *key, char **text)
+{
+    char **tables = conf_split(conf_str("local_recipient_maps"));
+    int result = LOOKUP_NOTFOUND, rc;
+
+    if (tables[0] == NULL) {
+        result = LOOKUP_OK;
+        *text = xstrdup("local_recipient_maps is empty");
+    }
+    for (size_t i = 0; tables[i] && result == LOOKUP_NOTFOUND; i++) {
+        rc = lookupd_table(tables[i], key, text);
+        if (rc > 0) {
+            result = LOOKUP_OK;
+            free(*text);
+            *text = xasprintf("%s found in %s", key, tables[i]);
+        } else if (rc < 0) {
+            result = LOOKUP_TEMPFAIL;
+        }
+    }
+    conf_split_free(&tables);
+    return result;
+}
+
+/* Decide about one address; *text (fresh) says why.  "user+ext" is valid
+ * when "user+ext" or "user" is (recipient_delimiter). */
 static int lookupd_rcpt(const char *address, char **text)
 {
-    char *local, *domain, *key, **tables;
-    int result = LOOKUP_NOTFOUND, rc;
-    size_t i;
+    char *local, *domain, *key, *base;
+    int result = LOOKUP_NOTFOUND;
 
+    *text = NULL;
     addr_split(address, &local, &domain);
     if (!addr_domain_is_local(domain)) {
         *text = xasprintf("%s is not a local domain", domain);
@@ -112,24 +137,15 @@ static int lookupd_rcpt(const char *address, char **text)
         *text = xstrdup("postmaster");
     } else {
         key = addr_lowercase(local);
-        tables = conf_split(conf_str("local_recipient_maps"));
-        *text = NULL;
-        if (tables[0] == NULL) {
-            result = LOOKUP_OK;
-            *text = xstrdup("local_recipient_maps is empty");
-        }
-        for (i = 0; tables[i] && result == LOOKUP_NOTFOUND; i++) {
-            rc = lookupd_table(tables[i], key, text);
-            if (rc > 0) {
-                result = LOOKUP_OK;
-                *text = xasprintf("found in %s", tables[i]);
-            } else if (rc < 0) {
-                result = LOOKUP_TEMPFAIL;
-            }
+        result = lookupd_key(key, text);
+        if (result == LOOKUP_NOTFOUND && (base = addr_unextended(key)) != NULL) {
+            free(*text);
+            *text = NULL;
+            result = lookupd_key(base, text);
+            free(base);
         }
         if (*text == NULL)
             *text = xstrdup("not found in local_recipient_maps");
-        conf_split_free(&tables);
         free(key);
     }
     free(local);

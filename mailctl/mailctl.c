@@ -176,7 +176,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
-        {"queue", cmd_queue},
+        {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
     };
     int ch;
 

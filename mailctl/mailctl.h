@@ -1,7 +1,8 @@
 /*
  * mailctl.h - the parts of mailctl: init.c (new instances), setup.c
  * (accounts and spool directories), control.c (talking to master),
- * tlsgen.c (self-signed certificates), queue.c (the mail queue),
+ * tlsgen.c (self-signed certificates), queue.c (the mail queue), maps.c
+ * (newaliases, map),
  * mailctl.c (commands, check).
  */
 #ifndef POSTHORN_MAILCTL_H
@@ -30,6 +31,10 @@ int  cmd_status(int argc, char **argv);
 
 /* queue.c */
 int  cmd_queue(int argc, char **argv);
+
+/* maps.c */
+int  cmd_newaliases(int argc, char **argv);
+int  cmd_map(int argc, char **argv);
 
 /* tlsgen.c */
 int  tlsgen_self_signed(const char *hostname, const char *cert_path, const char *key_path,

@@ -109,6 +109,31 @@ is_(r.returncode, 1, "check fails on a bad master.conf")
 like(r.stderr, "%s:%d: unknown service type 'bar'" % (mfile, n + 2), "a bad type is named with its line")
 open(mfile, "w").write(mgood)
 
+# newaliases and map build the Berkeley DB tables.
+r = mailctl("-c", etc, "newaliases")
+is_(r.returncode, 0, "newaliases builds alias_maps")
+like(r.stdout, "aliases: 5 aliases", "and counts the aliases")
+ok(os.path.exists(os.path.join(etc, "aliases.db")), "aliases.db is there")
+agood = open(os.path.join(etc, "aliases")).read()
+with open(os.path.join(etc, "aliases"), "a") as f:
+    f.write("nocolon here\n")
+r = mailctl("-c", etc, "newaliases")
+is_(r.returncode, 1, "newaliases fails on a bad line")
+like(r.stderr, "%s:%d: missing ':'" % (os.path.join(etc, "aliases"), agood.count("\n") + 1),
+     "with FILE:LINE")
+open(os.path.join(etc, "aliases"), "w").write(agood)
+virt = os.path.join(etc, "virtual")
+with open(virt, "w") as f:
+    f.write("# virtual\ninfo@example.org  someone\nsales@example.org someone-else\n")
+r = mailctl("-c", etc, "map", virt)
+is_(r.returncode, 0, "map builds a table")
+like(r.stdout, "virtual: 2 entries", "and counts its entries")
+ok(os.path.exists(virt + ".db"), "virtual.db is there")
+r = mailctl("-c", etc, "map", "btree:" + virt)
+is_(r.returncode, 0, "map btree: works too")
+r = mailctl("-c", etc, "map", "frob:" + virt)
+is_(r.returncode, 2, "an unknown table type is a usage error")
+
 # The shipped default configuration checks too (with the build's programs).
 ship = os.path.join(top, "ship")
 os.mkdir(ship)

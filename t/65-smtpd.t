@@ -365,6 +365,21 @@ ok(all(t.greeting[0] == 220 for t in trusted), "clients in mynetworks are not li
 for h in held + trusted:
     h.close()
 
+# ---- subaddressing (recipient_delimiter) ----
+c = Conv()
+c.cmd("EHLO client.example.org")
+c.cmd("MAIL FROM:<tag@example.org>")
+is_(c.code("RCPT TO:<%s+lists@mail.example.test>" % user), 250, "user+tag is accepted")
+is_(c.code("RCPT TO:<no-such-user-xyz+lists@mail.example.test>"), 550,
+    "an unknown user with a tag is not")
+c.cmd("DATA")
+c.send("Subject: plus tag\r\n\r\nbody\r\n.\r\n")
+is_(c.reply()[0], 250, "queued")
+c.close()
+got = wait_subject("plus tag")
+ok(got and ("\nDelivered-To: %s+lists@mail.example.test\n" % user).encode() in got[0],
+   "user+tag lands in user's Maildir, Delivered-To: keeps the tag")
+
 # ---- DSN parameters reach the queue and the reports ----
 sender_user, sender_home = inst.add_user()
 sender = "%s@mail.example.test" % sender_user
