@@ -277,6 +277,10 @@ static void smtpserver_ehlo(const struct smtp_cmd *cmd)
     smtpserver_reset();
     free(S.ss.helo_name);
     S.ss.helo_name = xstrndup(cmd->arg, cmd->arg_len);
+    /* It goes into logs and the Received: header: no control characters. */
+    for (char *p = S.ss.helo_name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     S.ss.esmtp = cmd->verb == SMTP_VERB_EHLO;
     if (!S.ss.esmtp) {
         smtpserver_send(250, NULL, "%s", conf_str("myhostname"));
@@ -583,6 +587,18 @@ static void smtpserver_starttls(void)
     S.ss.esmtp = false;
 }
 
+/* A VRFY argument we are willing to look up and log: no white space,
+ * quotes, backslashes or control characters. */
+static bool smtpserver_vrfy_arg_ok(const char *addr)
+{
+    if (*addr == '\0')
+        return false;
+    for (; *addr; addr++)
+        if ((unsigned char)*addr <= 0x20 || *addr == 0x7f || *addr == '"' || *addr == '\\')
+            return false;
+    return true;
+}
+
 static void smtpserver_vrfy(const struct smtp_cmd *cmd)
 {
     struct smtpserver_reply r = { 0 };
@@ -600,7 +616,7 @@ static void smtpserver_vrfy(const struct smtp_cmd *cmd)
         addr = lt + 1;
         addr[strcspn(addr, ">")] = '\0';
     }
-    if (*addr == '\0' || strpbrk(addr, " \t\"\\") != NULL) {
+    if (!smtpserver_vrfy_arg_ok(addr)) {
         smtpserver_send(501, "5.1.3", "Bad recipient address syntax");
     } else {
         char *full = strchr(addr, '@') ? xstrdup(addr) : xasprintf("%s@%s", addr,

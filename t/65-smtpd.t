@@ -426,6 +426,32 @@ like(log, "too many errors after UNKNOWN from unknown[127.0.0.1]", "log: too man
 like(log, "disconnect from unknown[127.0.0.1] helo=1 ehlo=1 auth=0/1 mail=0/1 noop=1 vrfy=1 "
      "help=1 quit=1 commands=6/8", "log: disconnect with per-command counts, in Postfix's order")
 
+# ---- VRFY with disable_vrfy_command = no (after a reload) ----
+inst.set_main({"disable_vrfy_command": "no"})
+r = inst.mailctl("reload")
+is_(r.returncode, 0, "reload") or diag(r.stderr)
+
+
+def vrfy_session():
+    c = Conv()
+    code, lines = c.cmd("EHLO client.example.org")
+    if "VRFY" in lines:
+        return c
+    c.close()
+    return None
+
+
+c = inst.wait_for(vrfy_session, timeout=10)
+ok(c is not None, "after the reload EHLO offers VRFY")
+if c:
+    is_(c.cmd("VRFY %s" % user), (250, ["2.0.0 <%s@mail.example.test>" % user]),
+        "VRFY of a local user: 250 with the full address")
+    is_(c.cmd("VRFY <no-such-user-xyz@mail.example.test>")[0], 550, "an unknown one: 550")
+    is_(c.cmd("VRFY Some One <postmaster>")[0], 250, "postmaster, in a name-addr form: 250")
+    is_(c.cmd("VRFY bad\x01name")[0], 501, "control characters: 501")
+    is_(c.cmd("VRFY <x@remote.example>")[0], 252, "a remote address is not verified: 252")
+    c.close()
+
 # ---- shutdown: an idle session is told 421 ----
 c = Conv()
 c.cmd("EHLO client.example.org")
