@@ -264,15 +264,17 @@ static int cleanup_request(int fd, ipc_msg_t *m)
     }
     header_scan_init(&hs);
     code = cleanup_write(&r, id, &dsn, &text, &hs);
-    reply = cleanup_result_encode(m->reqid, code, dsn, text);
-    rc = ipc_send(fd, reply, CLEANUP_IO_MS);
-    ipc_msg_free(&reply);
     if (code == 250) {
+        /* Logged before the answer, so the log never lags the client. */
         const char *msgid = header_scan_msgid(&hs);
 
         msg_info("%s: message-id=%s", id, *msgid ? msgid : "<>");
-        cleanup_notify_qmgr(id);
     }
+    reply = cleanup_result_encode(m->reqid, code, dsn, text);
+    rc = ipc_send(fd, reply, CLEANUP_IO_MS);
+    ipc_msg_free(&reply);
+    if (code == 250)
+        cleanup_notify_qmgr(id);
     header_scan_free(&hs);
     cleanup_request_free(&r);
     if (rc < 0 && code == 250)

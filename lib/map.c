@@ -560,3 +560,20 @@ out:
     free(path);
     return result;
 }
+
+static map_t **map_cache;
+static size_t map_ncache;
+
+map_t *map_cached(const char *spec, char **err)
+{
+    map_t *m;
+
+    for (size_t i = 0; i < map_ncache; i++)
+        if (strcmp(map_name(map_cache[i]), spec) == 0)
+            return map_cache[i];
+    if ((m = map_open(spec, err)) == NULL)
+        return NULL;
+    map_cache = xreallocarray(map_cache, map_ncache + 1, sizeof(*map_cache));
+    map_cache[map_ncache++] = m;
+    return m;
+}

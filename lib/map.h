@@ -37,6 +37,10 @@ void   map_close(map_t **mp);
 /* 1 found (*value is a fresh string), 0 not found, -1 error (errno). */
 int    map_lookup(map_t *m, const char *key, char **value);
 const char *map_name(const map_t *m);      /* the spec it was opened with */
+/* The process's open handle for spec, opened on first use and kept (a
+ * rebuilt table is still noticed by map_lookup).  NULL with *err as for
+ * map_open; a failed open is tried again next time. */
+map_t *map_cached(const char *spec, char **err);
 
 /* Build spec's .db from its source text file; 0, or -1 with one
  * "FILE:LINE: message" line per problem appended to errs.  Returns the

@@ -4,15 +4,17 @@
  * qmgr connects to private/local (only mail_owner or root may) and sends
  * LOCAL_DELIVER requests, many at a time on one connection; each carries a
  * read-only descriptor of the queue file.  For each, this process:
- *   1. validates it and resolves the recipient to an account (the local
- *      part, lower-cased; local_resolve() is where aliases and user+ext
- *      will hook in) with getpwnam(): unknown is 5.1.1, root and uids
- *      below first_valid_uid are 4.3.5 (they must be aliased), a
+ *   1. validates it and expands the recipient's local part through the
+ *      aliases into one or more accounts (alias.c);
+ *   2. resolves each account with getpwnam(): unknown is 5.1.1, root and
+ *      uids below first_valid_uid are 4.3.5 (they must be aliased), a
  *      home_mailbox that is not a Maildir ("x/") is 4.3.5 (mbox delivery
- *      is not implemented);
- *   2. forks a child that becomes the recipient and delivers (deliver.c);
- *   3. watches the child's result pipe from the event loop; at EOF it reaps
- *      that child and sends LOCAL_RESULT with the request id.  A child that
+ *      is not implemented), and forks a child per account that becomes it
+ *      and delivers (deliver.c);
+ *   3. watches the children's result pipes from the event loop; at EOF it
+ *      reaps each and, once the last child of a request has reported,
+ *      sends one LOCAL_RESULT with the request id (a temporary failure of
+ *      any copy wins, then a permanent one, then success).  A child that
  *      ends without a result is 4.3.0 "delivery process died"; one that
  *      runs longer than LOCAL_DELIVERY_TIME_LIMIT is killed ("delivery
  *      timed out").
@@ -33,6 +35,7 @@
  * (recipient_delimiter); Delivered-To: keeps the full address.
  *
  * Parameters: home_mailbox, first_valid_uid, mail_owner, recipient_delimiter,
+ * alias_maps,
  * local_concurrency_limit, and those of the server skeleton
  * (config_directory, queue_directory, maillog_file, max_use, max_idle).
  *
@@ -81,9 +84,22 @@ struct local_conn {
     struct local_conn *prev, *next;
 };
 
-struct local_job {
+/* One LOCAL_DELIVER request: one delivery child per account its recipient
+ * expands to; the result goes to qmgr when the last one has reported. */
+struct local_req {
     struct local_conn *conn;
     uint32_t           reqid;
+    char              *queue_id;
+    char              *recipient;
+    int                pending;     /* children running, +1 while starting */
+    int                several;     /* an alias: name the account in failure texts */
+    int                dsn_class;   /* the result so far: 0 none, 2, 5, 4 (worst) */
+    char              *dsn;
+    char              *text;
+};
+
+struct local_job {
+    struct local_req  *req;
     pid_t              pid;
     int                pipe_fd;
     buf_t             *out;         /* the child's result record */
@@ -92,6 +108,7 @@ struct local_job {
     event_timer_t     *timer;
     char              *queue_id;
     char              *recipient;
+    char              *user;        /* the account delivered to */
 };
 
 static event_loop_t *local_loop;
@@ -177,8 +194,44 @@ static void local_job_free(struct local_job **jp)
     buf_free(&j->out);
     free(j->queue_id);
     free(j->recipient);
+    free(j->user);
     free(j);
     *jp = NULL;
+}
+
+/* Merge one account's outcome into the request's.  A temporary failure
+ * wins (the recipient is retried, and the fixed Maildir names make the
+ * accounts that got it already skip it), then a permanent one, then
+ * success; for a list the text names the account. */
+static void local_req_add(struct local_req *q, int dsn_class, const char *dsn, const char *text,
+                          const char *user)
+{
+    static const int rank[6] = { 0, 0, 1, 0, 3, 2 };
+
+    if (rank[dsn_class] > rank[q->dsn_class] || q->dsn_class == 0) {
+        q->dsn_class = dsn_class;
+        free(q->dsn);
+        free(q->text);
+        q->dsn = xstrdup(dsn);
+        q->text = q->several && dsn_class != 2 ? xasprintf("%s: %s", user, text) : xstrdup(text);
+    }
+}
+
+/* One part of a request is over; the last one answers qmgr. */
+static void local_req_step(struct local_req *q)
+{
+    struct local_conn *c = q->conn;
+
+    if (--q->pending > 0)
+        return;
+    local_reply(c, q->reqid, q->queue_id, q->recipient, q->dsn_class, q->dsn, q->text);
+    free(q->queue_id);
+    free(q->recipient);
+    free(q->dsn);
+    free(q->text);
+    free(q);
+    c->busy--;
+    local_conn_release(c);
 }
 
 /* The child is reaped: report what it said, or that it died. */
@@ -186,7 +239,6 @@ static void local_job_done(struct local_job *j, int status)
 {
     char *dsn = NULL, *text = NULL, *detail = NULL;
     int dsn_class = 0;
-    struct local_conn *c = j->conn;
 
     if (j->overflow
         || deliver_result_parse(j->out->data, j->out->len, &dsn_class, &dsn, &text, &detail) < 0
@@ -210,13 +262,12 @@ static void local_job_done(struct local_job *j, int status)
     } else {
         msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, dsn, text);
     }
-    local_reply(c, j->reqid, j->queue_id, j->recipient, dsn_class, dsn, text);
+    local_req_add(j->req, dsn_class, dsn, text, j->user);
     free(dsn);
     free(text);
     free(detail);
 
-    c->busy--;
-    local_conn_release(c);
+    local_req_step(j->req);
     local_njobs--;
     local_job_free(&j);
     if (local_stopping && local_njobs == 0) {
@@ -274,16 +325,6 @@ static void local_job_timeout(event_loop_t *loop, void *arg)
  * hook point for what comes later: alias expansion and subaddresses
  * (user+ext) change the name looked up here.
  */
-static char *local_resolve(const char *recipient)
-{
-    char *local, *lower;
-
-    addr_split(recipient, &local, NULL);
-    lower = addr_lowercase(local);
-    free(local);
-    return lower;
-}
-
 /* The queue file must be a read-only descriptor of a regular file. */
 static int local_fd_ok(int fd)
 {
@@ -294,30 +335,25 @@ static int local_fd_ok(int fd)
            && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* One LOCAL_DELIVER: answer at once, or start a delivery child. */
-static void local_request(struct local_conn *c, uint32_t reqid, struct local_request *r)
+/* Start the delivery child for one account of request q (or record why
+ * not). */
+static void local_start(struct local_req *q, const struct local_request *r, const char *account)
 {
     const char *mailbox = conf_str("home_mailbox");
     struct local_target t;
     struct local_job *j;
     struct passwd *pw;
-    char *user = NULL, *text = NULL, *pw_name = NULL, *pw_dir = NULL, *base;
+    char *user = xstrdup(account), *text = NULL, *pw_name = NULL, *pw_dir = NULL, *base;
     gid_t *groups = NULL;
     int p[2];
     pid_t pid;
 
 #define ANSWER(cls, dsn, ...) do { \
         text = xasprintf(__VA_ARGS__); \
-        local_reply(c, reqid, r->queue_id, r->recipient, cls, dsn, text); \
+        local_req_add(q, cls, dsn, text, user); \
         goto done; \
     } while (0)
 
-    if (!local_fd_ok(r->queue_fd)) {
-        msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
-                 "regular file", r->queue_id, r->recipient);
-        ANSWER(4, "4.3.0", "bad queue file descriptor");
-    }
-    user = local_resolve(r->recipient);
     errno = 0;
     pw = *user ? getpwnam(user) : NULL;
     if (pw == NULL && *user && (base = addr_unextended(user)) != NULL) {
@@ -397,8 +433,9 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
 
     j = xcalloc(1, sizeof(*j));
-    j->conn = c;
-    j->reqid = reqid;
+    j->req = q;
+    q->pending++;
+    j->user = xstrdup(user);
     j->pid = pid;
     j->pipe_fd = p[0];
     j->out = buf_new(0);
@@ -407,7 +444,6 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
     j->timer = event_add_timer(local_loop, LOCAL_DELIVERY_TIME_LIMIT * 1000LL,
                                local_job_timeout, j);
-    c->busy++;
     local_njobs++;
     msg_debug("%s: to=<%s>: delivery process %ld for user %s", r->queue_id, r->recipient,
               (long)pid, user);
@@ -419,6 +455,41 @@ done:
     free(pw_name);
     free(pw_dir);
     free(groups);
+}
+
+/* One LOCAL_DELIVER: expand the recipient through the aliases and start
+ * a delivery child per account; qmgr gets one result when all are done. */
+static void local_request(struct local_conn *c, uint32_t reqid, struct local_request *r)
+{
+    struct local_req *q = xcalloc(1, sizeof(*q));
+    struct alias_result ar;
+    char *local;
+
+    q->conn = c;
+    q->reqid = reqid;
+    q->queue_id = xstrdup(r->queue_id);
+    q->recipient = xstrdup(r->recipient);
+    q->pending = 1;             /* until every child is started */
+    c->busy++;
+    if (!local_fd_ok(r->queue_fd)) {
+        msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
+                 "regular file", r->queue_id, r->recipient);
+        local_req_add(q, 4, "4.3.0", "bad queue file descriptor", "");
+    } else {
+        addr_split(r->recipient, &local, NULL);
+        if (alias_expand(local, &ar) < 0) {
+            if (ar.dsn_class == 4)
+                msg_warn("%s: to=<%s>: dsn=%s, %s", r->queue_id, r->recipient, ar.dsn, ar.text);
+            local_req_add(q, ar.dsn_class, ar.dsn, ar.text, local);
+        } else {
+            q->several = ar.nusers > 1 || strcasecmp(ar.users[0], local) != 0;
+            for (size_t i = 0; i < ar.nusers; i++)
+                local_start(q, r, ar.users[i]);
+        }
+        alias_result_free(&ar);
+        free(local);
+    }
+    local_req_step(q);
 }
 
 static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)

@@ -33,6 +33,19 @@ struct local_target {
     int         queue_fd;           /* read-only */
 };
 
+/* alias.c: the accounts that get mail for a local part.  0 with
+ * users[0..nusers) (at least one), or -1 with dsn_class 4/5, dsn and text
+ * (fresh).  Free with alias_result_free() either way. */
+struct alias_result {
+    char      **users;
+    size_t      nusers;
+    int         dsn_class;
+    const char *dsn;
+    char       *text;
+};
+int  alias_expand(const char *local, struct alias_result *res);
+void alias_result_free(struct alias_result *res);
+
 /* The user's groups, looked up in the parent (so that the NSS modules are
  * loaded once, not in every child): 0 with a fresh array, or -1 if the
  * user is in more than DELIVER_MAX_GROUPS groups. */

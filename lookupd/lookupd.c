@@ -47,26 +47,6 @@
 
 static uid_t lookupd_peer_uids[2];
 
-/* Open tables of local_recipient_maps, by spec; opened on first use and
- * kept (lib/map reopens a rebuilt table by itself). */
-static map_t **lookupd_maps;
-static size_t lookupd_nmaps;
-
-static map_t *lookupd_map(const char *spec, char **err)
-{
-    size_t i;
-    map_t *m;
-
-    for (i = 0; i < lookupd_nmaps; i++)
-        if (strcmp(map_name(lookupd_maps[i]), spec) == 0)
-            return lookupd_maps[i];
-    if ((m = map_open(spec, err)) == NULL)
-        return NULL;
-    lookupd_maps = xreallocarray(lookupd_maps, lookupd_nmaps + 1, sizeof(*lookupd_maps));
-    lookupd_maps[lookupd_nmaps++] = m;
-    return m;
-}
-
 /* One local part against one table: 1 found, 0 not, -1 error (*text set). */
 static int lookupd_table(const char *spec, const char *local, char **text)
 {
@@ -85,7 +65,7 @@ static int lookupd_table(const char *spec, const char *local, char **text)
         *text = xasprintf("%s: %s", spec, strerror(errno));
         return -1;
     }
-    if ((m = lookupd_map(spec, &err)) == NULL) {
+    if ((m = map_cached(spec, &err)) == NULL) {
         *text = xasprintf("%s", err);
         free(err);
         return -1;

@@ -1,0 +1,209 @@
+/*
+ * alias.c - local's alias expansion: which accounts get a copy of mail
+ * for one local recipient (aliases(5), alias_maps).
+ *
+ * The recipient's local part (lower-cased) is looked up in each table of
+ * alias_maps in order; "user+tag" that is no alias is looked up as "user"
+ * (recipient_delimiter).  Not found: the name is an account.  Found: the
+ * value is a list of targets separated by commas (a target in double
+ * quotes may contain commas), each expanded in turn:
+ *   name, name@local-domain  expanded again (nested aliases and lists);
+ *                            a name that is being expanded already (the
+ *                            alias names itself, "user: user, copy") is
+ *                            the account of that name, as in Postfix;
+ *   \name                    the account, never expanded further;
+ *   |command, /file, :include:/file, name@remote-domain
+ *                            not delivered by this release: the recipient
+ *                            is deferred (4.3.5) with a message that says
+ *                            which target, so no mail is lost.
+ * An account is listed once however often it is reached.  Expansion deeper
+ * than ALIAS_MAX_DEPTH is an alias loop (5.4.6).  A table that cannot be
+ * read defers the recipient (4.3.0).
+ *
+ * Tables are opened once and kept; lib/map notices a rebuilt table
+ * ("mailctl newaliases") at the next lookup, so an edit takes effect
+ * without a restart.
+ *
+ * Failure modes: all are results (4.x / 5.x with a text for qmgr and the
+ * bounce); nothing here is fatal.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "local.h"
+#include "map.h"
+#include "xalloc.h"
+
+#define ALIAS_MAX_DEPTH   20
+#define ALIAS_MAX_USERS   10000
+
+struct alias_state {
+    struct alias_result *res;
+    const char *stack[ALIAS_MAX_DEPTH + 1];
+    int depth;
+};
+
+static int alias_fail(struct alias_result *res, int cls, const char *dsn, char *text)
+{
+    res->dsn_class = cls;
+    res->dsn = dsn;
+    free(res->text);
+    res->text = text;
+    return -1;
+}
+
+static int alias_add_user(struct alias_state *st, const char *name)
+{
+    struct alias_result *res = st->res;
+
+    for (size_t i = 0; i < res->nusers; i++)
+        if (strcmp(res->users[i], name) == 0)
+            return 0;
+    if (res->nusers >= ALIAS_MAX_USERS)
+        return alias_fail(res, 5, "5.3.4", xasprintf("alias expansion gives more than %d "
+                                                     "recipients", ALIAS_MAX_USERS));
+    res->users = xreallocarray(res->users, res->nusers + 1, sizeof(*res->users));
+    res->users[res->nusers++] = xstrdup(name);
+    return 0;
+}
+
+/* Look name up in alias_maps: 1 found (*value fresh), 0 not, -1 failed. */
+static int alias_lookup(struct alias_state *st, const char *name, char **value)
+{
+    char **maps = conf_split(conf_str("alias_maps"));
+    int rc = 0;
+
+    for (size_t i = 0; maps[i] && rc == 0; i++) {
+        char *err = NULL;
+        map_t *m = map_cached(maps[i], &err);
+
+        if (m == NULL) {
+            rc = alias_fail(st->res, 4, "4.3.0", xasprintf("alias table unavailable: %s", err));
+            free(err);
+            break;
+        }
+        rc = map_lookup(m, name, value);
+        if (rc < 0)
+            alias_fail(st->res, 4, "4.3.0", xasprintf("alias table %s: lookup failed", maps[i]));
+    }
+    conf_split_free(&maps);
+    return rc;
+}
+
+static int alias_expand_name(struct alias_state *st, const char *name);
+
+/* One target of an alias value (trimmed, quotes removed). */
+static int alias_target(struct alias_state *st, const char *alias, char *t)
+{
+    char *at;
+
+    if (*t == '\0')
+        return 0;
+    if (*t == '\\')
+        return alias_add_user(st, t + 1);
+    if (*t == '|' || *t == '/' || strncasecmp(t, ":include:", 9) == 0)
+        return alias_fail(st->res, 4, "4.3.5",
+                          xasprintf("alias %s: delivery to \"%s\" (command, file or include) is "
+                                    "not supported by this release", alias, t));
+    at = strrchr(t, '@');
+    if (at) {
+        if (!addr_domain_is_local(at + 1))
+            return alias_fail(st->res, 4, "4.3.5",
+                              xasprintf("alias %s: forwarding to %s is not supported by this "
+                                        "release", alias, t));
+        *at = '\0';
+    }
+    for (char *p = t; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return alias_expand_name(st, t);
+}
+
+/* Split a value into targets: commas outside double quotes. */
+static int alias_targets(struct alias_state *st, const char *alias, const char *value)
+{
+    char *copy = xstrdup(value), *p = copy, *start = copy, *out = copy;
+    int quoted = 0, rc = 0;
+
+    for (;; p++) {
+        if (*p == '"') {
+            quoted = !quoted;
+            continue;
+        }
+        if (*p == '\0' || (*p == ',' && !quoted)) {
+            char *t = start, *end = out;
+            int last = *p == '\0';
+
+            *out = '\0';
+            while (*t == ' ' || *t == '\t')
+                t++;
+            while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
+                *--end = '\0';
+            if ((rc = alias_target(st, alias, t)) < 0 || last)
+                break;
+            start = out = p + 1;
+            continue;
+        }
+        *out++ = *p;
+    }
+    free(copy);
+    return rc;
+}
+
+static int alias_expand_name(struct alias_state *st, const char *name)
+{
+    char *value = NULL, *base = NULL;
+    const char *key = name;
+    int rc;
+
+    for (int i = 0; i < st->depth; i++)
+        if (strcmp(st->stack[i], name) == 0)
+            return alias_add_user(st, name);     /* "user: user, ..." */
+    if (st->depth >= ALIAS_MAX_DEPTH)
+        return alias_fail(st->res, 5, "5.4.6",
+                          xasprintf("alias expansion loop (more than %d levels at %s)",
+                                    ALIAS_MAX_DEPTH, name));
+    rc = alias_lookup(st, key, &value);
+    if (rc == 0 && (base = addr_unextended(name)) != NULL) {
+        key = base;
+        rc = alias_lookup(st, key, &value);
+    }
+    if (rc < 0)
+        goto out;
+    if (rc == 0) {
+        rc = alias_add_user(st, name);
+        goto out;
+    }
+    st->stack[st->depth++] = name;
+    rc = alias_targets(st, key, value);
+    st->depth--;
+out:
+    free(value);
+    free(base);
+    return rc;
+}
+
+int alias_expand(const char *local, struct alias_result *res)
+{
+    struct alias_state st = { .res = res };
+    char *name = addr_lowercase(local);
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    rc = alias_expand_name(&st, name);
+    free(name);
+    if (rc == 0 && res->nusers == 0)
+        rc = alias_fail(res, 5, "5.1.1", xasprintf("alias %s expands to no recipient", local));
+    return rc;
+}
+
+void alias_result_free(struct alias_result *res)
+{
+    for (size_t i = 0; i < res->nusers; i++)
+        free(res->users[i]);
+    free(res->users);
+    free(res->text);
+    memset(res, 0, sizeof(*res));
+}

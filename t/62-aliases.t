@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""t/62-aliases.t - alias expansion in local, on a real instance, mail sent
+with smtplib.
+
+Covers: postmaster -> root -> a user (the default aliases plus one line);
+a list of three users, one copy each, Delivered-To: naming the list; a
+nested list reaching one user twice (one copy); "\\user" next to the
+user's own alias; user+tag of an alias; an alias loop and an over-deep
+chain bounce to the sender instead of looping; a target this release
+cannot deliver (a command) defers the mail, which stays in the queue;
+and "mailctl newaliases" after an edit takes effect without a restart.
+"""
+import email
+import os
+import smtplib
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from posthorn import Instance  # noqa: E402
+from tap import diag, done, is_, like, ok  # noqa: E402
+
+inst = Instance(main_conf={"minimal_backoff_time": "3600s"})
+users = [inst.add_user() for _ in range(4)]
+(u1, h1), (u2, h2), (u3, h3), (sender, hs) = users
+chain = "".join("chain%d: chain%d\n" % (i, i + 1) for i in range(25)) + "chain25: %s\n" % u1
+with open(os.path.join(inst.etc, "aliases"), "a") as f:
+    f.write("root: %s\n" % u1 +
+            "team: %s, %s,\n  %s\n" % (u1, u2, u3) +
+            "outer: team, %s@mail.example.test\n" % u1 +
+            "%s: \\%s, %s\n" % (u2, u2, u3) +
+            "loopa: loopb\nloopb: loopa\n" + chain +
+            "piped: %s, \"|/bin/cat > /dev/null\"\n" % u3)
+r = inst.mailctl("newaliases")
+is_(r.returncode, 0, "newaliases") or diag(r.stderr)
+r = inst.start()
+ok(r.returncode == 0, "instance starts") or diag(r.stderr)
+port = inst.port(25)
+SENDER = "%s@mail.example.test" % sender
+
+
+def send(rcpt, subject, frm=SENDER):
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    s.sendmail(frm, [rcpt], ("Subject: %s\r\n\r\nbody\r\n" % subject).encode())
+    s.quit()
+
+
+def copies(home, subject):
+    return [d for d in inst.maildir(home).values() if ("\nSubject: %s\n" % subject).encode() in d]
+
+
+def wait_copies(home, subject, n=1, timeout=20):
+    return inst.wait_for(lambda: len(copies(home, subject)) >= n and copies(home, subject),
+                         timeout=timeout) or []
+
+
+def bounce_for(subject):
+    for d in inst.maildir(hs).values():
+        if b"delivery-status" in d and ("Subject: %s" % subject).encode() in d:
+            return d
+    return None
+
+
+send("postmaster@mail.example.test", "to postmaster")
+ok(wait_copies(h1, "to postmaster"), "postmaster -> root -> %s" % u1)
+
+send("team@mail.example.test", "to team")
+for name, home in ((u1, h1), (u2, h2), (u3, h3)):
+    got = wait_copies(home, "to team")
+    is_(len(got), 1, "team: %s has one copy" % name)
+ok(all(b"\nDelivered-To: team@mail.example.test\n" in copies(h, "to team")[0]
+       for h in (h1, h2, h3) if copies(h, "to team")), "Delivered-To: names the list")
+
+send("outer@mail.example.test", "to outer")
+wait_copies(h2, "to outer")
+wait_copies(h3, "to outer")
+time.sleep(1)
+is_([len(copies(h, "to outer")) for h in (h1, h2, h3)], [1, 1, 1],
+    "a nested list that reaches a user twice gives one copy each")
+
+send("%s@mail.example.test" % u2, "to u2")
+ok(wait_copies(h2, "to u2") and wait_copies(h3, "to u2"),
+   "\\user keeps a copy for the user and the alias adds another")
+
+send("team+news@mail.example.test", "to team+tag")
+ok(wait_copies(h3, "to team+tag"), "team+tag expands team")
+
+send("loopa@mail.example.test", "loop")
+b = inst.wait_for(lambda: bounce_for("loop"), timeout=20)
+ok(b is not None, "an alias loop bounces to the sender")
+if b:
+    st = [p for p in email.message_from_bytes(b).walk()
+          if p.get_content_type() == "message/delivery-status"]
+    like(st[0].as_string() if st else "", "Status: 5.", "with a permanent status")
+
+send("chain0@mail.example.test", "deep chain")
+b = inst.wait_for(lambda: bounce_for("deep chain"), timeout=20)
+ok(b is not None, "a chain deeper than the limit bounces")
+if b:
+    like(b.decode("utf-8", "replace"), "alias expansion loop", "as an alias expansion loop")
+is_(copies(h1, "deep chain"), [], "and is not delivered")
+
+send("piped@mail.example.test", "piped")
+time.sleep(2)
+r = inst.mailctl("queue", "list")
+like(r.stdout, "piped@mail.example.test", "a command target defers the mail: it stays queued")
+like(inst.log(), "is not supported by this release", "and the log says why")
+is_(copies(h3, "piped"), [], "nobody got a partial copy")
+
+# An edit, newaliases, no restart.
+with open(os.path.join(inst.etc, "aliases"), "a") as f:
+    f.write("latecomer: %s\n" % u3)
+r = inst.mailctl("newaliases")
+is_(r.returncode, 0, "newaliases while running")
+send("latecomer@mail.example.test", "late alias")
+ok(wait_copies(h3, "late alias"), "the new alias works without a restart")
+
+inst.cleanup()
+done()
