@@ -452,6 +452,40 @@ if c:
     is_(c.cmd("VRFY <x@remote.example>")[0], 252, "a remote address is not verified: 252")
     c.close()
 
+# ---- smtpd_tls_security_level = encrypt, then no usable certificate ----
+def session_where(pred):
+    def try_one():
+        c = Conv()
+        code, lines = c.cmd("EHLO client.example.org")
+        if pred(c, lines):
+            return c
+        c.close()
+        return None
+    return inst.wait_for(try_one, timeout=10)
+
+
+inst.set_main({"smtpd_tls_security_level": "encrypt"})
+inst.mailctl("reload")
+c = session_where(lambda c, lines: c.code("MAIL FROM:<a@example.org>") == 530)
+ok(c is not None, "encrypt: MAIL before STARTTLS is refused with 530")
+if c:
+    c.cmd("RSET")
+    is_(c.code("STARTTLS"), 220, "encrypt: STARTTLS")
+    c.starttls()
+    c.cmd("EHLO client.example.org")
+    is_(c.code("MAIL FROM:<a@example.org>"), 250, "encrypt: MAIL after TLS is accepted")
+    c.close()
+inst.set_main({"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": "/nonexistent/cert.pem"})
+inst.mailctl("reload")
+c = session_where(lambda c, lines: "STARTTLS" not in lines)
+ok(c is not None, "without a usable certificate EHLO offers no STARTTLS")
+if c:
+    is_(c.cmd("STARTTLS"), (502, ["5.5.1 Error: command not implemented"]), "and STARTTLS is 502")
+    is_(c.code("MAIL FROM:<a@example.org>"), 250, "but mail is still accepted")
+    c.close()
+like(inst.log(), "STARTTLS is not offered: cannot load the certificate /nonexistent/cert.pem",
+     "the reason is logged")
+
 # ---- shutdown: an idle session is told 421 ----
 c = Conv()
 c.cmd("EHLO client.example.org")
