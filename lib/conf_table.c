@@ -87,6 +87,8 @@ const struct conf_param conf_params[] = {
      "largest message accepted, in bytes (0: no limit)", NULL},
     {"local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", NOB,
      "tables of valid local recipients, checked at RCPT time (empty: accept any)", NULL},
+    {"default_privs", CONF_STR, "nobody", NOB,
+     "account that runs commands of root-owned alias tables (never root)", NULL},
     {"recipient_delimiter", CONF_STR, "+", NOB,
      "characters that separate a user name from an address extension (user+tag); empty: none", NULL},
     {"hopcount_limit", CONF_INT, "50", 1, 10000,

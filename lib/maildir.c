@@ -424,7 +424,8 @@ fail:
 
 /* The content filter: CRLF -> LF and the Delivered-To loop scan. */
 struct mdconv {
-    maildir_writer_t *w;
+    maildir_out_fn out_fn;
+    void       *out_ctx;
     const char *rcpt;
     size_t      cap;            /* longest header field kept */
     int         pending_cr;     /* the previous piece ended in '\r' */
@@ -504,7 +505,7 @@ static int mdconv_out(struct mdconv *c, const char *p, size_t len)
         return 0;
     if (c->in_header)
         mdconv_scan(c, p, len);
-    return maildir_writer_write(c->w, p, len);
+    return c->out_fn(c->out_ctx, p, len);
 }
 
 static int mdconv_piece(void *ctx, const void *data, size_t len)
@@ -551,32 +552,24 @@ static int mdconv_piece(void *ctx, const void *data, size_t len)
     return c->loop ? MAILDIR_LOOP : 0;
 }
 
-int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why)
+int maildir_convert(const struct maildir_delivery *d, maildir_out_fn out, void *ctx)
 {
     struct mdconv c = {0};
-    maildir_writer_t *w;
     int r, saved;
 
-    if (path)
-        *path = NULL;
-    if (why)
-        *why = NULL;
-    if (maildir_writer_open(dir, &w, why) < 0)
-        return -1;
-    if (d->name)
-        maildir_writer_set_name(w, d->name);
-    c.w = w;
+    c.out_fn = out;
+    c.out_ctx = ctx;
     c.rcpt = d->recipient;
     c.cap = strlen(d->recipient) + MAILDIR_HDR_SLACK;
     c.in_header = 1;
     c.line_start = 1;
     c.field = buf_new(0);
-    maildir_writer_write(w, "Return-Path: <", 14);
-    maildir_writer_write(w, d->sender, strlen(d->sender));
-    maildir_writer_write(w, ">\nDelivered-To: ", 16);
-    maildir_writer_write(w, d->recipient, strlen(d->recipient));
-    maildir_writer_write(w, "\n", 1);
-
+    if (out(ctx, "Return-Path: <", 14) < 0 || out(ctx, d->sender, strlen(d->sender)) < 0
+        || out(ctx, ">\nDelivered-To: ", 16) < 0
+        || out(ctx, d->recipient, strlen(d->recipient)) < 0 || out(ctx, "\n", 1) < 0) {
+        buf_free(&c.field);
+        return -1;
+    }
     r = d->source(d->source_ctx, mdconv_piece, &c);
     saved = errno;
     if (r == 0 && c.pending_cr) {
@@ -588,6 +581,30 @@ int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **pa
     buf_free(&c.field);
     if (r == 0 && c.loop)
         r = MAILDIR_LOOP;
+    errno = saved;
+    return r;
+}
+
+static int maildir_writer_out(void *ctx, const void *data, size_t len)
+{
+    return maildir_writer_write(ctx, data, len);
+}
+
+int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why)
+{
+    maildir_writer_t *w;
+    int r, saved;
+
+    if (path)
+        *path = NULL;
+    if (why)
+        *why = NULL;
+    if (maildir_writer_open(dir, &w, why) < 0)
+        return -1;
+    if (d->name)
+        maildir_writer_set_name(w, d->name);
+    r = maildir_convert(d, maildir_writer_out, w);
+    saved = errno;
     if (r == MAILDIR_LOOP) {
         maildir_writer_abort(&w);
         return MAILDIR_LOOP;

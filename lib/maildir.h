@@ -93,6 +93,17 @@ struct maildir_delivery {
                                        redelivery), or NULL for a unique one */
 };
 
+/* An output for maildir_convert: 0, or -1 with errno. */
+typedef int (*maildir_out_fn)(void *ctx, const void *data, size_t len);
+
+/* The message as a local mailbox gets it, to any output: Return-Path:
+ * and Delivered-To: first, then the content with CRLF turned into LF,
+ * watching the header for our own Delivered-To (a loop).  0, MAILDIR_LOOP
+ * (output stops at the field after the loop is seen), the source's error,
+ * or -1 if out failed.  (Pipe delivery runs it once with a discarding
+ * output to find a loop before it starts the command.) */
+int maildir_convert(const struct maildir_delivery *d, maildir_out_fn out, void *ctx);
+
 /* Deliver one message into dir (which must exist: maildir_create).
  * 0 with *path set as for the commit; MAILDIR_LOOP (nothing written);
  * MAILDIR_DUPLICATE (d->name is already in new/; nothing written); or

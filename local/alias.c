@@ -12,7 +12,10 @@
  *                            alias names itself, "user: user, copy") is
  *                            the account of that name, as in Postfix;
  *   \name                    the account, never expanded further;
- *   |command, /file, :include:/file, name@remote-domain
+ *   |command                 run with the message on its standard input
+ *                            as the owner of the table (default_privs if
+ *                            that is root), never as root;
+ *   /file, :include:/file, name@remote-domain
  *                            not delivered by this release: the recipient
  *                            is deferred (4.3.5) with a message that says
  *                            which target, so no mail is lost.
@@ -27,8 +30,11 @@
  * Failure modes: all are results (4.x / 5.x with a text for qmgr and the
  * bounce); nothing here is fatal.
  */
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "addr.h"
 #include "conf.h"
@@ -41,6 +47,8 @@
 
 struct alias_state {
     struct alias_result *res;
+    uid_t found_owner;          /* owner of the table the last lookup hit */
+    uid_t owner;                /* ... of the table being expanded */
     const char *stack[ALIAS_MAX_DEPTH + 1];
     int depth;
 };
@@ -69,6 +77,32 @@ static int alias_add_user(struct alias_state *st, const char *name)
     return 0;
 }
 
+/* A |command target: run as the owner of the table it came from, or as
+ * default_privs when that is root. */
+static int alias_add_command(struct alias_state *st, const char *alias, const char *command)
+{
+    struct alias_result *res = st->res;
+    struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
+    const char *user = pw ? pw->pw_name : conf_str("default_privs");
+
+    while (*command == ' ' || *command == '\t')
+        command++;
+    if (*command == '\0')
+        return alias_fail(res, 5, "5.3.5", xasprintf("alias %s: empty command", alias));
+    for (size_t i = 0; i < res->ncommands; i++)
+        if (strcmp(res->commands[i], command) == 0 && strcmp(res->command_users[i], user) == 0)
+            return 0;
+    if (res->ncommands >= ALIAS_MAX_USERS)
+        return alias_fail(res, 5, "5.3.4", xasprintf("alias expansion gives more than %d "
+                                                     "commands", ALIAS_MAX_USERS));
+    res->commands = xreallocarray(res->commands, res->ncommands + 1, sizeof(*res->commands));
+    res->command_users = xreallocarray(res->command_users, res->ncommands + 1,
+                                       sizeof(*res->command_users));
+    res->commands[res->ncommands] = xstrdup(command);
+    res->command_users[res->ncommands++] = xstrdup(user);
+    return 0;
+}
+
 /* Look name up in alias_maps: 1 found (*value fresh), 0 not, -1 failed. */
 static int alias_lookup(struct alias_state *st, const char *name, char **value)
 {
@@ -85,6 +119,14 @@ static int alias_lookup(struct alias_state *st, const char *name, char **value)
             break;
         }
         rc = map_lookup(m, name, value);
+        if (rc > 0) {
+            /* The table's owner runs its commands (root: default_privs). */
+            char *path = xasprintf("%s.db", strchr(maps[i], ':') + 1);
+            struct stat sb;
+
+            st->found_owner = stat(path, &sb) == 0 ? sb.st_uid : 0;
+            free(path);
+        }
         if (rc < 0)
             alias_fail(st->res, 4, "4.3.0", xasprintf("alias table %s: lookup failed", maps[i]));
     }
@@ -103,9 +145,11 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
         return 0;
     if (*t == '\\')
         return alias_add_user(st, t + 1);
-    if (*t == '|' || *t == '/' || strncasecmp(t, ":include:", 9) == 0)
+    if (*t == '|')
+        return alias_add_command(st, alias, t + 1);
+    if (*t == '/' || strncasecmp(t, ":include:", 9) == 0)
         return alias_fail(st->res, 4, "4.3.5",
-                          xasprintf("alias %s: delivery to \"%s\" (command, file or include) is "
+                          xasprintf("alias %s: delivery to \"%s\" (file or include) is "
                                     "not supported by this release", alias, t));
     at = strrchr(t, '@');
     if (at) {
@@ -176,9 +220,15 @@ static int alias_expand_name(struct alias_state *st, const char *name)
         rc = alias_add_user(st, name);
         goto out;
     }
-    st->stack[st->depth++] = name;
-    rc = alias_targets(st, key, value);
-    st->depth--;
+    {
+        uid_t outer = st->owner;
+
+        st->owner = st->found_owner;
+        st->stack[st->depth++] = name;
+        rc = alias_targets(st, key, value);
+        st->depth--;
+        st->owner = outer;
+    }
 out:
     free(value);
     free(base);
@@ -194,7 +244,7 @@ int alias_expand(const char *local, struct alias_result *res)
     memset(res, 0, sizeof(*res));
     rc = alias_expand_name(&st, name);
     free(name);
-    if (rc == 0 && res->nusers == 0)
+    if (rc == 0 && res->nusers == 0 && res->ncommands == 0)
         rc = alias_fail(res, 5, "5.1.1", xasprintf("alias %s expands to no recipient", local));
     return rc;
 }
@@ -204,6 +254,12 @@ void alias_result_free(struct alias_result *res)
     for (size_t i = 0; i < res->nusers; i++)
         free(res->users[i]);
     free(res->users);
+    for (size_t i = 0; i < res->ncommands; i++) {
+        free(res->commands[i]);
+        free(res->command_users[i]);
+    }
+    free(res->commands);
+    free(res->command_users);
     free(res->text);
     memset(res, 0, sizeof(*res));
 }

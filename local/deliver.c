@@ -1,6 +1,8 @@
 /*
  * deliver - local's delivery child: becomes the recipient for good, then
- * writes one message into the recipient's Maildir.
+ * writes one message into the recipient's Maildir, or (an alias's
+ * |command target) pipes it into the command run by /bin/sh with a clean
+ * environment, and maps the command's exit status (sysexits) to the result.
  *
  * Interface: deliver_child(target, result_fd), deliver_result_parse().
  *
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -185,6 +188,118 @@ static char *deliver_name(const queue_file_t *q, const struct local_target *t)
     return name;
 }
 
+static int deliver_discard(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static int deliver_write_fd(void *ctx, const void *data, size_t len)
+{
+    int fd = *(int *)ctx;
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* sysexits(3) codes of a command, as Postfix maps them. */
+static _Noreturn void deliver_command_status(int status, const char *command)
+{
+    static const struct { int code; int cls; const char *dsn; const char *what; } map[] = {
+        { 64, 5, "5.3.0", "command line usage error" }, { 65, 5, "5.6.0", "data format error" },
+        { 66, 5, "5.3.0", "cannot open input" }, { 67, 5, "5.1.1", "user unknown" },
+        { 68, 5, "5.1.2", "host name unknown" }, { 69, 5, "5.3.0", "service unavailable" },
+        { 70, 5, "5.3.0", "internal software error" }, { 71, 4, "4.3.0", "system resource problem" },
+        { 72, 5, "5.3.0", "critical OS file missing" }, { 73, 5, "5.2.0", "cannot create output file" },
+        { 74, 5, "5.3.0", "input/output error" }, { 75, 4, "4.3.0", "temporary failure" },
+        { 76, 5, "5.5.0", "remote error in protocol" }, { 77, 5, "5.7.0", "permission denied" },
+        { 78, 5, "5.3.5", "configuration error" },
+    };
+    char *text;
+    int code;
+
+    if (WIFSIGNALED(status)) {
+        text = xasprintf("command \"%s\" was killed by signal %d", command, WTERMSIG(status));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
+    code = WEXITSTATUS(status);
+    if (code == 0)
+        deliver_exit(2, "2.0.0", "delivered to command", command);
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (map[i].code == code) {
+            text = xasprintf("command \"%s\" exited with status %d (%s)", command, code,
+                             map[i].what);
+            deliver_exit(map[i].cls, map[i].dsn, text, NULL);
+        }
+    }
+    text = xasprintf("command \"%s\" exited with status %d", command, code);
+    deliver_exit(5, "5.3.0", text, NULL);
+}
+
+/* Pipe the message into t->command run by /bin/sh, with a clean
+ * environment, in the account's home directory (or /). */
+static _Noreturn void deliver_command(const struct local_target *t, struct maildir_delivery *d)
+{
+    int p[2], status, r;
+    pid_t pid;
+    char *env[9], *text;
+
+    if (maildir_convert(d, deliver_discard, NULL) == MAILDIR_LOOP) {
+        text = xasprintf("mail forwarding loop for %s", t->recipient);
+        deliver_exit(5, "5.4.6", text, NULL);
+    }
+    if (pipe(p) < 0)
+        deliver_exit(4, "4.3.0", "cannot make a pipe for the command", NULL);
+    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env[1] = "SHELL=/bin/sh";
+    env[2] = xasprintf("HOME=%s", t->home);
+    env[3] = xasprintf("LOGNAME=%s", t->user);
+    env[4] = xasprintf("USER=%s", t->user);
+    env[5] = xasprintf("SENDER=%s", t->sender);
+    env[6] = xasprintf("RECIPIENT=%s", t->recipient);
+    env[7] = xasprintf("QUEUE_ID=%s", t->queue_id);
+    env[8] = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    if ((pid = fork()) < 0)
+        deliver_exit(4, "4.3.0", "cannot fork the command", NULL);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+
+        signal(SIGPIPE, SIG_DFL);
+        dup2(p[0], 0);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execle("/bin/sh", "sh", "-c", t->command, (char *)NULL, env);
+        _exit(127);
+    }
+    close(p[0]);
+    r = maildir_convert(d, deliver_write_fd, &p[1]);
+    /* A command that stops reading early (EPIPE) is its own business:
+     * its exit status decides. */
+    (void)r;
+    close(p[1]);
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            deliver_exit(4, "4.3.0", "lost the command process", NULL);
+    deliver_command_status(status, t->command);
+}
+
 _Noreturn void deliver_child(const struct local_target *t, int result_fd)
 {
     int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
@@ -203,9 +318,11 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
     deliver_close_fds(keep, 6);
     umask(077);
 
+    /* Our own process group, so that a time-out kills a command too. */
+    setpgid(0, 0);
     deliver_become(t);
 
-    if (chdir(t->home) < 0) {
+    if (chdir(t->home) < 0 && (t->command == NULL || chdir("/") < 0)) {
         err = errno;
         text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
@@ -217,6 +334,15 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
         else
             text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
+    }
+    if (t->command) {
+        src.q = q;
+        d.sender = t->sender;
+        d.recipient = t->recipient;
+        d.name = NULL;
+        d.source = deliver_source;
+        d.source_ctx = &src;
+        deliver_command(t, &d);
     }
     detail = xasprintf("%s/%s", t->home, t->mailbox);
     if (maildir_create(t->mailbox, &why) < 0) {

@@ -317,6 +317,7 @@ static void local_job_timeout(event_loop_t *loop, void *arg)
     (void)loop;
     j->timer = NULL;
     j->timed_out = 1;
+    kill(-j->pid, SIGKILL);     /* its process group: a command too */
     kill(j->pid, SIGKILL);      /* EOF on the pipe follows */
 }
 
@@ -337,7 +338,8 @@ static int local_fd_ok(int fd)
 
 /* Start the delivery child for one account of request q (or record why
  * not). */
-static void local_start(struct local_req *q, const struct local_request *r, const char *account)
+static void local_start(struct local_req *q, const struct local_request *r, const char *account,
+                        const char *command)
 {
     const char *mailbox = conf_str("home_mailbox");
     struct local_target t;
@@ -379,7 +381,7 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     if (pw->pw_uid == 0)
         ANSWER(4, "4.3.5", "mail for \"%s\" is not delivered as root: "
                "it must be aliased to a user", user);
-    if ((long long)pw->pw_uid < conf_int("first_valid_uid"))
+    if (command == NULL && (long long)pw->pw_uid < conf_int("first_valid_uid"))
         ANSWER(4, "4.3.5", "mail for system account \"%s\" (uid %ld, below first_valid_uid) "
                "must be aliased to a user", user, (long)pw->pw_uid);
     if (pw->pw_dir == NULL || pw->pw_dir[0] != '/') {
@@ -387,7 +389,7 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
                  r->recipient, user);
         ANSWER(4, "4.3.0", "home directory of \"%s\" is not an absolute path", user);
     }
-    if (*mailbox == '\0' || mailbox[strlen(mailbox) - 1] != '/') {
+    if (command == NULL && (*mailbox == '\0' || mailbox[strlen(mailbox) - 1] != '/')) {
         msg_warn("%s: to=<%s>: home_mailbox = %s is an mbox file: mbox delivery is not "
                  "supported, use a Maildir (a path ending in /)", r->queue_id, r->recipient,
                  mailbox);
@@ -411,6 +413,7 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     t.user = pw_name;
     t.home = pw_dir;
     t.mailbox = mailbox;
+    t.command = command;
     t.queue_fd = r->queue_fd;
 
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -482,9 +485,13 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
                 msg_warn("%s: to=<%s>: dsn=%s, %s", r->queue_id, r->recipient, ar.dsn, ar.text);
             local_req_add(q, ar.dsn_class, ar.dsn, ar.text, local);
         } else {
-            q->several = ar.nusers > 1 || strcasecmp(ar.users[0], local) != 0;
+            q->several = ar.nusers + ar.ncommands > 1 || ar.ncommands > 0
+                         || strcasecmp(ar.users[0], local) != 0;
+            /* Mailboxes first: they cannot be delivered twice, commands can. */
             for (size_t i = 0; i < ar.nusers; i++)
-                local_start(q, r, ar.users[i]);
+                local_start(q, r, ar.users[i], NULL);
+            for (size_t i = 0; i < ar.ncommands; i++)
+                local_start(q, r, ar.command_users[i], ar.commands[i]);
         }
         alias_result_free(&ar);
         free(local);

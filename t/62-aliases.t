@@ -7,13 +7,18 @@ a list of three users, one copy each, Delivered-To: naming the list; a
 nested list reaching one user twice (one copy); "\\user" next to the
 user's own alias; user+tag of an alias; an alias loop and an over-deep
 chain bounce to the sender instead of looping; a target this release
-cannot deliver (a command) defers the mail, which stays in the queue;
+cannot deliver (a file) defers the mail, which stays in the queue; a
+|command target gets the message as default_privs, with SENDER and
+RECIPIENT, and its exit status decides (75 defers, 67 bounces);
 and "mailctl newaliases" after an edit takes effect without a restart.
 """
 import email
 import os
 import smtplib
 import sys
+import pwd
+import shutil
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -21,6 +26,8 @@ from posthorn import Instance  # noqa: E402
 from tap import diag, done, is_, like, ok  # noqa: E402
 
 inst = Instance(main_conf={"minimal_backoff_time": "3600s"})
+drop = tempfile.mkdtemp(prefix="posthorn-pipe-")
+os.chmod(drop, 0o1777)
 users = [inst.add_user() for _ in range(4)]
 (u1, h1), (u2, h2), (u3, h3), (sender, hs) = users
 chain = "".join("chain%d: chain%d\n" % (i, i + 1) for i in range(25)) + "chain25: %s\n" % u1
@@ -30,7 +37,10 @@ with open(os.path.join(inst.etc, "aliases"), "a") as f:
             "outer: team, %s@mail.example.test\n" % u1 +
             "%s: \\%s, %s\n" % (u2, u2, u3) +
             "loopa: loopb\nloopb: loopa\n" + chain +
-            "piped: %s, \"|/bin/cat > /dev/null\"\n" % u3)
+            "piped: %s, \"|id -u > %s/uid; echo \"$SENDER $RECIPIENT\" > %s/env; cat > %s/msg\"\n"
+            % (u3, drop, drop, drop) +
+            "tempfail: |exit 75\n" + "permfail: |exit 67\n" +
+            "tofile: %s, /tmp/posthorn-alias-file\n" % u3)
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "newaliases") or diag(r.stderr)
 r = inst.start()
@@ -101,11 +111,36 @@ if b:
 is_(copies(h1, "deep chain"), [], "and is not delivered")
 
 send("piped@mail.example.test", "piped")
+ok(inst.wait_for(lambda: os.path.exists(os.path.join(drop, "msg")) and
+                 b"\n\nbody\n" in open(os.path.join(drop, "msg"), "rb").read()),
+   "a |command target gets the message on its standard input")
+if os.path.exists(os.path.join(drop, "msg")):
+    m = open(os.path.join(drop, "msg"), "rb").read()
+    ok(m.startswith(("Return-Path: <%s>\nDelivered-To: piped@mail.example.test\n" % SENDER).encode()),
+       "with Return-Path and Delivered-To, LF line ends")
+    is_(open(os.path.join(drop, "uid")).read().strip(), str(pwd.getpwnam("nobody").pw_uid),
+        "a command of the root-owned alias table runs as default_privs (nobody), not root")
+    is_(open(os.path.join(drop, "env")).read().strip(),
+        "%s piped@mail.example.test" % SENDER, "SENDER and RECIPIENT are in its environment")
+ok(wait_copies(h3, "piped"), "the alias's account got its copy too")
+
+send("tempfail@mail.example.test", "tempfail")
+send("permfail@mail.example.test", "permfail")
+b = inst.wait_for(lambda: bounce_for("permfail"), timeout=20)
+ok(b is not None, "a command exiting 67 (EX_NOUSER) bounces")
+if b:
+    like(b.decode("utf-8", "replace"), "exited with status 67", "saying how the command exited")
+time.sleep(1)
+r = inst.mailctl("queue", "list")
+like(r.stdout, "tempfail@mail.example.test", "a command exiting 75 (EX_TEMPFAIL) defers")
+ok(bounce_for("tempfail") is None, "and does not bounce")
+
+send("tofile@mail.example.test", "tofile")
 time.sleep(2)
 r = inst.mailctl("queue", "list")
-like(r.stdout, "piped@mail.example.test", "a command target defers the mail: it stays queued")
+like(r.stdout, "tofile@mail.example.test", "a file target defers the mail: it stays queued")
 like(inst.log(), "is not supported by this release", "and the log says why")
-is_(copies(h3, "piped"), [], "nobody got a partial copy")
+is_(copies(h3, "tofile"), [], "nobody got a partial copy")
 
 # An edit, newaliases, no restart.
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
@@ -116,4 +151,5 @@ send("latecomer@mail.example.test", "late alias")
 ok(wait_copies(h3, "late alias"), "the new alias works without a restart")
 
 inst.cleanup()
+shutil.rmtree(drop, ignore_errors=True)
 done()
