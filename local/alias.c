@@ -12,10 +12,11 @@
  *                            alias names itself, "user: user, copy") is
  *                            the account of that name, as in Postfix;
  *   \name                    the account, never expanded further;
- *   |command                 run with the message on its standard input
- *                            as the owner of the table (default_privs if
- *                            that is root), never as root;
- *   /file, :include:/file, name@remote-domain
+ *   |command                 run with the message on its standard input,
+ *   /file                    or the message appended in mbox format, as
+ *                            the owner of the table (default_privs if that
+ *                            is root), never as root;
+ *   :include:/file, name@remote-domain
  *                            not delivered by this release: the recipient
  *                            is deferred (4.3.5) with a message that says
  *                            which target, so no mail is lost.
@@ -77,29 +78,31 @@ static int alias_add_user(struct alias_state *st, const char *name)
     return 0;
 }
 
-/* A |command target: run as the owner of the table it came from, or as
- * default_privs when that is root. */
-static int alias_add_command(struct alias_state *st, const char *alias, const char *command)
+/* A |command or /file target ("|" or "/" first): delivered as the owner of
+ * the table it came from, or as default_privs when that is root. */
+static int alias_add_target(struct alias_state *st, const char *alias, const char *command)
 {
     struct alias_result *res = st->res;
     struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
     const char *user = pw ? pw->pw_name : conf_str("default_privs");
+    const char *rest = command + 1;
 
-    while (*command == ' ' || *command == '\t')
-        command++;
-    if (*command == '\0')
-        return alias_fail(res, 5, "5.3.5", xasprintf("alias %s: empty command", alias));
-    for (size_t i = 0; i < res->ncommands; i++)
-        if (strcmp(res->commands[i], command) == 0 && strcmp(res->command_users[i], user) == 0)
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    if (*rest == '\0')
+        return alias_fail(res, 5, "5.3.5", xasprintf("alias %s: empty %s", alias,
+                                                     *command == '|' ? "command" : "file name"));
+    for (size_t i = 0; i < res->ntargets; i++)
+        if (strcmp(res->targets[i], command) == 0 && strcmp(res->target_users[i], user) == 0)
             return 0;
-    if (res->ncommands >= ALIAS_MAX_USERS)
+    if (res->ntargets >= ALIAS_MAX_USERS)
         return alias_fail(res, 5, "5.3.4", xasprintf("alias expansion gives more than %d "
                                                      "commands", ALIAS_MAX_USERS));
-    res->commands = xreallocarray(res->commands, res->ncommands + 1, sizeof(*res->commands));
-    res->command_users = xreallocarray(res->command_users, res->ncommands + 1,
-                                       sizeof(*res->command_users));
-    res->commands[res->ncommands] = xstrdup(command);
-    res->command_users[res->ncommands++] = xstrdup(user);
+    res->targets = xreallocarray(res->targets, res->ntargets + 1, sizeof(*res->targets));
+    res->target_users = xreallocarray(res->target_users, res->ntargets + 1,
+                                       sizeof(*res->target_users));
+    res->targets[res->ntargets] = xstrdup(command);
+    res->target_users[res->ntargets++] = xstrdup(user);
     return 0;
 }
 
@@ -145,11 +148,11 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
         return 0;
     if (*t == '\\')
         return alias_add_user(st, t + 1);
-    if (*t == '|')
-        return alias_add_command(st, alias, t + 1);
-    if (*t == '/' || strncasecmp(t, ":include:", 9) == 0)
+    if (*t == '|' || *t == '/')
+        return alias_add_target(st, alias, t);
+    if (strncasecmp(t, ":include:", 9) == 0)
         return alias_fail(st->res, 4, "4.3.5",
-                          xasprintf("alias %s: delivery to \"%s\" (file or include) is "
+                          xasprintf("alias %s: delivery to \"%s\" (include) is "
                                     "not supported by this release", alias, t));
     at = strrchr(t, '@');
     if (at) {
@@ -244,7 +247,7 @@ int alias_expand(const char *local, struct alias_result *res)
     memset(res, 0, sizeof(*res));
     rc = alias_expand_name(&st, name);
     free(name);
-    if (rc == 0 && res->nusers == 0 && res->ncommands == 0)
+    if (rc == 0 && res->nusers == 0 && res->ntargets == 0)
         rc = alias_fail(res, 5, "5.1.1", xasprintf("alias %s expands to no recipient", local));
     return rc;
 }
@@ -254,12 +257,12 @@ void alias_result_free(struct alias_result *res)
     for (size_t i = 0; i < res->nusers; i++)
         free(res->users[i]);
     free(res->users);
-    for (size_t i = 0; i < res->ncommands; i++) {
-        free(res->commands[i]);
-        free(res->command_users[i]);
+    for (size_t i = 0; i < res->ntargets; i++) {
+        free(res->targets[i]);
+        free(res->target_users[i]);
     }
-    free(res->commands);
-    free(res->command_users);
+    free(res->targets);
+    free(res->target_users);
     free(res->text);
     memset(res, 0, sizeof(*res));
 }

@@ -31,6 +31,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -248,9 +249,10 @@ static _Noreturn void deliver_command_status(int status, const char *command)
     deliver_exit(5, "5.3.0", text, NULL);
 }
 
-/* Pipe the message into t->command run by /bin/sh, with a clean
+/* Pipe the message into the command run by /bin/sh, with a clean
  * environment, in the account's home directory (or /). */
-static _Noreturn void deliver_command(const struct local_target *t, struct maildir_delivery *d)
+static _Noreturn void deliver_command(const struct local_target *t, const char *command,
+                                      struct maildir_delivery *d)
 {
     int p[2], status, r;
     pid_t pid;
@@ -285,7 +287,7 @@ static _Noreturn void deliver_command(const struct local_target *t, struct maild
         }
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
-        execle("/bin/sh", "sh", "-c", t->command, (char *)NULL, env);
+        execle("/bin/sh", "sh", "-c", command, (char *)NULL, env);
         _exit(127);
     }
     close(p[0]);
@@ -297,7 +299,99 @@ static _Noreturn void deliver_command(const struct local_target *t, struct maild
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             deliver_exit(4, "4.3.0", "lost the command process", NULL);
-    deliver_command_status(status, t->command);
+    deliver_command_status(status, command);
+}
+
+/* mbox output: whole lines, "From " at a line start (after any '>')
+ * quoted with one more '>' (mboxrd), so readers split messages right. */
+struct deliver_mbox {
+    int    fd;
+    buf_t *line;
+};
+
+static int deliver_mbox_line(struct deliver_mbox *m)
+{
+    const char *p = m->line->data;
+    size_t n = m->line->len, i = 0;
+
+    while (i < n && p[i] == '>')
+        i++;
+    if (n - i >= 5 && memcmp(p + i, "From ", 5) == 0 && deliver_write_fd(&m->fd, ">", 1) < 0)
+        return -1;
+    if (deliver_write_fd(&m->fd, p, n) < 0)
+        return -1;
+    buf_reset(m->line);
+    return 0;
+}
+
+static int deliver_mbox_out(void *ctx, const void *data, size_t len)
+{
+    struct deliver_mbox *m = ctx;
+    const char *p = data, *end = p + len, *nl;
+
+    while (p < end) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        buf_append(m->line, p, nl ? (size_t)(nl + 1 - p) : (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        if (deliver_mbox_line(m) < 0)
+            return -1;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+/* Append the message to a file in mbox format, under an fcntl lock; on any
+ * error the file is cut back to its old size, so a retry appends once. */
+static _Noreturn void deliver_file(const struct local_target *t, const char *path,
+                                   struct maildir_delivery *d)
+{
+    struct deliver_mbox m;
+    struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    struct stat st;
+    char date[64], *text;
+    time_t now = time(NULL);
+    int r, err;
+
+    if (maildir_convert(d, deliver_discard, NULL) == MAILDIR_LOOP) {
+        text = xasprintf("mail forwarding loop for %s", t->recipient);
+        deliver_exit(5, "5.4.6", text, NULL);
+    }
+    m.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (m.fd < 0) {
+        err = errno;
+        text = xasprintf("cannot open file %s: %s", path, strerror(err));
+        deliver_exit(err == ELOOP ? 5 : 4, err == ELOOP ? "5.2.0" : "4.2.0", text, NULL);
+    }
+    if (fstat(m.fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        text = xasprintf("refusing to append to %s: not a regular file with one link", path);
+        deliver_exit(5, "5.2.0", text, NULL);
+    }
+    if (fcntl(m.fd, F_SETLKW, &lk) < 0 || fstat(m.fd, &st) < 0) {
+        text = xasprintf("cannot lock file %s: %s", path, strerror(errno));
+        deliver_exit(4, "4.2.0", text, NULL);
+    }
+    m.line = buf_new(0);
+    strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", localtime(&now));
+    text = xasprintf("From %s %s\n", *t->sender ? t->sender : "MAILER-DAEMON", date);
+    r = deliver_write_fd(&m.fd, text, strlen(text));
+    free(text);
+    if (r == 0)
+        r = maildir_convert(d, deliver_mbox_out, &m);
+    if (r == 0 && m.line->len > 0)
+        r = buf_append(m.line, "\n", 1) < 0 ? -1 : deliver_mbox_line(&m);
+    if (r == 0)
+        r = deliver_write_fd(&m.fd, "\n", 1);      /* the empty line between messages */
+    if (r == 0)
+        r = fsync(m.fd);
+    err = errno;
+    if (r != 0) {
+        if (ftruncate(m.fd, st.st_size) < 0)
+            msg_warn("%s: cannot cut %s back after a failed delivery", t->queue_id, path);
+        text = xasprintf("cannot append to file %s: %s", path, strerror(err));
+        deliver_exit(4, err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0", text, NULL);
+    }
+    deliver_exit(2, "2.0.0", "delivered to file", path);
 }
 
 _Noreturn void deliver_child(const struct local_target *t, int result_fd)
@@ -322,7 +416,7 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
     setpgid(0, 0);
     deliver_become(t);
 
-    if (chdir(t->home) < 0 && (t->command == NULL || chdir("/") < 0)) {
+    if (chdir(t->home) < 0 && (t->target == NULL || chdir("/") < 0)) {
         err = errno;
         text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
@@ -335,14 +429,16 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
             text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
     }
-    if (t->command) {
+    if (t->target) {
         src.q = q;
         d.sender = t->sender;
         d.recipient = t->recipient;
         d.name = NULL;
         d.source = deliver_source;
         d.source_ctx = &src;
-        deliver_command(t, &d);
+        if (*t->target == '|')
+            deliver_command(t, t->target + 1, &d);
+        deliver_file(t, t->target, &d);
     }
     detail = xasprintf("%s/%s", t->home, t->mailbox);
     if (maildir_create(t->mailbox, &why) < 0) {

@@ -413,7 +413,7 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     t.user = pw_name;
     t.home = pw_dir;
     t.mailbox = mailbox;
-    t.command = command;
+    t.target = command;
     t.queue_fd = r->queue_fd;
 
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -485,13 +485,14 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
                 msg_warn("%s: to=<%s>: dsn=%s, %s", r->queue_id, r->recipient, ar.dsn, ar.text);
             local_req_add(q, ar.dsn_class, ar.dsn, ar.text, local);
         } else {
-            q->several = ar.nusers + ar.ncommands > 1 || ar.ncommands > 0
+            q->several = ar.nusers + ar.ntargets > 1 || ar.ntargets > 0
                          || strcasecmp(ar.users[0], local) != 0;
-            /* Mailboxes first: they cannot be delivered twice, commands can. */
+            /* Mailboxes first: they are never delivered twice; commands and
+             * files can be, so they run only with the mailboxes. */
             for (size_t i = 0; i < ar.nusers; i++)
                 local_start(q, r, ar.users[i], NULL);
-            for (size_t i = 0; i < ar.ncommands; i++)
-                local_start(q, r, ar.command_users[i], ar.commands[i]);
+            for (size_t i = 0; i < ar.ntargets; i++)
+                local_start(q, r, ar.target_users[i], ar.targets[i]);
         }
         alias_result_free(&ar);
         free(local);

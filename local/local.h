@@ -30,7 +30,7 @@ struct local_target {
     size_t      ngroups;
     const char *home;               /* absolute */
     const char *mailbox;            /* home_mailbox, relative to home; ends in '/' */
-    const char *command;            /* non-NULL: pipe to this command instead */
+    const char *target;             /* non-NULL: "|command" or "/file" instead of the mailbox */
     int         queue_fd;           /* read-only */
 };
 
@@ -40,9 +40,9 @@ struct local_target {
 struct alias_result {
     char      **users;
     size_t      nusers;
-    char      **commands;           /* |command targets (without the |) */
-    char      **command_users;      /* the account each one runs as */
-    size_t      ncommands;
+    char      **targets;            /* |command and /file targets, with that prefix */
+    char      **target_users;      /* the account each one runs as */
+    size_t      ntargets;
     int         dsn_class;
     const char *dsn;
     char       *text;

@@ -7,9 +7,10 @@ a list of three users, one copy each, Delivered-To: naming the list; a
 nested list reaching one user twice (one copy); "\\user" next to the
 user's own alias; user+tag of an alias; an alias loop and an over-deep
 chain bounce to the sender instead of looping; a target this release
-cannot deliver (a file) defers the mail, which stays in the queue; a
+cannot deliver (:include:) defers the mail, which stays in the queue; a
 |command target gets the message as default_privs, with SENDER and
-RECIPIENT, and its exit status decides (75 defers, 67 bounces);
+RECIPIENT, and its exit status decides (75 defers, 67 bounces); a /file
+target gets mbox appends, From_ quoted, created 0600 by default_privs;
 and "mailctl newaliases" after an edit takes effect without a restart.
 """
 import email
@@ -40,7 +41,8 @@ with open(os.path.join(inst.etc, "aliases"), "a") as f:
             "piped: %s, \"|id -u > %s/uid; echo \"$SENDER $RECIPIENT\" > %s/env; cat > %s/msg\"\n"
             % (u3, drop, drop, drop) +
             "tempfail: |exit 75\n" + "permfail: |exit 67\n" +
-            "tofile: %s, /tmp/posthorn-alias-file\n" % u3)
+            "tofile: %s, %s/mbox\n" % (u3, drop) +
+            "included: :include:/etc/hostname\n")
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "newaliases") or diag(r.stderr)
 r = inst.start()
@@ -135,12 +137,29 @@ r = inst.mailctl("queue", "list")
 like(r.stdout, "tempfail@mail.example.test", "a command exiting 75 (EX_TEMPFAIL) defers")
 ok(bounce_for("tempfail") is None, "and does not bounce")
 
-send("tofile@mail.example.test", "tofile")
+s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+for i in (1, 2):
+    s.sendmail(SENDER, ["tofile@mail.example.test"],
+               ("Subject: tofile %d\r\n\r\nFrom here on\r\n>From quoted\r\nend\r\n" % i).encode())
+s.quit()
+mbox = os.path.join(drop, "mbox")
+ok(inst.wait_for(lambda: os.path.exists(mbox) and open(mbox, "rb").read().count(b"\nend\n") == 2),
+   "a /file target gets both messages appended")
+if os.path.exists(mbox):
+    data = open(mbox, "rb").read()
+    ok(data.startswith(("From %s " % SENDER).encode()), "in mbox format, From_ line first")
+    is_(data.count(b"\nFrom %s " % SENDER.encode()), 1, "the second message starts with its own From_ line")
+    ok(b"\n>From here on\n>>From quoted\n" in data, "From_ lines in the body are quoted (mboxrd)")
+    st = os.stat(mbox)
+    is_((st.st_uid, st.st_mode & 0o777), (pwd.getpwnam("nobody").pw_uid, 0o600),
+        "created 0600 by default_privs")
+ok(wait_copies(h3, "tofile 1"), "and the alias's account got its copy")
+
+send("included@mail.example.test", "included")
 time.sleep(2)
 r = inst.mailctl("queue", "list")
-like(r.stdout, "tofile@mail.example.test", "a file target defers the mail: it stays queued")
+like(r.stdout, "included@mail.example.test", "an :include: target defers the mail: it stays queued")
 like(inst.log(), "is not supported by this release", "and the log says why")
-is_(copies(h3, "tofile"), [], "nobody got a partial copy")
 
 # An edit, newaliases, no restart.
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
