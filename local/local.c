@@ -487,8 +487,9 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
         } else {
             q->several = ar.nusers + ar.ntargets > 1 || ar.ntargets > 0
                          || strcasecmp(ar.users[0], local) != 0;
-            /* Mailboxes first: they are never delivered twice; commands and
-             * files can be, so they run only with the mailboxes. */
+            /* All run at once.  On a retry (a temporary failure of any of
+             * them) the mailboxes that have it skip it (fixed names), but
+             * commands and files run again: aliases(5) says so. */
             for (size_t i = 0; i < ar.nusers; i++)
                 local_start(q, r, ar.users[i], NULL);
             for (size_t i = 0; i < ar.ntargets; i++)
