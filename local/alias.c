@@ -16,8 +16,9 @@
  *   /file                    or the message appended in mbox format, as
  *                            the owner of the table (default_privs if that
  *                            is root), never as root;
- *   :include:/file, name@remote-domain
- *                            not delivered by this release: the recipient
+ *   :include:/file           the file's lines are more targets; its
+ *                            commands and files run as its owner;
+ *   name@remote-domain       not delivered by this release: the recipient
  *                            is deferred (4.3.5) with a message that says
  *                            which target, so no mail is lost.
  * An account is listed once however often it is reached.  Expansion deeper
@@ -31,13 +32,17 @@
  * Failure modes: all are results (4.x / 5.x with a text for qmgr and the
  * bounce); nothing here is fatal.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "addr.h"
+#include "buf.h"
 #include "conf.h"
 #include "local.h"
 #include "map.h"
@@ -45,6 +50,7 @@
 
 #define ALIAS_MAX_DEPTH   20
 #define ALIAS_MAX_USERS   10000
+#define ALIAS_INCLUDE_MAX (1024 * 1024)
 
 struct alias_state {
     struct alias_result *res;
@@ -138,6 +144,71 @@ static int alias_lookup(struct alias_state *st, const char *name, char **value)
 }
 
 static int alias_expand_name(struct alias_state *st, const char *name);
+static int alias_targets(struct alias_state *st, const char *alias, const char *value);
+
+/* :include:/path: the file's lines are more targets (comma separated, '#'
+ * comments); its commands and files run as the file's owner (root:
+ * default_privs).  The file must be a regular file of at most
+ * ALIAS_INCLUDE_MAX bytes; one that cannot be read defers (4.3.0). */
+static int alias_include(struct alias_state *st, const char *alias, const char *path)
+{
+    struct stat sb;
+    buf_t *text;
+    char chunk[4096], *line, *save = NULL;
+    ssize_t n;
+    int fd, rc = 0;
+    uid_t outer = st->owner;
+
+    while (*path == ' ' || *path == '\t')
+        path++;
+    if (*path != '/')
+        return alias_fail(st->res, 5, "5.3.5", xasprintf("alias %s: :include: needs an absolute "
+                                                         "path, not \"%s\"", alias, path));
+    for (int i = 0; i < st->depth; i++)
+        if (strcmp(st->stack[i], path) == 0)
+            return alias_fail(st->res, 5, "5.4.6", xasprintf("alias %s: :include:%s includes "
+                                                             "itself", alias, path));
+    if (st->depth >= ALIAS_MAX_DEPTH)
+        return alias_fail(st->res, 5, "5.4.6", xasprintf("alias expansion loop (more than %d "
+                                                         "levels at :include:%s)",
+                                                         ALIAS_MAX_DEPTH, path));
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > ALIAS_INCLUDE_MAX) {
+        rc = alias_fail(st->res, 4, "4.3.0", xasprintf("alias %s: cannot use :include:%s: %s",
+                                                       alias, path,
+                                                       fd < 0 ? strerror(errno)
+                                                              : "not a regular file of at most "
+                                                                "1 MB"));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    text = buf_new(ALIAS_INCLUDE_MAX + 1);
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        if (buf_append(text, chunk, (size_t)n) < 0) {
+            n = -1;             /* it grew past the limit while we read */
+            break;
+        }
+    close(fd);
+    if (n < 0) {
+        buf_free(&text);
+        return alias_fail(st->res, 4, "4.3.0", xasprintf("alias %s: cannot read :include:%s",
+                                                         alias, path));
+    }
+    st->owner = sb.st_uid;
+    st->stack[st->depth++] = path;
+    for (line = strtok_r(text->data, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line != '#' && *line != '\0')
+            rc = alias_targets(st, alias, line);
+    }
+    st->depth--;
+    st->owner = outer;
+    buf_free(&text);
+    return rc;
+}
 
 /* One target of an alias value (trimmed, quotes removed). */
 static int alias_target(struct alias_state *st, const char *alias, char *t)
@@ -151,9 +222,7 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
     if (*t == '|' || *t == '/')
         return alias_add_target(st, alias, t);
     if (strncasecmp(t, ":include:", 9) == 0)
-        return alias_fail(st->res, 4, "4.3.5",
-                          xasprintf("alias %s: delivery to \"%s\" (include) is "
-                                    "not supported by this release", alias, t));
+        return alias_include(st, alias, t + 9);
     at = strrchr(t, '@');
     if (at) {
         if (!addr_domain_is_local(at + 1))

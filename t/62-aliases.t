@@ -7,10 +7,11 @@ a list of three users, one copy each, Delivered-To: naming the list; a
 nested list reaching one user twice (one copy); "\\user" next to the
 user's own alias; user+tag of an alias; an alias loop and an over-deep
 chain bounce to the sender instead of looping; a target this release
-cannot deliver (:include:) defers the mail, which stays in the queue; a
+cannot deliver (another domain) defers the mail, which stays in the queue; a
 |command target gets the message as default_privs, with SENDER and
 RECIPIENT, and its exit status decides (75 defers, 67 bounces); a /file
-target gets mbox appends, From_ quoted, created 0600 by default_privs;
+target gets mbox appends, From_ quoted, created 0600 by default_privs; :include: lists, their commands run as
+the list file's owner, and an include loop bounces;
 and "mailctl newaliases" after an edit takes effect without a restart.
 """
 import email
@@ -42,7 +43,14 @@ with open(os.path.join(inst.etc, "aliases"), "a") as f:
             % (u3, drop, drop, drop) +
             "tempfail: |exit 75\n" + "permfail: |exit 67\n" +
             "tofile: %s, %s/mbox\n" % (u3, drop) +
-            "included: :include:/etc/hostname\n")
+            "included: :include:%s/list\n" % drop +
+            "selfinc: :include:%s/selfinc\n" % drop +
+            "remote: someone@remote.example\n")
+with open(os.path.join(drop, "list"), "w") as f:
+    f.write("# a list kept by %s\n%s\n  %s, \"|id -u > %s/incuid\"\n" % (u1, u2, u3, drop))
+os.chown(os.path.join(drop, "list"), pwd.getpwnam(u1).pw_uid, -1)
+with open(os.path.join(drop, "selfinc"), "w") as f:
+    f.write(":include:%s/selfinc\n" % drop)
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "newaliases") or diag(r.stderr)
 r = inst.start()
@@ -156,10 +164,25 @@ if os.path.exists(mbox):
 ok(wait_copies(h3, "tofile 1"), "and the alias's account got its copy")
 
 send("included@mail.example.test", "included")
+ok(wait_copies(h2, "included") and wait_copies(h3, "included"),
+   ":include: delivers to the users the file lists")
+incuid = os.path.join(drop, "incuid")
+ok(inst.wait_for(lambda: os.path.exists(incuid) and os.path.getsize(incuid) > 0),
+   "and runs its command")
+if os.path.exists(incuid):
+    is_(open(incuid).read().strip(), str(pwd.getpwnam(u1).pw_uid),
+        "as the owner of the included file")
+
+send("selfinc@mail.example.test", "selfinc")
+b = inst.wait_for(lambda: bounce_for("selfinc"), timeout=20)
+ok(b is not None and b"includes itself" in b, "a file that includes itself bounces")
+
+send("remote@mail.example.test", "remote")
 time.sleep(2)
 r = inst.mailctl("queue", "list")
-like(r.stdout, "included@mail.example.test", "an :include: target defers the mail: it stays queued")
-like(inst.log(), "is not supported by this release", "and the log says why")
+like(r.stdout, "remote@mail.example.test", "forwarding to another domain defers: it stays queued")
+like(inst.log(), "forwarding to someone@remote.example is not supported by this release",
+     "and the log says why")
 
 # An edit, newaliases, no restart.
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
