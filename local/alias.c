@@ -21,6 +21,11 @@
  *   name@remote-domain       not delivered by this release: the recipient
  *                            is deferred (4.3.5) with a message that says
  *                            which target, so no mail is lost.
+ * alias_expand_forward() expands the content of an account's ~/.forward
+ * (which the delivery child read as that account) the same way: its
+ * commands and files run as the account, its own name and "\name" are
+ * its mailbox.
+ *
  * An account is listed once however often it is reached.  Expansion deeper
  * than ALIAS_MAX_DEPTH is an alias loop (5.4.6).  A table that cannot be
  * read defers the recipient (4.3.0).
@@ -56,6 +61,7 @@ struct alias_state {
     struct alias_result *res;
     uid_t found_owner;          /* owner of the table the last lookup hit */
     uid_t owner;                /* ... of the table being expanded */
+    const char *forward_owner;  /* expanding this account's .forward */
     const char *stack[ALIAS_MAX_DEPTH + 1];
     int depth;
 };
@@ -69,17 +75,21 @@ static int alias_fail(struct alias_result *res, int cls, const char *dsn, char *
     return -1;
 }
 
-static int alias_add_user(struct alias_state *st, const char *name)
+static int alias_add_user(struct alias_state *st, const char *name, int no_forward)
 {
     struct alias_result *res = st->res;
 
     for (size_t i = 0; i < res->nusers; i++)
-        if (strcmp(res->users[i], name) == 0)
+        if (strcmp(res->users[i], name) == 0) {
+            res->no_forward[i] |= no_forward;
             return 0;
+        }
     if (res->nusers >= ALIAS_MAX_USERS)
         return alias_fail(res, 5, "5.3.4", xasprintf("alias expansion gives more than %d "
                                                      "recipients", ALIAS_MAX_USERS));
     res->users = xreallocarray(res->users, res->nusers + 1, sizeof(*res->users));
+    res->no_forward = xreallocarray(res->no_forward, res->nusers + 1, sizeof(*res->no_forward));
+    res->no_forward[res->nusers] = no_forward;
     res->users[res->nusers++] = xstrdup(name);
     return 0;
 }
@@ -90,7 +100,8 @@ static int alias_add_target(struct alias_state *st, const char *alias, const cha
 {
     struct alias_result *res = st->res;
     struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
-    const char *user = pw ? pw->pw_name : conf_str("default_privs");
+    const char *user = st->forward_owner ? st->forward_owner
+                       : pw ? pw->pw_name : conf_str("default_privs");
     const char *rest = command + 1;
 
     while (*rest == ' ' || *rest == '\t')
@@ -218,7 +229,7 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
     if (*t == '\0')
         return 0;
     if (*t == '\\')
-        return alias_add_user(st, t + 1);
+        return alias_add_user(st, t + 1, 1);   /* the mailbox itself: no .forward */
     if (*t == '|' || *t == '/')
         return alias_add_target(st, alias, t);
     if (strncasecmp(t, ":include:", 9) == 0)
@@ -276,7 +287,8 @@ static int alias_expand_name(struct alias_state *st, const char *name)
 
     for (int i = 0; i < st->depth; i++)
         if (strcmp(st->stack[i], name) == 0)
-            return alias_add_user(st, name);     /* "user: user, ..." */
+            return alias_add_user(st, name, st->forward_owner != NULL
+                                                  && strcmp(name, st->forward_owner) == 0);
     if (st->depth >= ALIAS_MAX_DEPTH)
         return alias_fail(st->res, 5, "5.4.6",
                           xasprintf("alias expansion loop (more than %d levels at %s)",
@@ -289,7 +301,7 @@ static int alias_expand_name(struct alias_state *st, const char *name)
     if (rc < 0)
         goto out;
     if (rc == 0) {
-        rc = alias_add_user(st, name);
+        rc = alias_add_user(st, name, 0);
         goto out;
     }
     {
@@ -321,11 +333,27 @@ int alias_expand(const char *local, struct alias_result *res)
     return rc;
 }
 
+int alias_expand_forward(const char *user, uid_t uid, const char *list, struct alias_result *res)
+{
+    struct alias_state st = { .res = res, .owner = uid, .forward_owner = user };
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    /* The user's own name in the list is the user's mailbox. */
+    st.stack[st.depth++] = user;
+    rc = alias_targets(&st, user, list);
+    if (rc == 0 && res->nusers == 0 && res->ntargets == 0)
+        rc = alias_fail(res, 5, "5.1.1", xasprintf("the .forward of %s names no recipient",
+                                                   user));
+    return rc;
+}
+
 void alias_result_free(struct alias_result *res)
 {
     for (size_t i = 0; i < res->nusers; i++)
         free(res->users[i]);
     free(res->users);
+    free(res->no_forward);
     for (size_t i = 0; i < res->ntargets; i++) {
         free(res->targets[i]);
         free(res->target_users[i]);

@@ -77,6 +77,7 @@
  * only catches a child stuck on a dead file system.  Like Postfix's
  * command_time_limit. */
 #define LOCAL_DELIVERY_TIME_LIMIT  1000     /* seconds */
+#define LOCAL_MAX_FORWARDS         20       /* ~/.forward files per recipient */
 
 struct local_conn {
     int                fd;          /* -1 once closed */
@@ -93,6 +94,9 @@ struct local_req {
     char              *recipient;
     int                pending;     /* children running, +1 while starting */
     int                several;     /* an alias: name the account in failure texts */
+    int                forwards;    /* ~/.forward files expanded so far */
+    char              *sender;
+    int                queue_fd;    /* our own copy: .forward files start more children */
     int                dsn_class;   /* the result so far: 0 none, 2, 5, 4 (worst) */
     char              *dsn;
     char              *text;
@@ -217,6 +221,35 @@ static void local_req_add(struct local_req *q, int dsn_class, const char *dsn, c
     }
 }
 
+static void local_start(struct local_req *q, const char *account, const char *command,
+                        int no_forward);
+static void local_start_all(struct local_req *q, const struct alias_result *ar);
+
+/* user's delivery child found ~/.forward with this target list: expand it
+ * and start the deliveries it names (as children of the same request). */
+static void local_forward(struct local_req *q, const char *user, const char *list)
+{
+    struct alias_result ar;
+    struct passwd *pw = getpwnam(user);
+
+    msg_debug("%s: to=<%s>: %s has a .forward: %s", q->queue_id, q->recipient, user, list);
+    if (++q->forwards > LOCAL_MAX_FORWARDS) {
+        local_req_add(q, 5, "5.4.6", "mail forwarding loop (.forward files name each other)",
+                      user);
+        return;
+    }
+    if (pw == NULL) {
+        local_req_add(q, 4, "4.3.0", "the account went away while its .forward was read", user);
+        return;
+    }
+    q->several = 1;
+    if (alias_expand_forward(user, pw->pw_uid, list, &ar) < 0)
+        local_req_add(q, ar.dsn_class, ar.dsn, ar.text, user);
+    else
+        local_start_all(q, &ar);
+    alias_result_free(&ar);
+}
+
 /* One part of a request is over; the last one answers qmgr. */
 static void local_req_step(struct local_req *q)
 {
@@ -225,6 +258,9 @@ static void local_req_step(struct local_req *q)
     if (--q->pending > 0)
         return;
     local_reply(c, q->reqid, q->queue_id, q->recipient, q->dsn_class, q->dsn, q->text);
+    if (q->queue_fd >= 0)
+        close(q->queue_fd);
+    free(q->sender);
     free(q->queue_id);
     free(q->recipient);
     free(q->dsn);
@@ -242,7 +278,7 @@ static void local_job_done(struct local_job *j, int status)
 
     if (j->overflow
         || deliver_result_parse(j->out->data, j->out->len, &dsn_class, &dsn, &text, &detail) < 0
-        || !dsn_code_valid(dsn, dsn_class)) {
+        || (dsn_class != DELIVER_FORWARD && !dsn_code_valid(dsn, dsn_class))) {
         free(dsn);
         free(text);
         free(detail);
@@ -262,7 +298,10 @@ static void local_job_done(struct local_job *j, int status)
     } else {
         msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, dsn, text);
     }
-    local_req_add(j->req, dsn_class, dsn, text, j->user);
+    if (dsn_class == DELIVER_FORWARD)
+        local_forward(j->req, j->user, text);
+    else
+        local_req_add(j->req, dsn_class, dsn, text, j->user);
     free(dsn);
     free(text);
     free(detail);
@@ -338,8 +377,8 @@ static int local_fd_ok(int fd)
 
 /* Start the delivery child for one account of request q (or record why
  * not). */
-static void local_start(struct local_req *q, const struct local_request *r, const char *account,
-                        const char *command)
+static void local_start(struct local_req *q, const char *account, const char *command,
+                        int no_forward)
 {
     const char *mailbox = conf_str("home_mailbox");
     struct local_target t;
@@ -372,8 +411,8 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     if (pw == NULL) {
         if (*user && errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF
             && errno != EPERM) {
-            msg_warn("%s: to=<%s>: cannot look up user \"%s\": %s", r->queue_id,
-                     r->recipient, user, strerror(errno));
+            msg_warn("%s: to=<%s>: cannot look up user \"%s\": %s", q->queue_id,
+                     q->recipient, user, strerror(errno));
             ANSWER(4, "4.3.0", "cannot look up user \"%s\": %s", user, strerror(errno));
         }
         ANSWER(5, "5.1.1", "unknown user: \"%s\"", user);
@@ -385,13 +424,13 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
         ANSWER(4, "4.3.5", "mail for system account \"%s\" (uid %ld, below first_valid_uid) "
                "must be aliased to a user", user, (long)pw->pw_uid);
     if (pw->pw_dir == NULL || pw->pw_dir[0] != '/') {
-        msg_warn("%s: to=<%s>: home directory of %s is not an absolute path", r->queue_id,
-                 r->recipient, user);
+        msg_warn("%s: to=<%s>: home directory of %s is not an absolute path", q->queue_id,
+                 q->recipient, user);
         ANSWER(4, "4.3.0", "home directory of \"%s\" is not an absolute path", user);
     }
     if (command == NULL && (*mailbox == '\0' || mailbox[strlen(mailbox) - 1] != '/')) {
         msg_warn("%s: to=<%s>: home_mailbox = %s is an mbox file: mbox delivery is not "
-                 "supported, use a Maildir (a path ending in /)", r->queue_id, r->recipient,
+                 "supported, use a Maildir (a path ending in /)", q->queue_id, q->recipient,
                  mailbox);
         ANSWER(4, "4.3.5", "mbox delivery not supported");
     }
@@ -402,22 +441,23 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     t.uid = pw->pw_uid;
     t.gid = pw->pw_gid;
     if (deliver_groups(pw_name, t.gid, &groups, &t.ngroups) < 0) {
-        msg_warn("%s: to=<%s>: user %s is in too many groups", r->queue_id, r->recipient,
+        msg_warn("%s: to=<%s>: user %s is in too many groups", q->queue_id, q->recipient,
                  pw_name);
         ANSWER(4, "4.3.0", "user \"%s\" is in too many groups", pw_name);
     }
     t.groups = groups;
-    t.queue_id = r->queue_id;
-    t.sender = r->sender;
-    t.recipient = r->recipient;
+    t.queue_id = q->queue_id;
+    t.sender = q->sender;
+    t.recipient = q->recipient;
     t.user = pw_name;
     t.home = pw_dir;
     t.mailbox = mailbox;
     t.target = command;
-    t.queue_fd = r->queue_fd;
+    t.no_forward = no_forward;
+    t.queue_fd = q->queue_fd;
 
     if (pipe2(p, O_CLOEXEC) < 0) {
-        msg_warn("%s: to=<%s>: pipe: %s", r->queue_id, r->recipient, strerror(errno));
+        msg_warn("%s: to=<%s>: pipe: %s", q->queue_id, q->recipient, strerror(errno));
         ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(errno));
     }
     if ((pid = fork()) < 0) {
@@ -425,7 +465,7 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
 
         close(p[0]);
         close(p[1]);
-        msg_warn("%s: to=<%s>: fork: %s", r->queue_id, r->recipient, strerror(err));
+        msg_warn("%s: to=<%s>: fork: %s", q->queue_id, q->recipient, strerror(err));
         ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(err));
     }
     if (pid == 0) {
@@ -442,13 +482,13 @@ static void local_start(struct local_req *q, const struct local_request *r, cons
     j->pid = pid;
     j->pipe_fd = p[0];
     j->out = buf_new(0);
-    j->queue_id = xstrdup(r->queue_id);
-    j->recipient = xstrdup(r->recipient);
+    j->queue_id = xstrdup(q->queue_id);
+    j->recipient = xstrdup(q->recipient);
     event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
     j->timer = event_add_timer(local_loop, LOCAL_DELIVERY_TIME_LIMIT * 1000LL,
                                local_job_timeout, j);
     local_njobs++;
-    msg_debug("%s: to=<%s>: delivery process %ld for user %s", r->queue_id, r->recipient,
+    msg_debug("%s: to=<%s>: delivery process %ld for user %s", q->queue_id, q->recipient,
               (long)pid, user);
     local_update_reading();
 #undef ANSWER
@@ -472,12 +512,17 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     q->reqid = reqid;
     q->queue_id = xstrdup(r->queue_id);
     q->recipient = xstrdup(r->recipient);
+    q->sender = xstrdup(r->sender);
     q->pending = 1;             /* until every child is started */
     c->busy++;
     if (!local_fd_ok(r->queue_fd)) {
+        q->queue_fd = -1;
         msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
                  "regular file", r->queue_id, r->recipient);
         local_req_add(q, 4, "4.3.0", "bad queue file descriptor", "");
+    } else if ((q->queue_fd = fcntl(r->queue_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        msg_warn("%s: to=<%s>: dup: %s", r->queue_id, r->recipient, strerror(errno));
+        local_req_add(q, 4, "4.3.0", "cannot keep the queue file descriptor", "");
     } else {
         addr_split(r->recipient, &local, NULL);
         if (alias_expand(local, &ar) < 0) {
@@ -487,18 +532,23 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
         } else {
             q->several = ar.nusers + ar.ntargets > 1 || ar.ntargets > 0
                          || strcasecmp(ar.users[0], local) != 0;
-            /* All run at once.  On a retry (a temporary failure of any of
-             * them) the mailboxes that have it skip it (fixed names), but
-             * commands and files run again: aliases(5) says so. */
-            for (size_t i = 0; i < ar.nusers; i++)
-                local_start(q, r, ar.users[i], NULL);
-            for (size_t i = 0; i < ar.ntargets; i++)
-                local_start(q, r, ar.target_users[i], ar.targets[i]);
+            local_start_all(q, &ar);
         }
         alias_result_free(&ar);
         free(local);
     }
     local_req_step(q);
+}
+
+static void local_start_all(struct local_req *q, const struct alias_result *ar)
+{
+    /* All run at once.  On a retry (a temporary failure of any of them)
+     * the mailboxes that have it skip it (fixed names), but commands and
+     * files run again: aliases(5) says so. */
+    for (size_t i = 0; i < ar->nusers; i++)
+        local_start(q, ar->users[i], NULL, ar->no_forward[i]);
+    for (size_t i = 0; i < ar->ntargets; i++)
+        local_start(q, ar->target_users[i], ar->targets[i], 1);
 }
 
 static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)

@@ -18,6 +18,11 @@
 #include <sys/types.h>
 
 #define LOCAL_RESULT_MAX 4096       /* longest result record */
+/* A result class besides 2, 4 and 5: the child found ~/.forward; the text
+ * is its target list (lines joined with commas) for the parent to expand.
+ * Written as 'F' in the record. */
+#define DELIVER_FORWARD      9
+#define DELIVER_FORWARD_MAX  2000   /* bytes of ~/.forward (fits the record) */
 
 struct local_target {
     const char *queue_id;
@@ -31,6 +36,7 @@ struct local_target {
     const char *home;               /* absolute */
     const char *mailbox;            /* home_mailbox, relative to home; ends in '/' */
     const char *target;             /* non-NULL: "|command" or "/file" instead of the mailbox */
+    int         no_forward;         /* do not look at ~/.forward */
     int         queue_fd;           /* read-only */
 };
 
@@ -39,6 +45,7 @@ struct local_target {
  * (fresh).  Free with alias_result_free() either way. */
 struct alias_result {
     char      **users;
+    int        *no_forward;         /* per user: deliver to the mailbox, skip ~/.forward */
     size_t      nusers;
     char      **targets;            /* |command and /file targets, with that prefix */
     char      **target_users;      /* the account each one runs as */
@@ -48,6 +55,8 @@ struct alias_result {
     char       *text;
 };
 int  alias_expand(const char *local, struct alias_result *res);
+/* The same for the targets of user's ~/.forward (list), owned by uid. */
+int  alias_expand_forward(const char *user, uid_t uid, const char *list, struct alias_result *res);
 void alias_result_free(struct alias_result *res);
 
 /* The user's groups, looked up in the parent (so that the NSS modules are

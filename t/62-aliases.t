@@ -192,6 +192,39 @@ is_(r.returncode, 0, "newaliases while running")
 send("latecomer@mail.example.test", "late alias")
 ok(wait_copies(h3, "late alias"), "the new alias works without a restart")
 
+# ---- ~/.forward ----
+(fa, ha), (fb, hb), (fc, hc) = inst.add_user(), inst.add_user(), inst.add_user()
+
+
+def forward(user, home, text, mode=0o644):
+    path = os.path.join(home, ".forward")
+    with open(path, "w") as f:
+        f.write(text)
+    pw = pwd.getpwnam(user)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, mode)
+
+
+forward(fa, ha, "# keep one, pass one on\n\\%s\n%s, \"|id -u > %s/fwduid\"\n" % (fa, fb, drop))
+send("%s@mail.example.test" % fa, "forwarded")
+ok(wait_copies(ha, "forwarded"), ".forward with \\user keeps a copy in the user's Maildir")
+ok(wait_copies(hb, "forwarded"), "and passes one to the other user")
+fwduid = os.path.join(drop, "fwduid")
+ok(inst.wait_for(lambda: os.path.exists(fwduid) and os.path.getsize(fwduid) > 0),
+   "and runs its command")
+if os.path.exists(fwduid):
+    is_(open(fwduid).read().strip(), str(pwd.getpwnam(fa).pw_uid), "as the user")
+forward(fc, hc, "%s\n" % fb, mode=0o666)
+send("%s@mail.example.test" % fc, "unsafe forward")
+ok(wait_copies(hc, "unsafe forward"), "a world-writable .forward is ignored: mail stays with the user")
+is_(copies(hb, "unsafe forward"), [], "and is not forwarded")
+like(inst.log(), "/.forward is not a regular file owned by", "with a warning")
+forward(fb, hb, "%s\n" % fc)
+forward(fc, hc, "%s\n" % fb)
+send("%s@mail.example.test" % fb, "forward loop")
+b = inst.wait_for(lambda: bounce_for("forward loop"), timeout=30)
+ok(b is not None and b"mail forwarding loop" in b, ".forward files that name each other bounce")
+
 inst.cleanup()
 shutil.rmtree(drop, ignore_errors=True)
 done()
