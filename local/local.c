@@ -31,6 +31,11 @@
  * warnings for deliveries that failed for a local reason (class 4), and at
  * debug level the file each delivery wrote.
  *
+ * ~/.forward: the delivery child, as the account, finds it and reports
+ * its content (class DELIVER_FORWARD) instead of delivering; the parent
+ * expands it (alias_expand_forward) and starts the children it names
+ * within the same request, at most LOCAL_MAX_FORWARDS times.
+ *
  * Subaddressing: "user+tag" that is no account itself goes to "user"
  * (recipient_delimiter); Delivered-To: keeps the full address.
  *
