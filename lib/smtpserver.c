@@ -343,6 +343,21 @@ static void smtpserver_mail(const struct smtp_cmd *cmd)
     smtpserver_send(250, "2.1.0", "Ok");
 }
 
+/* RCPT and DATA need a MAIL and no BDAT transfer under way; otherwise
+ * the 503 is sent and false returned. */
+static bool smtpserver_may_add(const char *verb)
+{
+    if (!S.ss.have_mail) {
+        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+        return false;
+    }
+    if (S.bdat) {
+        smtpserver_send(503, "5.5.1", "Error: %s after BDAT", verb);
+        return false;
+    }
+    return true;
+}
+
 static unsigned smtpserver_notify(unsigned n)
 {
     return ((n & SMTP_NOTIFY_NEVER) ? QUEUE_NOTIFY_NEVER : 0)
@@ -370,14 +385,8 @@ static void smtpserver_rcpt(const struct smtp_cmd *cmd)
     unsigned flags;
     char *address;
 
-    if (!S.ss.have_mail) {
-        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+    if (!smtpserver_may_add("RCPT"))
         return;
-    }
-    if (S.bdat) {
-        smtpserver_send(503, "5.5.1", "Error: RCPT after BDAT");
-        return;
-    }
     flags = (S.ss.esmtp ? S.ext : 0) | (S.ss.mail.params.smtputf8 ? SMTPP_F_UTF8 : 0);
     if (smtpproto_parse_rcpt(cmd->arg, cmd->arg_len, flags, &lim, &ac, &err) != SMTPP_OK) {
         smtpserver_send_err(&err);
@@ -426,14 +435,8 @@ static void smtpserver_data(void)
     ssize_t n;
     int fd;
 
-    if (!S.ss.have_mail) {
-        smtpserver_send(503, "5.5.1", "Error: need MAIL command");
+    if (!smtpserver_may_add("DATA"))
         return;
-    }
-    if (S.bdat) {
-        smtpserver_send(503, "5.5.1", "Error: DATA after BDAT");
-        return;
-    }
     if (S.ss.nrcpt == 0) {
         smtpserver_send(554, "5.5.1", "Error: no valid recipients");
         return;
