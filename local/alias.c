@@ -18,9 +18,9 @@
  *                            is root), never as root;
  *   :include:/file           the file's lines are more targets; its
  *                            commands and files run as its owner;
- *   name@remote-domain       not delivered by this release: the recipient
- *                            is deferred (4.3.5) with a message that says
- *                            which target, so no mail is lost.
+ *   name@remote-domain       forwarded: a target ">address" that local
+ *                            hands to cleanup as a new message, from a
+ *                            child running as mail_owner.
  * alias_expand_forward() expands the content of an account's ~/.forward
  * (which the delivery child read as that account) the same way: its
  * commands and files run as the account, its own name and "\name" are
@@ -94,14 +94,24 @@ static int alias_add_user(struct alias_state *st, const char *name, int no_forwa
     return 0;
 }
 
+static int alias_add_target_as(struct alias_state *st, const char *alias, const char *command,
+                               const char *user);
+
 /* A |command or /file target ("|" or "/" first): delivered as the owner of
  * the table it came from, or as default_privs when that is root. */
 static int alias_add_target(struct alias_state *st, const char *alias, const char *command)
 {
-    struct alias_result *res = st->res;
     struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
     const char *user = st->forward_owner ? st->forward_owner
                        : pw ? pw->pw_name : conf_str("default_privs");
+
+    return alias_add_target_as(st, alias, command, user);
+}
+
+static int alias_add_target_as(struct alias_state *st, const char *alias, const char *command,
+                               const char *user)
+{
+    struct alias_result *res = st->res;
     const char *rest = command + 1;
 
     while (*rest == ' ' || *rest == '\t')
@@ -236,10 +246,14 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
         return alias_include(st, alias, t + 9);
     at = strrchr(t, '@');
     if (at) {
-        if (!addr_domain_is_local(at + 1))
-            return alias_fail(st->res, 4, "4.3.5",
-                              xasprintf("alias %s: forwarding to %s is not supported by this "
-                                        "release", alias, t));
+        if (!addr_domain_is_local(at + 1)) {
+            /* Forwarded through cleanup by a child running as mail_owner. */
+            char *fwd = xasprintf(">%s", t);
+            int rc = alias_add_target_as(st, alias, fwd, conf_str("mail_owner"));
+
+            free(fwd);
+            return rc;
+        }
         *at = '\0';
     }
     for (char *p = t; *p; p++)

@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,6 +36,9 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cleanup_proto.h"
+#include "conf.h"
+#include "ipc.h"
 #include "event.h"
 #include "local.h"
 #include "maildir.h"
@@ -302,6 +306,66 @@ static _Noreturn void deliver_command(const struct local_target *t, const char *
     deliver_command_status(status, command);
 }
 
+static int deliver_memfd_out(void *ctx, const void *data, size_t len)
+{
+    return deliver_write_fd(ctx, data, len);
+}
+
+/* Forward the message to a remote address: a new message through cleanup
+ * (we run as mail_owner), with our Delivered-To: on top so that a loop
+ * back to us is seen, the same envelope sender, and the alias as the
+ * original recipient. */
+static _Noreturn void deliver_forward(const struct local_target *t, const char *address,
+                                      const queue_file_t *q)
+{
+    struct cleanup_request r;
+    struct cleanup_result res;
+    struct maildir_delivery dry = { .sender = t->sender, .recipient = t->recipient };
+    struct deliver_source src = { q };
+    const char *why = NULL;
+    char *sock, *text, *hdr;
+    int fd, cls;
+
+    dry.source = deliver_source;
+    dry.source_ctx = &src;
+    if (maildir_convert(&dry, deliver_discard, NULL) == MAILDIR_LOOP) {
+        text = xasprintf("mail forwarding loop for %s", t->recipient);
+        deliver_exit(5, "5.4.6", text, NULL);
+    }
+    fd = memfd_create("posthorn-forward", MFD_CLOEXEC);
+    hdr = xasprintf("Delivered-To: %s\r\n", t->recipient);
+    if (fd < 0 || deliver_write_fd(&fd, hdr, strlen(hdr)) < 0
+        || queue_content_copy(q, deliver_memfd_out, &fd) != 0)
+        deliver_exit(4, "4.3.0", "cannot copy the message for forwarding", NULL);
+    cleanup_proto_init();
+    cleanup_request_init(&r);
+    r.sender = xstrdup(t->sender);
+    r.envid = xstrdup("");
+    r.ret = QUEUE_RET_NONE;
+    cleanup_request_attr(&r, QUEUE_ATTR_PROTOCOL, "local");
+    cleanup_request_rcpt(&r, address, t->recipient, "", 0);
+    r.content_len = (uint64_t)lseek(fd, 0, SEEK_CUR);
+    r.content_fd = fd;
+    sock = xasprintf("%s/%s", conf_str("queue_directory"), CLEANUP_SOCKET);
+    fd = ipc_client_open(sock, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
+    if (fd < 0) {
+        text = xasprintf("cannot reach cleanup to forward to %s: %s", address,
+                         why ? why : strerror(errno));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
+    if (cleanup_submit(fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
+        text = xasprintf("lost cleanup while forwarding to %s: %s", address, strerror(errno));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
+    if (res.code == 250) {
+        text = xasprintf("forwarded to %s as %s", address, res.text);
+        deliver_exit(2, "2.0.0", text, NULL);
+    }
+    cls = res.code >= 500 ? 5 : 4;
+    text = xasprintf("forwarding to %s refused: %d %s %s", address, res.code, res.dsn, res.text);
+    deliver_exit(cls, cls == 5 ? "5.3.0" : "4.3.0", text, NULL);
+}
+
 /* mbox output: whole lines, "From " at a line start (after any '>')
  * quoted with one more '>' (mboxrd), so readers split messages right. */
 struct deliver_mbox {
@@ -509,6 +573,8 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
         d.source_ctx = &src;
         if (*t->target == '|')
             deliver_command(t, t->target + 1, &d);
+        if (*t->target == '>')
+            deliver_forward(t, t->target + 1, q);
         deliver_file(t, t->target, &d);
     }
     detail = xasprintf("%s/%s", t->home, t->mailbox);
