@@ -35,7 +35,7 @@ LIB_OBJ    = $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIBA       = $(B)/obj/libposthorn.a
 
 # Daemons (installed into libexec) and admin commands (installed into sbin).
-DAEMONS    = $(filter $(patsubst %/,%,$(wildcard */)),master smtpd submission cleanup qmgr smtp local authd pop3d imapd lookupd anvil)
+DAEMONS    = $(filter $(patsubst %/,%,$(wildcard */)),master smtpd submission cleanup qmgr pickup showq smtp local authd pop3d imapd lookupd anvil)
 COMMANDS   = $(filter $(patsubst %/,%,$(wildcard */)),mailctl sendmail)
 DAEMON_BIN = $(DAEMONS:%=$(B)/libexec/posthorn/%)
 CMD_BIN    = $(COMMANDS:%=$(B)/sbin/%)

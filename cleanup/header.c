@@ -121,9 +121,24 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
     const char *tls_proto = header_attr(r, CLEANUP_ATTR_TLS_PROTOCOL);
     const char *tls_cipher = header_attr(r, CLEANUP_ATTR_TLS_CIPHER);
     const char *tls_bits = header_attr(r, CLEANUP_ATTR_TLS_BITS);
+    const char *uid = header_attr(r, QUEUE_ATTR_SUBMIT_UID);
     char date[64];
     struct tm tm;
 
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+    if (uid && !addr) {
+        /* Local submission (sendmail, then pickup): no client, as Postfix
+         * writes it. */
+        buf_append_str(out, "Received: by ");
+        header_put_safe(out, conf_str("myhostname"), 255);
+        buf_append_str(out, " (");
+        header_put_safe(out, conf_str("mail_name"), 64);
+        buf_append_str(out, ", from userid ");
+        header_put_safe(out, uid, 12);
+        buf_printf(out, ")\r\n\tid %s; %s\r\n", id, date);
+        return;
+    }
     buf_append_str(out, "Received: from ");
     header_put_safe(out, helo && *helo ? helo : "unknown", 255);
     if (addr) {
@@ -155,8 +170,6 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
     buf_append_str(out, ") with ");
     header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
     buf_printf(out, " id %s", id);
-    localtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
     if (r->nrcpt == 1)
         buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r->rcpts[0].address, date);
     else

@@ -227,7 +227,9 @@ enum { W_ENV, W_ATTR, W_RCPT, W_DATA };
 struct queue_writer {
     int      qdirfd;
     int      fd;
-    char    *tmpname;           /* "tmp/..." relative to qdirfd */
+    char    *tmpname;           /* "tmp/..." or "maildrop/.tmp..." */
+    const char *final_dir;      /* incoming/ or maildrop/ */
+    int      maildrop;          /* written by sendmail: see queue_maildrop_open */
     char     id[QUEUE_ID_SIZE];
     int64_t  sec;
     uint32_t usec;
@@ -294,7 +296,7 @@ static int w_check(queue_writer_t *w)
     return 0;
 }
 
-int queue_writer_open(int qdirfd, queue_writer_t **wp)
+static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
 {
     static int64_t last_sec;
     static uint32_t last_usec;
@@ -309,9 +311,11 @@ int queue_writer_open(int qdirfd, queue_writer_t **wp)
     *wp = NULL;
     gettimeofday(&tv, NULL);
     for (tries = 0; tries < 100; tries++) {
-        name = xasprintf(QUEUE_DIR_TMP "/%ld.%lld%06ld.%u", (long)getpid(),
+        name = xasprintf("%s/%s%ld.%lld%06ld.%u", maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_TMP,
+                         maildrop ? QUEUE_MAILDROP_TMP_PREFIX : "", (long)getpid(),
                          (long long)tv.tv_sec, (long)tv.tv_usec, counter++);
-        fd = openat(qdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fd = openat(qdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    maildrop ? 0644 : 0600);
         if (fd >= 0 || errno != EEXIST)
             break;
         xfree(&name);
@@ -347,6 +351,8 @@ int queue_writer_open(int qdirfd, queue_writer_t **wp)
     w->qdirfd = qdirfd;
     w->fd = fd;
     w->tmpname = name;
+    w->maildrop = maildrop;
+    w->final_dir = maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_INCOMING;
     w->sec = tv.tv_sec;
     w->usec = (uint32_t)tv.tv_usec;
     queue_id_format(w->id, w->sec, w->usec, (uint64_t)st.st_ino);
@@ -356,6 +362,16 @@ int queue_writer_open(int qdirfd, queue_writer_t **wp)
     w_record(w, QUEUE_REC_VERSION, ver, sizeof(ver), NULL, 0);
     *wp = w;
     return 0;
+}
+
+int queue_writer_open(int qdirfd, queue_writer_t **wp)
+{
+    return writer_open(qdirfd, 0, wp);
+}
+
+int queue_maildrop_open(int qdirfd, queue_writer_t **wp)
+{
+    return writer_open(qdirfd, 1, wp);
 }
 
 const char *queue_writer_id(const queue_writer_t *w)
@@ -570,13 +586,15 @@ int queue_writer_commit(queue_writer_t **wp)
         w_free(wp, 1);
         return -1;
     }
-    final = xasprintf(QUEUE_DIR_INCOMING "/%s", w->id);
+    final = xasprintf("%s/%s", w->final_dir, w->id);
     if (rename_noreplace(w->qdirfd, w->tmpname, final) < 0) {
         free(final);
         w_free(wp, 1);
         return -1;
     }
-    if (fsync_dir(w->qdirfd, QUEUE_DIR_INCOMING) < 0) {
+    /* maildrop/ cannot be opened for reading by its writer (mode 1730):
+     * syncfs() makes the new name durable instead. */
+    if ((w->maildrop ? syncfs(w->fd) : fsync_dir(w->qdirfd, w->final_dir)) < 0) {
         int saved = errno;
 
         unlinkat(w->qdirfd, final, 0);

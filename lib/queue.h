@@ -56,6 +56,13 @@
  *   queue_writer_commit(&w)         end record, fsync, rename to
  *                                   incoming/ID, fsync incoming/; success
  *                                   only after all of that
+ *   queue_maildrop_open(qdirfd, &w) the same writer for sendmail: the file
+ *                                   is created as maildrop/.tmpUNIQUE
+ *                                   (0644, the caller's own) and committed
+ *                                   as maildrop/ID, made durable with
+ *                                   syncfs() because sendmail may not read
+ *                                   maildrop/ (1730) to fsync it; pickup
+ *                                   ignores names starting with ".tmp"
  *   queue_writer_abort(&w)          unlink the temporary file
  *   queue_read(fd, &q, &why)        parse and validate the whole file
  *   queue_attr, queue_content_copy, queue_content_to_fd, queue_file_free
@@ -141,6 +148,8 @@ extern const char *const queue_dirs[];      /* the above, NULL-terminated */
 #define QUEUE_ATTR_HELO         "helo_name"
 #define QUEUE_ATTR_PROTOCOL     "protocol"
 #define QUEUE_ATTR_SASL_USER    "sasl_username"
+#define QUEUE_ATTR_SUBMIT_UID   "submit_uid"    /* local submission: the user's uid */
+#define QUEUE_ATTR_SUBMIT_USER  "submit_user"   /* ... and login name */
 
 /* queue_set_rcpt_status() and queue_move() flags. */
 #define QUEUE_SYNC  (1 << 0)    /* fdatasync the file / fsync the target dir */
@@ -208,6 +217,8 @@ int  queue_id_parse(const char *id, int64_t *sec, uint32_t *usec, uint64_t *ino)
 
 /* Writer (cleanup). */
 int  queue_writer_open(int qdirfd, queue_writer_t **wp);
+int  queue_maildrop_open(int qdirfd, queue_writer_t **wp);
+#define QUEUE_MAILDROP_TMP_PREFIX ".tmp"
 const char *queue_writer_id(const queue_writer_t *w);
 int  queue_writer_envelope(queue_writer_t *w, const queue_env_t *env);
 int  queue_writer_attr(queue_writer_t *w, const char *name, const char *value);

@@ -231,7 +231,12 @@ static void smtpserver_submit(int content_fd, uint64_t len)
         cleanup_request_rcpt(&r, S.ss.rcpts[i].address, S.ss.rcpts[i].address,
                              S.ss.rcpts[i].orcpt, S.ss.rcpts[i].notify);
 
-    if (S.cleanup_fd < 0) {
+    if (S.policy->submit) {
+        if (S.policy->submit(&S.ss, &r, &res) < 0) {
+            smtpserver_send(451, "4.3.0", "Error: queue file write error");
+            goto out;
+        }
+    } else if (S.cleanup_fd < 0) {
         S.cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION,
                                        CLEANUP_TIMEOUT_MS, &why);
         if (S.cleanup_fd < 0) {
@@ -240,7 +245,7 @@ static void smtpserver_submit(int content_fd, uint64_t len)
             goto out;
         }
     }
-    if (cleanup_submit(S.cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
+    if (!S.policy->submit && cleanup_submit(S.cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
         msg_warn("lost the connection to cleanup: %s", strerror(errno));
         close(S.cleanup_fd);
         S.cleanup_fd = -1;
@@ -812,8 +817,8 @@ static void smtpserver_loop(void)
     }
 }
 
-void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
-                    void *policy_ctx)
+static void smtpserver_session(int fd, int out_fd, const struct smtpserver_policy *policy,
+                               tls_server_t *tls, void *policy_ctx)
 {
     struct smtpserver_reply r = { 0 };
 
@@ -828,6 +833,8 @@ void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t
     S.line = buf_new(0);
     S.reply = buf_new(0);
     S.ss.stream = stream_open(fd);
+    if (out_fd != fd)
+        stream_set_write_fd(S.ss.stream, out_fd);
     stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
     smtpserver_peer(fd);
     msg_info("connect from " CLIENT_FMT, CLIENT_ARGS);
@@ -871,6 +878,18 @@ out:
     buf_free(&S.line);
     buf_free(&S.reply);
     smtpserver_sig_fd = -1;
+}
+
+void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
+                    void *policy_ctx)
+{
+    smtpserver_session(fd, fd, policy, tls, policy_ctx);
+}
+
+void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *policy,
+                         void *policy_ctx)
+{
+    smtpserver_session(in_fd, out_fd, policy, NULL, policy_ctx);
 }
 
 void smtpserver_on_sigterm(int signo)

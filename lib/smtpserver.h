@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cleanup_proto.h"
 #include "netaddr.h"
 #include "smtpproto.h"
 #include "stream.h"
@@ -102,12 +103,21 @@ struct smtpserver_policy {
     int (*vrfy)(struct smtp_session *ss, const char *address, struct smtpserver_reply *r);
     /* The session ends (any way). */
     void (*disconnect)(struct smtp_session *ss);
+    /* Queue a message instead of handing it to cleanup (sendmail -bs):
+     * fill *res as cleanup would (code 250 and the ID as text, or a
+     * refusal); 0, or -1 for "cannot queue" (451 4.3.0). */
+    int (*submit)(struct smtp_session *ss, struct cleanup_request *r,
+                  struct cleanup_result *res);
 };
 
 /* Run one session on fd (the accepted connection; not closed here).  tls
  * may be NULL: no STARTTLS then, and wrappermode is refused. */
 void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
                     void *policy_ctx);
+/* The same on a pair of descriptors, such as stdin and stdout (sendmail
+ * -bs): no TLS, the client is "local". */
+void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *policy,
+                         void *policy_ctx);
 
 /* Fill a reply for a policy callback; returns code. */
 int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,

@@ -53,6 +53,7 @@
 
 struct stream {
     int     fd;
+    int     wfd;                /* raw writes: fd unless stream_set_write_fd() */
     int     timeout_ms;         /* < 0: no deadline */
     const struct stream_io *io; /* NULL: raw fd */
     void   *ctx;
@@ -102,7 +103,7 @@ static int stream_wait(stream_t *s, short events, long long deadline)
                 return STREAM_TIMEOUT;
             ms = left > INT_MAX ? INT_MAX : (int)left;
         }
-        pfd.fd = s->fd;
+        pfd.fd = events == POLLOUT ? s->wfd : s->fd;
         pfd.events = events;
         pfd.revents = 0;
         n = poll(&pfd, 1, ms);
@@ -135,12 +136,12 @@ static ssize_t stream_io_write(stream_t *s, const void *data, size_t len)
     if (s->io)
         return s->io->write(s->ctx, data, len);
     if (!s->notsock) {
-        n = send(s->fd, data, len, MSG_NOSIGNAL);
+        n = send(s->wfd, data, len, MSG_NOSIGNAL);
         if (n >= 0 || errno != ENOTSOCK)
             return n;
         s->notsock = 1;
     }
-    return write(s->fd, data, len);
+    return write(s->wfd, data, len);
 }
 
 /* After an I/O call failed with errno: the poll events to wait for, or 0
@@ -469,6 +470,7 @@ stream_t *stream_open(int fd)
         msg_panic("stream_open: fcntl(%d, F_SETFL): %s", fd, strerror(errno));
     s = xcalloc(1, sizeof(*s));
     s->fd = fd;
+    s->wfd = fd;
     s->timeout_ms = STREAM_DEFAULT_TIMEOUT_MS;
     s->isize = STREAM_IBUF_SIZE;
     s->ibuf = xmalloc(s->isize);
@@ -512,6 +514,20 @@ int stream_fd(const stream_t *s)
 void stream_set_timeout(stream_t *s, int timeout_ms)
 {
     s->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+void stream_set_write_fd(stream_t *s, int wfd)
+{
+    int flags;
+
+    if (wfd < 0 || s->io)
+        msg_panic("stream_set_write_fd: bad fd %d or an I/O hook is set", wfd);
+    if ((flags = fcntl(wfd, F_GETFL)) < 0)
+        msg_panic("stream_set_write_fd: fcntl(%d, F_GETFL): %s", wfd, strerror(errno));
+    if (!(flags & O_NONBLOCK) && fcntl(wfd, F_SETFL, flags | O_NONBLOCK) < 0)
+        msg_panic("stream_set_write_fd: fcntl(%d, F_SETFL): %s", wfd, strerror(errno));
+    s->wfd = wfd;
+    s->notsock = 0;
 }
 
 void stream_set_io(stream_t *s, const struct stream_io *io, void *ctx)

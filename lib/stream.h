@@ -68,6 +68,9 @@ int       stream_fd(const stream_t *s);
 
 void      stream_set_timeout(stream_t *s, int timeout_ms);   /* <0: no deadline */
 void      stream_set_io(stream_t *s, const struct stream_io *io, void *ctx); /* NULL: raw fd */
+/* Raw writes go to wfd instead (a stream over stdin and stdout); put in
+ * O_NONBLOCK mode too.  Not together with an I/O hook. */
+void      stream_set_write_fd(stream_t *s, int wfd);
 
 /* Read one line (terminator included) into line (reset first); at most
  * max_len bytes (> 0), terminator included, and at most line->limit if that

@@ -40,6 +40,8 @@ static const struct std_service {
     {993, NULL, "n", "-", "-", "imapd -o tls_wrappermode=yes", "IMAP over TLS"},
     {0, "cleanup", "y", "-", "-", "cleanup", "the only writer of new queue files"},
     {0, "qmgr", "y", "60", "1", "qmgr", "the queue manager"},
+    {0, "pickup", "n", "60", "1", "pickup", "local submission: maildrop/ into the queue"},
+    {0, "showq", "n", "-", "-", "showq", "the queue listing for mailq"},
     {0, "smtp", "y", "-", "-", "smtp", "outbound SMTP client"},
     {0, "local", "y", "-", "-", "local", "delivery into Maildir"},
     {0, "authd", "y", "-", "-", "authd", "password checks"},

@@ -12,7 +12,7 @@
  * socket refuses us), delete, hold and release act on the directories
  * themselves, as postsuper does; flush then has nothing to do and says so.
  *
- * list: one entry per message, oldest first, in Postfix's mailq layout;
+ * list: lib/queue_list (shared with mailq and showq(8)): Postfix's mailq layout;
  * the ID is followed by '*' for a message in active/ and '!' for one on
  * hold; each recipient not yet final is listed, a deferred one with its
  * status code, attempts and next attempt.  A file that cannot be parsed is
@@ -35,26 +35,10 @@
 #include "msg.h"
 #include "qmgr_proto.h"
 #include "queue.h"
+#include "queue_list.h"
 #include "xalloc.h"
 
 #define QUEUE_CTL_TIMEOUT_MS 30000
-
-/* The directories a message can be in, in the order list shows them. */
-static const char *const queue_live_dirs[] = {
-    QUEUE_DIR_INCOMING, QUEUE_DIR_ACTIVE, QUEUE_DIR_DEFERRED, QUEUE_DIR_HOLD, NULL
-};
-
-struct queue_entry {
-    char        id[QUEUE_ID_SIZE];
-    const char *dir;
-};
-
-static int queue_entry_cmp(const void *a, const void *b)
-{
-    const struct queue_entry *x = a, *y = b;
-
-    return strcmp(x->id, y->id);    /* IDs sort in creation order */
-}
 
 static int queue_dir_open(void)
 {
@@ -66,142 +50,13 @@ static int queue_dir_open(void)
     return fd;
 }
 
-/* Every message in the live queue directories, sorted by ID; *n entries.
- * Directories that do not exist are skipped. */
-static struct queue_entry *queue_collect(int qfd, size_t *n)
-{
-    struct queue_entry *v = NULL;
-    size_t cap = 0;
-
-    *n = 0;
-    for (const char *const *d = queue_live_dirs; *d; d++) {
-        int dfd = openat(qfd, *d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
-        struct dirent *de;
-
-        if (dir == NULL) {
-            if (dfd >= 0)
-                close(dfd);
-            continue;
-        }
-        while ((de = readdir(dir)) != NULL) {
-            if (!queue_id_valid(de->d_name))
-                continue;
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 64;
-                v = xreallocarray(v, cap, sizeof(*v));
-            }
-            strlcpy(v[*n].id, de->d_name, QUEUE_ID_SIZE);
-            v[*n].dir = *d;
-            (*n)++;
-        }
-        closedir(dir);
-    }
-    if (*n > 1)
-        qsort(v, *n, sizeof(*v), queue_entry_cmp);
-    return v;
-}
-
-/* Open and parse one queue file; NULL with *why (caller frees) if it
- * vanished (*why NULL) or is unreadable. */
-static queue_file_t *queue_load(int qfd, const char *dir, const char *id, int *fdp, char **why)
-{
-    queue_file_t *q = NULL;
-    int fd = queue_open(qfd, dir, id, O_RDONLY);
-
-    *why = NULL;
-    *fdp = -1;
-    if (fd < 0) {
-        if (errno != ENOENT)
-            *why = xasprintf("cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    if (queue_read(fd, &q, why) < 0) {
-        if (*why == NULL)
-            *why = xasprintf("cannot read: %s", strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    *fdp = fd;
-    return q;
-}
-
-static void queue_format_time(char *out, size_t len, int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (localtime_r(&tt, &tm) == NULL || strftime(out, len, "%a %b %e %H:%M:%S", &tm) == 0)
-        snprintf(out, len, "%lld", (long long)t);
-}
-
-static const char *queue_status_name(int status)
-{
-    switch (status) {
-    case QUEUE_RCPT_PENDING:   return "pending";
-    case QUEUE_RCPT_DELIVERED: return "delivered";
-    case QUEUE_RCPT_BOUNCED:   return "bounced";
-    case QUEUE_RCPT_DEFERRED:  return "deferred";
-    }
-    return "unknown";
-}
-
 static int cmd_queue_list(void)
 {
-    struct queue_entry *v;
-    size_t n, i, shown = 0;
-    unsigned long long bytes = 0;
     int qfd = queue_dir_open();
 
     if (qfd < 0)
         return 1;
-    v = queue_collect(qfd, &n);
-    for (i = 0; i < n; i++) {
-        char when[64], *why;
-        int fd;
-        queue_file_t *q = queue_load(qfd, v[i].dir, v[i].id, &fd, &why);
-        char mark = strcmp(v[i].dir, QUEUE_DIR_ACTIVE) == 0 ? '*'
-                    : strcmp(v[i].dir, QUEUE_DIR_HOLD) == 0 ? '!' : ' ';
-
-        if (q == NULL && why == NULL)
-            continue;               /* delivered and removed meanwhile */
-        if (shown++ == 0)
-            printf("%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
-                   "-Sender/Recipient-------");
-        if (q == NULL) {
-            printf("%s%c (corrupt: %s)\n\n", v[i].id, mark, why);
-            free(why);
-            continue;
-        }
-        queue_format_time(when, sizeof(when), q->arrival_sec);
-        printf("%s%c%*s %8llu %-20s %s\n", v[i].id, mark, (int)(23 - strlen(v[i].id)), "",
-               (unsigned long long)q->content_len, when, *q->sender ? q->sender : "MAILER-DAEMON");
-        bytes += q->content_len;
-        for (size_t r = 0; r < q->nrcpt; r++) {
-            const queue_status_t *st = &q->rcpts[r].st;
-
-            if (st->status == QUEUE_RCPT_DELIVERED || st->status == QUEUE_RCPT_BOUNCED)
-                continue;
-            if (st->status == QUEUE_RCPT_DEFERRED) {
-                char next[64];
-
-                queue_format_time(next, sizeof(next), st->next_attempt);
-                printf("%55s(deferred: %s, %u attempt%s, next %s)\n", "",
-                       *st->dsn ? st->dsn : "4.0.0", st->attempts, st->attempts == 1 ? "" : "s",
-                       next);
-            }
-            printf("%55s%s\n", "", q->rcpts[r].address);
-        }
-        putchar('\n');
-        queue_file_free(&q);
-        close(fd);
-    }
-    if (shown == 0)
-        printf("Mail queue is empty\n");
-    else
-        printf("-- %llu Kbytes in %zu Request%s.\n", (bytes + 1023) / 1024, shown,
-               shown == 1 ? "" : "s");
-    free(v);
+    queue_list_print(qfd, stdout);
     close(qfd);
     return 0;
 }
@@ -234,7 +89,7 @@ static int cmd_queue_show(const char *id)
     }
     if ((qfd = queue_dir_open()) < 0)
         return 1;
-    v = queue_collect(qfd, &n);
+    v = queue_list_collect(qfd, 1, &n);
     for (i = 0; i < n && strcmp(v[i].id, id) != 0; i++)
         ;
     if (i == n) {
@@ -242,13 +97,13 @@ static int cmd_queue_show(const char *id)
     } else {
         char when[64], *why;
         int fd, last_cr = 0;
-        queue_file_t *q = queue_load(qfd, v[i].dir, id, &fd, &why);
+        queue_file_t *q = queue_list_load(qfd, v[i].dir, id, &fd, &why);
 
         if (q == NULL) {
             fprintf(stderr, "mailctl: %s/%s: %s\n", v[i].dir, id, why ? why : "gone meanwhile");
             free(why);
         } else {
-            queue_format_time(when, sizeof(when), q->arrival_sec);
+            queue_list_format_time(when, sizeof(when), q->arrival_sec);
             printf("*** ENVELOPE RECORDS %s/%s ***\n", v[i].dir, id);
             printf("arrival_time: %s\n", when);
             printf("message_size: %llu\n", (unsigned long long)q->content_len);
@@ -262,13 +117,13 @@ static int cmd_queue_show(const char *id)
             for (size_t r = 0; r < q->nrcpt; r++) {
                 const queue_rcpt_t *rc_ = &q->rcpts[r];
 
-                printf("recipient: %s (%s", rc_->address, queue_status_name(rc_->st.status));
+                printf("recipient: %s (%s", rc_->address, queue_list_status_name(rc_->st.status));
                 if (*rc_->st.dsn)
                     printf(", dsn=%s", rc_->st.dsn);
                 if (rc_->st.attempts)
                     printf(", attempts=%u", rc_->st.attempts);
                 if (rc_->st.next_attempt) {
-                    queue_format_time(when, sizeof(when), rc_->st.next_attempt);
+                    queue_list_format_time(when, sizeof(when), rc_->st.next_attempt);
                     printf(", next=%s", when);
                 }
                 printf(")\n");
@@ -347,7 +202,7 @@ static int queue_act_offline(uint32_t type, const char *arg)
 
     if (qfd < 0)
         return 1;
-    v = queue_collect(qfd, &n);
+    v = queue_list_collect(qfd, 0, &n);
     for (i = 0; i < n; i++) {
         const char *dir = v[i].dir;
         int r = 0;

@@ -19,11 +19,13 @@
  * others, so nobody can point root's chown/chmod elsewhere with a symlink.
  *   pid/       root 0755  master.pid, master.sock
  *   empty/     root 0555  the jail of processes that need no files
+ * and the sendmail program next to mailctl: root:setgid_group 2755.
  * Failure modes: every failure is printed as a sentence and returns -1.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +189,41 @@ static int ensure_dir_at(int dirfd, const char *shown, const char *name, uid_t u
     return 0;
 }
 
+/* sendmail, next to this mailctl, is setgid setgid_group (and nothing
+ * else) so that users can write into maildrop/; a rebuilt or freshly
+ * installed binary gets that here.  Only a root-owned regular file. */
+static int setup_sendmail_setgid(gid_t drop_gid)
+{
+    char self[PATH_MAX], *slash, *path;
+    struct stat st;
+    ssize_t n;
+    int fd, rc = 0;
+
+    if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) < 0)
+        return 0;
+    self[n] = '\0';
+    if ((slash = strrchr(self, '/')) != NULL)
+        *slash = '\0';
+    path = xasprintf("%s/sendmail", self);
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        free(path);
+        return 0;                   /* not installed next to us */
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0
+        && (st.st_gid != drop_gid || (st.st_mode & 07777) != 02755)) {
+        if (fchown(fd, 0, drop_gid) < 0 || fchmod(fd, 02755) < 0) {
+            fprintf(stderr, "mailctl: cannot make %s setgid %s: %s\n", path,
+                    conf_str("setgid_group"), strerror(errno));
+            rc = -1;
+        } else {
+            msg_info("made %s setgid %s (mode 2755)", path, conf_str("setgid_group"));
+        }
+    }
+    close(fd);
+    free(path);
+    return rc;
+}
+
 int setup_accounts_and_spool(void)
 {
     static const char *const queues[] = {"tmp", "incoming", "active", "deferred", "hold",
@@ -226,5 +263,6 @@ int setup_accounts_and_spool(void)
     DIR_(SERVER_EMPTY_DIR, 0, 0, 0555);
 #undef DIR_
     close(qfd);
+    rc |= setup_sendmail_setgid(drop_gid);
     return rc ? -1 : 0;
 }

@@ -1,0 +1,254 @@
+/*
+ * pickup - moves locally submitted mail from maildrop/ into the queue
+ * (DESIGN.md §1): sendmail(1) leaves one file per message there
+ * (lib/maildrop), pickup hands each to cleanup as a CLEANUP_SUBMIT and
+ * removes the file once cleanup has committed the queue file.
+ *
+ * Runs as mail_owner (the owner of maildrop/), chrooted into the spool,
+ * one process for good (SERVER_MULTI, no idle exit).  It scans maildrop/
+ * at start, on master's wakeup (master.conf wakeup column, 60 s) and when
+ * anybody connects to public/pickup, which sendmail does after each file;
+ * it reads nothing from that connection.  Files are taken oldest first.
+ *
+ * What a maildrop file must be: a regular file with one link, whose name
+ * is a queue ID, that parses as a queue file, and whose submit_uid
+ * attribute is its owner's uid (the file is the submitter's own, so pickup
+ * believes the owner, not the content).  Anything else goes to corrupt/
+ * with a warning; nothing is deleted unread.  Names starting with ".tmp"
+ * are files sendmail is still writing; one older than a day is the
+ * leftover of a sendmail that died and is removed.
+ *
+ * cleanup's answer decides: 250 removes the file; a 4xx, or no cleanup,
+ * leaves it and ends the scan (the next wakeup tries again); a 5xx (the
+ * message is too big, or has too many hops) moves it to corrupt/ with the
+ * reason logged, for the admin to look at.
+ *
+ * Logging: "ID: uid=N from=<sender>: queued as NEWID".
+ *
+ * Parameters: mail_owner (and the server skeleton's).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup_proto.h"
+#include "ipc.h"
+#include "maildrop.h"
+#include "msg.h"
+#include "queue.h"
+#include "server.h"
+#include "xalloc.h"
+
+#define PICKUP_STALE_TMP_SECONDS (24 * 3600)
+
+static int pickup_qdir = -1;
+static int pickup_cleanup_fd = -1;
+static event_timer_t *pickup_timer;
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void pickup_to_corrupt(const char *name, const char *reason)
+{
+    char *to = queue_id_valid(name) ? xasprintf(QUEUE_DIR_CORRUPT "/%s", name)
+                                    : xasprintf(QUEUE_DIR_CORRUPT "/maildrop.%s", name);
+    char *from = xasprintf(QUEUE_DIR_MAILDROP "/%s", name);
+
+    if (renameat(pickup_qdir, from, pickup_qdir, to) < 0)
+        msg_warn("maildrop %s: %s; cannot move it to corrupt/: %s", name, reason,
+                 strerror(errno));
+    else
+        msg_warn("maildrop %s: %s; moved to %s", name, reason, to);
+    free(from);
+    free(to);
+}
+
+static const char *request_attr(const struct cleanup_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nattr; i++)
+        if (strcmp(r->attr_names[i], name) == 0)
+            return r->attr_values[i];
+    return NULL;
+}
+
+/* Hand one file to cleanup.  0 to go on with the next file, -1 to end the
+ * scan (cleanup is not there or defers). */
+static int pickup_file(int mdfd, const char *id)
+{
+    struct cleanup_request r;
+    struct cleanup_result res;
+    struct stat st;
+    const char *why = NULL, *uid;
+    char *reason = NULL, owner[16];
+    int fd, rc = 0;
+
+    if ((fd = openat(mdfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+        if (errno == ELOOP)
+            pickup_to_corrupt(id, "a symbolic link");
+        else if (errno != ENOENT)
+            msg_warn("maildrop %s: cannot open: %s", id, strerror(errno));
+        return 0;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        pickup_to_corrupt(id, "not a regular file with one link");
+        close(fd);
+        return 0;
+    }
+    if (maildrop_read(fd, &r, &reason) < 0) {
+        if (errno == EBADMSG) {
+            char *text = xasprintf("malformed (%s)", reason ? reason : "?");
+
+            pickup_to_corrupt(id, text);
+            free(text);
+        } else {
+            msg_warn("maildrop %s: cannot read: %s", id, strerror(errno));
+        }
+        free(reason);
+        close(fd);
+        return 0;
+    }
+    close(fd);
+    snprintf(owner, sizeof(owner), "%u", (unsigned)st.st_uid);
+    if ((uid = request_attr(&r, QUEUE_ATTR_SUBMIT_UID)) == NULL || strcmp(uid, owner) != 0) {
+        char *text = xasprintf("claims uid %s but is owned by uid %s", uid ? uid : "(none)",
+                               owner);
+
+        pickup_to_corrupt(id, text);
+        free(text);
+        cleanup_request_free(&r);
+        return 0;
+    }
+    if (pickup_cleanup_fd < 0)
+        pickup_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
+                                            CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
+    if (pickup_cleanup_fd < 0) {
+        msg_warn("cannot reach cleanup (%s): %s; maildrop/ waits", CLEANUP_SOCKET,
+                 why ? why : strerror(errno));
+        cleanup_request_free(&r);
+        return -1;
+    }
+    if (cleanup_submit(pickup_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
+        msg_warn("lost the connection to cleanup: %s; maildrop/ waits", strerror(errno));
+        close(pickup_cleanup_fd);
+        pickup_cleanup_fd = -1;
+        cleanup_request_free(&r);
+        return -1;
+    }
+    if (res.code == 250) {
+        msg_info("%s: uid=%s from=<%s>: queued as %s", id, owner, r.sender, res.text);
+        if (unlinkat(mdfd, id, 0) < 0 && errno != ENOENT)
+            msg_warn("maildrop %s: queued as %s but cannot remove it: %s", id, res.text,
+                     strerror(errno));
+    } else if (res.code >= 500 && res.code <= 599) {
+        char *text = xasprintf("refused by cleanup: %d %s %s", res.code, res.dsn, res.text);
+
+        pickup_to_corrupt(id, text);
+        free(text);
+    } else {
+        msg_warn("maildrop %s: cleanup defers it: %d %s %s; will try again", id, res.code,
+                 res.dsn, res.text);
+        rc = -1;
+    }
+    cleanup_result_free(&res);
+    cleanup_request_free(&r);
+    return rc;
+}
+
+static void pickup_scan(event_loop_t *loop, void *arg)
+{
+    char **names = NULL;
+    size_t n = 0, i;
+    struct dirent *de;
+    DIR *dir;
+    int mdfd, dfd;
+
+    (void)loop;
+    (void)arg;
+    pickup_timer = NULL;
+    if ((mdfd = openat(pickup_qdir, QUEUE_DIR_MAILDROP, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0
+        || (dfd = dup(mdfd)) < 0 || (dir = fdopendir(dfd)) == NULL) {
+        msg_warn("cannot read maildrop/: %s", strerror(errno));
+        if (mdfd >= 0)
+            close(mdfd);
+        return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (strncmp(de->d_name, QUEUE_MAILDROP_TMP_PREFIX,
+                    strlen(QUEUE_MAILDROP_TMP_PREFIX)) == 0) {
+            if (fstatat(mdfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+                && time(NULL) - st.st_mtime > PICKUP_STALE_TMP_SECONDS
+                && unlinkat(mdfd, de->d_name, 0) == 0)
+                msg_info("maildrop: removed %s, left over by a sendmail that died", de->d_name);
+            continue;
+        }
+        if (!queue_id_valid(de->d_name)) {
+            pickup_to_corrupt(de->d_name, "not a queue ID");
+            continue;
+        }
+        names = xreallocarray(names, n + 1, sizeof(*names));
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(dir);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), name_cmp);
+    for (i = 0; i < n; i++)
+        if (pickup_file(mdfd, names[i]) < 0)
+            break;
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    close(mdfd);
+}
+
+/* Scan soon, once for any number of wakeups that come together. */
+static void pickup_schedule(event_loop_t *loop)
+{
+    if (pickup_timer == NULL)
+        pickup_timer = event_add_timer(loop, 0, pickup_scan, NULL);
+}
+
+static void pickup_post_init(event_loop_t *loop)
+{
+    cleanup_proto_init();
+    if ((pickup_qdir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        msg_fatal("cannot open the queue directory: %s", strerror(errno));
+    pickup_schedule(loop);
+}
+
+static void pickup_accept(event_loop_t *loop, int fd)
+{
+    close(fd);              /* the connection is the whole message */
+    pickup_schedule(loop);
+}
+
+static void pickup_wakeup(event_loop_t *loop)
+{
+    pickup_schedule(loop);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_MULTI,
+        .user_param = "mail_owner",
+        .chroot = SERVER_CHROOT_SPOOL,
+        .no_idle_exit = 1,
+        .post_init = pickup_post_init,
+        .accept = pickup_accept,
+        .wakeup = pickup_wakeup,
+    };
+
+    server_main(argc, argv, &opts);
+}
