@@ -70,9 +70,9 @@ static int lex_delimited(struct lexer *l, char close, buf_t *out, const char *un
     for (; l->p < l->end; l->p++) {
         unsigned char c = (unsigned char)*l->p;
 
-        if (is_bad_ctl(c) || c == '\r' || c == '\n') {
-            if (c == '\r' || c == '\n')
-                continue;           /* folding inside a quoted string */
+        if (is_bad_ctl(c) || c == '\r' || c == '\n' || (close == ']' && is_wsp(c))) {
+            if (is_wsp(c))
+                continue;           /* folding; and FWS inside a domain literal */
             l->why = "control character in an address";
             return -1;
         }

@@ -326,7 +326,8 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
         errno = saved;
         return -1;
     }
-    if (fstat(fd, &st) < 0) {
+    /* Whatever the caller's umask: pickup reads the file as "other". */
+    if ((maildrop && fchmod(fd, 0644) < 0) || fstat(fd, &st) < 0) {
         saved = errno;
         unlinkat(qdirfd, name, 0);
         close(fd);

@@ -9,7 +9,7 @@ build-essential pkg-config make perl
 libssl-dev libbsd-dev libdb-dev db-util
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev
 openssl unbound python3 python3-dkim python3-dnspython
-procps iproute2 netcat-openbsd passwd swaks mutt postfix
+procps iproute2 netcat-openbsd passwd swaks mutt s-nail postfix
 clang libclang-rt-14-dev
 "
 
