@@ -109,10 +109,14 @@ static char *field_value(const struct field *f)
     buf_t *b = buf_new(0);
     const char *p = f->text + f->name_len + 1;
 
+    char *value;
+
     for (; *p; p++)
         if (*p != '\r' && *p != '\n')
             buf_putc(b, *p);
-    return buf_steal(b, NULL);
+    value = buf_steal(b, NULL);
+    buf_free(&b);
+    return value;
 }
 
 /* Read one line without its LF / CRLF; -1 at the end of the input. */

@@ -274,6 +274,7 @@ int main(int argc, char **argv)
         mode = MODE_ALIASES;
     sm_progname = mode == MODE_MAILQ ? "mailq" : mode == MODE_ALIASES ? "newaliases" : "sendmail";
     msg_init(sm_progname, MSG_SYSLOG);
+    sm_privs_init_exit();
     sm_privs_shed();        /* the setgid group only where it is needed */
     who_am_i();
 

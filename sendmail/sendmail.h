@@ -71,6 +71,8 @@ int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE]);
 /* The setgid group: gain it for spool access, and drop it again. */
 void sm_privs_gain(void);
 void sm_privs_shed(void);
+/* Once, first thing: note the setgid group and drop it at exit for good. */
+void sm_privs_init_exit(void);
 
 /* mailq.c: -bp for anybody but root, through showq(8). */
 _Noreturn void sm_mailq(void);
