@@ -7,6 +7,7 @@
  * there are sessions delivering, and the file system merges their
  * commits.  Per CLEANUP_SUBMIT request (lib/cleanup_proto.h):
  *   1. check the envelope and the content size (message_size_limit);
+ *      rewrite the recipients through virtual_alias_maps (virtual.c);
  *   2. create the queue file in tmp/ (lib/queue), write the envelope, the
  *      client attributes and the recipients;
  *   3. write a Received: header (not for qmgr's bounces), then copy the
@@ -26,6 +27,7 @@
  * logged and retried with the next message.
  *
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
+ * virtual_alias_maps (and virtual.c's),
  * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
@@ -40,11 +42,13 @@
 #include "conf.h"
 #include "header.h"
 #include "ipc.h"
+#include "lookup_proto.h"
 #include "msg.h"
 #include "privs.h"
 #include "qmgr_proto.h"
 #include "queue.h"
 #include "server.h"
+#include "virtual.h"
 #include "xalloc.h"
 
 #define CLEANUP_IDLE_MS     (3600 * 1000)   /* a session may idle between messages */
@@ -71,6 +75,7 @@ static void cleanup_post_init(event_loop_t *loop)
 {
     (void)loop;
     cleanup_proto_init();
+    lookup_proto_init();
     qmgr_proto_init();
     if ((cleanup_qdir_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         msg_fatal("cannot open the queue directory: %s", strerror(errno));
@@ -155,7 +160,7 @@ static int cleanup_copy_content(queue_writer_t *w, int fd, uint64_t len, struct 
 
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
  * (static or in *idbuf) describe the outcome. */
-static int cleanup_write(const struct cleanup_request *r, char *idbuf, const char **dsn,
+static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **dsn,
                          const char **text, struct header_scan *hs)
 {
     long long limit = conf_size("message_size_limit");
@@ -174,6 +179,14 @@ static int cleanup_write(const struct cleanup_request *r, char *idbuf, const cha
         *dsn = "5.3.4";
         *text = "Message size exceeds fixed limit";
         return 552;
+    }
+    if (*conf_str("virtual_alias_maps")) {
+        int code = virtual_expand(r, dsn, text);
+
+        if (code != 0) {
+            msg_info("NOQUEUE: reject: %d %s %s", code, *dsn, *text);
+            return code;
+        }
     }
     if (queue_writer_open(cleanup_qdir_fd, &w) < 0)
         return cleanup_write_error(errno, dsn, text);

@@ -10,6 +10,7 @@
 static const struct ipc_name lookup_proto_names[] = {
     {LOOKUP_RCPT, "lookup-rcpt"},
     {LOOKUP_REPLY, "lookup-reply"},
+    {LOOKUP_VIRTUAL, "lookup-virtual"},
 };
 
 void lookup_proto_init(void)
@@ -18,15 +19,16 @@ void lookup_proto_init(void)
                        sizeof(lookup_proto_names) / sizeof(lookup_proto_names[0]));
 }
 
-int lookup_rcpt(int sock, const char *address, int timeout_ms)
+/* One request with one address; the reply's result and text. */
+static int lookup_ask(int sock, uint32_t type, const char *address, char **text, int timeout_ms)
 {
     static uint32_t next_reqid;
-    ipc_msg_t *m = ipc_msg_new(LOOKUP_RCPT, ++next_reqid);
+    ipc_msg_t *m = ipc_msg_new(type, ++next_reqid);
     ipc_msg_t *reply = NULL;
     int64_t result;
-    char *text = NULL;
     int rc;
 
+    *text = NULL;
     ipc_put_str(m, address);
     rc = ipc_send(sock, m, timeout_ms);
     ipc_msg_free(&m);
@@ -40,13 +42,36 @@ int lookup_rcpt(int sock, const char *address, int timeout_ms)
     }
     rc = -1;
     if (reply->type == LOOKUP_REPLY && reply->reqid == next_reqid && reply->fd < 0
-        && ipc_get_int(reply, &result) == 0 && ipc_get_str(reply, &text) == 0
+        && ipc_get_int(reply, &result) == 0 && ipc_get_str(reply, text) == 0
         && ipc_get_end(reply) == 0
-        && (result == LOOKUP_OK || result == LOOKUP_NOTFOUND || result == LOOKUP_TEMPFAIL))
+        && (result == LOOKUP_OK || result == LOOKUP_NOTFOUND || result == LOOKUP_TEMPFAIL
+            || (result == LOOKUP_REMOTE && type == LOOKUP_RCPT))) {
         rc = (int)result;
-    else
+    } else {
         errno = EPROTO;
-    free(text);
+        free(*text);
+        *text = NULL;
+    }
     ipc_msg_free(&reply);
+    return rc;
+}
+
+int lookup_rcpt(int sock, const char *address, int timeout_ms)
+{
+    char *text;
+    int rc = lookup_ask(sock, LOOKUP_RCPT, address, &text, timeout_ms);
+
+    free(text);
+    return rc;
+}
+
+int lookup_virtual(int sock, const char *address, char **value, int timeout_ms)
+{
+    int rc = lookup_ask(sock, LOOKUP_VIRTUAL, address, value, timeout_ms);
+
+    if (rc != LOOKUP_OK) {
+        free(*value);
+        *value = NULL;
+    }
     return rc;
 }

@@ -19,16 +19,24 @@
  * gives LOOKUP_TEMPFAIL, so the client is told to try again (451), never
  * refused by mistake.
  *
+ * Virtual aliases.  LOOKUP_VIRTUAL returns an address's entry in
+ * virtual_alias_maps (cleanup expands recipients with it); LOOKUP_RCPT
+ * accepts an address of a virtual_alias_domains domain when it has an
+ * entry (else NOTFOUND), an address of a mydestination domain also when
+ * it has one, and answers LOOKUP_REMOTE for every other domain.
+ *
  * Failure modes: a malformed request or a hello from the wrong uid is a
  * peer error (logged, connection dropped).  Map errors are TEMPFAIL.
  *
- * Parameters: local_recipient_maps, recipient_delimiter, mydestination, network_user,
+ * Parameters: local_recipient_maps, recipient_delimiter, mydestination,
+ * virtual_alias_maps, virtual_alias_domains, network_user,
  * mail_owner (and the server skeleton's).
  */
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -47,8 +55,9 @@
 
 static uid_t lookupd_peer_uids[2];
 
-/* One local part against one table: 1 found, 0 not, -1 error (*text set). */
-static int lookupd_table(const char *spec, const char *local, char **text)
+/* One key against one table: 1 found (*value fresh if value is not NULL),
+ * 0 not, -1 error (*text set). */
+static int lookupd_table(const char *spec, const char *local, char **value_out, char **text)
 {
     char *err = NULL, *value = NULL;
     map_t *m;
@@ -58,8 +67,11 @@ static int lookupd_table(const char *spec, const char *local, char **text)
         struct passwd *pw;
 
         errno = 0;
-        if ((pw = getpwnam(local)) != NULL)
+        if ((pw = getpwnam(local)) != NULL) {
+            if (value_out)
+                *value_out = xstrdup(pw->pw_name);
             return 1;
+        }
         if (errno == 0 || errno == ENOENT || errno == ESRCH)
             return 0;
         *text = xasprintf("%s: %s", spec, strerror(errno));
@@ -71,7 +83,10 @@ static int lookupd_table(const char *spec, const char *local, char **text)
         return -1;
     }
     rc = map_lookup(m, local, &value);
-    free(value);
+    if (rc > 0 && value_out)
+        *value_out = value;
+    else
+        free(value);
     if (rc < 0)
         *text = xasprintf("%s: lookup failed: %s", spec, strerror(errno));
     return rc;
@@ -88,7 +103,7 @@ static int lookupd_key(const char *key, char **text)
         *text = xstrdup("local_recipient_maps is empty");
     }
     for (size_t i = 0; tables[i] && result == LOOKUP_NOTFOUND; i++) {
-        rc = lookupd_table(tables[i], key, text);
+        rc = lookupd_table(tables[i], key, NULL, text);
         if (rc > 0) {
             result = LOOKUP_OK;
             free(*text);
@@ -101,8 +116,81 @@ static int lookupd_key(const char *key, char **text)
     return result;
 }
 
+/* The virtual_alias_maps entry of address, Postfix's search order: the
+ * whole address, without its extension, for a mydestination domain the
+ * bare local part (with and without extension), then the catch-all
+ * "@domain"; each key in every table before the next key.  LOOKUP_OK with
+ * *value (fresh), LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL with *text. */
+static int lookupd_virtual(const char *address, char **value, char **text)
+{
+    char **tables = conf_split(conf_str("virtual_alias_maps"));
+    char *lower = addr_lowercase(address), *local, *domain, *base, *keys[5];
+    size_t nkeys = 0;
+    int result = LOOKUP_NOTFOUND;
+
+    *value = NULL;
+    addr_split(lower, &local, &domain);
+    base = addr_unextended(local);
+    keys[nkeys++] = xstrdup(lower);
+    if (base && *domain)
+        keys[nkeys++] = xasprintf("%s@%s", base, domain);
+    if (addr_domain_is_local(domain)) {
+        keys[nkeys++] = xstrdup(local);
+        if (base)
+            keys[nkeys++] = xstrdup(base);
+    }
+    if (*domain)
+        keys[nkeys++] = xasprintf("@%s", domain);
+    for (size_t k = 0; k < nkeys && result == LOOKUP_NOTFOUND; k++)
+        for (size_t i = 0; tables[i] && result == LOOKUP_NOTFOUND; i++) {
+            int rc = lookupd_table(tables[i], keys[k], value, text);
+
+            if (rc > 0)
+                result = LOOKUP_OK;
+            else if (rc < 0)
+                result = LOOKUP_TEMPFAIL;
+        }
+    for (size_t k = 0; k < nkeys; k++)
+        free(keys[k]);
+    free(lower);
+    free(local);
+    free(domain);
+    free(base);
+    conf_split_free(&tables);
+    return result;
+}
+
+/* Is domain a virtual alias domain?  virtual_alias_domains lists domains
+ * and tables (type:path) in which the domain is a key: Postfix's
+ * convention of an "example.com  anything" line in the virtual table.
+ * 1, 0, or -1 with *text. */
+static int lookupd_virtual_domain(const char *domain, char **text)
+{
+    char **list = conf_split(conf_str("virtual_alias_domains"));
+    char *lower = addr_lowercase(domain);
+    size_t len = strlen(lower);
+    int found = 0;
+
+    if (len > 0 && lower[len - 1] == '.')
+        lower[--len] = '\0';
+    for (size_t i = 0; list[i] && found == 0 && len > 0; i++) {
+        if (strchr(list[i], ':') && list[i][0] != '[') {
+            found = lookupd_table(list[i], lower, NULL, text);
+        } else {
+            size_t n = strlen(list[i]);
+
+            found = (n == len || (n == len + 1 && list[i][len] == '.'))
+                    && strncasecmp(list[i], lower, len) == 0;
+        }
+    }
+    free(lower);
+    conf_split_free(&list);
+    return found;
+}
+
 /* Decide about one address; *text (fresh) says why.  "user+ext" is valid
- * when "user+ext" or "user" is (recipient_delimiter). */
+ * when "user+ext" or "user" is (recipient_delimiter); a virtual_alias_maps
+ * entry makes any address valid. */
 static int lookupd_rcpt(const char *address, char **text)
 {
     char *local, *domain, *key, *base;
@@ -111,7 +199,23 @@ static int lookupd_rcpt(const char *address, char **text)
     *text = NULL;
     addr_split(address, &local, &domain);
     if (!addr_domain_is_local(domain)) {
-        *text = xasprintf("%s is not a local domain", domain);
+        char *value = NULL;
+        int vd = lookupd_virtual_domain(domain, text);
+
+        if (vd < 0) {
+            result = LOOKUP_TEMPFAIL;
+        } else if (vd == 0) {
+            result = LOOKUP_REMOTE;
+            free(*text);
+            *text = xasprintf("%s is not one of our domains", domain);
+        } else if ((result = lookupd_virtual(address, &value, text)) == LOOKUP_OK) {
+            free(*text);
+            *text = xasprintf("found in virtual_alias_maps: %s", value);
+        } else if (result == LOOKUP_NOTFOUND) {
+            free(*text);
+            *text = xstrdup("not found in virtual_alias_maps");
+        }
+        free(value);
     } else if (addr_is_postmaster(local)) {
         result = LOOKUP_OK;
         *text = xstrdup("postmaster");
@@ -123,6 +227,17 @@ static int lookupd_rcpt(const char *address, char **text)
             *text = NULL;
             result = lookupd_key(base, text);
             free(base);
+        }
+        if (result == LOOKUP_NOTFOUND) {
+            char *value = NULL;
+
+            free(*text);
+            *text = NULL;
+            if ((result = lookupd_virtual(address, &value, text)) == LOOKUP_OK) {
+                free(*text);
+                *text = xasprintf("found in virtual_alias_maps: %s", value);
+            }
+            free(value);
         }
         if (*text == NULL)
             *text = xstrdup("not found in local_recipient_maps");
@@ -155,7 +270,7 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
         lookupd_drop(loop, fd);
         return;
     }
-    if (m->type != LOOKUP_RCPT || m->fd >= 0 || ipc_get_str(m, &address) < 0
+    if ((m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL) || m->fd >= 0 || ipc_get_str(m, &address) < 0
         || ipc_get_end(m) < 0 || address[0] == '\0') {
         msg_warn("lookupd: malformed %s from client; dropping it", ipc_type_name(m->type));
         free(address);
@@ -163,12 +278,25 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
         lookupd_drop(loop, fd);
         return;
     }
-    result = lookupd_rcpt(address, &text);
+    if (m->type == LOOKUP_VIRTUAL) {
+        char *value = NULL;
+
+        result = lookupd_virtual(address, &value, &text);
+        if (result == LOOKUP_OK) {
+            free(text);
+            text = value;
+        }
+    } else {
+        result = lookupd_rcpt(address, &text);
+    }
+    if (text == NULL)
+        text = xstrdup("");
     if (result == LOOKUP_TEMPFAIL)
         msg_warn("lookupd: cannot check recipient <%s>: %s", address, text);
     else if (msg_verbose)
-        msg_info("lookupd: <%s>: %s (%s)", address,
-                 result == LOOKUP_OK ? "valid" : "unknown", text);
+        msg_info("lookupd: %s <%s>: %s (%s)", ipc_type_name(m->type), address,
+                 result == LOOKUP_OK ? "found" : result == LOOKUP_REMOTE ? "remote" : "unknown",
+                 text);
     reply = ipc_msg_new(LOOKUP_REPLY, m->reqid);
     ipc_put_int(reply, result);
     ipc_put_str(reply, text);

@@ -10,8 +10,10 @@
  *    the client gets 421 4.7.0 (clients in mynetworks are not limited);
  *  - RCPT: a recipient in a mydestination domain must exist, which lookupd
  *    answers (passwd and the alias maps; 550 5.1.1 if not, 451 4.3.0 if it
- *    cannot tell); postmaster is always accepted (RFC 5321 4.5.1); any
- *    other domain is relaying, allowed only to clients in mynetworks
+ *    cannot tell); postmaster is always accepted (RFC 5321 4.5.1); a
+ *    recipient of a virtual_alias_domains domain must have an entry in
+ *    virtual_alias_maps (550 5.1.1 User unknown in virtual alias table);
+ *    any other domain is relaying, allowed only to clients in mynetworks
  *    (554 5.7.1 Relay access denied);
  *  - VRFY (disable_vrfy_command = no) asks the same questions.
  * The TLS certificate and key are loaded as root before the privilege drop;
@@ -154,6 +156,20 @@ static void smtpd_disconnect(struct smtp_session *ss)
         smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
 }
 
+/* Ask lookupd about a recipient: LOOKUP_* or -1 (cannot ask). */
+static int smtpd_lookup(const char *address)
+{
+    int res;
+
+    if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION,
+                         LOOKUP_TIMEOUT_MS) < 0)
+        return -1;
+    res = lookup_rcpt(smtpd_lookup_fd, address, LOOKUP_TIMEOUT_MS);
+    if (res < 0)
+        smtpd_service_lost(&smtpd_lookup_fd, LOOKUP_SOCKET);
+    return res;
+}
+
 /* Is this local recipient valid?  0, or a reply code with r filled. */
 static int smtpd_local_rcpt(const char *address, struct smtpserver_reply *r)
 {
@@ -165,12 +181,7 @@ static int smtpd_local_rcpt(const char *address, struct smtpserver_reply *r)
     free(local);
     if (res)
         return 0;
-    if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION,
-                         LOOKUP_TIMEOUT_MS) < 0)
-        return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", address);
-    res = lookup_rcpt(smtpd_lookup_fd, address, LOOKUP_TIMEOUT_MS);
-    if (res < 0)
-        smtpd_service_lost(&smtpd_lookup_fd, LOOKUP_SOCKET);
+    res = smtpd_lookup(address);
     if (res == LOOKUP_OK)
         return 0;
     if (res == LOOKUP_NOTFOUND)
@@ -187,6 +198,19 @@ static int smtpd_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *ac, co
     (void)ac;
     if (addr_is_local(address))
         return smtpd_local_rcpt(address, r);
+    if (*conf_str("virtual_alias_maps") || *conf_str("virtual_alias_domains")) {
+        /* A virtual alias domain is ours too: its users must exist. */
+        int res = smtpd_lookup(address);
+
+        if (res == LOOKUP_OK)
+            return 0;
+        if (res == LOOKUP_NOTFOUND)
+            return smtpserver_reply_set(r, 550, "5.1.1", "<%s>: Recipient address rejected: "
+                                        "User unknown in virtual alias table", address);
+        if (res != LOOKUP_REMOTE)
+            return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                                        address);
+    }
     if (sd->trusted)
         return 0;
     return smtpserver_reply_set(r, 554, "5.7.1", "<%s>: Relay access denied", address);
