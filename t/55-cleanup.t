@@ -20,7 +20,7 @@ from tap import diag, done, is_, like, ok  # noqa: E402
 
 CLEANUP_SUBMIT, CLEANUP_RESULT = 0x200, 0x201
 LOOKUP_RCPT, LOOKUP_REPLY = 0x500, 0x501
-LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL = 0, 1, 2
+LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL, LOOKUP_REMOTE = 0, 1, 2, 3
 
 inst = Instance(services=[
     "cleanup unix y - - cleanup",
@@ -196,7 +196,7 @@ is_(lookup("nosuchuser@mail.example.test"), LOOKUP_NOTFOUND, "an unknown user is
 is_(lookup("abuse@localhost"), LOOKUP_OK, "an alias is valid")
 is_(lookup("Postmaster@example.test"), LOOKUP_OK, "postmaster is always valid")
 is_(lookup("postmaster"), LOOKUP_OK, "bare postmaster too")
-is_(lookup(user + "@elsewhere.example"), LOOKUP_NOTFOUND, "a non-local domain is not")
+is_(lookup(user + "@elsewhere.example"), LOOKUP_REMOTE, "a non-local domain is remote")
 
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
     f.write("newalias: %s\n" % user)
