@@ -104,7 +104,7 @@ fuzz:
 
 install: all
 	install -d $(DESTDIR)$(libexecdir) $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) \
-	           $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
+	           $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	for p in $(DAEMONS); do install -m 0755 $(B)/libexec/posthorn/$$p $(DESTDIR)$(libexecdir)/$$p; done
 	for p in $(COMMANDS); do install -m 0755 $(B)/sbin/$$p $(DESTDIR)$(sbindir)/$$p; done
 	if [ -x $(B)/sbin/sendmail ]; then \
@@ -115,6 +115,7 @@ install: all
 	    t=$(DESTDIR)$(confdir)/$$(basename $$f); \
 	    if [ -e $$t ]; then echo "keeping existing $$t"; else install -m 0644 $$f $$t; fi; \
 	done
+	for m in man/*.1; do install -m 0644 $$m $(DESTDIR)$(mandir)/man1/; done
 	for m in man/*.5; do install -m 0644 $$m $(DESTDIR)$(mandir)/man5/; done
 	for m in man/*.8; do install -m 0644 $$m $(DESTDIR)$(mandir)/man8/; done
 

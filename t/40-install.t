@@ -38,8 +38,13 @@ for f in ("opt/ph/libexec/posthorn/master", "opt/ph/sbin/mailctl",
           "etc/phconf/posthorn/main.conf", "etc/phconf/posthorn/master.conf",
           "etc/phconf/posthorn/aliases", "opt/ph/share/man/man8/mailctl.8",
           "opt/ph/share/man/man8/master.8", "opt/ph/share/man/man5/main.conf.5",
-          "opt/ph/share/man/man5/master.conf.5"):
+          "opt/ph/share/man/man5/master.conf.5", "opt/ph/sbin/sendmail",
+          "opt/ph/share/man/man1/sendmail.1", "opt/ph/share/man/man5/virtual.5",
+          "opt/ph/libexec/posthorn/pickup", "opt/ph/libexec/posthorn/showq"):
     ok(os.path.exists(os.path.join(dest, f)), "installed %s" % f)
+for link in ("mailq", "newaliases"):
+    p = os.path.join(dest, "opt/ph/sbin", link)
+    ok(os.path.islink(p) and os.readlink(p) == "sendmail", "%s is a link to sendmail" % link)
 ok(os.access(os.path.join(dest, "opt/ph/sbin/mailctl"), os.X_OK), "mailctl is executable")
 
 conf = os.path.join(dest, "etc/phconf/posthorn/main.conf")
