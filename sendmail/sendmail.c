@@ -327,7 +327,10 @@ int main(int argc, char **argv)
         case 'A': case 'c': case 'x':
             break;                  /* accepted and ignored, as by Postfix */
         default:
-            sm_fatal(EX_USAGE, "unknown option -%c", optopt ? optopt : '?');
+            /* As sendmail does: an unknown option is no reason to lose
+             * the message. */
+            sm_warn("ignoring unknown option -%c", optopt ? optopt : '?');
+            break;
         }
     }
     load_config();

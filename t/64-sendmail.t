@@ -14,7 +14,7 @@ root may name another sender (77, nothing queued), a user may use their
 own +tag address or <>; "-bs" on stdin/stdout; s-nail (mail(1)) to root
 lands in the Maildir of root's alias target; the usage errors (64) and a
 configuration that is not root's (78); a message over message_size_limit
-(65); submitting while Posthorn is stopped, listed by mailq, delivered
+(65); unknown options ignored with a warning; submitting while Posthorn is stopped, listed by mailq, delivered
 after start; "mailq" by a user through showq shows a deferred message,
 and says the report is unavailable while Posthorn is stopped;
 "newaliases" (a link to sendmail) after an edit takes effect without a
@@ -202,6 +202,10 @@ is_(r.returncode, 64, "no recipients: EX_USAGE")
 like(r.stderr.decode(), "no recipients specified", "and says so")
 r = sendmail(["-t"], b"Subject: none\n\nx\n")
 is_(r.returncode, 65, "-t without recipient headers: EX_DATAERR")
+r = sendmail(["-Z", "-oQ/tmp", u1], b"Subject: odd flags\n\nx\n")
+is_(r.returncode, 0, "unknown options are no reason to lose the message")
+like(r.stderr.decode(), "ignoring unknown option -Z", "but are warned about")
+ok(find(h1, "odd flags"), "and the message is delivered")
 r = sendmail(["-N", "sometimes", u1], b"x\n")
 is_(r.returncode, 64, "a bad -N")
 r = sendmail([u1], b"Subject: big\n\n" + b"x" * 250000 + b"\n")
