@@ -134,8 +134,16 @@ int sm_add_rcpts(struct cleanup_request *r, const char *list, const char **why)
     if (addrlist_parse(list, strlen(list), &al, why) < 0)
         return -1;
     for (size_t i = 0; i < al.n; i++) {
-        char *a = sm_qualify(al.addrs[i]);
+        const char *at = strrchr(al.addrs[i], '@');
+        char *a;
         bool dup = false;
+
+        if (al.addrs[i][0] == '@' || (at && at[1] == '\0') || strlen(al.addrs[i]) > 998) {
+            *why = "an address needs a local part and a domain, and at most 998 characters";
+            addrlist_free(&al);
+            return -1;
+        }
+        a = sm_qualify(al.addrs[i]);
 
         for (size_t j = 0; j < r->nrcpt && !dup; j++)
             dup = strcmp(r->rcpts[j].address, a) == 0;

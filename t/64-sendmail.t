@@ -206,6 +206,8 @@ r = sendmail(["-Z", "-oQ/tmp", u1], b"Subject: odd flags\n\nx\n")
 is_(r.returncode, 0, "unknown options are no reason to lose the message")
 like(r.stderr.decode(), "ignoring unknown option -Z", "but are warned about")
 ok(find(h1, "odd flags"), "and the message is delivered")
+r = sendmail(["user@"], b"x\n")
+is_(r.returncode, 64, "a recipient without a domain part after '@' is a usage error")
 r = sendmail(["-N", "sometimes", u1], b"x\n")
 is_(r.returncode, 64, "a bad -N")
 r = sendmail([u1], b"Subject: big\n\n" + b"x" * 250000 + b"\n")
@@ -247,9 +249,11 @@ r = sendmail(["fresh"], b"Subject: fresh alias\n\nx\n")
 ok(find(h3, "fresh alias"), "the new alias works without a restart")
 
 # --- pickup's checks ----------------------------------------------------------
+subprocess.run(as_user(alice, [MAILQ, "-C", inst.etc]), capture_output=True, timeout=30)
 pids = inst.service_pids("pickup") + inst.service_pids("showq")
 owner = pwd.getpwnam("posthorn")
 ok(inst.service_pids("pickup"), "pickup runs")
+ok(inst.service_pids("showq"), "showq runs after a mailq")
 for pid in pids:
     s = proc_status(pid)
     ok(s["Uid"][:3] == [str(owner.pw_uid)] * 3 and proc_root(pid) == inst.spool,

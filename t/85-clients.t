@@ -201,6 +201,7 @@ want = {
     "qmgr": ("posthorn", inst.spool),
     "local": ("root", "/"),
     "lookupd": ("posthorn", "/"),
+    "pickup": ("posthorn", inst.spool),
 }
 s = smtplib.SMTP("127.0.0.1", port, timeout=30)     # keep an smtpd busy
 found = {os.path.basename(open("/proc/%d/cmdline" % inst.master_pid).read().split("\0")[0]):
