@@ -96,6 +96,7 @@ bench: all $(BENCH_BIN)
 	$(B)/bench/ipc_bench
 	POSTHORN_BUILD=$(abspath $(B)) bench/connrate.py
 	POSTHORN_BUILD=$(abspath $(B)) bench/smtp_bench.py $(BENCHFLAGS)
+	POSTHORN_BUILD=$(abspath $(B)) bench/sendmail_bench.py
 
 # libFuzzer harnesses for the lib/ parsers (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 30
