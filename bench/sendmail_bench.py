@@ -20,7 +20,6 @@ Needs root.  Every process started is killed by PID at the end.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +29,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
 sys.path.insert(0, os.path.join(TOP, "bench"))
 from posthorn import BUILD, Instance, free_port  # noqa: E402
-from smtp_bench import PostfixInstance, count_new, empty_maildir, settle  # noqa: E402
+from smtp_bench import (PostfixInstance, count_new, empty_maildir,  # noqa: E402
+                        print_medians, settle)
 
 BODY = b"Subject: bench\n\n" + (b"x" * 71 + b"\n") * 14
 
@@ -100,16 +100,7 @@ def main():
                     failed = True
                 else:
                     results[name].append(res)
-        print("medians:")
-        med = {}
-        for name, runs in results.items():
-            if runs:
-                med[name] = (statistics.median(r[0] for r in runs),
-                             statistics.median(r[1] for r in runs))
-                print("  %-8s submitted %6.0f msg/s   delivered %6.0f msg/s" % (name, *med[name]))
-        if "posthorn" in med and "postfix" in med:
-            (ps, pd), (fs, fd) = med["posthorn"], med["postfix"]
-            print("posthorn/postfix: submitted %.2fx, delivered %.2fx" % (ps / fs, pd / fd))
+        print_medians(results, "submitted")
     finally:
         if pf:
             pf.stop()

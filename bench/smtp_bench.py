@@ -191,6 +191,21 @@ def one_run(name, port, rcpt, home, args):
     return acc, dlv
 
 
+def print_medians(results, first):
+    """results: {system: [(first-figure, delivered), ...]}; print the medians
+    of each system and the Posthorn/Postfix ratios."""
+    print("medians:")
+    med = {}
+    for name, runs in results.items():
+        if runs:
+            med[name] = (statistics.median(a for a, _ in runs),
+                         statistics.median(d for _, d in runs))
+            print("  %-8s %s %7.0f msg/s   delivered %7.0f msg/s" % (name, first, *med[name]))
+    if "posthorn" in med and "postfix" in med:
+        (pa, pd), (fa, fd) = med["posthorn"], med["postfix"]
+        print("posthorn/postfix: %s %.2fx, delivered %.2fx" % (first, pa / fa, pd / fd))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--messages", type=int, default=5000)
@@ -236,17 +251,7 @@ def main():
                     failed = True
                 else:
                     results[name].append(res)
-        print("medians:")
-        med = {}
-        for name, runs in results.items():
-            if runs:
-                med[name] = (statistics.median(a for a, _ in runs),
-                             statistics.median(d for _, d in runs))
-                print("  %-8s accepted %7.0f msg/s   delivered %7.0f msg/s" % ((name,) + med[name]))
-        if "posthorn" in med and "postfix" in med:
-            pa, pd = med["posthorn"]
-            fa, fd = med["postfix"]
-            print("posthorn/postfix: accepted %.2fx, delivered %.2fx" % (pa / fa, pd / fd))
+        print_medians(results, "accepted")
     finally:
         if pf:
             pf.stop()

@@ -54,7 +54,6 @@
 #define CLEANUP_IDLE_MS     (3600 * 1000)   /* a session may idle between messages */
 #define CLEANUP_IO_MS       (60 * 1000)
 #define CLEANUP_QMGR_MS     2000
-#define CLEANUP_CHUNK       65536
 
 static uid_t cleanup_peer_uids[2];
 static int cleanup_qdir_fd = -1;
@@ -126,36 +125,13 @@ static int cleanup_write_error(int err, const char **dsn, const char **text)
     return 451;
 }
 
-/* Copy the request's content into the writer, scanning the header.
- * Returns 0, or -1 with errno (EBADMSG: the memfd is shorter than said). */
-static int cleanup_copy_content(queue_writer_t *w, int fd, uint64_t len, struct header_scan *hs)
+/* Each piece of content as it goes into the queue file: the header scan. */
+static void cleanup_observe(void *ctx, const char *data, size_t len)
 {
-    char *chunk = xmalloc(CLEANUP_CHUNK);
-    uint64_t off = 0;
-    int rc = 0;
+    struct header_scan *hs = ctx;
 
-    while (off < len) {
-        size_t want = len - off < CLEANUP_CHUNK ? (size_t)(len - off) : CLEANUP_CHUNK;
-        ssize_t n = pread(fd, chunk, want, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EBADMSG;
-            rc = -1;
-            break;
-        }
-        if (!hs->done)
-            header_scan_feed(hs, chunk, (size_t)n);
-        if (queue_writer_content(w, chunk, (size_t)n) < 0) {
-            rc = -1;
-            break;
-        }
-        off += (uint64_t)n;
-    }
-    free(chunk);
-    return rc;
+    if (!hs->done)
+        header_scan_feed(hs, data, len);
 }
 
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
@@ -213,7 +189,7 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }
-    if (cleanup_copy_content(w, r->content_fd, r->content_len, hs) < 0) {
+    if (queue_writer_copy_fd(w, r->content_fd, r->content_len, cleanup_observe, hs) < 0) {
         int err = errno;
 
         queue_writer_abort(&w);

@@ -11,36 +11,6 @@
 #include "maildrop.h"
 #include "xalloc.h"
 
-#define MAILDROP_CHUNK 65536
-
-static int copy_content(queue_writer_t *w, int fd, uint64_t len)
-{
-    char *chunk = xmalloc(MAILDROP_CHUNK);
-    uint64_t off = 0;
-    int rc = 0;
-
-    while (off < len) {
-        size_t want = len - off < MAILDROP_CHUNK ? (size_t)(len - off) : MAILDROP_CHUNK;
-        ssize_t n = pread(fd, chunk, want, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EBADMSG;
-            rc = -1;
-            break;
-        }
-        if (queue_writer_content(w, chunk, (size_t)n) < 0) {
-            rc = -1;
-            break;
-        }
-        off += (uint64_t)n;
-    }
-    free(chunk);
-    return rc;
-}
-
 int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID_SIZE])
 {
     queue_env_t env = {.sender = r->sender, .envid = r->envid, .ret = r->ret};
@@ -65,7 +35,7 @@ int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID
         if (queue_writer_rcpt(w, &spec) < 0)
             goto fail;
     }
-    if (copy_content(w, r->content_fd, r->content_len) < 0)
+    if (queue_writer_copy_fd(w, r->content_fd, r->content_len, NULL, NULL) < 0)
         goto fail;
     return queue_writer_commit(&w);
 fail:

@@ -512,6 +512,37 @@ int queue_writer_content(queue_writer_t *w, const void *data, size_t len)
     return 0;
 }
 
+int queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t len,
+                         void (*observe)(void *ctx, const char *data, size_t len), void *ctx)
+{
+    char *chunk = xmalloc(QUEUE_DATA_MAX);
+    uint64_t off = 0;
+    int rc = 0;
+
+    while (off < len) {
+        size_t want = len - off < QUEUE_DATA_MAX ? (size_t)(len - off) : QUEUE_DATA_MAX;
+        ssize_t n = pread(fd, chunk, want, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EBADMSG;
+            rc = -1;
+            break;
+        }
+        if (observe)
+            observe(ctx, chunk, (size_t)n);
+        if (queue_writer_content(w, chunk, (size_t)n) < 0) {
+            rc = -1;
+            break;
+        }
+        off += (uint64_t)n;
+    }
+    free(chunk);
+    return rc;
+}
+
 uint64_t queue_writer_content_len(const queue_writer_t *w)
 {
     return w->content_len;

@@ -56,31 +56,36 @@ struct sendmail_opts sm_opts = {.dot_ends = true};
 static const char *sm_progname = "sendmail";
 static const char *sm_confdir;
 
+/* "PROG: LEVEL: text" on stderr; the fatal ones also in syslog. */
+static void sm_report(const char *level, const char *fmt, va_list ap)
+{
+    char *text;
+
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    fprintf(stderr, "%s: %s: %s\n", sm_progname, level, text ? text : fmt);
+    if (strcmp(level, "fatal") == 0)
+        msg_warn("fatal: %s", text ? text : fmt);
+    free(text);
+}
+
 void sm_fatal(int code, const char *fmt, ...)
 {
     va_list ap;
-    char *text;
 
     va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
+    sm_report("fatal", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: fatal: %s\n", sm_progname, text ? text : fmt);
-    msg_warn("fatal: %s", text ? text : fmt);
     exit(code);
 }
 
 void sm_warn(const char *fmt, ...)
 {
     va_list ap;
-    char *text;
 
     va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
+    sm_report("warning", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: warning: %s\n", sm_progname, text ? text : fmt);
-    free(text);
 }
 
 char *sm_qualify(const char *address)
