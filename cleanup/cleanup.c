@@ -43,6 +43,7 @@
 #include "header.h"
 #include "ipc.h"
 #include "lookup_proto.h"
+#include "maildrop.h"
 #include "msg.h"
 #include "privs.h"
 #include "qmgr_proto.h"
@@ -141,9 +142,7 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
 {
     long long limit = conf_size("message_size_limit");
     queue_writer_t *w = NULL;
-    queue_env_t env = {.sender = r->sender, .envid = r->envid, .ret = r->ret};
     struct stat st;
-    size_t i;
 
     if (fstat(r->content_fd, &st) < 0 || (uint64_t)st.st_size < r->content_len) {
         *dsn = "4.3.0";
@@ -167,21 +166,8 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
     if (queue_writer_open(cleanup_qdir_fd, &w) < 0)
         return cleanup_write_error(errno, dsn, text);
     strlcpy(idbuf, queue_writer_id(w), QUEUE_ID_SIZE);
-    if (queue_writer_envelope(w, &env) < 0)
+    if (maildrop_write_envelope(w, r) < 0)
         goto envelope_error;
-    for (i = 0; i < r->nattr; i++)
-        if (queue_writer_attr(w, r->attr_names[i], r->attr_values[i]) < 0)
-            goto envelope_error;
-    for (i = 0; i < r->nrcpt; i++) {
-        queue_rcpt_spec_t spec = {
-            .address = r->rcpts[i].address,
-            .orig = r->rcpts[i].orig[0] ? r->rcpts[i].orig : NULL,
-            .orcpt = r->rcpts[i].orcpt[0] ? r->rcpts[i].orcpt : NULL,
-            .notify = r->rcpts[i].notify,
-        };
-        if (queue_writer_rcpt(w, &spec) < 0)
-            goto envelope_error;
-    }
     if (!(r->flags & CLEANUP_FLAG_BOUNCE)) {
         buf_t *rcv = buf_new(0);
 

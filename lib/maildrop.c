@@ -11,20 +11,16 @@
 #include "maildrop.h"
 #include "xalloc.h"
 
-int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID_SIZE])
+int maildrop_write_envelope(queue_writer_t *w, const struct cleanup_request *r)
 {
     queue_env_t env = {.sender = r->sender, .envid = r->envid, .ret = r->ret};
-    queue_writer_t *w;
     size_t i;
 
-    if (queue_maildrop_open(qdirfd, &w) < 0)
-        return -1;
-    strlcpy(id, queue_writer_id(w), QUEUE_ID_SIZE);
     if (queue_writer_envelope(w, &env) < 0)
-        goto fail;
+        return -1;
     for (i = 0; i < r->nattr; i++)
         if (queue_writer_attr(w, r->attr_names[i], r->attr_values[i]) < 0)
-            goto fail;
+            return -1;
     for (i = 0; i < r->nrcpt; i++) {
         queue_rcpt_spec_t spec = {
             .address = r->rcpts[i].address,
@@ -33,8 +29,20 @@ int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID
             .notify = r->rcpts[i].notify,
         };
         if (queue_writer_rcpt(w, &spec) < 0)
-            goto fail;
+            return -1;
     }
+    return 0;
+}
+
+int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID_SIZE])
+{
+    queue_writer_t *w;
+
+    if (queue_maildrop_open(qdirfd, &w) < 0)
+        return -1;
+    strlcpy(id, queue_writer_id(w), QUEUE_ID_SIZE);
+    if (maildrop_write_envelope(w, r) < 0)
+        goto fail;
     if (queue_writer_copy_fd(w, r->content_fd, r->content_len, NULL, NULL) < 0)
         goto fail;
     return queue_writer_commit(&w);

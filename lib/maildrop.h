@@ -15,6 +15,7 @@
  *   maildrop_write(qdirfd, r, id)  write request r (its content_fd read from
  *                                  offset 0, content_len bytes) as a
  *                                  maildrop file; id gets its name
+ *   maildrop_write_envelope(w, r)  the envelope part alone, for cleanup
  *   maildrop_read(fd, r, why)      parse an open maildrop file back into a
  *                                  request whose content_fd is a fresh memfd
  *
@@ -30,6 +31,9 @@
 #include "queue.h"
 
 int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID_SIZE]);
+/* The envelope, attributes and recipients of r into w (cleanup writes its
+ * queue files with it too); 0, or -1 with errno. */
+int maildrop_write_envelope(queue_writer_t *w, const struct cleanup_request *r);
 int maildrop_read(int fd, struct cleanup_request *r, char **why);
 
 #endif
