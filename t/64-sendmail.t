@@ -114,6 +114,15 @@ if m:
         "body byte-exact: 8-bit kept, the '.' line kept with -i")
     is_(header(m[0], "From"), ["root (Cron Daemon)"], "the message's own From: is kept")
 
+# cronie's call: -t, with the job's MAILTO in To: and a Bcc: for the admin.
+cron = (b"To: %s\nBcc: %s\nSubject: Cron <root@host> nightly\n\noutput\n" % (u1.encode(), u3.encode()))
+r = sendmail(["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"], cron)
+is_(r.returncode, 0, "cronie's sendmail -FCronDaemon -i -odi -oem -oi -t -f root") or diag(r.stderr)
+m1, m3 = find(h1, "nightly"), find(h3, "nightly")
+ok(m1 and m3, "the To: and the Bcc: recipient get it")
+ok(m1 and m3 and not header(m1[0], "Bcc") and not header(m3[0], "Bcc"), "without the Bcc: line")
+ok(m1 and header(m1[0], "From") == ["CronDaemon <root@%s>" % DOMAIN], "From: has the -F name")
+
 # --- -t ----------------------------------------------------------------
 msg = (b"From: someone\nTo: %s\nCc: \"Two, User\" <%s@%s>\nBcc: %s\nSubject: minus t\n\nbody\n"
        % (u1.encode(), u2.encode(), DOMAIN.encode(), u3.encode()))
