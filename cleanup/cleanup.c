@@ -271,7 +271,7 @@ static void cleanup_serve(int fd)
         return;
     }
     for (;;) {
-        rc = ipc_recv(fd, &m, 16 * 1024 * 1024, CLEANUP_IDLE_MS);
+        rc = ipc_recv(fd, &m, CLEANUP_MAX_REQUEST, CLEANUP_IDLE_MS);
         if (rc == 0)
             return;
         if (rc < 0) {

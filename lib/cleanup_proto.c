@@ -173,6 +173,47 @@ static int cleanup_attr_name_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+int cleanup_request_check(const struct cleanup_request *r, const char **why)
+{
+    size_t i, size = 64;
+
+    if ((r->flags & ~CLEANUP_FLAG_BOUNCE) != 0
+        || (r->ret != QUEUE_RET_NONE && r->ret != QUEUE_RET_FULL && r->ret != QUEUE_RET_HDRS)
+        || r->nattr > CLEANUP_MAX_ATTRS || cleanup_clean_string(r->sender, 1) < 0
+        || cleanup_clean_string(r->envid, 1) < 0) {
+        *why = "bad envelope";
+        return -1;
+    }
+    size += strlen(r->sender) + strlen(r->envid);
+    for (i = 0; i < r->nattr; i++) {
+        if (!cleanup_attr_name_valid(r->attr_names[i])
+            || cleanup_clean_string(r->attr_values[i], 1) < 0) {
+            *why = "bad attribute";
+            return -1;
+        }
+        size += 10 + strlen(r->attr_names[i]) + strlen(r->attr_values[i]);
+    }
+    if (r->nrcpt < 1 || r->nrcpt > CLEANUP_MAX_RCPTS) {
+        *why = "bad recipient count";
+        return -1;
+    }
+    for (i = 0; i < r->nrcpt; i++) {
+        const struct cleanup_rcpt *rc = &r->rcpts[i];
+
+        if (cleanup_clean_string(rc->address, 0) < 0 || cleanup_clean_string(rc->orig, 1) < 0
+            || cleanup_clean_string(rc->orcpt, 1) < 0 || !cleanup_notify_valid(rc->notify)) {
+            *why = "bad recipient";
+            return -1;
+        }
+        size += 24 + strlen(rc->address) + strlen(rc->orig) + strlen(rc->orcpt);
+    }
+    if (size > CLEANUP_MAX_REQUEST) {
+        *why = "request too large";
+        return -1;
+    }
+    return 0;
+}
+
 int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why)
 {
     int64_t flags, ret, nattr, nrcpt, notify, len;
@@ -186,8 +227,7 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
         goto bad;
     if ((flags & ~(int64_t)CLEANUP_FLAG_BOUNCE) != 0
         || (ret != QUEUE_RET_NONE && ret != QUEUE_RET_FULL && ret != QUEUE_RET_HDRS)
-        || nattr < 0 || nattr > CLEANUP_MAX_ATTRS
-        || cleanup_clean_string(r->sender, 1) < 0 || cleanup_clean_string(r->envid, 1) < 0) {
+        || nattr < 0 || nattr > CLEANUP_MAX_ATTRS) {
         *why = "bad envelope";
         goto bad;
     }
@@ -199,11 +239,6 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
         r->nattr = i + 1;
         if (ipc_get_str(m, &r->attr_names[i]) < 0 || ipc_get_str(m, &r->attr_values[i]) < 0)
             goto bad;
-        if (!cleanup_attr_name_valid(r->attr_names[i])
-            || cleanup_clean_string(r->attr_values[i], 1) < 0) {
-            *why = "bad attribute";
-            goto bad;
-        }
     }
     if (ipc_get_int(m, &nrcpt) < 0)
         goto bad;
@@ -219,8 +254,7 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
         if (ipc_get_str(m, &rc->address) < 0 || ipc_get_str(m, &rc->orig) < 0
             || ipc_get_str(m, &rc->orcpt) < 0 || ipc_get_int(m, &notify) < 0)
             goto bad;
-        if (cleanup_clean_string(rc->address, 0) < 0 || cleanup_clean_string(rc->orig, 1) < 0
-            || cleanup_clean_string(rc->orcpt, 1) < 0 || !cleanup_notify_valid(notify)) {
+        if (!cleanup_notify_valid(notify)) {
             *why = "bad recipient";
             goto bad;
         }
@@ -233,6 +267,8 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
         goto bad;
     }
     r->content_len = (uint64_t)len;
+    if (cleanup_request_check(r, why) < 0)
+        goto bad;
     return 0;
 
 bad:

@@ -44,6 +44,7 @@
 #define CLEANUP_TIMEOUT_MS     (120 * 1000)   /* fsync under load can be slow */
 #define CLEANUP_MAX_ATTRS      64
 #define CLEANUP_MAX_RCPTS      100000
+#define CLEANUP_MAX_REQUEST    (16 * 1024 * 1024)   /* encoded request, bytes */
 
 enum {
     CLEANUP_SUBMIT = 0x200,
@@ -105,6 +106,13 @@ void cleanup_request_free(struct cleanup_request *r);
 int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
                    int timeout_ms);
 void cleanup_result_free(struct cleanup_result *res);
+
+/* The rules every request must meet (no control characters in the
+ * envelope, attribute names [a-z0-9_]{1,64}, 1 to CLEANUP_MAX_RCPTS
+ * recipients, valid NOTIFY, at most CLEANUP_MAX_REQUEST bytes encoded):
+ * 0, or -1 with a static reason.  decode applies them; a client that
+ * queues requests for later (sendmail, pickup) checks them first. */
+int cleanup_request_check(const struct cleanup_request *r, const char **why);
 
 /* Server side.  decode: 0, or -1 with a static reason in *why (r is then
  * freed); takes the fd out of m. */

@@ -13,7 +13,9 @@
  * What a maildrop file must be: a regular file with one link, whose name
  * is a queue ID, that parses as a queue file, and whose submit_uid
  * attribute is its owner's uid (the file is the submitter's own, so pickup
- * believes the owner, not the content).  Anything else goes to corrupt/
+ * believes the owner, not the content), and that cleanup would take
+ * (cleanup_request_check: a request it would drop the connection over
+ * would otherwise stop every file behind it).  Anything else goes to corrupt/
  * with a warning; nothing is deleted unread.  Names starting with ".tmp"
  * are files sendmail is still writing; one older than a day is the
  * leftover of a sendmail that died and is removed.
@@ -126,6 +128,17 @@ static int pickup_file(int mdfd, const char *id)
         cleanup_request_free(&r);
         return 0;
     }
+    /* cleanup would drop the connection over a request that breaks its
+     * rules: such a file must not stop the files behind it. */
+    if (cleanup_request_check(&r, &why) < 0) {
+        char *text = xasprintf("not a valid request (%s)", why);
+
+        pickup_to_corrupt(id, text);
+        free(text);
+        cleanup_request_free(&r);
+        return 0;
+    }
+    why = NULL;
     if (pickup_cleanup_fd < 0)
         pickup_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
                                             CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);

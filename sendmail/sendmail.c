@@ -380,13 +380,16 @@ int main(int argc, char **argv)
     sm_compose(stdin, &r);
     if (r.nrcpt == 0)
         sm_fatal(EX_DATAERR, "no recipient addresses found in the message header");
-    if (sm_submit(&r, id) < 0)
+    if (sm_submit(&r, id, &why) < 0) {
+        if (errno == EINVAL)
+            sm_fatal(EX_USAGE, "cannot queue the message: %s", why);
         sm_fatal(errno == EACCES || errno == ENOENT ? EX_CANTCREAT : EX_TEMPFAIL,
                  "cannot write into %s/maildrop: %s%s", conf_str("queue_directory"),
                  strerror(errno),
                  errno == EACCES ? " (sendmail must be setgid the setgid_group; mailctl start "
                                    "sets that up)"
                  : errno == ENOENT ? " (mailctl start creates it)" : "");
+    }
     if (sm_opts.verbose)
         fprintf(stderr, "sendmail: queued as maildrop/%s for %zu recipient%s\n", id, r.nrcpt,
                 r.nrcpt == 1 ? "" : "s");

@@ -66,8 +66,9 @@ int sm_add_rcpts(struct cleanup_request *r, const char *list, const char **why);
 void sm_compose(FILE *in, struct cleanup_request *r);
 
 /* submit.c: write r into maildrop/ with the caller's attributes, wake
- * pickup; 0 with id, or -1 with errno. */
-int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE]);
+ * pickup; 0 with id, or -1 with errno (EINVAL: r breaks cleanup's rules,
+ * *why says which). */
+int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE], const char **why);
 /* The setgid group: gain it for spool access, and drop it again. */
 void sm_privs_gain(void);
 void sm_privs_shed(void);

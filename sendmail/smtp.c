@@ -60,7 +60,19 @@ static int smtp_submit(struct smtp_session *ss, struct cleanup_request *req,
                              req->rcpts[i].orcpt, req->rcpts[i].notify);
     local.content_fd = req->content_fd;
     local.content_len = req->content_len;
-    rc = sm_submit(&local, id);
+    const char *why = NULL;
+
+    rc = sm_submit(&local, id, &why);
+    if (rc < 0 && errno == EINVAL) {
+        /* The engine's own checks make this rare (a control character
+         * in a decoded ENVID, say): refuse this message only. */
+        local.content_fd = -1;
+        cleanup_request_free(&local);
+        res->code = 554;
+        res->dsn = xstrdup("5.5.4");
+        res->text = xasprintf("Error: %s", why);
+        return 0;
+    }
     if (rc < 0)
         msg_warn("cannot write into maildrop/: %s", strerror(errno));
     local.content_fd = -1;          /* the engine's */

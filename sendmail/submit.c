@@ -9,7 +9,8 @@
  * the caller's, which is how pickup knows who submitted it.
  *
  * Failure modes: -1 with errno when the file cannot be written (nothing is
- * left behind); a pickup that cannot be woken (Posthorn stopped) is no
+ * left behind), EINVAL with *why for a request cleanup would refuse (a
+ * control character in the envelope, too many recipients); a pickup that cannot be woken (Posthorn stopped) is no
  * failure: the message waits in maildrop/ until pickup starts.
  */
 #include <errno.h>
@@ -71,7 +72,7 @@ void sm_privs_init_exit(void)
     atexit(sm_privs_end);
 }
 
-int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE])
+int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE], const char **why)
 {
     const char *qdir = conf_str("queue_directory");
     char uid[16], *sock;
@@ -80,6 +81,11 @@ int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE])
     snprintf(uid, sizeof(uid), "%u", (unsigned)sm_user.uid);
     cleanup_request_attr(r, QUEUE_ATTR_SUBMIT_UID, uid);
     cleanup_request_attr(r, QUEUE_ATTR_SUBMIT_USER, sm_user.login);
+    /* What cleanup would refuse must not wait in maildrop/. */
+    if (cleanup_request_check(r, why) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
     sm_privs_gain();
     if ((qfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         saved = errno;

@@ -215,6 +215,9 @@ r = sendmail(["-Z", "-oQ/tmp", u1], b"Subject: odd flags\n\nx\n")
 is_(r.returncode, 0, "unknown options are no reason to lose the message")
 like(r.stderr.decode(), "ignoring unknown option -Z", "but are warned about")
 ok(find(h1, "odd flags"), "and the message is delivered")
+r = sendmail(["-V", "id\x01x", u1], b"x\n")
+is_(r.returncode, 64, "an envelope ID with a control character is refused")
+like(r.stderr.decode(), "bad envelope", "before it reaches maildrop/")
 r = sendmail(["user@"], b"x\n")
 is_(r.returncode, 64, "a recipient without a domain part after '@' is a usage error")
 r = sendmail(["-N", "sometimes", u1], b"x\n")
@@ -282,6 +285,13 @@ shutil.copy(os.path.join(inst.spool, "maildrop", good), os.path.join(inst.spool,
 os.rename(os.path.join(inst.spool, "maildrop", good + "1"),
           os.path.join(inst.spool, "maildrop", good[:-1] + "Z"))
 os.chown(os.path.join(inst.spool, "maildrop", good[:-1] + "Z"), uid, -1)
+# And one whose sender has a control character in it: cleanup would drop
+# the connection over it, so pickup must set it aside and go on.
+with open(os.path.join(inst.spool, "maildrop", good), "rb") as f:
+    data = f.read()
+poison = good[:-1] + "Y"
+with open(os.path.join(inst.spool, "maildrop", poison), "wb") as f:
+    f.write(data.replace(b"root@" + DOMAIN.encode(), b"ro\x01t@" + DOMAIN.encode(), 1))
 r = subprocess.run([SENDMAIL, "-C", inst.etc, "-bp"], capture_output=True, text=True, timeout=30)
 like(r.stdout, good, "root's mailq lists the maildrop file while stopped")
 r = subprocess.run(as_user(alice, [SENDMAIL, "-C", inst.etc, "-bp"]), capture_output=True,
@@ -295,6 +305,8 @@ ok(inst.wait_for(lambda: maildrop() == [], timeout=20), "maildrop/ is empty agai
 corrupt = os.listdir(os.path.join(inst.spool, "corrupt"))
 ok(bad in corrupt, "the garbage file went to corrupt/")
 ok(good[:-1] + "Z" in corrupt, "the file with a false uid went to corrupt/")
+ok(poison in corrupt, "the file cleanup would refuse went to corrupt/")
+like(inst.log(), "maildrop %s: not a valid request (bad envelope)" % poison, "and the log says why")
 time.sleep(1)
 is_(len([d for d in inst.maildir(h1).values() if b"while stopped" in d]), 1,
     "the false copy was not delivered")
