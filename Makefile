@@ -120,6 +120,28 @@ install: all
 	for m in man/*.5; do install -m 0644 $$m $(DESTDIR)$(mandir)/man5/; done
 	for m in man/*.8; do install -m 0644 $$m $(DESTDIR)$(mandir)/man8/; done
 
+# Make Posthorn the host's MTA for programs that call the standard paths
+# (cron, mail(1), ...): /usr/sbin/sendmail, /usr/bin/mailq and
+# /usr/bin/newaliases become links to ours.  An existing file that is not
+# already such a link is left alone (remove the other MTA first), unless
+# FORCE=1, which keeps it as NAME.pre-posthorn.
+install-mta-links:
+	@for l in /usr/sbin/sendmail:sendmail /usr/bin/mailq:mailq /usr/bin/newaliases:newaliases; do \
+	    path=$(DESTDIR)$${l%%:*}; target=$(sbindir)/$${l##*:}; \
+	    mkdir -p "$$(dirname "$$path")"; \
+	    if [ -L "$$path" ] && [ "$$(readlink "$$path")" = "$$target" ]; then \
+	        echo "$$path already points to $$target"; continue; \
+	    fi; \
+	    if [ -e "$$path" ] || [ -L "$$path" ]; then \
+	        if [ "$(FORCE)" != 1 ]; then \
+	            echo "$$path exists (another MTA?): remove it, or FORCE=1 keeps it as $$path.pre-posthorn" >&2; \
+	            exit 1; \
+	        fi; \
+	        mv "$$path" "$$path.pre-posthorn"; \
+	    fi; \
+	    ln -s "$$target" "$$path" && echo "$$path -> $$target"; \
+	done
+
 DISTNAME = posthorn-$(VERSION)
 dist:
 	rm -rf $(B)/dist && mkdir -p $(B)/dist/$(DISTNAME)
@@ -141,5 +163,5 @@ run: all
 clean:
 	rm -rf $(B) build-asan $(DISTNAME).tar.gz
 
-.PHONY: all check unit bench fuzz install dist deps run clean
+.PHONY: all check unit bench fuzz install install-mta-links dist deps run clean
 .SECONDARY:

@@ -45,6 +45,23 @@ for f in ("opt/ph/libexec/posthorn/master", "opt/ph/sbin/mailctl",
 for link in ("mailq", "newaliases"):
     p = os.path.join(dest, "opt/ph/sbin", link)
     ok(os.path.islink(p) and os.readlink(p) == "sendmail", "%s is a link to sendmail" % link)
+
+# install-mta-links: the standard paths point to our sendmail; another
+# MTA's file is kept unless FORCE=1.
+os.makedirs(os.path.join(dest, "usr/sbin"), exist_ok=True)
+with open(os.path.join(dest, "usr/sbin/sendmail"), "w") as f:
+    f.write("#!/bin/sh\n# another MTA\n")
+r = make("install-mta-links", "DESTDIR=" + dest, "PREFIX=/opt/ph")
+ok(r.returncode != 0 and "another MTA" in r.stderr, "install-mta-links keeps another MTA's sendmail")
+r = make("install-mta-links", "DESTDIR=" + dest, "PREFIX=/opt/ph", "FORCE=1")
+is_(r.returncode, 0, "with FORCE=1 it replaces it") or diag(r.stderr)
+ok(os.path.exists(os.path.join(dest, "usr/sbin/sendmail.pre-posthorn")), "keeping the old one aside")
+for path, name in (("usr/sbin/sendmail", "sendmail"), ("usr/bin/mailq", "mailq"),
+                   ("usr/bin/newaliases", "newaliases")):
+    is_(os.readlink(os.path.join(dest, path)) if os.path.islink(os.path.join(dest, path)) else None,
+        "/opt/ph/sbin/" + name, "/%s points to ours" % path)
+r = make("install-mta-links", "DESTDIR=" + dest, "PREFIX=/opt/ph")
+is_(r.returncode, 0, "install-mta-links again changes nothing")
 ok(os.access(os.path.join(dest, "opt/ph/sbin/mailctl"), os.X_OK), "mailctl is executable")
 
 conf = os.path.join(dest, "etc/phconf/posthorn/main.conf")
