@@ -135,9 +135,27 @@ static void cleanup_observe(void *ctx, const char *data, size_t len)
         header_scan_feed(hs, data, len);
 }
 
+/* A message from pickup names its maildrop file: now that the queue file
+ * is durable, remove it here rather than after the answer reached pickup,
+ * so that a pickup killed while it waits does not submit it again.  Only
+ * pickup's account (mail_owner) or root may ask for that. */
+static void cleanup_maildrop_done(const struct cleanup_request *r, uid_t peer)
+{
+    const char *id = cleanup_request_get_attr(r, QUEUE_ATTR_MAILDROP_ID);
+
+    if (id == NULL || (peer != 0 && peer != cleanup_peer_uids[1]))
+        return;
+    if (!queue_id_valid(id)) {
+        msg_warn("cleanup: ignoring a bad %s attribute", QUEUE_ATTR_MAILDROP_ID);
+        return;
+    }
+    if (queue_remove(cleanup_qdir_fd, QUEUE_DIR_MAILDROP, id) < 0 && errno != ENOENT)
+        msg_warn("cannot remove maildrop/%s: %s", id, strerror(errno));
+}
+
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
  * (static or in *idbuf) describe the outcome. */
-static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **dsn,
+static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, const char **dsn,
                          const char **text, struct header_scan *hs)
 {
     long long limit = conf_size("message_size_limit");
@@ -201,6 +219,7 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
         msg_warn("%s: cannot commit the queue file: %s", idbuf, strerror(err));
         return cleanup_write_error(err, dsn, text);
     }
+    cleanup_maildrop_done(r, peer);
     *dsn = "2.0.0";
     *text = idbuf;
     return 250;
@@ -220,7 +239,7 @@ envelope_error:
 }
 
 /* Handle one request; 0 to go on, -1 to drop the peer. */
-static int cleanup_request(int fd, ipc_msg_t *m)
+static int cleanup_request(int fd, uid_t peer, ipc_msg_t *m)
 {
     struct cleanup_request r;
     struct header_scan hs;
@@ -238,7 +257,7 @@ static int cleanup_request(int fd, ipc_msg_t *m)
         return -1;
     }
     header_scan_init(&hs);
-    code = cleanup_write(&r, id, &dsn, &text, &hs);
+    code = cleanup_write(&r, peer, id, &dsn, &text, &hs);
     if (code == 250) {
         /* Logged before the answer, so the log never lags the client. */
         const char *msgid = header_scan_msgid(&hs);
@@ -261,6 +280,7 @@ static int cleanup_request(int fd, ipc_msg_t *m)
 
 static void cleanup_serve(int fd)
 {
+    uid_t peer;
     const char *why;
     ipc_msg_t *m;
     int rc;
@@ -270,6 +290,8 @@ static void cleanup_serve(int fd)
         msg_warn("cleanup: refusing a client: %s", why);
         return;
     }
+    if (ipc_peer_uid(fd, &peer, NULL) < 0)
+        return;
     for (;;) {
         rc = ipc_recv(fd, &m, CLEANUP_MAX_REQUEST, CLEANUP_IDLE_MS);
         if (rc == 0)
@@ -279,7 +301,7 @@ static void cleanup_serve(int fd)
                 msg_warn("cleanup: bad message from client: %s; dropping it", strerror(errno));
             return;
         }
-        rc = cleanup_request(fd, m);
+        rc = cleanup_request(fd, peer, m);
         ipc_msg_free(&m);
         if (rc < 0)
             return;

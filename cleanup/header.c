@@ -91,15 +91,6 @@ const char *header_scan_msgid(struct header_scan *h)
     return p;
 }
 
-static const char *header_attr(const struct cleanup_request *r, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < r->nattr; i++)
-        if (strcmp(r->attr_names[i], name) == 0)
-            return r->attr_values[i];
-    return NULL;
-}
 
 /* Append s, keeping only characters that are safe inside a comment. */
 static void header_put_safe(buf_t *out, const char *s, size_t max)
@@ -115,13 +106,13 @@ static void header_put_safe(buf_t *out, const char *s, size_t max)
 
 void header_received(buf_t *out, const struct cleanup_request *r, const char *id, time_t now)
 {
-    const char *helo = header_attr(r, QUEUE_ATTR_HELO);
-    const char *addr = header_attr(r, QUEUE_ATTR_CLIENT_ADDR);
-    const char *proto = header_attr(r, QUEUE_ATTR_PROTOCOL);
-    const char *tls_proto = header_attr(r, CLEANUP_ATTR_TLS_PROTOCOL);
-    const char *tls_cipher = header_attr(r, CLEANUP_ATTR_TLS_CIPHER);
-    const char *tls_bits = header_attr(r, CLEANUP_ATTR_TLS_BITS);
-    const char *uid = header_attr(r, QUEUE_ATTR_SUBMIT_UID);
+    const char *helo = cleanup_request_get_attr(r, QUEUE_ATTR_HELO);
+    const char *addr = cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR);
+    const char *proto = cleanup_request_get_attr(r, QUEUE_ATTR_PROTOCOL);
+    const char *tls_proto = cleanup_request_get_attr(r, CLEANUP_ATTR_TLS_PROTOCOL);
+    const char *tls_cipher = cleanup_request_get_attr(r, CLEANUP_ATTR_TLS_CIPHER);
+    const char *tls_bits = cleanup_request_get_attr(r, CLEANUP_ATTR_TLS_BITS);
+    const char *uid = cleanup_request_get_attr(r, QUEUE_ATTR_SUBMIT_UID);
     char date[64];
     struct tm tm;
 

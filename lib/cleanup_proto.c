@@ -75,6 +75,14 @@ void cleanup_request_free(struct cleanup_request *r)
     cleanup_request_init(r);
 }
 
+const char *cleanup_request_get_attr(const struct cleanup_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nattr; i++)
+        if (strcmp(r->attr_names[i], name) == 0)
+            return r->attr_values[i];
+    return NULL;
+}
+
 int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
                    int timeout_ms)
 {

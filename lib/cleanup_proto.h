@@ -98,6 +98,8 @@ void cleanup_request_attr(struct cleanup_request *r, const char *name, const cha
 void cleanup_request_rcpt(struct cleanup_request *r, const char *address,
                           const char *orig, const char *orcpt, unsigned notify);
 void cleanup_request_free(struct cleanup_request *r);
+/* The value of attribute name, or NULL. */
+const char *cleanup_request_get_attr(const struct cleanup_request *r, const char *name);
 
 /* Send r (its content_fd travels with it; r keeps owning it) and wait for
  * the result.  0 with *res filled (res->code says whether it was queued),

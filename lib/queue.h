@@ -150,6 +150,7 @@ extern const char *const queue_dirs[];      /* the above, NULL-terminated */
 #define QUEUE_ATTR_SASL_USER    "sasl_username"
 #define QUEUE_ATTR_SUBMIT_UID   "submit_uid"    /* local submission: the user's uid */
 #define QUEUE_ATTR_SUBMIT_USER  "submit_user"   /* ... and login name */
+#define QUEUE_ATTR_MAILDROP_ID  "maildrop_id"   /* pickup: the maildrop file */
 
 /* queue_set_rcpt_status() and queue_move() flags. */
 #define QUEUE_SYNC  (1 << 0)    /* fdatasync the file / fsync the target dir */

@@ -20,7 +20,10 @@
  * are files sendmail is still writing; one older than a day is the
  * leftover of a sendmail that died and is removed.
  *
- * cleanup's answer decides: 250 removes the file; a 4xx, or no cleanup,
+ * cleanup's answer decides: 250 means the file is queued, and cleanup has
+ * removed it already (told by the maildrop_id attribute, right after its
+ * commit, so that a pickup killed while it waits does not queue the
+ * message again; pickup removes it too in case); a 4xx, or no cleanup,
  * leaves it and ends the scan (the next wakeup tries again); a 5xx (the
  * message is too big, or has too many hops) moves it to corrupt/ with the
  * reason logged, for the admin to look at.
@@ -73,13 +76,6 @@ static void pickup_to_corrupt(const char *name, const char *reason)
     free(to);
 }
 
-static const char *request_attr(const struct cleanup_request *r, const char *name)
-{
-    for (size_t i = 0; i < r->nattr; i++)
-        if (strcmp(r->attr_names[i], name) == 0)
-            return r->attr_values[i];
-    return NULL;
-}
 
 /* Hand one file to cleanup.  0 to go on with the next file, -1 to end the
  * scan (cleanup is not there or defers). */
@@ -119,7 +115,8 @@ static int pickup_file(int mdfd, const char *id)
     }
     close(fd);
     snprintf(owner, sizeof(owner), "%u", (unsigned)st.st_uid);
-    if ((uid = request_attr(&r, QUEUE_ATTR_SUBMIT_UID)) == NULL || strcmp(uid, owner) != 0) {
+    uid = cleanup_request_get_attr(&r, QUEUE_ATTR_SUBMIT_UID);
+    if (uid == NULL || strcmp(uid, owner) != 0) {
         char *text = xasprintf("claims uid %s but is owned by uid %s", uid ? uid : "(none)",
                                owner);
 
@@ -129,8 +126,14 @@ static int pickup_file(int mdfd, const char *id)
         return 0;
     }
     /* cleanup would drop the connection over a request that breaks its
-     * rules: such a file must not stop the files behind it. */
-    if (cleanup_request_check(&r, &why) < 0) {
+     * rules: such a file must not stop the files behind it.  And the
+     * maildrop_id attribute is pickup's own word to cleanup. */
+    if (cleanup_request_get_attr(&r, QUEUE_ATTR_MAILDROP_ID) != NULL) {
+        why = "it has a maildrop_id attribute";
+    } else if (cleanup_request_check(&r, &why) == 0) {
+        why = NULL;
+    }
+    if (why != NULL) {
         char *text = xasprintf("not a valid request (%s)", why);
 
         pickup_to_corrupt(id, text);
@@ -139,6 +142,8 @@ static int pickup_file(int mdfd, const char *id)
         return 0;
     }
     why = NULL;
+    /* cleanup removes the file as soon as the queue file is committed. */
+    cleanup_request_attr(&r, QUEUE_ATTR_MAILDROP_ID, id);
     if (pickup_cleanup_fd < 0)
         pickup_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
                                             CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
