@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,22 +136,59 @@ static void cleanup_observe(void *ctx, const char *data, size_t len)
         header_scan_feed(hs, data, len);
 }
 
-/* A message from pickup names its maildrop file: now that the queue file
- * is durable, remove it here rather than after the answer reached pickup,
- * so that a pickup killed while it waits does not submit it again.  Only
- * pickup's account (mail_owner) or root may ask for that. */
-static void cleanup_maildrop_done(const struct cleanup_request *r, uid_t peer)
+/*
+ * A message from pickup names its maildrop file (maildrop_id; honoured
+ * only from pickup's account, mail_owner, or root).  cleanup claims the
+ * file with an exclusive lock for as long as it works on the message and
+ * removes it right after its commit, before it answers: a pickup killed
+ * or timed out while it waits neither loses the message nor gets it
+ * queued twice, since a second cleanup given the same file finds it
+ * locked or gone and answers 451 (pickup tries again later, and by then
+ * the file is gone or, if the first cleanup died before its commit,
+ * free again).
+ */
+static int cleanup_claim_fd = -1;
+
+static int cleanup_maildrop_claim(const struct cleanup_request *r, uid_t peer, const char **dsn,
+                                  const char **text)
+{
+    const char *id = cleanup_request_get_attr(r, QUEUE_ATTR_MAILDROP_ID);
+    struct stat st;
+    int fd;
+
+    if (id == NULL || (peer != 0 && peer != cleanup_peer_uids[1]))
+        return 0;
+    if (!queue_id_valid(id)) {
+        msg_warn("cleanup: ignoring a bad %s attribute", QUEUE_ATTR_MAILDROP_ID);
+        return 0;
+    }
+    fd = queue_open(cleanup_qdir_fd, QUEUE_DIR_MAILDROP, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+        cleanup_claim_fd = fd;
+        return 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    *dsn = "4.3.0";
+    *text = "Error: the maildrop file is being queued already";
+    return 451;
+}
+
+static void cleanup_maildrop_done(const struct cleanup_request *r)
 {
     const char *id = cleanup_request_get_attr(r, QUEUE_ATTR_MAILDROP_ID);
 
-    if (id == NULL || (peer != 0 && peer != cleanup_peer_uids[1]))
+    if (cleanup_claim_fd < 0)
         return;
-    if (!queue_id_valid(id)) {
-        msg_warn("cleanup: ignoring a bad %s attribute", QUEUE_ATTR_MAILDROP_ID);
-        return;
-    }
     if (queue_remove(cleanup_qdir_fd, QUEUE_DIR_MAILDROP, id) < 0 && errno != ENOENT)
         msg_warn("cannot remove maildrop/%s: %s", id, strerror(errno));
+}
+
+static void cleanup_maildrop_release(void)
+{
+    if (cleanup_claim_fd >= 0)
+        close(cleanup_claim_fd);
+    cleanup_claim_fd = -1;
 }
 
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
@@ -161,6 +199,7 @@ static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, con
     long long limit = conf_size("message_size_limit");
     queue_writer_t *w = NULL;
     struct stat st;
+    int code;
 
     if (fstat(r->content_fd, &st) < 0 || (uint64_t)st.st_size < r->content_len) {
         *dsn = "4.3.0";
@@ -173,10 +212,10 @@ static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, con
         *text = "Message size exceeds fixed limit";
         return 552;
     }
+    if ((code = cleanup_maildrop_claim(r, peer, dsn, text)) != 0)
+        return code;
     if (*conf_str("virtual_alias_maps")) {
-        int code = virtual_expand(r, dsn, text);
-
-        if (code != 0) {
+        if ((code = virtual_expand(r, dsn, text)) != 0) {
             msg_info("NOQUEUE: reject: %d %s %s", code, *dsn, *text);
             return code;
         }
@@ -219,7 +258,7 @@ static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, con
         msg_warn("%s: cannot commit the queue file: %s", idbuf, strerror(err));
         return cleanup_write_error(err, dsn, text);
     }
-    cleanup_maildrop_done(r, peer);
+    cleanup_maildrop_done(r);
     *dsn = "2.0.0";
     *text = idbuf;
     return 250;
@@ -258,6 +297,7 @@ static int cleanup_request(int fd, uid_t peer, ipc_msg_t *m)
     }
     header_scan_init(&hs);
     code = cleanup_write(&r, peer, id, &dsn, &text, &hs);
+    cleanup_maildrop_release();
     if (code == 250) {
         /* Logged before the answer, so the log never lags the client. */
         const char *msgid = header_scan_msgid(&hs);

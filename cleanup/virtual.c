@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/tree.h>
 #include <unistd.h>
 
 #include "addrlist.h"
@@ -20,12 +21,28 @@
 static int virtual_lookup_fd = -1;
 static char virtual_text[512];
 
+/* The final addresses seen so far, for the once-each rule in O(log n). */
+struct seen {
+    RB_ENTRY(seen) tree;
+    const char    *address;     /* points into expansion.out */
+};
+
+static int seen_cmp(const struct seen *a, const struct seen *b)
+{
+    return strcasecmp(a->address, b->address);
+}
+
+RB_HEAD(seen_tree, seen);
+RB_PROTOTYPE(seen_tree, seen, tree, seen_cmp)
+RB_GENERATE(seen_tree, seen, tree, seen_cmp)
+
 struct expansion {
     const struct cleanup_rcpt *from;    /* the recipient being expanded */
     struct cleanup_rcpt *out;           /* the final addresses */
     size_t nout;
     size_t base;                        /* nout when this recipient started */
     const char **chain;                 /* the aliases on the way here */
+    struct seen_tree seen;
     long recursion_limit, expansion_limit;
     const char *dsn;
     int code;                           /* 0 while all is well */
@@ -64,9 +81,10 @@ static int ask(const char *address, char **value)
 
 static int add_final(struct expansion *x, const char *address)
 {
-    for (size_t i = 0; i < x->nout; i++)
-        if (strcasecmp(x->out[i].address, address) == 0)
-            return 0;
+    struct seen key = {.address = address}, *s;
+
+    if (RB_FIND(seen_tree, &x->seen, &key))
+        return 0;
     if ((long)(x->nout - x->base) >= x->expansion_limit)
         return fail(x, 554, "5.4.6", "<%s>: virtual alias expansion limit exceeded",
                     x->from->address);
@@ -75,6 +93,9 @@ static int add_final(struct expansion *x, const char *address)
     x->out[x->nout].orig = xstrdup(x->from->orig[0] ? x->from->orig : x->from->address);
     x->out[x->nout].orcpt = xstrdup(x->from->orcpt);
     x->out[x->nout].notify = x->from->notify;
+    s = xcalloc(1, sizeof(*s));
+    s->address = x->out[x->nout].address;
+    RB_INSERT(seen_tree, &x->seen, s);
     x->nout++;
     return 0;
 }
@@ -128,8 +149,10 @@ int virtual_expand(struct cleanup_request *r, const char **dsn, const char **tex
         .recursion_limit = conf_int("virtual_alias_recursion_limit"),
         .expansion_limit = conf_int("virtual_alias_expansion_limit"),
     };
+    struct seen *s, *next;
     size_t i;
 
+    RB_INIT(&x.seen);
     x.chain = xcalloc((size_t)x.recursion_limit + 1, sizeof(*x.chain));
     for (i = 0; i < r->nrcpt && x.code == 0; i++) {
         x.from = &r->rcpts[i];
@@ -137,6 +160,10 @@ int virtual_expand(struct cleanup_request *r, const char **dsn, const char **tex
         expand(&x, r->rcpts[i].address, 0);
     }
     free(x.chain);
+    RB_FOREACH_SAFE(s, seen_tree, &x.seen, next) {
+        RB_REMOVE(seen_tree, &x.seen, s);
+        free(s);
+    }
     if (x.code != 0) {
         for (i = 0; i < x.nout; i++) {
             free(x.out[i].address);

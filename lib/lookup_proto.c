@@ -34,7 +34,7 @@ static int lookup_ask(int sock, uint32_t type, const char *address, char **text,
     ipc_msg_free(&m);
     if (rc < 0)
         return -1;
-    rc = ipc_recv(sock, &reply, 64 * 1024, timeout_ms);
+    rc = ipc_recv(sock, &reply, IPC_MAX_PAYLOAD, timeout_ms);
     if (rc <= 0) {
         if (rc == 0)
             errno = ECONNRESET;

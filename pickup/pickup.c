@@ -21,12 +21,15 @@
  * leftover of a sendmail that died and is removed.
  *
  * cleanup's answer decides: 250 means the file is queued, and cleanup has
- * removed it already (told by the maildrop_id attribute, right after its
- * commit, so that a pickup killed while it waits does not queue the
- * message again; pickup removes it too in case); a 4xx, or no cleanup,
- * leaves it and ends the scan (the next wakeup tries again); a 5xx (the
- * message is too big, or has too many hops) moves it to corrupt/ with the
- * reason logged, for the admin to look at.
+ * removed it already (told by the maildrop_id attribute; it locks the file
+ * while it works and removes it right after its commit, so that a pickup
+ * killed or timed out while it waits does not queue the message again;
+ * pickup removes it too in case); a 4xx leaves it for the next wakeup and
+ * goes on with the next file; no cleanup at all ends the scan; a 5xx
+ * (the message is too big, has too many hops, or a virtual alias loop)
+ * comes too late for sendmail, which has exited 0: the sender gets a
+ * non-delivery report (lib/dsn, as from qmgr) and the file is removed;
+ * mail from <> goes to corrupt/ instead.
  *
  * Logging: "ID: uid=N from=<sender>: queued as NEWID".
  *
@@ -43,6 +46,7 @@
 #include <unistd.h>
 
 #include "cleanup_proto.h"
+#include "dsn.h"
 #include "ipc.h"
 #include "maildrop.h"
 #include "msg.h"
@@ -77,8 +81,54 @@ static void pickup_to_corrupt(const char *name, const char *reason)
 }
 
 
+/* cleanup refused the message for good, after sendmail had said it was
+ * sent: tell the sender with a non-delivery report, as qmgr would, and
+ * then drop the file.  Mail from <> (nobody to tell) or a report that
+ * cannot be sent leaves the file where the admin finds it: corrupt/, or
+ * maildrop/ for the next try. */
+static void pickup_bounce(int mdfd, const char *id, const struct cleanup_result *res)
+{
+    char *text = xasprintf("refused by cleanup: %d %s %s", res->code, res->dsn, res->text);
+    char *why = NULL, *queued_as = NULL;
+    queue_file_t *q = NULL;
+    struct dsn_rcpt *r;
+    int fd;
+
+    if ((fd = openat(mdfd, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0
+        || queue_read(fd, &q, &why) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(why);
+        free(text);
+        return;                 /* gone meanwhile, or changed: the next scan sees */
+    }
+    if (*q->sender == '\0') {
+        pickup_to_corrupt(id, text);
+    } else {
+        char *diag = xasprintf("%d %s", res->code, res->text);
+
+        r = xcalloc(q->nrcpt, sizeof(*r));
+        for (size_t i = 0; i < q->nrcpt; i++) {
+            r[i].rcpt = &q->rcpts[i];
+            r[i].dsn = res->dsn;
+            r[i].text = diag;
+        }
+        if (dsn_send(id, q, r, q->nrcpt, 1, &queued_as) == 0) {
+            msg_info("%s: %s; sender non-delivery notification: %s", id, text, queued_as);
+            if (unlinkat(mdfd, id, 0) < 0)
+                msg_warn("maildrop %s: cannot remove it: %s", id, strerror(errno));
+        }
+        free(queued_as);
+        free(r);
+        free(diag);
+    }
+    queue_file_free(&q);
+    close(fd);
+    free(text);
+}
+
 /* Hand one file to cleanup.  0 to go on with the next file, -1 to end the
- * scan (cleanup is not there or defers). */
+ * scan (cleanup cannot be reached). */
 static int pickup_file(int mdfd, const char *id)
 {
     struct cleanup_request r;
@@ -86,13 +136,20 @@ static int pickup_file(int mdfd, const char *id)
     struct stat st;
     const char *why = NULL, *uid;
     char *reason = NULL, owner[16];
-    int fd, rc = 0;
+    int fd;
 
     if ((fd = openat(mdfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
         if (errno == ELOOP)
             pickup_to_corrupt(id, "a symbolic link");
         else if (errno != ENOENT)
             msg_warn("maildrop %s: cannot open: %s", id, strerror(errno));
+        return 0;
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 2
+        && time(NULL) - st.st_ctime < 10) {
+        /* A file system without RENAME_NOREPLACE: sendmail's commit links
+         * the new name before it unlinks the old one. */
+        close(fd);
         return 0;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
@@ -130,8 +187,11 @@ static int pickup_file(int mdfd, const char *id)
      * maildrop_id attribute is pickup's own word to cleanup. */
     if (cleanup_request_get_attr(&r, QUEUE_ATTR_MAILDROP_ID) != NULL) {
         why = "it has a maildrop_id attribute";
-    } else if (cleanup_request_check(&r, &why) == 0) {
-        why = NULL;
+    } else {
+        /* cleanup removes the file as soon as the queue file is committed. */
+        cleanup_request_attr(&r, QUEUE_ATTR_MAILDROP_ID, id);
+        if (cleanup_request_check(&r, &why) == 0)
+            why = NULL;
     }
     if (why != NULL) {
         char *text = xasprintf("not a valid request (%s)", why);
@@ -142,8 +202,6 @@ static int pickup_file(int mdfd, const char *id)
         return 0;
     }
     why = NULL;
-    /* cleanup removes the file as soon as the queue file is committed. */
-    cleanup_request_attr(&r, QUEUE_ATTR_MAILDROP_ID, id);
     if (pickup_cleanup_fd < 0)
         pickup_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
                                             CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
@@ -166,18 +224,16 @@ static int pickup_file(int mdfd, const char *id)
             msg_warn("maildrop %s: queued as %s but cannot remove it: %s", id, res.text,
                      strerror(errno));
     } else if (res.code >= 500 && res.code <= 599) {
-        char *text = xasprintf("refused by cleanup: %d %s %s", res.code, res.dsn, res.text);
-
-        pickup_to_corrupt(id, text);
-        free(text);
+        pickup_bounce(mdfd, id, &res);
     } else {
+        /* This message only (a lookup that failed, a file another cleanup
+         * is queueing): the files behind it go on. */
         msg_warn("maildrop %s: cleanup defers it: %d %s %s; will try again", id, res.code,
                  res.dsn, res.text);
-        rc = -1;
     }
     cleanup_result_free(&res);
     cleanup_request_free(&r);
-    return rc;
+    return 0;
 }
 
 static void pickup_scan(event_loop_t *loop, void *arg)

@@ -124,5 +124,19 @@ r = subprocess.run([os.path.join(BUILD, "sbin", "sendmail"), "-C", inst.etc, "in
 is_(r.returncode, 0, "sendmail to a virtual address")
 ok(find(h1, "local virtual"), "local submissions are rewritten too")
 
+# A local submission that cleanup defers (the broken entry) stays in
+# maildrop/ for later, and the files behind it go on.
+SM = os.path.join(BUILD, "sbin", "sendmail")
+r = subprocess.run([SM, "-C", inst.etc, "broken@hosted.example"], input=b"Subject: stuck\n\nx\n",
+                   capture_output=True, timeout=60)
+is_(r.returncode, 0, "sendmail to the broken entry")
+ok(inst.wait_for(lambda: "cleanup defers it: 451 4.3.0" in inst.log(), timeout=10),
+   "pickup is told to try again later")
+r = subprocess.run([SM, "-C", inst.etc, "info@hosted.example"], input=b"Subject: behind it\n\nx\n",
+                   capture_output=True, timeout=60)
+ok(find(h1, "behind it", timeout=10), "the next message does not wait behind it")
+ok([n for n in os.listdir(os.path.join(inst.spool, "maildrop")) if not n.startswith(".")],
+   "the deferred one waits in maildrop/")
+
 inst.cleanup()
 done()

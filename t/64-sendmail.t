@@ -14,7 +14,9 @@ root may name another sender (77, nothing queued), a user may use their
 own +tag address or <>; "-bs" on stdin/stdout; s-nail (mail(1)) to root
 lands in the Maildir of root's alias target; the usage errors (64) and a
 configuration that is not root's (78); a message over message_size_limit
-(65); unknown options ignored with a warning; submitting while Posthorn is stopped, listed by mailq, delivered
+(65); unknown options ignored with a warning; a message cleanup
+refuses after sendmail accepted it (too many hops) bounced to the sender,
+or kept in corrupt/ when the sender is <>; submitting while Posthorn is stopped, listed by mailq, delivered
 after start; "mailq" by a user through showq shows a deferred message,
 and says the report is unavailable while Posthorn is stopped;
 "newaliases" (a link to sendmail) after an edit takes effect without a
@@ -233,6 +235,23 @@ r = sendmail([u1], b"x\n", user=alice, confdir=own)
 is_(r.returncode, 78, "a user's own configuration is refused (EX_CONFIG)")
 like(r.stderr.decode(), "not owned by root", "and the reason given")
 shutil.rmtree(own)
+
+# --- refused by cleanup after sendmail said yes: the sender is told ------------
+hops = b"".join(b"Received: from hop%d.example by hop%d.example; Thu, 1 Jan 2026 00:00:00 +0000\n"
+                % (i, i + 1) for i in range(60))
+r = sendmail([u1], hops + b"Subject: too many hops\n\nx\n", user=alice)
+is_(r.returncode, 0, "sendmail takes a message with 60 Received: lines")
+m = find(ha, "Undelivered Mail Returned to Sender")
+ok(m and b"message/delivery-status" in m[0] and b"5.4.6" in m[0] and b"too many hops" in m[0],
+   "cleanup refuses it (5.4.6) and the sender gets a non-delivery report")
+ok(inst.wait_for(lambda: not [n for n in maildrop() if n], timeout=10), "the maildrop file is gone")
+time.sleep(1)
+ok(not [d for d in inst.maildir(h1).values() if b"too many hops" in d], "nothing was delivered")
+like(inst.log(), "refused by cleanup: 554 5.4.6", "pickup logs the refusal and the report")
+r = sendmail(["-f", "<>", u1], hops + b"Subject: hops from nobody\n\nx\n", user=alice)
+is_(r.returncode, 0, "the same from the null sender")
+ok(inst.wait_for(lambda: [n for n in os.listdir(os.path.join(inst.spool, "corrupt"))], timeout=10),
+   "has nobody to tell: it is kept in corrupt/")
 
 # --- mailq: a deferred message ------------------------------------------------
 MAILQ = os.path.join(inst.dir, "mailq")
