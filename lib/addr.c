@@ -90,3 +90,25 @@ char *addr_lowercase(const char *s)
             *p = (char)(*p - 'A' + 'a');
     return copy;
 }
+
+int addr_sender_owned(const char *sender, const char *login, int *via_extension)
+{
+    char *local, *domain, *base;
+    int own = 0;
+
+    *via_extension = 0;
+    if (*sender == '\0')
+        return 1;
+    addr_split(sender, &local, &domain);
+    if (strcasecmp(domain, conf_str("myorigin")) == 0 || addr_domain_is_local(domain)) {
+        if (strcasecmp(local, login) == 0) {
+            own = 1;
+        } else if ((base = addr_unextended(local)) != NULL) {
+            own = *via_extension = strcasecmp(base, login) == 0;
+            free(base);
+        }
+    }
+    free(local);
+    free(domain);
+    return own;
+}

@@ -35,6 +35,12 @@ int addr_is_postmaster(const char *local);
  * characters counts, as in Postfix), or NULL when there is none (no
  * delimiter configured, none in the local part, or one at its start). */
 char *addr_unextended(const char *local);
+/* May the user login send as sender?  1 for the null sender, and for
+ * login or login+extension (recipient_delimiter) at myorigin or a
+ * mydestination domain, local parts compared without regard to case;
+ * *via_extension says the second case (the caller may want to check that
+ * the whole local part is not somebody else's account). */
+int addr_sender_owned(const char *sender, const char *login, int *via_extension);
 /* Lower-case copy of s (ASCII letters only; UTF-8 bytes are kept). */
 char *addr_lowercase(const char *s);
 

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "cleanup_proto.h"
 #include "dsn.h"
 #include "ipc.h"
@@ -181,6 +182,21 @@ static int pickup_file(int mdfd, const char *id)
         free(text);
         cleanup_request_free(&r);
         return 0;
+    }
+    /* sendmail let only root choose the sender; check again with our own
+     * configuration, in case a user's sendmail read another. */
+    if (st.st_uid != 0) {
+        const char *login = cleanup_request_get_attr(&r, QUEUE_ATTR_SUBMIT_USER);
+        int via_extension;
+
+        if (login == NULL || !addr_sender_owned(r.sender, login, &via_extension)) {
+            char *text = xasprintf("uid %s may not send as <%s>", owner, r.sender);
+
+            pickup_to_corrupt(id, text);
+            free(text);
+            cleanup_request_free(&r);
+            return 0;
+        }
     }
     /* cleanup would drop the connection over a request that breaks its
      * rules: such a file must not stop the files behind it.  And the

@@ -32,6 +32,7 @@
  * sender not allowed, 78 configuration error.  Nothing is queued then.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
@@ -97,8 +98,8 @@ char *sm_qualify(const char *address)
 
 char *sm_sender(const char *address, const char **why)
 {
-    char *sender, *local, *domain, *base, *lower;
-    bool own;
+    char *sender;
+    int own, via_extension;
 
     if (address == NULL)
         return sm_qualify(sm_user.login);
@@ -113,17 +114,22 @@ char *sm_sender(const char *address, const char **why)
         return sender;
     }
     sender = sm_qualify(address);
-    if (sm_user.trusted || *sender == '\0')
+    if (sm_user.trusted)
         return sender;
-    addr_split(sender, &local, &domain);
-    base = addr_unextended(local);
-    lower = addr_lowercase(base ? base : local);
-    own = strcasecmp(lower, sm_user.login) == 0
-          && (strcasecmp(domain, conf_str("myorigin")) == 0 || addr_domain_is_local(domain));
-    free(local);
-    free(domain);
-    free(base);
-    free(lower);
+    own = addr_sender_owned(sender, sm_user.login, &via_extension);
+    if (own && via_extension) {
+        /* "bob-smith" with recipient_delimiter "-" is bob's only if no
+         * account has that name. */
+        char *local, *lower;
+        struct passwd *pw;
+
+        addr_split(sender, &local, NULL);
+        lower = addr_lowercase(local);
+        pw = getpwnam(lower);
+        own = pw == NULL || pw->pw_uid == sm_user.uid;
+        free(local);
+        free(lower);
+    }
     if (!own) {
         *why = "only root may send as another user";
         free(sender);
@@ -161,39 +167,57 @@ int sm_add_rcpts(struct cleanup_request *r, const char *list, const char **why)
 }
 
 /* The configuration may steer a setgid program: for anybody but root it
- * must be root's. */
-static void check_config_trusted(const char *dir)
+ * must be root's.  The directory is opened once and checked through its
+ * descriptor, and the configuration is then read through that same
+ * descriptor (/proc/self/fd/N), so that no symbolic link swapped in
+ * between the check and the read can substitute another one.  Returns
+ * the path to load from (dir itself for root). */
+static char *config_trusted_path(const char *dir)
 {
     struct stat st;
-    char *path;
+    int fd;
 
     if (sm_user.uid == 0)
-        return;
-    for (int i = 0; i < 2; i++) {
-        path = i == 0 ? xstrdup(dir) : xasprintf("%s/main.conf", dir);
-        if (stat(path, &st) < 0)
-            sm_fatal(EX_CONFIG, "%s: %s", path, strerror(errno));
-        if (st.st_uid != 0 || (st.st_mode & 022))
-            sm_fatal(EX_CONFIG, "%s: not owned by root or writable by others: a configuration "
-                     "the administrator does not control is not used", path);
-        free(path);
-    }
+        return xstrdup(dir);
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
+        sm_fatal(EX_CONFIG, "%s: %s", dir, strerror(errno));
+    if (st.st_uid != 0 || (st.st_mode & 022))
+        sm_fatal(EX_CONFIG, "%s: not owned by root or writable by others: a configuration "
+                 "the administrator does not control is not used", dir);
+    if (fstatat(fd, "main.conf", &st, AT_SYMLINK_NOFOLLOW) < 0)
+        sm_fatal(EX_CONFIG, "%s/main.conf: %s", dir, strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
+        sm_fatal(EX_CONFIG, "%s/main.conf: not a regular file owned by root and writable by "
+                 "root only: a configuration the administrator does not control is not used",
+                 dir);
+    return xasprintf("/proc/self/fd/%d", fd);
 }
 
 static void load_config(void)
 {
     buf_t *errs = buf_new(0);
+    char *path;
 
     if (sm_confdir == NULL || *sm_confdir == '\0')
         sm_confdir = getenv("POSTHORN_CONFIG");
     if (sm_confdir == NULL || *sm_confdir == '\0')
         sm_confdir = DEF_CONFIG_DIRECTORY;
-    check_config_trusted(sm_confdir);
-    if (conf_load(sm_confdir, errs) < 0) {
-        fputs(buf_cstr(errs), stderr);
+    path = config_trusted_path(sm_confdir);
+    if (conf_load(path, errs) < 0) {
+        /* Name the file as the caller knows it, not /proc/self/fd/N. */
+        const char *e = buf_cstr(errs), *hit;
+        size_t n = strlen(path);
+
+        while ((hit = strstr(e, path)) != NULL) {
+            fwrite(e, 1, (size_t)(hit - e), stderr);
+            fputs(sm_confdir, stderr);
+            e = hit + n;
+        }
+        fputs(e, stderr);
         sm_fatal(EX_CONFIG, "the configuration in %s has errors", sm_confdir);
     }
     buf_free(&errs);
+    free(path);
 }
 
 static void who_am_i(void)

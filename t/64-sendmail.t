@@ -39,7 +39,7 @@ from tap import diag, done, is_, like, ok  # noqa: E402
 SENDMAIL = os.path.join(BUILD, "sbin", "sendmail")
 DOMAIN = "mail.example.test"
 
-inst = Instance(main_conf={"message_size_limit": "200000"})
+inst = Instance(main_conf={"message_size_limit": "200000", "recipient_delimiter": "+-"})
 users = [inst.add_user() for _ in range(4)]
 (u1, h1), (u2, h2), (u3, h3), (alice, ha) = users
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
@@ -176,6 +176,12 @@ ok(find(h1, "own tag") and find(h1, "null sender"), "both are delivered")
 time.sleep(1)
 ok(not [d for d in inst.maildir(h1).values() if b"forged" in d], "nothing forged arrived")
 
+other, _ = inst.add_user(alice + "-x")
+r = sendmail(["-f", "%s@%s" % (other, DOMAIN), u1], b"Subject: forged3\n\nx\n", user=alice)
+is_(r.returncode, 77, "nor as another account that looks like their own with an extension")
+r = sendmail(["-f", "%s-lists@%s" % (alice, DOMAIN), u1], b"Subject: own dash\n\nx\n", user=alice)
+is_(r.returncode, 0, "an extension after another delimiter that is nobody's account is fine")
+
 r = sendmail(["-f", "root", u1], b"Subject: root f\n\nx\n")
 is_(r.returncode, 0, "root may name any sender")
 
@@ -311,6 +317,16 @@ with open(os.path.join(inst.spool, "maildrop", good), "rb") as f:
 poison = good[:-1] + "Y"
 with open(os.path.join(inst.spool, "maildrop", poison), "wb") as f:
     f.write(data.replace(b"root@" + DOMAIN.encode(), b"ro\x01t@" + DOMAIN.encode(), 1))
+# A user's file whose sender is another user: pickup checks it again.
+r = sendmail([u1], b"Subject: alice stopped\n\nx\n", user=alice)
+mine = [n for n in maildrop() if n not in (bad, good, poison, good[:-1] + "Z")]
+ok(len(mine) == 1, "a user's file waits too")
+forged = good[:-1] + "X"
+with open(os.path.join(inst.spool, "maildrop", mine[0]), "rb") as f:
+    data = f.read()
+with open(os.path.join(inst.spool, "maildrop", forged), "wb") as f:
+    f.write(data.replace(("%s@%s" % (alice, DOMAIN)).encode(), ("%s@%s" % (u1, DOMAIN)).encode(), 1))
+os.chown(os.path.join(inst.spool, "maildrop", forged), uid, -1)
 r = subprocess.run([SENDMAIL, "-C", inst.etc, "-bp"], capture_output=True, text=True, timeout=30)
 like(r.stdout, good, "root's mailq lists the maildrop file while stopped")
 r = subprocess.run(as_user(alice, [SENDMAIL, "-C", inst.etc, "-bp"]), capture_output=True,
@@ -325,6 +341,10 @@ corrupt = os.listdir(os.path.join(inst.spool, "corrupt"))
 ok(bad in corrupt, "the garbage file went to corrupt/")
 ok(good[:-1] + "Z" in corrupt, "the file with a false uid went to corrupt/")
 ok(poison in corrupt, "the file cleanup would refuse went to corrupt/")
+ok(forged in corrupt, "a user's file with another user's sender went to corrupt/")
+like(inst.log(), "maildrop %s: uid %d may not send as <%s@%s>" % (forged, uid, u1, DOMAIN),
+     "pickup names the forged sender")
+ok(find(h1, "alice stopped"), "the user's genuine file was delivered")
 like(inst.log(), "maildrop %s: not a valid request (bad envelope)" % poison, "and the log says why")
 time.sleep(1)
 is_(len([d for d in inst.maildir(h1).values() if b"while stopped" in d]), 1,
