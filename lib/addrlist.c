@@ -51,6 +51,10 @@ static int lex_comment(struct lexer *l)
         if (c == '\\') {
             if (++l->p == l->end)
                 break;
+            if (is_bad_ctl((unsigned char)*l->p)) {
+                l->why = "control character in a comment";
+                return -1;
+            }
         } else if (c == '(') {
             depth++;
         } else if (c == ')' && --depth == 0) {
@@ -80,6 +84,10 @@ static int lex_delimited(struct lexer *l, char close, buf_t *out, const char *un
         if (c == '\\') {
             if (l->p + 1 == l->end)
                 break;
+            if (is_bad_ctl((unsigned char)l->p[1]) || l->p[1] == '\r' || l->p[1] == '\n') {
+                l->why = "control character in an address";
+                return -1;
+            }
             buf_putc(out, *++l->p);
         } else if (c == close) {
             l->p++;
@@ -216,6 +224,11 @@ int addrlist_parse(const char *text, size_t len, struct addrlist *list, const ch
             in_group = 1;
             buf_reset(plain);       /* the group's display name */
             continue;
+        }
+        if (t == T_SPECIAL && sp == ',' && in_angle && (angle->len == 0 || angle->data[0] != '@')) {
+            *why = "',' inside <...> outside a source route";
+            rc = -1;
+            break;
         }
         if (angle_done)
             continue;               /* words after <addr>: ignored */

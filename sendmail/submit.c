@@ -19,10 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conf.h"
-#include "ipc.h"
 #include "maildrop.h"
 #include "msg.h"
 #include "sendmail.h"
@@ -55,21 +56,48 @@ void sm_privs_shed(void)
         sm_fatal(EX_OSERR, "setegid(%u): %s", (unsigned)getgid(), strerror(errno));
 }
 
-/* At exit: give the setgid group up for good; the process then holds
- * nothing its caller does not, and may be dumpable again (which is what
- * lets LeakSanitizer inspect it in the sanitizer builds). */
+/* At exit: give the setgid group up for good.  In the sanitizer builds
+ * only, the process is then made dumpable again, which is what lets
+ * LeakSanitizer inspect it; a production build stays undumpable. */
 static void sm_privs_end(void)
 {
     gid_t g = getgid();
 
-    if (setresgid(g, g, g) == 0)
+    if (setresgid(g, g, g) == 0) {
+#if defined(__SANITIZE_ADDRESS__)
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+    }
 }
 
 void sm_privs_init_exit(void)
 {
     sm_privs_init();
     atexit(sm_privs_end);
+}
+
+/* connect() without waiting: a UNIX socket whose backlog is full says
+ * EAGAIN at once instead of blocking. */
+static int sm_poke(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS) {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }
 
 int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE], const char **why)
@@ -97,9 +125,10 @@ int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE], const char **wh
     saved = errno;
     close(qfd);
     if (rc == 0) {
-        /* Any connection wakes pickup; it reads nothing from us. */
+        /* Any connection wakes pickup; it reads nothing from us.  Never
+         * wait for it: a busy pickup with a full backlog will scan anyway. */
         sock = xasprintf("%s/%s", qdir, PICKUP_SOCKET);
-        if ((fd = ipc_connect(sock)) >= 0)
+        if ((fd = sm_poke(sock)) >= 0)
             close(fd);
         else if (sm_opts.verbose)
             fprintf(stderr, "sendmail: pickup is not running (%s); the message waits in "

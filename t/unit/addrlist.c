@@ -84,6 +84,10 @@ int main(void)
     check("a@x;", "ERROR: ';' outside a group", "';' outside a group");
     check("a\001b@x", "ERROR: control character in an address", "control character");
     check("a@x)", "ERROR: unbalanced ')'", "stray ')'");
+    check("\"a\\\nb\"@x", "ERROR: control character in an address", "a quoted-pair of LF");
+    check("\"a\\\001\"@x", "ERROR: control character in an address", "a quoted-pair of ^A");
+    check("a@x (c\\\001)", "ERROR: control character in a comment", "a quoted-pair of ^A in a comment");
+    check("<a@x, b@y>", "ERROR: ',' inside <...> outside a source route", "a comma inside <...>");
     {
         /* Not NUL-terminated: the parser stops at len. */
         struct addrlist al;
