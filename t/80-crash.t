@@ -9,7 +9,6 @@ once or not at all, never twice.  The queue must be empty at the end.
 import collections
 import os
 import random
-import re
 import signal
 import smtplib
 import sys
@@ -126,12 +125,7 @@ ok(r.returncode == 0, "start again") or diag(r.stderr)
 
 
 def delivered():
-    counts = collections.Counter()
-    for name, data in list(inst.maildir(home).items()) + list(inst.maildir(home, "cur").items()):
-        m = re.search(rb"^Subject: crash (\d+)$", data, re.M)
-        if m:
-            counts[int(m.group(1))] += 1
-    return counts
+    return inst.count_by_subject(home, "crash")
 
 
 def queue_empty():

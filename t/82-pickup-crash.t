@@ -14,7 +14,6 @@ maildrop/ and the queue are empty at the end.
 import collections
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -107,12 +106,7 @@ ok(r.returncode == 0, "start again") or diag(r.stderr)
 
 
 def delivered():
-    counts = collections.Counter()
-    for data in list(inst.maildir(home).values()) + list(inst.maildir(home, "cur").values()):
-        m = re.search(rb"^Subject: pickup crash (\d+)$", data, re.M)
-        if m:
-            counts[int(m.group(1))] += 1
-    return counts
+    return inst.count_by_subject(home, "pickup crash")
 
 
 def maildrop():

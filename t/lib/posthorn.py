@@ -14,6 +14,7 @@ maildir(user) lists the messages delivered to it.  submit() hands a
 message to cleanup over its socket, as smtpd does.
 """
 import atexit
+import collections
 import ctypes
 import os
 import random
@@ -312,6 +313,17 @@ class Instance:
             except FileNotFoundError:
                 pass
         return out
+
+    def count_by_subject(self, home, pattern):
+        """Counter of the numbers in "Subject: PATTERN N" over home's
+        Maildir new/ and cur/: how often each numbered message arrived."""
+        counts = collections.Counter()
+        rx = re.compile(rb"^Subject: " + re.escape(pattern.encode()) + rb" (\d+)$", re.M)
+        for data in list(self.maildir(home).values()) + list(self.maildir(home, "cur").values()):
+            m = rx.search(data)
+            if m:
+                counts[int(m.group(1))] += 1
+        return counts
 
     def wait_maildir(self, home, count, timeout=20.0):
         """Wait until home's Maildir/new holds at least count messages."""
