@@ -12,7 +12,9 @@
  * directories.  maildir_deliver() runs the content through a small filter
  * (mdconv) that turns CRLF into LF across piece boundaries and, while it is
  * still in the message header, collects each header field (unfolded, up to
- * a cap) to look for "Delivered-To: <recipient>".
+ * a cap) to look for "Delivered-To: <recipient>" and drops every
+ * "Return-Path:" field of the message (only the one written on top, from
+ * the envelope, may say who the sender is; Postfix drops them too).
  *
  * Failure modes: as in maildir.h; no function here exits or aborts on bad
  * input (out-of-memory is fatal, as everywhere).
@@ -422,7 +424,13 @@ fail:
 
 /* ------------------------------------------------------------- delivery */
 
-/* The content filter: CRLF -> LF and the Delivered-To loop scan. */
+/* The content filter: CRLF -> LF, the Delivered-To loop scan, and
+ * Return-Path: fields from the message dropped (ours goes on top; a
+ * client's must not pass for the envelope sender). */
+enum mdconv_fate { MDCONV_PASS, MDCONV_HOLD, MDCONV_DROP };
+
+#define MDCONV_HOLD_MAX 256         /* bytes held while a field's name is read */
+
 struct mdconv {
     maildir_out_fn out_fn;
     void       *out_ctx;
@@ -433,7 +441,9 @@ struct mdconv {
     int         line_start;
     int         overflow;       /* the current field exceeded cap */
     int         loop;
+    enum mdconv_fate fate;      /* of the current header field's bytes */
     buf_t      *field;          /* the current header field, unfolded */
+    buf_t      *held;           /* its first bytes, until its name is known */
 };
 
 /* Is this complete, unfolded header field "Delivered-To: <rcpt>"? */
@@ -476,35 +486,114 @@ static void mdconv_field_add(struct mdconv *c, char ch)
         c->overflow = 1;
 }
 
-/* Look at output bytes while still in the header. */
-static void mdconv_scan(struct mdconv *c, const char *p, size_t len)
+/* The held start of a field: is it "Return-Path:"?  Decided once the name
+ * differs, or the name and the colon are there; a line end, or more than
+ * MDCONV_HOLD_MAX bytes, without a decision lets it pass. */
+static void mdconv_decide(struct mdconv *c)
 {
-    for (size_t i = 0; i < len && c->in_header; i++) {
-        char ch = p[i];
+    static const char name[] = "return-path";
+    const char *h = c->held->data;
+    size_t n = c->held->len, i;
+
+    for (i = 0; i < n && i < sizeof(name) - 1; i++)
+        if (tolower((unsigned char)h[i]) != name[i]) {
+            c->fate = MDCONV_PASS;
+            return;
+        }
+    while (i < n && (h[i] == ' ' || h[i] == '\t'))
+        i++;
+    if (i < n)
+        c->fate = i >= sizeof(name) - 1 && h[i] == ':' ? MDCONV_DROP : MDCONV_PASS;
+    else if (n >= MDCONV_HOLD_MAX)
+        c->fate = MDCONV_PASS;
+}
+
+/* Emit bytes of the current header field according to its fate. */
+static int mdconv_field_out(struct mdconv *c, const char *p, size_t len)
+{
+    if (c->fate == MDCONV_HOLD) {
+        const char *nl = memchr(p, '\n', len);
+        size_t take = nl ? (size_t)(nl - p) : len;
+
+        if (take > MDCONV_HOLD_MAX - c->held->len)
+            take = MDCONV_HOLD_MAX - c->held->len;
+        buf_append(c->held, p, take);
+        mdconv_decide(c);
+        if (c->fate == MDCONV_HOLD && take < len)
+            c->fate = MDCONV_PASS;          /* the line ended undecided */
+        if (c->fate == MDCONV_HOLD)
+            return 0;
+        if (c->fate == MDCONV_PASS && c->held->len > 0
+            && c->out_fn(c->out_ctx, c->held->data, c->held->len) < 0)
+            return -1;
+        buf_reset(c->held);
+        p += take;
+        len -= take;
+    }
+    if (c->fate == MDCONV_DROP || len == 0)
+        return 0;
+    return c->out_fn(c->out_ctx, p, len);
+}
+
+/* Header bytes: unfold them into field (the loop check) and send each
+ * field on or drop it. */
+static int mdconv_header(struct mdconv *c, const char *p, size_t len, size_t *used)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        const char *nl;
+        size_t seg;
 
         if (c->line_start) {
             c->line_start = 0;
-            if (ch == '\n') {               /* the empty line: end of header */
+            if (p[i] == '\n') {                /* the empty line: end of header */
                 mdconv_end_field(c);
                 c->in_header = 0;
-                return;
+                c->fate = MDCONV_PASS;
+                *used = i;
+                return 0;
             }
-            if (ch != ' ' && ch != '\t')    /* not a continuation: a new field */
+            if (p[i] != ' ' && p[i] != '\t') { /* not a continuation: a new field */
+                if (c->fate == MDCONV_HOLD && c->held->len > 0) {
+                    c->fate = MDCONV_PASS;
+                    if (c->out_fn(c->out_ctx, c->held->data, c->held->len) < 0)
+                        return -1;
+                    buf_reset(c->held);
+                }
                 mdconv_end_field(c);
+                c->fate = MDCONV_HOLD;
+            }
         }
-        if (ch == '\n')
-            c->line_start = 1;              /* unfold: the line end is dropped */
-        else
-            mdconv_field_add(c, ch);
+        nl = memchr(p + i, '\n', len - i);
+        seg = nl ? (size_t)(nl - (p + i)) + 1 : len - i;
+        for (size_t k = 0; k < seg; k++)
+            if (p[i + k] != '\n')
+                mdconv_field_add(c, p[i + k]);  /* unfold: the line end is dropped */
+        if (mdconv_field_out(c, p + i, seg) < 0)
+            return -1;
+        if (nl)
+            c->line_start = 1;
+        i += seg;
     }
+    *used = len;
+    return 0;
 }
 
 static int mdconv_out(struct mdconv *c, const char *p, size_t len)
 {
+    size_t used = 0;
+
     if (len == 0)
         return 0;
-    if (c->in_header)
-        mdconv_scan(c, p, len);
+    if (c->in_header) {
+        if (mdconv_header(c, p, len, &used) < 0)
+            return -1;
+        p += used;
+        len -= used;
+        if (len == 0)
+            return 0;
+    }
     return c->out_fn(c->out_ctx, p, len);
 }
 
@@ -563,11 +652,14 @@ int maildir_convert(const struct maildir_delivery *d, maildir_out_fn out, void *
     c.cap = strlen(d->recipient) + MAILDIR_HDR_SLACK;
     c.in_header = 1;
     c.line_start = 1;
+    c.fate = MDCONV_PASS;
     c.field = buf_new(0);
+    c.held = buf_new(0);
     if (out(ctx, "Return-Path: <", 14) < 0 || out(ctx, d->sender, strlen(d->sender)) < 0
         || out(ctx, ">\nDelivered-To: ", 16) < 0
         || out(ctx, d->recipient, strlen(d->recipient)) < 0 || out(ctx, "\n", 1) < 0) {
         buf_free(&c.field);
+        buf_free(&c.held);
         return -1;
     }
     r = d->source(d->source_ctx, mdconv_piece, &c);
@@ -576,9 +668,14 @@ int maildir_convert(const struct maildir_delivery *d, maildir_out_fn out, void *
         c.pending_cr = 0;
         r = mdconv_out(&c, "\r", 1) < 0 ? -1 : 0;
     }
-    if (r == 0 && c.in_header)
-        mdconv_end_field(&c);               /* a message that is all header */
+    if (r == 0 && c.in_header) {            /* a message that is all header */
+        if (c.fate == MDCONV_HOLD && c.held->len > 0
+            && out(ctx, c.held->data, c.held->len) < 0)
+            r = -1;
+        mdconv_end_field(&c);
+    }
     buf_free(&c.field);
+    buf_free(&c.held);
     if (r == 0 && c.loop)
         r = MAILDIR_LOOP;
     errno = saved;

@@ -97,8 +97,9 @@ struct maildir_delivery {
 typedef int (*maildir_out_fn)(void *ctx, const void *data, size_t len);
 
 /* The message as a local mailbox gets it, to any output: Return-Path:
- * and Delivered-To: first, then the content with CRLF turned into LF,
- * watching the header for our own Delivered-To (a loop).  0, MAILDIR_LOOP
+ * and Delivered-To: first, then the content with CRLF turned into LF and
+ * its own Return-Path: fields left out, watching the header for our own
+ * Delivered-To (a loop).  0, MAILDIR_LOOP
  * (output stops at the field after the loop is seen), the source's error,
  * or -1 if out failed.  (Pipe delivery runs it once with a discarding
  * output to find a loop before it starts the command.) */

@@ -53,15 +53,15 @@
 #include "map.h"
 #include "xalloc.h"
 
-#define ALIAS_MAX_DEPTH   20
+#define ALIAS_MAX_DEPTH   LOCAL_MAX_DEPTH
 #define ALIAS_MAX_USERS   10000
-#define ALIAS_INCLUDE_MAX (1024 * 1024)
 
 struct alias_state {
     struct alias_result *res;
     uid_t found_owner;          /* owner of the table the last lookup hit */
     uid_t owner;                /* ... of the table being expanded */
     const char *forward_owner;  /* expanding this account's .forward */
+    int in_forward;             /* at its top level (not inside a table) */
     const char *stack[ALIAS_MAX_DEPTH + 1];
     int depth;
 };
@@ -102,7 +102,7 @@ static int alias_add_target_as(struct alias_state *st, const char *alias, const 
 static int alias_add_target(struct alias_state *st, const char *alias, const char *command)
 {
     struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
-    const char *user = st->forward_owner ? st->forward_owner
+    const char *user = st->in_forward ? st->forward_owner
                        : pw ? pw->pw_name : conf_str("default_privs");
 
     return alias_add_target_as(st, alias, command, user);
@@ -169,19 +169,25 @@ static int alias_targets(struct alias_state *st, const char *alias, const char *
 
 /* :include:/path: the file's lines are more targets (comma separated, '#'
  * comments); its commands and files run as the file's owner (root:
- * default_privs).  The file must be a regular file of at most
- * ALIAS_INCLUDE_MAX bytes; one that cannot be read defers (4.3.0). */
+ * default_privs).  The file is read with the privileges of the owner of
+ * the table or file that names it (include_read: as root only for root's
+ * own), must be a regular file of one link and at most LOCAL_FILE_MAX
+ * bytes, and is never reached through a symbolic link; one that cannot be
+ * used defers (4.3.0).  A .forward's :include: files were read by the
+ * delivery child already: one here is refused. */
 static int alias_include(struct alias_state *st, const char *alias, const char *path)
 {
     struct stat sb;
     buf_t *text;
-    char chunk[4096], *line, *save = NULL;
-    ssize_t n;
-    int fd, rc = 0;
+    char *line, *save = NULL, *why;
+    int rc = 0;
     uid_t outer = st->owner;
 
     while (*path == ' ' || *path == '\t')
         path++;
+    if (st->in_forward)
+        return alias_fail(st->res, 4, "4.3.0", xasprintf("the .forward of %s: unexpected "
+                                                         ":include:%s", alias, path));
     if (*path != '/')
         return alias_fail(st->res, 5, "5.3.5", xasprintf("alias %s: :include: needs an absolute "
                                                          "path, not \"%s\"", alias, path));
@@ -193,28 +199,11 @@ static int alias_include(struct alias_state *st, const char *alias, const char *
         return alias_fail(st->res, 5, "5.4.6", xasprintf("alias expansion loop (more than %d "
                                                          "levels at :include:%s)",
                                                          ALIAS_MAX_DEPTH, path));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > ALIAS_INCLUDE_MAX) {
+    if (include_read(st->owner, path, NULL, 0, &text, &sb, &why) < 0) {
         rc = alias_fail(st->res, 4, "4.3.0", xasprintf("alias %s: cannot use :include:%s: %s",
-                                                       alias, path,
-                                                       fd < 0 ? strerror(errno)
-                                                              : "not a regular file of at most "
-                                                                "1 MB"));
-        if (fd >= 0)
-            close(fd);
+                                                       alias, path, why));
+        free(why);
         return rc;
-    }
-    text = buf_new(ALIAS_INCLUDE_MAX + 1);
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-        if (buf_append(text, chunk, (size_t)n) < 0) {
-            n = -1;             /* it grew past the limit while we read */
-            break;
-        }
-    close(fd);
-    if (n < 0) {
-        buf_free(&text);
-        return alias_fail(st->res, 4, "4.3.0", xasprintf("alias %s: cannot read :include:%s",
-                                                         alias, path));
     }
     st->owner = sb.st_uid;
     st->stack[st->depth++] = path;
@@ -262,8 +251,7 @@ static int alias_target(struct alias_state *st, const char *alias, char *t)
     return alias_expand_name(st, t);
 }
 
-/* Split a value into targets: commas outside double quotes. */
-static int alias_targets(struct alias_state *st, const char *alias, const char *value)
+int alias_split(const char *value, int (*fn)(void *ctx, char *target), void *ctx)
 {
     char *copy = xstrdup(value), *p = copy, *start = copy, *out = copy;
     int quoted = 0, rc = 0;
@@ -282,7 +270,7 @@ static int alias_targets(struct alias_state *st, const char *alias, const char *
                 t++;
             while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
                 *--end = '\0';
-            if ((rc = alias_target(st, alias, t)) < 0 || last)
+            if ((rc = fn(ctx, t)) != 0 || last)
                 break;
             start = out = p + 1;
             continue;
@@ -291,6 +279,26 @@ static int alias_targets(struct alias_state *st, const char *alias, const char *
     }
     free(copy);
     return rc;
+}
+
+struct alias_split_ctx {
+    struct alias_state *st;
+    const char *alias;
+};
+
+static int alias_split_target(void *ctx, char *target)
+{
+    struct alias_split_ctx *c = ctx;
+
+    return alias_target(c->st, c->alias, target);
+}
+
+/* Split a value into targets and expand each. */
+static int alias_targets(struct alias_state *st, const char *alias, const char *value)
+{
+    struct alias_split_ctx c = { st, alias };
+
+    return alias_split(value, alias_split_target, &c);
 }
 
 static int alias_expand_name(struct alias_state *st, const char *name)
@@ -320,12 +328,16 @@ static int alias_expand_name(struct alias_state *st, const char *name)
     }
     {
         uid_t outer = st->owner;
+        int outer_forward = st->in_forward;
 
+        /* An alias's own commands and includes: the table's owner. */
         st->owner = st->found_owner;
+        st->in_forward = 0;
         st->stack[st->depth++] = name;
         rc = alias_targets(st, key, value);
         st->depth--;
         st->owner = outer;
+        st->in_forward = outer_forward;
     }
 out:
     free(value);
@@ -349,13 +361,17 @@ int alias_expand(const char *local, struct alias_result *res)
 
 int alias_expand_forward(const char *user, uid_t uid, const char *list, struct alias_result *res)
 {
-    struct alias_state st = { .res = res, .owner = uid, .forward_owner = user };
-    int rc;
+    struct alias_state st = { .res = res, .owner = uid, .forward_owner = user, .in_forward = 1 };
+    char *copy = xstrdup(list), *save = NULL;
+    int rc = 0;
 
     memset(res, 0, sizeof(*res));
     /* The user's own name in the list is the user's mailbox. */
     st.stack[st.depth++] = user;
-    rc = alias_targets(&st, user, list);
+    /* One target a line, unquoted already (forward_read). */
+    for (char *t = strtok_r(copy, "\n", &save); t && rc == 0; t = strtok_r(NULL, "\n", &save))
+        rc = alias_target(&st, user, t);
+    free(copy);
     if (rc == 0 && res->nusers == 0 && res->ntargets == 0)
         rc = alias_fail(res, 5, "5.1.1", xasprintf("the .forward of %s names no recipient",
                                                    user));

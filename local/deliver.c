@@ -64,10 +64,12 @@ static void deliver_report(int dsn_class, const char *dsn, const char *text, con
     buf_putc(b, dsn_class == DELIVER_FORWARD ? 'F' : '0' + dsn_class);
     buf_putc(b, '\0');
     buf_append(b, dsn, strlen(dsn) + 1);
-    /* Keep the record within the limit: cut the text and the detail. */
-    buf_append(b, text, strnlen(text, LOCAL_RESULT_MAX / 2 - 32));
+    /* Keep the record within the limit: cut the text and the detail (a
+     * forward list is never longer: forward_read() checks). */
+    buf_append(b, text, strnlen(text, dsn_class == DELIVER_FORWARD ? DELIVER_FORWARD_LIST_MAX
+                                                                   : DELIVER_TEXT_MAX));
     buf_putc(b, '\0');
-    buf_append(b, detail, strnlen(detail, LOCAL_RESULT_MAX / 2 - 32));
+    buf_append(b, detail, strnlen(detail, DELIVER_TEXT_MAX));
     buf_putc(b, '\0');
     while (off < b->len) {
         n = write(deliver_fd, b->data + off, b->len - off);
@@ -80,8 +82,7 @@ static void deliver_report(int dsn_class, const char *dsn, const char *text, con
     buf_free(&b);
 }
 
-static _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text,
-                                   const char *detail)
+_Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail)
 {
     deliver_report(dsn_class, dsn, text, detail ? detail : "");
     _exit(0);
@@ -458,75 +459,6 @@ static _Noreturn void deliver_file(const struct local_target *t, const char *pat
     deliver_exit(2, "2.0.0", "delivered to file", path);
 }
 
-/* ~/.forward, read as the user (we are the user now, in the home
- * directory).  Missing or empty: return and deliver to the mailbox.
- * Otherwise hand its content to the parent, which expands it. */
-static void deliver_check_forward(const struct local_target *t)
-{
-    char buf[DELIVER_FORWARD_MAX + 1], *text;
-    struct stat st;
-    ssize_t n;
-    size_t len = 0;
-    int fd = open(".forward", O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return;
-        text = xasprintf("cannot open %s/.forward: %s", t->home, strerror(errno));
-        deliver_exit(4, "4.3.0", text, NULL);
-    }
-    /* Postfix's rules: a regular file of the user's (or root's) that
-     * nobody else may write. */
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_uid != t->uid && st.st_uid != 0)
-        || (st.st_mode & 022)) {
-        text = xasprintf("%s/.forward is not a regular file owned by %s and writable only by "
-                         "its owner: ignored", t->home, t->user);
-        close(fd);
-        msg_warn("%s: to=<%s>: %s", t->queue_id, t->recipient, text);
-        free(text);
-        return;
-    }
-    while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            text = xasprintf("cannot read %s/.forward: %s", t->home, strerror(errno));
-            deliver_exit(4, "4.3.0", text, NULL);
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len > DELIVER_FORWARD_MAX) {
-        text = xasprintf("%s/.forward is longer than %d bytes", t->home, DELIVER_FORWARD_MAX);
-        deliver_exit(4, "4.3.5", text, NULL);
-    }
-    buf[len] = '\0';
-    if (strlen(buf) != len) {
-        text = xasprintf("%s/.forward contains a NUL byte", t->home);
-        deliver_exit(4, "4.3.5", text, NULL);
-    }
-    /* One target list: lines are joined with commas, comments dropped. */
-    {
-        buf_t *list = buf_new(0);
-        char *save = NULL;
-
-        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            while (*line == ' ' || *line == '\t')
-                line++;
-            if (*line == '#' || *line == '\0')
-                continue;
-            if (list->len)
-                buf_putc(list, ',');
-            buf_append_str(list, line);
-        }
-        if (list->len == 0) {
-            buf_free(&list);
-            return;                     /* empty: the mailbox */
-        }
-        deliver_exit(DELIVER_FORWARD, "2.0.0", buf_cstr(list), NULL);
-    }
-}
-
 _Noreturn void deliver_child(const struct local_target *t, int result_fd)
 {
     int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
@@ -562,8 +494,8 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
             text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
     }
-    if (!t->target && !t->no_forward)
-        deliver_check_forward(t);
+    if (!t->target && !t->no_forward && forward_read(t, &text) > 0)
+        deliver_exit(DELIVER_FORWARD, "2.0.0", text, NULL);
     if (t->target) {
         src.q = q;
         d.sender = t->sender;

@@ -16,32 +16,49 @@
  *      sends one LOCAL_RESULT with the request id (a temporary failure of
  *      any copy wins, then a permanent one, then success).  A child that
  *      ends without a result is 4.3.0 "delivery process died"; one that
- *      runs longer than LOCAL_DELIVERY_TIME_LIMIT is killed ("delivery
- *      timed out").
- * This process never reads message content and never touches a user's
- * files; it stays root (no privilege drop, no chroot: it must be able to
- * become any user) and reads no network input.
+ *      runs longer than command_time_limit is killed with its process
+ *      group ("delivery timed out").
  *
- * Flow control: at most local_concurrency_limit deliveries run at once;
- * beyond that requests stay unread in the sockets until a child finishes.
- * On SIGTERM no new requests are read and the process exits once the
+ * Privileged paths (DESIGN.md §1).  This process stays root (no privilege
+ * drop, no chroot: it must be able to become any user), reads no network
+ * input and never reads message content.  It never opens a path a user
+ * can influence: ~/.forward and every :include: file it names are read by
+ * the delivery child after it has become the user (forward.c); an alias
+ * table's :include: files are read with the privileges of the table's (or
+ * the including file's) owner (include.c), as root only for root's own;
+ * every such open refuses symbolic links, FIFOs, devices and files with
+ * more than one link.
+ *
+ * Scheduling: each account a request expands to is one delivery job,
+ * started when there is room: at most local_concurrency_limit delivery
+ * processes run at once, and at most local_destination_concurrency_limit
+ * for one (recipient, account) pair, so the commands of one user's
+ * ~/.forward cannot take every slot.  Jobs that must wait are kept per
+ * pair and served in turn.  qmgr in turn keeps at most
+ * local_concurrency_limit requests here, at most
+ * local_destination_concurrency_limit per recipient; more than
+ * local_concurrency_limit requests in progress stop the reading of
+ * requests until one is answered.  On SIGTERM no new requests are read,
+ * jobs not started are answered 4.3.0, and the process exits once the
  * running deliveries have reported (so no result is lost needlessly).
  *
  * Logging: qmgr logs the status= line of each delivery.  local logs
  * warnings for deliveries that failed for a local reason (class 4), and at
  * debug level the file each delivery wrote.
  *
- * ~/.forward: the delivery child, as the account, finds it and reports
- * its content (class DELIVER_FORWARD) instead of delivering; the parent
- * expands it (alias_expand_forward) and starts the children it names
- * within the same request, at most LOCAL_MAX_FORWARDS times.
+ * ~/.forward: the delivery child, as the account, reads it with the files
+ * it includes (forward.c) and reports the flattened target list (class
+ * DELIVER_FORWARD) instead of delivering; the parent expands it
+ * (alias_expand_forward) and starts the jobs it names within the same
+ * request, at most LOCAL_MAX_FORWARDS times.
  *
  * Subaddressing: "user+tag" that is no account itself goes to "user"
  * (recipient_delimiter); Delivered-To: keeps the full address.
  *
  * Parameters: home_mailbox, first_valid_uid, mail_owner, recipient_delimiter,
- * alias_maps,
- * local_concurrency_limit, and those of the server skeleton
+ * alias_maps, default_privs, local_concurrency_limit,
+ * local_destination_concurrency_limit, command_time_limit,
+ * forward_target_limit, and those of the server skeleton
  * (config_directory, queue_directory, maillog_file, max_use, max_idle).
  *
  * Failure modes: a peer that is not mail_owner/root, a bad frame, an
@@ -59,7 +76,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
+#include <sys/tree.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,10 +97,6 @@
 #define LOCAL_IPC_TIMEOUT_MS       10000    /* a hello, the rest of a frame, a result */
 #define LOCAL_MAX_REQUEST          65536    /* payload of one request */
 #define LOCAL_TEXT_MAX             500      /* result text sent to qmgr */
-/* No parameter (yet): a Maildir delivery takes well under a second; this
- * only catches a child stuck on a dead file system.  Like Postfix's
- * command_time_limit. */
-#define LOCAL_DELIVERY_TIME_LIMIT  1000     /* seconds */
 #define LOCAL_MAX_FORWARDS         20       /* ~/.forward files per recipient */
 
 struct local_conn {
@@ -107,9 +122,13 @@ struct local_req {
     char              *text;
 };
 
+/* One delivery: an account of a request, waiting for a slot or running. */
 struct local_job {
     struct local_req  *req;
-    pid_t              pid;
+    struct local_slot *slot;
+    struct local_target t;          /* its strings and groups are ours */
+    TAILQ_ENTRY(local_job) link;    /* in slot->waiting while it waits */
+    pid_t              pid;         /* 0 while it waits */
     int                pipe_fd;
     buf_t             *out;         /* the child's result record */
     int                overflow;
@@ -117,13 +136,40 @@ struct local_job {
     event_timer_t     *timer;
     char              *queue_id;
     char              *recipient;
-    char              *user;        /* the account delivered to */
+    char              *user;        /* the account delivered to, as named */
 };
+TAILQ_HEAD(local_job_list, local_job);
+
+/* The jobs of one (recipient, account) pair: how many run, which wait.
+ * On local_ready while it has waiting jobs and room under the limit. */
+struct local_slot {
+    char                  *recipient;   /* lower-cased */
+    uid_t                  uid;
+    int                    running;
+    struct local_job_list  waiting;
+    int                    ready;
+    TAILQ_ENTRY(local_slot) ready_link;
+    RB_ENTRY(local_slot)   tree;
+};
+TAILQ_HEAD(local_slot_list, local_slot);
+
+static int local_slot_cmp(const struct local_slot *a, const struct local_slot *b)
+{
+    if (a->uid != b->uid)
+        return a->uid < b->uid ? -1 : 1;
+    return strcmp(a->recipient, b->recipient);
+}
+RB_HEAD(local_slot_tree, local_slot);
+RB_PROTOTYPE(local_slot_tree, local_slot, tree, local_slot_cmp)
+RB_GENERATE(local_slot_tree, local_slot, tree, local_slot_cmp)
 
 static event_loop_t *local_loop;
 static uid_t local_owner_uid;
 static struct local_conn *local_conns;  /* open connections */
-static int local_njobs;
+static struct local_slot_tree local_slots = RB_INITIALIZER(&local_slots);
+static struct local_slot_list local_ready = TAILQ_HEAD_INITIALIZER(local_ready);
+static int local_njobs;                 /* running */
+static int local_nreqs;                 /* requests in progress */
 static int local_paused;
 static int local_stopping;
 
@@ -133,7 +179,7 @@ static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg);
 
 static void local_update_reading(void)
 {
-    int pause = local_stopping || local_njobs >= conf_int("local_concurrency_limit");
+    int pause = local_stopping || local_nreqs >= conf_int("local_concurrency_limit");
 
     if (pause == local_paused)
         return;
@@ -204,6 +250,10 @@ static void local_job_free(struct local_job **jp)
     free(j->queue_id);
     free(j->recipient);
     free(j->user);
+    free((char *)j->t.user);
+    free((char *)j->t.home);
+    free((char *)j->t.target);
+    free((gid_t *)j->t.groups);
     free(j);
     *jp = NULL;
 }
@@ -237,7 +287,7 @@ static void local_forward(struct local_req *q, const char *user, const char *lis
     struct alias_result ar;
     struct passwd *pw = getpwnam(user);
 
-    msg_debug("%s: to=<%s>: %s has a .forward: %s", q->queue_id, q->recipient, user, list);
+    msg_debug("%s: to=<%s>: %s has a .forward", q->queue_id, q->recipient, user);
     if (++q->forwards > LOCAL_MAX_FORWARDS) {
         local_req_add(q, 5, "5.4.6", "mail forwarding loop (.forward files name each other)",
                       user);
@@ -272,7 +322,78 @@ static void local_req_step(struct local_req *q)
     free(q->text);
     free(q);
     c->busy--;
+    local_nreqs--;
     local_conn_release(c);
+    local_update_reading();
+}
+
+/* ------------------------------------------------------------ slots */
+
+static struct local_slot *local_slot_get(const char *recipient, uid_t uid)
+{
+    struct local_slot key, *s;
+
+    key.recipient = addr_lowercase(recipient);
+    key.uid = uid;
+    if ((s = RB_FIND(local_slot_tree, &local_slots, &key)) != NULL) {
+        free(key.recipient);
+        return s;
+    }
+    s = xcalloc(1, sizeof(*s));
+    s->recipient = key.recipient;
+    s->uid = uid;
+    TAILQ_INIT(&s->waiting);
+    RB_INSERT(local_slot_tree, &local_slots, s);
+    return s;
+}
+
+/* Put s on the ready list (at the tail) or take it off, as its state says;
+ * free it when nothing is left for it. */
+static void local_slot_update(struct local_slot *s)
+{
+    int ready = !TAILQ_EMPTY(&s->waiting)
+                && s->running < conf_int("local_destination_concurrency_limit");
+
+    if (s->ready && !ready) {
+        TAILQ_REMOVE(&local_ready, s, ready_link);
+        s->ready = 0;
+    } else if (!s->ready && ready) {
+        TAILQ_INSERT_TAIL(&local_ready, s, ready_link);
+        s->ready = 1;
+    }
+    if (s->running == 0 && TAILQ_EMPTY(&s->waiting)) {
+        RB_REMOVE(local_slot_tree, &local_slots, s);
+        free(s->recipient);
+        free(s);
+    }
+}
+
+/* ------------------------------------------------------------ running jobs */
+
+static void local_schedule(void);
+
+/* The job is over with this outcome (it ran, or could not be started). */
+static void local_job_finish(struct local_job *j, int dsn_class, const char *dsn,
+                             const char *text)
+{
+    struct local_slot *s = j->slot;
+
+    if (j->pid > 0) {
+        local_njobs--;
+        s->running--;
+    }
+    local_slot_update(s);
+    if (dsn_class == DELIVER_FORWARD)
+        local_forward(j->req, j->user, text);
+    else
+        local_req_add(j->req, dsn_class, dsn, text, j->user);
+    local_req_step(j->req);
+    local_job_free(&j);
+    if (local_stopping && local_njobs == 0 && RB_EMPTY(&local_slots)) {
+        msg_info("stopping: every delivery has reported");
+        exit(0);
+    }
+    local_schedule();
 }
 
 /* The child is reaped: report what it said, or that it died. */
@@ -294,7 +415,7 @@ static void local_job_done(struct local_job *j, int status)
         text = xstrdup(j->timed_out ? "delivery timed out" : "delivery process died");
         msg_warn("%s: to=<%s>: delivery process %ld %s without a result (%s)", j->queue_id,
                  j->recipient, (long)j->pid,
-                 j->timed_out ? "was killed after the time limit" : "ended", detail);
+                 j->timed_out ? "was killed after command_time_limit" : "ended", detail);
     } else if (dsn_class == 2) {
         msg_debug("%s: to=<%s>: %s %s", j->queue_id, j->recipient, text, detail);
     } else if (dsn_class == 4) {
@@ -303,28 +424,16 @@ static void local_job_done(struct local_job *j, int status)
     } else {
         msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, dsn, text);
     }
-    if (dsn_class == DELIVER_FORWARD)
-        local_forward(j->req, j->user, text);
-    else
-        local_req_add(j->req, dsn_class, dsn, text, j->user);
+    local_job_finish(j, dsn_class, dsn, text);
     free(dsn);
     free(text);
     free(detail);
-
-    local_req_step(j->req);
-    local_njobs--;
-    local_job_free(&j);
-    if (local_stopping && local_njobs == 0) {
-        msg_info("stopping: every delivery has reported");
-        exit(0);
-    }
-    local_update_reading();
 }
 
 static void local_job_read(event_loop_t *loop, int fd, int events, void *arg)
 {
     struct local_job *j = arg;
-    char chunk[1024];
+    char chunk[4096];
     ssize_t n;
     int status;
 
@@ -365,11 +474,73 @@ static void local_job_timeout(event_loop_t *loop, void *arg)
     kill(j->pid, SIGKILL);      /* EOF on the pipe follows */
 }
 
-/*
- * The account for a recipient: its local part, lower-cased.  This is the
- * hook point for what comes later: alias expansion and subaddresses
- * (user+ext) change the name looked up here.
- */
+/* Fork the delivery child of a job that got a slot: 0, or -1 when it could
+ * not be started (the job is finished with a 4.3.0 result). */
+static int local_job_spawn(struct local_job *j)
+{
+    int p[2], err;
+    pid_t pid;
+    char *text;
+
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        err = errno;
+        goto fail;
+    }
+    if ((pid = fork()) < 0) {
+        err = errno;
+        close(p[0]);
+        close(p[1]);
+        goto fail;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        deliver_child(&j->t, p[1]);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    j->pid = pid;
+    j->pipe_fd = p[0];
+    j->out = buf_new(0);
+    local_njobs++;
+    j->slot->running++;
+    event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
+    j->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
+                               local_job_timeout, j);
+    msg_debug("%s: to=<%s>: delivery process %ld for user %s", j->queue_id, j->recipient,
+              (long)pid, j->user);
+    return 0;
+fail:
+    msg_warn("%s: to=<%s>: cannot start a delivery process: %s", j->queue_id, j->recipient,
+             strerror(err));
+    text = xasprintf("cannot start a delivery process: %s", strerror(err));
+    local_job_finish(j, 4, "4.3.0", text);
+    free(text);
+    return -1;
+}
+
+/* Start waiting jobs while there is room, one slot after another. */
+static void local_schedule(void)
+{
+    static int running;
+    struct local_slot *s;
+    struct local_job *j;
+
+    if (running)
+        return;             /* a job finished inside a spawn: the loop below goes on */
+    running = 1;
+    while (!local_stopping && local_njobs < conf_int("local_concurrency_limit")
+           && (s = TAILQ_FIRST(&local_ready)) != NULL) {
+        j = TAILQ_FIRST(&s->waiting);
+        TAILQ_REMOVE(&s->waiting, j, link);
+        /* Round robin: s goes to the back of the line if it may start more. */
+        TAILQ_REMOVE(&local_ready, s, ready_link);
+        s->ready = 0;
+        if (local_job_spawn(j) == 0)
+            local_slot_update(s);
+    }
+    running = 0;
+}
+
 /* The queue file must be a read-only descriptor of a regular file. */
 static int local_fd_ok(int fd)
 {
@@ -380,19 +551,17 @@ static int local_fd_ok(int fd)
            && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Start the delivery child for one account of request q (or record why
- * not). */
+/* Resolve one account of request q into a job waiting for its slot (or
+ * record why it cannot be delivered). */
 static void local_start(struct local_req *q, const char *account, const char *command,
                         int no_forward)
 {
     const char *mailbox = conf_str("home_mailbox");
-    struct local_target t;
     struct local_job *j;
     struct passwd *pw;
-    char *user = xstrdup(account), *text = NULL, *pw_name = NULL, *pw_dir = NULL, *base;
+    char *user = xstrdup(account), *text = NULL, *base;
     gid_t *groups = NULL;
-    int p[2];
-    pid_t pid;
+    size_t ngroups;
 
 #define ANSWER(cls, dsn, ...) do { \
         text = xasprintf(__VA_ARGS__); \
@@ -440,73 +609,43 @@ static void local_start(struct local_req *q, const char *account, const char *co
         ANSWER(4, "4.3.5", "mbox delivery not supported");
     }
 
-    /* getgrouplist() may reuse getpwnam()'s static buffer: copy first. */
-    pw_name = xstrdup(pw->pw_name);
-    pw_dir = xstrdup(pw->pw_dir);
-    t.uid = pw->pw_uid;
-    t.gid = pw->pw_gid;
-    if (deliver_groups(pw_name, t.gid, &groups, &t.ngroups) < 0) {
-        msg_warn("%s: to=<%s>: user %s is in too many groups", q->queue_id, q->recipient,
-                 pw_name);
-        ANSWER(4, "4.3.0", "user \"%s\" is in too many groups", pw_name);
-    }
-    t.groups = groups;
-    t.queue_id = q->queue_id;
-    t.sender = q->sender;
-    t.recipient = q->recipient;
-    t.user = pw_name;
-    t.home = pw_dir;
-    t.mailbox = mailbox;
-    t.target = command;
-    t.no_forward = no_forward;
-    t.queue_fd = q->queue_fd;
-
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        msg_warn("%s: to=<%s>: pipe: %s", q->queue_id, q->recipient, strerror(errno));
-        ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(errno));
-    }
-    if ((pid = fork()) < 0) {
-        int err = errno;
-
-        close(p[0]);
-        close(p[1]);
-        msg_warn("%s: to=<%s>: fork: %s", q->queue_id, q->recipient, strerror(err));
-        ANSWER(4, "4.3.0", "cannot start a delivery process: %s", strerror(err));
-    }
-    if (pid == 0) {
-        close(p[0]);
-        deliver_child(&t, p[1]);
-    }
-    close(p[1]);
-    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-
     j = xcalloc(1, sizeof(*j));
+    /* getgrouplist() may reuse getpwnam()'s static buffer: copy first. */
+    j->t.user = xstrdup(pw->pw_name);
+    j->t.home = xstrdup(pw->pw_dir);
+    j->t.uid = pw->pw_uid;
+    j->t.gid = pw->pw_gid;
+    if (deliver_groups(j->t.user, j->t.gid, &groups, &ngroups) < 0) {
+        msg_warn("%s: to=<%s>: user %s is in too many groups", q->queue_id, q->recipient,
+                 j->t.user);
+        local_job_free(&j);
+        ANSWER(4, "4.3.0", "user \"%s\" is in too many groups", user);
+    }
+    j->t.groups = groups;
+    j->t.ngroups = ngroups;
+    j->t.queue_id = q->queue_id;
+    j->t.sender = q->sender;
+    j->t.recipient = q->recipient;
+    j->t.mailbox = mailbox;
+    j->t.target = command ? xstrdup(command) : NULL;
+    j->t.no_forward = no_forward;
+    j->t.queue_fd = q->queue_fd;
     j->req = q;
-    q->pending++;
     j->user = xstrdup(user);
-    j->pid = pid;
-    j->pipe_fd = p[0];
-    j->out = buf_new(0);
     j->queue_id = xstrdup(q->queue_id);
     j->recipient = xstrdup(q->recipient);
-    event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
-    j->timer = event_add_timer(local_loop, LOCAL_DELIVERY_TIME_LIMIT * 1000LL,
-                               local_job_timeout, j);
-    local_njobs++;
-    msg_debug("%s: to=<%s>: delivery process %ld for user %s", q->queue_id, q->recipient,
-              (long)pid, user);
-    local_update_reading();
+    j->slot = local_slot_get(q->recipient, j->t.uid);
+    TAILQ_INSERT_TAIL(&j->slot->waiting, j, link);
+    local_slot_update(j->slot);
+    q->pending++;
 #undef ANSWER
 done:
     free(user);
     free(text);
-    free(pw_name);
-    free(pw_dir);
-    free(groups);
 }
 
 /* One LOCAL_DELIVER: expand the recipient through the aliases and start
- * a delivery child per account; qmgr gets one result when all are done. */
+ * a delivery job per account; qmgr gets one result when all are done. */
 static void local_request(struct local_conn *c, uint32_t reqid, struct local_request *r)
 {
     struct local_req *q = xcalloc(1, sizeof(*q));
@@ -518,8 +657,9 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     q->queue_id = xstrdup(r->queue_id);
     q->recipient = xstrdup(r->recipient);
     q->sender = xstrdup(r->sender);
-    q->pending = 1;             /* until every child is started */
+    q->pending = 1;             /* until every job is queued */
     c->busy++;
+    local_nreqs++;
     if (!local_fd_ok(r->queue_fd)) {
         q->queue_fd = -1;
         msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
@@ -543,13 +683,16 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
         free(local);
     }
     local_req_step(q);
+    local_update_reading();
+    local_schedule();
 }
 
 static void local_start_all(struct local_req *q, const struct alias_result *ar)
 {
-    /* All run at once.  On a retry (a temporary failure of any of them)
-     * the mailboxes that have it skip it (fixed names), but commands and
-     * files run again: aliases(5) says so. */
+    /* Every target becomes a job; they run as their slots allow.  On a
+     * retry (a temporary failure of any of them) the mailboxes that have
+     * it skip it (fixed names), but commands and files run again:
+     * aliases(5) says so. */
     for (size_t i = 0; i < ar->nusers; i++)
         local_start(q, ar->users[i], NULL, ar->no_forward[i]);
     for (size_t i = 0; i < ar->ntargets; i++)
@@ -622,14 +765,29 @@ static void local_accept(event_loop_t *loop, int fd)
 
 static void local_on_term(event_loop_t *loop, int signo, void *arg)
 {
+    struct local_slot *s;
+    struct local_job *j;
+
     (void)loop;
     (void)signo;
     (void)arg;
+    local_stopping = 1;
+    local_update_reading();
+    /* Jobs that never started are answered now: qmgr retries them later.
+     * (Finishing one may free its slot: look again from the start.) */
+    for (;;) {
+        j = NULL;
+        RB_FOREACH(s, local_slot_tree, &local_slots)
+            if ((j = TAILQ_FIRST(&s->waiting)) != NULL)
+                break;
+        if (j == NULL)
+            break;
+        TAILQ_REMOVE(&s->waiting, j, link);
+        local_job_finish(j, 4, "4.3.0", "local delivery is stopping");
+    }
     if (local_njobs == 0)
         exit(0);
     msg_info("stopping after %d running deliveries", local_njobs);
-    local_stopping = 1;
-    local_update_reading();
 }
 
 static void local_post_init(event_loop_t *loop)

@@ -1,7 +1,9 @@
 /*
- * local.h - what local's two halves share: the parent (local.c, the root
- * spawner that talks to qmgr) and the delivery child (deliver.c, which
- * becomes the recipient and writes the Maildir).
+ * local.h - what local's parts share: the parent (local.c, the root
+ * spawner that talks to qmgr, and alias.c, its alias expansion), the
+ * delivery child (deliver.c, which becomes the recipient and writes the
+ * Maildir; forward.c, which reads ~/.forward as the recipient) and
+ * include.c (reading :include: files with the right privileges).
  *
  * The parent resolves a request into a struct local_target and forks; the
  * child runs deliver_child() and reports one result record on a pipe:
@@ -15,14 +17,21 @@
 #define POSTHORN_LOCAL_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
-#define LOCAL_RESULT_MAX 4096       /* longest result record */
+#include "buf.h"
+
+#define LOCAL_FILE_MAX   (1024 * 1024)  /* ~/.forward, an :include: file */
+#define LOCAL_MAX_DEPTH  20             /* nested aliases and :include: files */
 /* A result class besides 2, 4 and 5: the child found ~/.forward; the text
- * is its target list (lines joined with commas) for the parent to expand.
- * Written as 'F' in the record. */
-#define DELIVER_FORWARD      9
-#define DELIVER_FORWARD_MAX  2000   /* bytes of ~/.forward (fits the record) */
+ * is its flattened target list (one target a line, :include: files
+ * already read, as the user) for the parent to expand.  Written as 'F' in
+ * the record. */
+#define DELIVER_FORWARD          9
+#define DELIVER_FORWARD_LIST_MAX (256 * 1024)
+#define DELIVER_TEXT_MAX         2048   /* text and detail of other results */
+#define LOCAL_RESULT_MAX         (DELIVER_FORWARD_LIST_MAX + DELIVER_TEXT_MAX + 16)
 
 struct local_target {
     const char *queue_id;
@@ -55,9 +64,22 @@ struct alias_result {
     char       *text;
 };
 int  alias_expand(const char *local, struct alias_result *res);
-/* The same for the targets of user's ~/.forward (list), owned by uid. */
+/* The same for the targets of user's ~/.forward, owned by uid: list is
+ * forward_read()'s, one target a line, without :include: (read already). */
 int  alias_expand_forward(const char *user, uid_t uid, const char *list, struct alias_result *res);
 void alias_result_free(struct alias_result *res);
+/* Split an alias value into targets at commas outside double quotes; each
+ * one trimmed, quotes removed, handed to fn (which may modify it).  Stops
+ * at and returns fn's first nonzero result. */
+int  alias_split(const char *value, int (*fn)(void *ctx, char *target), void *ctx);
+
+/* include.c: read path with the privileges of as_uid (see include.c). */
+int include_read(uid_t as_uid, const char *path, const uid_t *owners, size_t nowners,
+                 buf_t **text, struct stat *st, char **why);
+
+/* forward.c, in the delivery child: 0 no ~/.forward to follow, 1 with
+ * *list (fresh) its flattened targets; other outcomes end the child. */
+int forward_read(const struct local_target *t, char **list);
 
 /* The user's groups, looked up in the parent (so that the NSS modules are
  * loaded once, not in every child): 0 with a fresh array, or -1 if the
@@ -66,6 +88,8 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
 /* In the child after fork(): deliver and _exit().  Never returns. */
 _Noreturn void deliver_child(const struct local_target *t, int result_fd);
+/* In the child: report one result and _exit(0). */
+_Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail);
 
 /* Parse a record; 0 with fresh strings (caller frees), or -1 if malformed. */
 int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **dsn,

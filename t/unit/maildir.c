@@ -7,6 +7,7 @@
  * host name encoded, checked in a private UTS namespace); the raw writer
  * (tmp -> new/NAME,S=size,W=vsize, mode 0600, no tmp/ leftovers, abort
  * leaves nothing); maildir_deliver: Return-Path and Delivered-To lines,
+ * the message's own Return-Path: fields dropped (folded, split anywhere),
  * CRLF -> LF with a lone CR kept, identical output for every piece size
  * from 1 byte up (a CRLF split across pieces, a CR at the very end), 8-bit
  * bytes and NULs intact; the Delivered-To loop scan (case, folding, angle
@@ -425,6 +426,47 @@ static void test_deliver_format(void)
     is_str(got->data, "Return-Path: <a@b>\nDelivered-To: bob@example.test\n",
            "just the two lines");
     empty_dir(newd);
+
+    /* The message's own Return-Path: fields are dropped, in any case, with
+     * white space before the colon and continuation lines, in any piece
+     * size; fields that only look alike stay. */
+    {
+        static const char rp[] = "Return-Path: <forged@x>\r\nX-A: 1\r\n"
+                                 "return-path :\r\n <more@x>\r\n\t<still@x>\r\n"
+                                 "Return-Paths: keep\r\nReturn-Pat: keep\r\n"
+                                 "X-Return-Path: keep\r\nReturn-Path\r\n"
+                                 "\r\nReturn-Path: in the body\r\n";
+        static const char want_rp[] = "Return-Path: <a@b>\nDelivered-To: c@d\nX-A: 1\n"
+                                      "Return-Paths: keep\nReturn-Pat: keep\n"
+                                      "X-Return-Path: keep\nReturn-Path\n"
+                                      "\nReturn-Path: in the body\n";
+        int same = 1;
+
+        for (size_t step = 1; step <= sizeof(rp); step += step < 8 ? 1 : 17) {
+            if (deliver(md, "a@b", "c@d", rp, sizeof(rp) - 1, step, got, NULL) != 0) {
+                same = 0;
+                continue;
+            }
+            buf_putc(got, '\0');
+            if (strcmp(got->data, want_rp) != 0) {
+                same = 0;
+                diag("piece size %zu: %s", step, got->data);
+            }
+            empty_dir(newd);
+        }
+        ok(same, "Return-Path: fields of the message are dropped (folded too, in any "
+           "piece size); look-alikes and the body stay");
+        is_int(deliver(md, "a@b", "c@d", "Return-Path: <x>", 16, 3, got, NULL), 0,
+               "a message that is one unterminated Return-Path: field");
+        buf_putc(got, '\0');
+        is_str(got->data, "Return-Path: <a@b>\nDelivered-To: c@d\n", "loses it");
+        empty_dir(newd);
+        is_int(deliver(md, "a@b", "c@d", "Subj", 4, 1, got, NULL), 0,
+               "a message that is a short unterminated field");
+        buf_putc(got, '\0');
+        is_str(got->data, "Return-Path: <a@b>\nDelivered-To: c@d\nSubj", "keeps it");
+        empty_dir(newd);
+    }
 
     /* A CR split from its LF at a piece boundary, with a lone CR before. */
     is_int(deliver(md, "a@b", "c@d", "a\r\r\nb\r", 6, 1, got, NULL), 0, "CR CR LF in 1-byte pieces");
