@@ -101,8 +101,9 @@ static int deliver_cmp_int(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Close every descriptor except the ones in keep[]. */
-static void deliver_close_fds(int *keep, size_t nkeep)
+/* Close every descriptor except the ones in keep[] (negative ones are
+ * skipped). */
+void deliver_close_fds(int *keep, size_t nkeep)
 {
     unsigned int lo = 0;
 

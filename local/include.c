@@ -89,9 +89,13 @@ static _Noreturn void include_child(int fd, uid_t as_uid, gid_t gid, const gid_t
     buf_t *text = NULL;
     char *why = NULL;
     struct stat st;
-    int err;
+    int err, keep[5] = { 0, 1, 2, fd, -1 };
 
+    /* Nothing of the parent's stays open here: not qmgr's connection, not
+     * other deliveries' queue files. */
     event_reset_signals();
+    keep[4] = msg_detach_fds();
+    deliver_close_fds(keep, 5);
     privs_drop_ids(as_uid, gid, groups, ngroups, NULL);
     if (setuid(0) == 0 || privs_verify_dropped() < 0)
         _exit(1);

@@ -88,6 +88,8 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
 /* In the child after fork(): deliver and _exit().  Never returns. */
 _Noreturn void deliver_child(const struct local_target *t, int result_fd);
+/* In a child: close every descriptor but those in keep[] (sorted here). */
+void deliver_close_fds(int *keep, size_t nkeep);
 /* In the child: report one result and _exit(0). */
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail);
 
