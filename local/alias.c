@@ -167,6 +167,13 @@ static int alias_lookup(struct alias_state *st, const char *name, char **value)
 static int alias_expand_name(struct alias_state *st, const char *name);
 static int alias_targets(struct alias_state *st, const char *alias, const char *value);
 
+struct alias_split_ctx {
+    struct alias_state *st;
+    const char *alias;
+};
+
+static int alias_split_target(void *ctx, char *target);
+
 /* :include:/path: the file's lines are more targets (comma separated, '#'
  * comments); its commands and files run as the file's owner (root:
  * default_privs).  The file is read with the privileges of the owner of
@@ -179,7 +186,7 @@ static int alias_include(struct alias_state *st, const char *alias, const char *
 {
     struct stat sb;
     buf_t *text;
-    char *line, *save = NULL, *why;
+    char *why;
     int rc = 0;
     uid_t outer = st->owner;
 
@@ -207,12 +214,10 @@ static int alias_include(struct alias_state *st, const char *alias, const char *
     }
     st->owner = sb.st_uid;
     st->stack[st->depth++] = path;
-    for (line = strtok_r(text->data, "\n", &save); line && rc == 0;
-         line = strtok_r(NULL, "\n", &save)) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line != '#' && *line != '\0')
-            rc = alias_targets(st, alias, line);
+    {
+        struct alias_split_ctx c = { st, alias };
+
+        rc = alias_split_lines(buf_cstr(text), alias_split_target, &c);
     }
     st->depth--;
     st->owner = outer;
@@ -281,11 +286,6 @@ int alias_split(const char *value, int (*fn)(void *ctx, char *target), void *ctx
     return rc;
 }
 
-struct alias_split_ctx {
-    struct alias_state *st;
-    const char *alias;
-};
-
 static int alias_split_target(void *ctx, char *target)
 {
     struct alias_split_ctx *c = ctx;
@@ -299,6 +299,22 @@ static int alias_targets(struct alias_state *st, const char *alias, const char *
     struct alias_split_ctx c = { st, alias };
 
     return alias_split(value, alias_split_target, &c);
+}
+
+int alias_split_lines(const char *text, int (*fn)(void *ctx, char *target), void *ctx)
+{
+    char *copy = xstrdup(text), *save = NULL;
+    int rc = 0;
+
+    for (char *line = strtok_r(copy, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line != '#' && *line != '\0')
+            rc = alias_split(line, fn, ctx);
+    }
+    free(copy);
+    return rc;
 }
 
 static int alias_expand_name(struct alias_state *st, const char *name)

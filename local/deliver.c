@@ -203,9 +203,8 @@ static int deliver_discard(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-static int deliver_write_fd(void *ctx, const void *data, size_t len)
+int deliver_write_all(int fd, const void *data, size_t len)
 {
-    int fd = *(int *)ctx;
     const char *p = data;
 
     while (len > 0) {
@@ -219,6 +218,11 @@ static int deliver_write_fd(void *ctx, const void *data, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+static int deliver_write_fd(void *ctx, const void *data, size_t len)
+{
+    return deliver_write_all(*(int *)ctx, data, len);
 }
 
 /* sysexits(3) codes of a command, as Postfix maps them. */

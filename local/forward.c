@@ -111,19 +111,11 @@ static int forward_target(void *ctx, char *target)
 /* The targets of one file's text (.forward or an include). */
 static int forward_file(struct forward_state *fs, const char *path, const char *text)
 {
-    char *copy = xstrdup(text), *save = NULL;
-    int rc = 0;
+    int rc;
 
     fs->stack[fs->depth++] = path;
-    for (char *line = strtok_r(copy, "\n", &save); line && rc == 0;
-         line = strtok_r(NULL, "\n", &save)) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line != '#' && *line != '\0')
-            rc = alias_split(line, forward_target, fs);
-    }
+    rc = alias_split_lines(text, forward_target, fs);
     fs->depth--;
-    free(copy);
     return rc;
 }
 

@@ -63,23 +63,6 @@ static int include_read_here(const char *path, const uid_t *owners, size_t nowne
     return 0;
 }
 
-static int include_write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* The reading child: become as_uid, read, report 'O' stat content or
  * 'E' errno reason on fd, exit. */
 static _Noreturn void include_child(int fd, uid_t as_uid, gid_t gid, const gid_t *groups,
@@ -101,11 +84,11 @@ static _Noreturn void include_child(int fd, uid_t as_uid, gid_t gid, const gid_t
         _exit(1);
     if (include_read_here(path, owners, nowners, &text, &st, &why) < 0) {
         err = errno;
-        if (include_write_all(fd, "E", 1) == 0 && include_write_all(fd, &err, sizeof(err)) == 0)
-            include_write_all(fd, why, strlen(why));
-    } else if (include_write_all(fd, "O", 1) == 0
-               && include_write_all(fd, &st, sizeof(st)) == 0) {
-        include_write_all(fd, text->data, text->len);
+        if (deliver_write_all(fd, "E", 1) == 0 && deliver_write_all(fd, &err, sizeof(err)) == 0)
+            deliver_write_all(fd, why, strlen(why));
+    } else if (deliver_write_all(fd, "O", 1) == 0
+               && deliver_write_all(fd, &st, sizeof(st)) == 0) {
+        deliver_write_all(fd, text->data, text->len);
     }
     _exit(0);
 }

@@ -72,6 +72,9 @@ void alias_result_free(struct alias_result *res);
  * one trimmed, quotes removed, handed to fn (which may modify it).  Stops
  * at and returns fn's first nonzero result. */
 int  alias_split(const char *value, int (*fn)(void *ctx, char *target), void *ctx);
+/* The same for a file's text: each line (white space first skipped; '#'
+ * comment lines and empty ones left out) split as above. */
+int  alias_split_lines(const char *text, int (*fn)(void *ctx, char *target), void *ctx);
 
 /* include.c: read path with the privileges of as_uid (see include.c). */
 int include_read(uid_t as_uid, const char *path, const uid_t *owners, size_t nowners,
@@ -88,6 +91,8 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
 /* In the child after fork(): deliver and _exit().  Never returns. */
 _Noreturn void deliver_child(const struct local_target *t, int result_fd);
+/* write() all of data: 0, or -1 with errno. */
+int deliver_write_all(int fd, const void *data, size_t len);
 /* In a child: close every descriptor but those in keep[] (sorted here). */
 void deliver_close_fds(int *keep, size_t nkeep);
 /* In the child: report one result and _exit(0). */
