@@ -34,7 +34,7 @@
  * processes run at once, and at most local_destination_concurrency_limit
  * for one (recipient, account) pair, so the commands of one user's
  * ~/.forward cannot take every slot.  Jobs that must wait are kept per
- * pair and served in turn.  qmgr in turn keeps at most
+ * pair and served in turn (lib/fairq).  qmgr in turn keeps at most
  * local_concurrency_limit requests here, at most
  * local_destination_concurrency_limit per recipient; more than
  * local_concurrency_limit requests in progress stop the reading of
@@ -76,9 +76,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/stat.h>
-#include <sys/tree.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,6 +84,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "event.h"
+#include "fairq.h"
 #include "ipc.h"
 #include "local.h"
 #include "local_proto.h"
@@ -125,10 +124,9 @@ struct local_req {
 /* One delivery: an account of a request, waiting for a slot or running. */
 struct local_job {
     struct local_req  *req;
-    struct local_slot *slot;
+    struct fairq_item  fq;          /* in local_jobs: waiting, or out (running) */
     struct local_target t;          /* its strings and groups are ours */
-    TAILQ_ENTRY(local_job) link;    /* in slot->waiting while it waits */
-    pid_t              pid;         /* 0 while it waits */
+    pid_t              pid;         /* 0 until it runs */
     int                pipe_fd;
     buf_t             *out;         /* the child's result record */
     int                overflow;
@@ -138,37 +136,13 @@ struct local_job {
     char              *recipient;
     char              *user;        /* the account delivered to, as named */
 };
-TAILQ_HEAD(local_job_list, local_job);
-
-/* The jobs of one (recipient, account) pair: how many run, which wait.
- * On local_ready while it has waiting jobs and room under the limit. */
-struct local_slot {
-    char                  *recipient;   /* lower-cased */
-    uid_t                  uid;
-    int                    running;
-    struct local_job_list  waiting;
-    int                    ready;
-    TAILQ_ENTRY(local_slot) ready_link;
-    RB_ENTRY(local_slot)   tree;
-};
-TAILQ_HEAD(local_slot_list, local_slot);
-
-static int local_slot_cmp(const struct local_slot *a, const struct local_slot *b)
-{
-    if (a->uid != b->uid)
-        return a->uid < b->uid ? -1 : 1;
-    return strcmp(a->recipient, b->recipient);
-}
-RB_HEAD(local_slot_tree, local_slot);
-RB_PROTOTYPE(local_slot_tree, local_slot, tree, local_slot_cmp)
-RB_GENERATE(local_slot_tree, local_slot, tree, local_slot_cmp)
 
 static event_loop_t *local_loop;
 static uid_t local_owner_uid;
 static struct local_conn *local_conns;  /* open connections */
-static struct local_slot_tree local_slots = RB_INITIALIZER(&local_slots);
-static struct local_slot_list local_ready = TAILQ_HEAD_INITIALIZER(local_ready);
-static int local_njobs;                 /* running */
+/* Jobs by (account, recipient), at most local_destination_concurrency_limit
+ * of one running (lib/fairq); the running ones are "out". */
+static fairq_t *local_jobs;
 static int local_nreqs;                 /* requests in progress */
 static int local_paused;
 static int local_stopping;
@@ -327,47 +301,6 @@ static void local_req_step(struct local_req *q)
     local_update_reading();
 }
 
-/* ------------------------------------------------------------ slots */
-
-static struct local_slot *local_slot_get(const char *recipient, uid_t uid)
-{
-    struct local_slot key, *s;
-
-    key.recipient = addr_lowercase(recipient);
-    key.uid = uid;
-    if ((s = RB_FIND(local_slot_tree, &local_slots, &key)) != NULL) {
-        free(key.recipient);
-        return s;
-    }
-    s = xcalloc(1, sizeof(*s));
-    s->recipient = key.recipient;
-    s->uid = uid;
-    TAILQ_INIT(&s->waiting);
-    RB_INSERT(local_slot_tree, &local_slots, s);
-    return s;
-}
-
-/* Put s on the ready list (at the tail) or take it off, as its state says;
- * free it when nothing is left for it. */
-static void local_slot_update(struct local_slot *s)
-{
-    int ready = !TAILQ_EMPTY(&s->waiting)
-                && s->running < conf_int("local_destination_concurrency_limit");
-
-    if (s->ready && !ready) {
-        TAILQ_REMOVE(&local_ready, s, ready_link);
-        s->ready = 0;
-    } else if (!s->ready && ready) {
-        TAILQ_INSERT_TAIL(&local_ready, s, ready_link);
-        s->ready = 1;
-    }
-    if (s->running == 0 && TAILQ_EMPTY(&s->waiting)) {
-        RB_REMOVE(local_slot_tree, &local_slots, s);
-        free(s->recipient);
-        free(s);
-    }
-}
-
 /* ------------------------------------------------------------ running jobs */
 
 static void local_schedule(void);
@@ -376,20 +309,15 @@ static void local_schedule(void);
 static void local_job_finish(struct local_job *j, int dsn_class, const char *dsn,
                              const char *text)
 {
-    struct local_slot *s = j->slot;
-
-    if (j->pid > 0) {
-        local_njobs--;
-        s->running--;
-    }
-    local_slot_update(s);
+    if (j->fq.out)
+        fairq_done(local_jobs, &j->fq);
     if (dsn_class == DELIVER_FORWARD)
         local_forward(j->req, j->user, text);
     else
         local_req_add(j->req, dsn_class, dsn, text, j->user);
     local_req_step(j->req);
     local_job_free(&j);
-    if (local_stopping && local_njobs == 0 && RB_EMPTY(&local_slots)) {
+    if (local_stopping && fairq_nout(local_jobs) == 0 && fairq_nwaiting(local_jobs) == 0) {
         msg_info("stopping: every delivery has reported");
         exit(0);
     }
@@ -474,8 +402,8 @@ static void local_job_timeout(event_loop_t *loop, void *arg)
     kill(j->pid, SIGKILL);      /* EOF on the pipe follows */
 }
 
-/* Fork the delivery child of a job that got a slot: 0, or -1 when it could
- * not be started (the job is finished with a 4.3.0 result). */
+/* Fork the delivery child of a job that got its turn: 0, or -1 when it
+ * could not be started (the job is finished with a 4.3.0 result). */
 static int local_job_spawn(struct local_job *j)
 {
     int p[2], err;
@@ -501,8 +429,6 @@ static int local_job_spawn(struct local_job *j)
     j->pid = pid;
     j->pipe_fd = p[0];
     j->out = buf_new(0);
-    local_njobs++;
-    j->slot->running++;
     event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
     j->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
                                local_job_timeout, j);
@@ -518,26 +444,19 @@ fail:
     return -1;
 }
 
-/* Start waiting jobs while there is room, one slot after another. */
+/* Start waiting jobs while there is room, one (account, recipient) after
+ * another. */
 static void local_schedule(void)
 {
     static int running;
-    struct local_slot *s;
-    struct local_job *j;
+    struct fairq_item *item;
 
     if (running)
         return;             /* a job finished inside a spawn: the loop below goes on */
     running = 1;
-    while (!local_stopping && local_njobs < conf_int("local_concurrency_limit")
-           && (s = TAILQ_FIRST(&local_ready)) != NULL) {
-        j = TAILQ_FIRST(&s->waiting);
-        TAILQ_REMOVE(&s->waiting, j, link);
-        /* Round robin: s goes to the back of the line if it may start more. */
-        TAILQ_REMOVE(&local_ready, s, ready_link);
-        s->ready = 0;
-        if (local_job_spawn(j) == 0)
-            local_slot_update(s);
-    }
+    while (!local_stopping && fairq_nout(local_jobs) < (size_t)conf_int("local_concurrency_limit")
+           && (item = fairq_take(local_jobs)) != NULL)
+        local_job_spawn(fairq_entry(item, struct local_job, fq));
     running = 0;
 }
 
@@ -559,7 +478,7 @@ static void local_start(struct local_req *q, const char *account, const char *co
     const char *mailbox = conf_str("home_mailbox");
     struct local_job *j;
     struct passwd *pw;
-    char *user = xstrdup(account), *text = NULL, *base;
+    char *user = xstrdup(account), *text = NULL, *base, *key;
     gid_t *groups = NULL;
     size_t ngroups;
 
@@ -634,9 +553,9 @@ static void local_start(struct local_req *q, const char *account, const char *co
     j->user = xstrdup(user);
     j->queue_id = xstrdup(q->queue_id);
     j->recipient = xstrdup(q->recipient);
-    j->slot = local_slot_get(q->recipient, j->t.uid);
-    TAILQ_INSERT_TAIL(&j->slot->waiting, j, link);
-    local_slot_update(j->slot);
+    key = xasprintf("%ld:%s", (long)j->t.uid, q->recipient);
+    fairq_add(local_jobs, key, &j->fq);
+    free(key);
     q->pending++;
 #undef ANSWER
 done:
@@ -765,29 +684,22 @@ static void local_accept(event_loop_t *loop, int fd)
 
 static void local_on_term(event_loop_t *loop, int signo, void *arg)
 {
-    struct local_slot *s;
-    struct local_job *j;
+    struct fairq_item *item;
 
     (void)loop;
     (void)signo;
     (void)arg;
     local_stopping = 1;
     local_update_reading();
-    /* Jobs that never started are answered now: qmgr retries them later.
-     * (Finishing one may free its slot: look again from the start.) */
-    for (;;) {
-        j = NULL;
-        RB_FOREACH(s, local_slot_tree, &local_slots)
-            if ((j = TAILQ_FIRST(&s->waiting)) != NULL)
-                break;
-        if (j == NULL)
-            break;
-        TAILQ_REMOVE(&s->waiting, j, link);
-        local_job_finish(j, 4, "4.3.0", "local delivery is stopping");
+    /* Jobs that never started are answered now: qmgr retries them later. */
+    while ((item = fairq_any_waiting(local_jobs)) != NULL) {
+        fairq_remove(local_jobs, item);
+        local_job_finish(fairq_entry(item, struct local_job, fq), 4, "4.3.0",
+                         "local delivery is stopping");
     }
-    if (local_njobs == 0)
+    if (fairq_nout(local_jobs) == 0)
         exit(0);
-    msg_info("stopping after %d running deliveries", local_njobs);
+    msg_info("stopping after %zu running deliveries", fairq_nout(local_jobs));
 }
 
 static void local_post_init(event_loop_t *loop)
@@ -796,6 +708,7 @@ static void local_post_init(event_loop_t *loop)
 
     local_loop = loop;
     local_proto_init();
+    local_jobs = fairq_new((int)conf_int("local_destination_concurrency_limit"));
     if (privs_lookup(conf_str("mail_owner"), &local_owner_uid, &gid) < 0)
         msg_fatal("mail_owner account %s does not exist (mailctl start creates it)",
                   conf_str("mail_owner"));

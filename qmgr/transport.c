@@ -6,20 +6,20 @@
  * Transports.  A recipient in mydestination goes to local, over ONE
  * connection to private/local that carries up to local_concurrency_limit
  * LOCAL_DELIVER requests at once (each with a read-only descriptor of the
- * queue file; results come back by request id in any order).
+ * queue file; results come back by request id in any order).  Any other
+ * recipient would go to the outbound smtp transport, which this release
+ * does not have: it is deferred with 4.3.0 "mail transport unavailable",
+ * as Postfix does for a transport that is not there, so it is delivered
+ * once the transport exists and the mail is retried.  qmgr_transport_name()
+ * is the one place that chooses.
  *
  * Destinations.  As in Postfix, local mail goes one recipient at a time,
  * and at most local_destination_concurrency_limit deliveries to the same
  * recipient (its local part without the address extension, lower-cased)
  * run at once: mail for a user whose ~/.forward runs slow commands cannot
  * take every one of local's slots.  Each destination keeps its waiting
- * jobs in arrival order; the destinations that may send are served in
- * turn (round robin), so a dispatch never walks jobs it cannot send.  Any other
- * recipient would go to the outbound smtp transport, which this release
- * does not have: it is deferred with 4.3.0 "mail transport unavailable",
- * as Postfix does for a transport that is not there, so it is delivered
- * once the transport exists and the mail is retried.  qmgr_transport_name()
- * is the one place that chooses.
+ * jobs in arrival order, and the destinations that may send are served in
+ * turn (lib/fairq), so a dispatch never walks jobs it cannot send.
  *
  * local going away.  When the connection breaks (local was restarted or
  * killed), its jobs in flight go back to the head of the queue and are
@@ -37,11 +37,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/tree.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "conf.h"
+#include "fairq.h"
 #include "ipc.h"
 #include "local_proto.h"
 #include "msg.h"
@@ -56,37 +56,15 @@
 struct qmgr_job {
     struct qmgr_msg      *msg;
     size_t                rcpt;
-    struct qmgr_dest     *dest;         /* local jobs */
+    struct fairq_item     fq;           /* local jobs: waiting or in flight */
     uint32_t              reqid;        /* 0 while queued */
     int                   sends;
-    TAILQ_ENTRY(qmgr_job) link;
+    TAILQ_ENTRY(qmgr_job) link;         /* qmgr_flight or qmgr_unrouted */
 };
 TAILQ_HEAD(qmgr_job_list, qmgr_job);
 
-/* One local recipient's jobs: waiting ones, and how many are in flight.
- * On qmgr_ready while it has waiting jobs and room under the limit; freed
- * when it has neither waiting nor flying jobs. */
-struct qmgr_dest {
-    char                  *name;
-    size_t                 inflight;
-    struct qmgr_job_list   waiting;
-    int                    ready;
-    TAILQ_ENTRY(qmgr_dest) ready_link;
-    RB_ENTRY(qmgr_dest)    tree;
-};
-TAILQ_HEAD(qmgr_dest_list, qmgr_dest);
-
-static int qmgr_dest_cmp(const struct qmgr_dest *a, const struct qmgr_dest *b)
-{
-    return strcmp(a->name, b->name);
-}
-RB_HEAD(qmgr_dest_tree, qmgr_dest);
-RB_PROTOTYPE(qmgr_dest_tree, qmgr_dest, tree, qmgr_dest_cmp)
-RB_GENERATE(qmgr_dest_tree, qmgr_dest, tree, qmgr_dest_cmp)
-
-static struct qmgr_dest_tree qmgr_dests = RB_INITIALIZER(&qmgr_dests);
-static struct qmgr_dest_list qmgr_ready = TAILQ_HEAD_INITIALIZER(qmgr_ready);
-static size_t qmgr_nwaiting;
+/* Local jobs by destination (lib/fairq). */
+static fairq_t *qmgr_dests;
 /* Jobs for which no transport exists: settled by the next dispatch. */
 static struct qmgr_job_list qmgr_unrouted = TAILQ_HEAD_INITIALIZER(qmgr_unrouted);
 static struct qmgr_job_list qmgr_flight = TAILQ_HEAD_INITIALIZER(qmgr_flight);
@@ -99,6 +77,7 @@ static event_timer_t *qmgr_retry_timer;
 void qmgr_transport_init(void)
 {
     local_proto_init();
+    qmgr_dests = fairq_new((int)conf_int("local_destination_concurrency_limit"));
 }
 
 const char *qmgr_transport_name(const char *address)
@@ -123,78 +102,6 @@ static char *qmgr_dest_name(const char *address)
     return local;
 }
 
-static struct qmgr_dest *qmgr_dest_get(const char *address)
-{
-    struct qmgr_dest key, *d;
-
-    key.name = qmgr_dest_name(address);
-    if ((d = RB_FIND(qmgr_dest_tree, &qmgr_dests, &key)) != NULL) {
-        free(key.name);
-        return d;
-    }
-    d = xcalloc(1, sizeof(*d));
-    d->name = key.name;
-    TAILQ_INIT(&d->waiting);
-    RB_INSERT(qmgr_dest_tree, &qmgr_dests, d);
-    return d;
-}
-
-/* Put d on the ready list (at the tail) or take it off, as its state says;
- * free it when nothing is left for it. */
-static void qmgr_dest_update(struct qmgr_dest *d)
-{
-    int ready = !TAILQ_EMPTY(&d->waiting)
-                && d->inflight < (size_t)conf_int("local_destination_concurrency_limit");
-
-    if (d->ready && !ready) {
-        TAILQ_REMOVE(&qmgr_ready, d, ready_link);
-        d->ready = 0;
-    } else if (!d->ready && ready) {
-        TAILQ_INSERT_TAIL(&qmgr_ready, d, ready_link);
-        d->ready = 1;
-    }
-    if (d->inflight == 0 && TAILQ_EMPTY(&d->waiting)) {
-        RB_REMOVE(qmgr_dest_tree, &qmgr_dests, d);
-        free(d->name);
-        free(d);
-    }
-}
-
-/* j (on no list) waits again for its destination, first or last. */
-static void qmgr_job_wait(struct qmgr_job *j, int first)
-{
-    if (first)
-        TAILQ_INSERT_HEAD(&j->dest->waiting, j, link);
-    else
-        TAILQ_INSERT_TAIL(&j->dest->waiting, j, link);
-    qmgr_nwaiting++;
-    qmgr_dest_update(j->dest);
-}
-
-/* Take the first waiting job of d off its list, counted as in flight. */
-static struct qmgr_job *qmgr_dest_take(struct qmgr_dest *d)
-{
-    struct qmgr_job *j = TAILQ_FIRST(&d->waiting);
-
-    TAILQ_REMOVE(&d->waiting, j, link);
-    qmgr_nwaiting--;
-    d->inflight++;
-    /* Round robin: d goes to the back of the line if it may send more. */
-    if (d->ready) {
-        TAILQ_REMOVE(&qmgr_ready, d, ready_link);
-        d->ready = 0;
-    }
-    qmgr_dest_update(d);
-    return j;
-}
-
-/* A job of d's in flight is over (result, resend or give-up). */
-static void qmgr_dest_landed(struct qmgr_dest *d)
-{
-    d->inflight--;
-    qmgr_dest_update(d);
-}
-
 void qmgr_job_add(struct qmgr_msg *m, size_t rcpt)
 {
     struct qmgr_job *j = xcalloc(1, sizeof(*j));
@@ -203,8 +110,9 @@ void qmgr_job_add(struct qmgr_msg *m, size_t rcpt)
     j->rcpt = rcpt;
     m->jobs++;
     if (strcmp(qmgr_transport_name(m->q->rcpts[rcpt].address), "local") == 0) {
-        j->dest = qmgr_dest_get(m->q->rcpts[rcpt].address);
-        qmgr_job_wait(j, 0);
+        char *dest = qmgr_dest_name(m->q->rcpts[rcpt].address);
+        fairq_add(qmgr_dests, dest, &j->fq);
+        free(dest);
     } else {
         TAILQ_INSERT_TAIL(&qmgr_unrouted, j, link);
         qmgr_transport_kick();
@@ -218,10 +126,20 @@ static void qmgr_job_cancel(struct qmgr_job *j)
     free(j);
 }
 
+static int qmgr_job_of(struct fairq_item *item, void *m)
+{
+    return fairq_entry(item, struct qmgr_job, fq)->msg == m;
+}
+
+static void qmgr_job_dropped(struct fairq_item *item, void *m)
+{
+    (void)m;
+    qmgr_job_cancel(fairq_entry(item, struct qmgr_job, fq));
+}
+
 size_t qmgr_jobs_cancel(struct qmgr_msg *m)
 {
     struct qmgr_job *j, *next;
-    struct qmgr_dest *d, *dnext;
     size_t n = 0;
 
     TAILQ_FOREACH_SAFE(j, &qmgr_unrouted, link, next) {
@@ -231,21 +149,7 @@ size_t qmgr_jobs_cancel(struct qmgr_msg *m)
             n++;
         }
     }
-    RB_FOREACH_SAFE(d, qmgr_dest_tree, &qmgr_dests, dnext) {
-        int hit = 0;
-
-        TAILQ_FOREACH_SAFE(j, &d->waiting, link, next) {
-            if (j->msg == m) {
-                TAILQ_REMOVE(&d->waiting, j, link);
-                qmgr_nwaiting--;
-                qmgr_job_cancel(j);
-                n++;
-                hit = 1;
-            }
-        }
-        if (hit)
-            qmgr_dest_update(d);
-    }
+    n += fairq_drop(qmgr_dests, qmgr_job_of, qmgr_job_dropped, m);
     return n;
 }
 
@@ -279,13 +183,12 @@ static void qmgr_local_lost(const char *why)
         TAILQ_REMOVE(&qmgr_flight, j, link);
         qmgr_nflight--;
         j->reqid = 0;
-        j->dest->inflight--;
         if (j->sends >= QMGR_MAX_RESENDS) {
-            qmgr_dest_update(j->dest);
+            fairq_done(qmgr_dests, &j->fq);
             qmgr_job_done(j, 4, "4.3.0", "local delivery service died during the delivery");
             continue;
         }
-        qmgr_job_wait(j, 1);
+        fairq_requeue(qmgr_dests, &j->fq);
     }
 }
 
@@ -319,19 +222,16 @@ static int qmgr_local_connect(void)
     }
     if (event_now_ms() - qmgr_local_down_since >= QMGR_LOCAL_DOWN_MS) {
         /* Give up on this round: defer what waits for local. */
-        struct qmgr_dest *d;
-        struct qmgr_job *j;
+        struct fairq_item *item;
 
-        while ((d = RB_MIN(qmgr_dest_tree, &qmgr_dests)) != NULL
-               && (j = TAILQ_FIRST(&d->waiting)) != NULL) {
-            TAILQ_REMOVE(&d->waiting, j, link);
-            qmgr_nwaiting--;
-            qmgr_dest_update(d);
-            qmgr_job_done(j, 4, "4.3.0", "local delivery service unavailable");
+        while ((item = fairq_any_waiting(qmgr_dests)) != NULL) {
+            fairq_remove(qmgr_dests, item);
+            qmgr_job_done(fairq_entry(item, struct qmgr_job, fq), 4, "4.3.0",
+                          "local delivery service unavailable");
         }
         qmgr_local_down_since = event_now_ms();
     }
-    if (qmgr_retry_timer == NULL && qmgr_nwaiting > 0)
+    if (qmgr_retry_timer == NULL && fairq_nwaiting(qmgr_dests) > 0)
         qmgr_retry_timer = event_add_timer(qmgr_loop, QMGR_LOCAL_RETRY_MS, qmgr_retry, NULL);
     return -1;
 }
@@ -386,10 +286,14 @@ static void qmgr_dispatch(event_loop_t *loop, void *arg)
         TAILQ_REMOVE(&qmgr_unrouted, j, link);
         qmgr_job_done(j, 4, "4.3.0", "mail transport unavailable");
     }
-    while (!TAILQ_EMPTY(&qmgr_ready) && qmgr_nflight < limit) {
+    while (fairq_nwaiting(qmgr_dests) > 0 && qmgr_nflight < limit) {
+        struct fairq_item *item;
+
         if (qmgr_local_connect() < 0)
             return;
-        j = qmgr_dest_take(TAILQ_FIRST(&qmgr_ready));
+        if ((item = fairq_take(qmgr_dests)) == NULL)
+            break;              /* every destination with mail is at its limit */
+        j = fairq_entry(item, struct qmgr_job, fq);
         if (qmgr_local_send(j) < 0) {
             /* j and the rest are back at the head; start over later. */
             if (qmgr_retry_timer == NULL)
@@ -431,7 +335,8 @@ static void qmgr_local_read(event_loop_t *loop, int fd, int events, void *arg)
     } else {
         TAILQ_REMOVE(&qmgr_flight, j, link);
         qmgr_nflight--;
-        qmgr_dest_landed(j->dest);  /* before: the outcome may cancel jobs */
+        fairq_done(qmgr_dests, &j->fq);
+
         qmgr_job_done(j, res.dsn_class, res.dsn, res.text);
     }
     local_result_free(&res);
