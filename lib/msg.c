@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ void msg_init(const char *progname, int flags)
 
 int msg_logfile(const char *path)
 {
+    struct stat st;
     int fd;
 
     if (msg_log_fd >= 0) {
@@ -64,9 +66,20 @@ int msg_logfile(const char *path)
     }
     if (path == NULL || *path == '\0')
         return 0;
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    /* Opened as root, maybe in a directory someone else can write: no
+     * symbolic link, FIFO or device, no second name of another file, and
+     * nobody else's file (DESIGN.md §1). */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+              0640);
     if (fd < 0)
         return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1
+        || (st.st_uid != 0 && st.st_uid != geteuid())) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_APPEND);
     msg_log_fd = fd;
     return 0;
 }

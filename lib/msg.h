@@ -31,7 +31,9 @@ extern int msg_verbose;
  * /dev/null if need be): a process started with them closed would
  * otherwise give them to its own files, and log lines would land there. */
 void msg_init(const char *progname, int flags);
-/* Also append every line to this file (opened O_APPEND now); NULL closes. */
+/* Also append every line to this file (opened O_APPEND now); NULL closes.
+ * -1 with errno if it cannot be opened, or if it is not a regular file
+ * with one link owned by root or by us (EPERM; a symbolic link: ELOOP). */
 int msg_logfile(const char *path);
 const char *msg_progname(void);
 

@@ -2,7 +2,9 @@
  * server - the daemon skeleton every service program runs in (see server.h).
  *
  * Start-up order, all before the first byte of network input is read:
- *   parse master's arguments -> load main.conf (+ -o) -> open the log ->
+ *   parse master's arguments -> check that the configuration directory
+ *   and main.conf are root's alone (lib/conftrust; root or our own uid
+ *   when not started as root) -> load main.conf (+ -o) -> open the log ->
  *   pre_init() as root -> chdir queue_directory -> drop privileges (and
  *   chroot) -> verify the drop -> post_init() -> report "available" to master.
  * Parameters read: config_directory, queue_directory, maillog_file,
@@ -25,6 +27,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "conftrust.h"
 #include "event.h"
 #include "msg.h"
 #include "privs.h"
@@ -225,6 +228,10 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
         server_usage(argv[0]);
     if (confdir == NULL || *confdir == '\0')
         confdir = DEF_CONFIG_DIRECTORY;
+    /* Still root: main.conf steers what we do with that (master checked
+     * it at start, but it may have been handed to someone else since). */
+    if (conftrust_main(confdir, errs) < 0)
+        msg_fatal("untrusted configuration: %s", buf_cstr(errs));
     if (conf_load(confdir, errs) < 0)
         msg_fatal("bad configuration: %s", buf_cstr(errs));
     for (size_t off = 0; off < overrides->len; off += strlen(overrides->data + off) + 1) {

@@ -2,9 +2,10 @@
  * control.c - mailctl start, stop, reload, status: starting master and
  * talking to it over its control socket (see master_proto.h).
  *
- * start:  check the configuration, create accounts and the spool (as
- *         root), then run master (which returns once it is serving), or
- *         exec it in the foreground with -f.
+ * start:  check the configuration (and that it, daemon_directory and
+ *         master are root's alone: lib/conftrust), create accounts and
+ *         the spool (as root), then run master (which returns once it is
+ *         serving), or exec it in the foreground with -f.
  * stop:   ask master to stop and wait until its process is gone.
  * reload: ask master to re-read the configuration; its errors are shown.
  * status: master's pid and uptime, and per service its processes.
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conftrust.h"
 #include "ipc.h"
 #include "mailctl.h"
 #include "master_proto.h"
@@ -109,6 +111,7 @@ static int reply_ok(ipc_msg_t *r, char **text)
 int cmd_start(int argc, char **argv)
 {
     int foreground = argc > 1 && strcmp(argv[1], "-f") == 0;
+    buf_t *errs;
     char *master;
     pid_t pid;
     int status;
@@ -123,6 +126,14 @@ int cmd_start(int argc, char **argv)
         fprintf(stderr, "mailctl: start must be run as root\n");
         return 1;
     }
+    /* The program about to run as root: root's, below root's directories. */
+    errs = buf_new(0);
+    if (conftrust_program(conf_str("daemon_directory"), "master", errs) < 0) {
+        fputs(buf_cstr(errs), stderr);
+        buf_free(&errs);
+        return 1;
+    }
+    buf_free(&errs);
     if ((pid = running_master()) != 0) {
         fprintf(stderr, "mailctl: Posthorn is already running (master pid %ld)\n", (long)pid);
         return 1;

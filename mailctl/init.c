@@ -8,8 +8,22 @@
  * standard port; with N = 0 the standard ports on inet_interfaces.
  * Services whose program is not installed are written commented out.
  * An existing DIR/etc/main.conf is never overwritten.
+ *
+ * Root will run what this writes, so nobody else may have a hand in it:
+ * DIR's parent and every directory above it must be root's and writable
+ * by nobody else (sticky ones like /tmp aside), and an existing DIR,
+ * DIR/etc, DIR/etc/tls, DIR/spool or DIR/log must be root's and writable
+ * by nobody else, or init refuses (lib/trustpath; a user running init
+ * may own them too).  Directories are made with mkdirat() and files with
+ * openat(O_CREAT | O_EXCL | O_NOFOLLOW) relative to descriptors of those
+ * checked directories, and get their owner and mode with fchown() and
+ * fchmod() on the descriptor, whatever the umask: never a path that could
+ * have become a symbolic link in between.
+ * Failure modes: every problem is printed as "FILE: reason" on stderr and
+ * init exits 1; what was made before the problem is left in place.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +35,7 @@
 #include "map.h"
 #include "mailctl.h"
 #include "msg.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 /* The standard service table, in master.conf order. */
@@ -49,40 +64,100 @@ static const struct std_service {
     {0, "anvil", "y", "-", "1", "anvil", "session counts per client address"},
 };
 
-/* Create dir/name (never over an existing file) holding text. */
-static int write_file(const char *dir, const char *name, int mode, const char *text)
+int init_create_at(int dirfd, const char *dir, const char *name, mode_t mode, buf_t *errs)
 {
-    char *path = xasprintf("%s/%s", dir, name);
-    FILE *fp = fopen(path, "wx");
-    int rc = 0;
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+                    0600);
 
-    if (fp == NULL) {
-        fprintf(stderr, "mailctl: cannot create %s: %s\n", path, strerror(errno));
-        free(path);
+    if (fd < 0) {
+        buf_printf(errs, "%s/%s: cannot create: %s\n", dir, name, strerror(errno));
         return -1;
     }
-    fputs(text, fp);
-    if (fclose(fp) != 0) {
-        fprintf(stderr, "mailctl: cannot write %s: %s\n", path, strerror(errno));
+    if (fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, mode) < 0) {
+        buf_printf(errs, "%s/%s: cannot set the owner or mode: %s\n", dir, name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Create dirfd/name (dir/name in messages; never over an existing file)
+ * holding text. */
+static int write_file(int dirfd, const char *dir, const char *name, mode_t mode, const char *text)
+{
+    buf_t *errs = buf_new(0);
+    size_t len = strlen(text), off = 0;
+    int fd = init_create_at(dirfd, dir, name, mode, errs), rc = 0;
+
+    if (fd < 0) {
+        fputs(buf_cstr(errs), stderr);
+        buf_free(&errs);
+        return -1;
+    }
+    buf_free(&errs);
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "%s/%s: cannot write: %s\n", dir, name, strerror(errno));
+            rc = -1;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (close(fd) < 0 && rc == 0) {
+        fprintf(stderr, "%s/%s: cannot write: %s\n", dir, name, strerror(errno));
         rc = -1;
     }
-    chmod(path, (mode_t)mode);
-    free(path);
     return rc;
 }
 
-/* mkdir dir/name (name may be NULL); an existing directory is fine. */
-static int make_dir(const char *dir, const char *name)
+/*
+ * Make the directory path (parentfd/name; parentfd -1: path exists
+ * already, nothing to make) or accept it as it is, and return an
+ * O_RDONLY descriptor of it.  A directory made here gets mode and the
+ * caller's owner; an existing one must pass trustpath (root's, or the
+ * caller's, and writable by nobody else, nor anything above it).
+ */
+static int init_dir(int parentfd, const char *path, const char *name, mode_t mode)
 {
-    char *path = name ? xasprintf("%s/%s", dir, name) : xstrdup(dir);
-    int rc = 0;
+    buf_t *errs = buf_new(0);
+    uid_t owners[2];
+    size_t nowners = trustpath_owners(owners);
+    int created = 0, pathfd, fd = -1;
 
-    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-        fprintf(stderr, "mailctl: cannot create %s: %s\n", path, strerror(errno));
-        rc = -1;
+    if (parentfd >= 0) {
+        if (mkdirat(parentfd, name, 0700) == 0)
+            created = 1;
+        else if (errno != EEXIST) {
+            fprintf(stderr, "%s: cannot create: %s\n", path, strerror(errno));
+            buf_free(&errs);
+            return -1;
+        }
     }
-    free(path);
-    return rc;
+    /* Nobody else can change what path names once its parent passed the
+     * check, so walking it again finds the directory made above. */
+    pathfd = trustpath_open(path, TRUSTPATH_DIR, owners, nowners, errs);
+    if (pathfd < 0) {
+        fputs(buf_cstr(errs), stderr);
+        buf_free(&errs);
+        return -1;
+    }
+    buf_free(&errs);
+    fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(pathfd);
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (created && (fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, mode) < 0)) {
+        fprintf(stderr, "%s: cannot set the owner or mode: %s\n", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static char *master_conf_text(const char *daemon_dir, int port_base)
@@ -179,42 +254,108 @@ static char *sibling_daemon_dir(void)
     return real;
 }
 
-/* Write the instance into dir (absolute, exists); 0 or -1 with messages. */
-static int write_instance(const struct init_opts *o, const char *dir)
+/* Write the instance into dir (absolute, real, checked; dirfd open on
+ * it); 0 or -1 with messages. */
+static int write_instance(const struct init_opts *o, const char *dir, int dirfd)
 {
     char *etc = xasprintf("%s/etc", dir), *daemon_dir = sibling_daemon_dir();
-    char *main_text = NULL, *master_text = NULL, *spec = NULL, *cert = NULL, *key = NULL;
+    char *tls = xasprintf("%s/tls", etc), *spool = xasprintf("%s/spool", dir);
+    char *log = xasprintf("%s/log", dir);
+    char *main_text = NULL, *master_text = NULL, *spec = NULL;
     buf_t *errs = buf_new(0);
-    int rc = -1;
+    int rc = -1, etcfd = -1, tlsfd = -1, fd;
+    struct stat st;
 
-    if (make_dir(etc, NULL) < 0 || make_dir(etc, "tls") < 0 || make_dir(dir, "spool") < 0
-        || make_dir(dir, "log") < 0)
+    if ((etcfd = init_dir(dirfd, etc, "etc", 0755)) < 0)
         goto out;
+    if (fstatat(etcfd, "main.conf", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        fprintf(stderr, "mailctl: %s/main.conf already exists: not overwriting an instance\n", etc);
+        goto out;
+    }
+    if ((tlsfd = init_dir(etcfd, tls, "tls", 0755)) < 0
+        || (fd = init_dir(dirfd, spool, "spool", 0755)) < 0)
+        goto out;
+    close(fd);
+    if ((fd = init_dir(dirfd, log, "log", 0755)) < 0)
+        goto out;
+    close(fd);
     main_text = main_conf_text(o, dir, etc, daemon_dir);
     master_text = master_conf_text(daemon_dir, o->port_base);
-    if (write_file(etc, "main.conf", 0644, main_text) < 0
-        || write_file(etc, "master.conf", 0644, master_text) < 0
-        || write_file(etc, "aliases", 0644, aliases_text) < 0)
+    if (write_file(etcfd, etc, "main.conf", 0644, main_text) < 0
+        || write_file(etcfd, etc, "master.conf", 0644, master_text) < 0
+        || write_file(etcfd, etc, "aliases", 0644, aliases_text) < 0)
         goto out;
+    /* By name below etc: it passed the check, nobody else can change it. */
     spec = xasprintf("hash:%s/aliases", etc);
-    cert = xasprintf("%s/tls/cert.pem", etc);
-    key = xasprintf("%s/tls/key.pem", etc);
     if (map_build(spec, MAP_FORMAT_ALIASES, errs, NULL) < 0
-        || tlsgen_self_signed(o->hostname, cert, key, errs) < 0) {
-        fprintf(stderr, "mailctl: %s", buf_cstr(errs));
+        || tlsgen_self_signed(o->hostname, tlsfd, tls, errs) < 0) {
+        fputs(buf_cstr(errs), stderr);
         goto out;
     }
     rc = 0;
 out:
+    if (etcfd >= 0)
+        close(etcfd);
+    if (tlsfd >= 0)
+        close(tlsfd);
     free(etc);
+    free(tls);
+    free(spool);
+    free(log);
     free(daemon_dir);
     free(main_text);
     free(master_text);
     free(spec);
-    free(cert);
-    free(key);
     buf_free(&errs);
     return rc;
+}
+
+/* Make or accept the instance directory arg and check it (see the top);
+ * its real path in *real and an O_RDONLY descriptor, or -1. */
+static int open_instance_dir(const char *arg, char **real)
+{
+    buf_t *path = buf_new(0), *errs = buf_new(0);
+    uid_t owners[2];
+    size_t nowners = trustpath_owners(owners);
+    char *parent, *base, *slash;
+    int pfd = -1, fd = -1;
+
+    *real = NULL;
+    if (arg[0] != '/') {
+        char *cwd = getcwd(NULL, 0);
+
+        if (cwd == NULL) {
+            fprintf(stderr, "mailctl: the current directory: %s\n", strerror(errno));
+            goto out;
+        }
+        buf_printf(path, "%s/", cwd);
+        free(cwd);
+    }
+    buf_append_str(path, arg);
+    while (path->len > 1 && path->data[path->len - 1] == '/')
+        buf_truncate(path, path->len - 1);
+    slash = strrchr(path->data, '/');
+    parent = xstrndup(path->data, slash == path->data ? 1 : (size_t)(slash - path->data));
+    base = slash + 1;
+    if (*base && strcmp(base, ".") != 0 && strcmp(base, "..") != 0) {
+        pfd = trustpath_open(parent, TRUSTPATH_DIR | TRUSTPATH_STICKY_OK, owners, nowners, errs);
+        if (pfd < 0)
+            fputs(buf_cstr(errs), stderr);
+    }
+    free(parent);
+    if ((pfd >= 0 || *base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        && (fd = init_dir(pfd, buf_cstr(path), base, 0755)) >= 0
+        && (*real = realpath(buf_cstr(path), NULL)) == NULL) {
+        fprintf(stderr, "%s: %s\n", buf_cstr(path), strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+out:
+    if (pfd >= 0)
+        close(pfd);
+    buf_free(&path);
+    buf_free(&errs);
+    return fd;
 }
 
 static int init_usage(void)
@@ -234,8 +375,8 @@ int cmd_init(int argc, char **argv)
     static const char name_chars[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
     struct init_opts o = {0};
-    char hostbuf[256] = "", *dir, *end, *existing;
-    int ch, rc;
+    char hostbuf[256] = "", *dir, *end;
+    int ch, rc, dirfd;
     long n;
 
     optind = 0;         /* re-initialise getopt: main() used it with "+" */
@@ -271,24 +412,18 @@ int cmd_init(int argc, char **argv)
 
         o.domain = dot && dot[1] ? dot + 1 : "localdomain";
     }
-    if (make_dir(argv[optind], NULL) < 0)
-        return 1;
-    if ((dir = realpath(argv[optind], NULL)) == NULL) {
-        fprintf(stderr, "mailctl: %s: %s\n", argv[optind], strerror(errno));
+    if ((dirfd = open_instance_dir(argv[optind], &dir)) < 0) {
+        fprintf(stderr, "mailctl: not making an instance in %s\n", argv[optind]);
         return 1;
     }
-    existing = xasprintf("%s/etc/main.conf", dir);
-    if (access(existing, F_OK) == 0) {
-        fprintf(stderr, "mailctl: %s already exists: not overwriting an instance\n", existing);
-        rc = 1;
-    } else if ((rc = write_instance(&o, dir) < 0 ? 1 : 0) == 0) {
+    if ((rc = write_instance(&o, dir, dirfd) < 0 ? 1 : 0) == 0) {
         printf("mailctl: new instance in %s\n", dir);
         printf("  start it:  mailctl -c %s/etc start\n", dir);
         if (o.port_base > 0)
             printf("  SMTP on 127.0.0.1:%d, submission on %d and %d\n", o.port_base + 25,
                    o.port_base + 587, o.port_base + 465);
     }
-    free(existing);
+    close(dirfd);
     free(dir);
     return rc;
 }

@@ -8,7 +8,13 @@
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
- * as FILE:LINE: message.  Exit codes: 0 success, 1 failure, 2 usage.
+ * as FILE:LINE: message.  Before main.conf or master.conf is read, and
+ * before check, start or reload accept daemon_directory and the programs
+ * in it, each must be root's and writable by nobody else, and so must
+ * every directory above it and every symbolic link on the way (lib/
+ * conftrust); a file that is not is printed as FILE: reason.  A user other
+ * than root may also own them (see conftrust.h).
+ * Exit codes: 0 success, 1 failure, 2 usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conftrust.h"
 #include "mailctl.h"
 #include "master_conf.h"
 #include "msg.h"
@@ -44,16 +51,31 @@ char *mailctl_self_dir(void)
     return xstrdup(path);
 }
 
+/* Load main.conf after checking that it and its directory are trusted;
+ * 0, or -1 with the errors printed. */
+static int load_main(void)
+{
+    buf_t *errs = buf_new(0);
+    int rc = -1;
+
+    if (conftrust_main(mailctl_confdir, errs) == 0)
+        rc = conf_load(mailctl_confdir, errs);
+    fputs(buf_cstr(errs), stderr);
+    buf_free(&errs);
+    return rc;
+}
+
 /* Check main.conf and master.conf and that every program master.conf
- * names is installed.  Prints every problem; quiet skips the last check. */
+ * names is installed, and that all of them are trusted.  Prints every
+ * problem; quiet skips the programs. */
 static int check_config(int quiet)
 {
     buf_t *errs = buf_new(0);
-    struct master_conf *mc;
+    struct master_conf *mc = NULL;
     char *path;
     int rc = 0;
 
-    if (conf_load(mailctl_confdir, errs) < 0) {
+    if (conftrust_main(mailctl_confdir, errs) < 0 || conf_load(mailctl_confdir, errs) < 0) {
         fputs(buf_cstr(errs), stderr);
         buf_free(&errs);
         return -1;
@@ -77,17 +99,29 @@ static int check_config(int quiet)
         buf_reset(errs);
     }
     path = xasprintf("%s/master.conf", mailctl_confdir);
-    mc = master_conf_load(path, errs);
+    if (conftrust_master(mailctl_confdir, errs) == 0)
+        mc = master_conf_load(path, errs);
     if (mc == NULL) {
         fputs(buf_cstr(errs), stderr);
         rc = -1;
     } else if (!quiet) {
-        for (size_t i = 0; i < mc->nsvcs; i++) {
-            char *prog = xasprintf("%s/%s", conf_str("daemon_directory"), mc->svcs[i].argv[0]);
+        const char *dd = conf_str("daemon_directory");
+        int dir_ok = conftrust_program(dd, NULL, errs) == 0;
+
+        fputs(buf_cstr(errs), stderr);
+        buf_reset(errs);
+        if (!dir_ok)
+            rc = -1;
+        for (size_t i = 0; i < mc->nsvcs && dir_ok; i++) {
+            char *prog = xasprintf("%s/%s", dd, mc->svcs[i].argv[0]);
 
             if (access(prog, X_OK) < 0) {
                 fprintf(stderr, "%s:%d: service %s: cannot run %s: %s\n", path, mc->svcs[i].line,
                         mc->svcs[i].name, prog, strerror(errno));
+                rc = -1;
+            } else if (conftrust_program(dd, mc->svcs[i].argv[0], errs) < 0) {
+                fputs(buf_cstr(errs), stderr);
+                buf_reset(errs);
                 rc = -1;
             }
             free(prog);
@@ -101,18 +135,11 @@ static int check_config(int quiet)
 
 int mailctl_load_config(int full)
 {
-    buf_t *errs;
-    int rc;
-
     if (full)
         return check_config(0);
     /* stop and status need only main.conf (where the spool is): a broken
      * master.conf must never keep the admin from stopping Posthorn. */
-    errs = buf_new(0);
-    rc = conf_load(mailctl_confdir, errs);
-    fputs(buf_cstr(errs), stderr);
-    buf_free(&errs);
-    return rc;
+    return load_main();
 }
 
 static int cmd_check(int argc, char **argv)
@@ -134,12 +161,7 @@ static int cmd_check(int argc, char **argv)
         return 2;
     }
     if (dump) {
-        buf_t *errs = buf_new(0);
-        int rc = conf_load(mailctl_confdir, errs);
-
-        fputs(buf_cstr(errs), stderr);
-        buf_free(&errs);
-        if (rc < 0)
+        if (load_main() < 0)
             return 1;
         conf_dump(stdout, dump == 'n' ? CONF_DUMP_CHANGED : CONF_DUMP_DEFAULTS);
         return 0;

@@ -8,6 +8,8 @@
 #ifndef POSTHORN_MAILCTL_H
 #define POSTHORN_MAILCTL_H
 
+#include <sys/types.h>
+
 #include "buf.h"
 
 /* mailctl.c */
@@ -19,6 +21,10 @@ char *mailctl_self_dir(void);                 /* directory of this executable */
 
 /* init.c */
 int  cmd_init(int argc, char **argv);
+/* Create dirfd/name (dir/name in messages) with O_CREAT | O_EXCL |
+ * O_NOFOLLOW, owned by the caller, mode set with fchmod whatever the
+ * umask; a write descriptor, or -1 with "FILE: reason" appended to errs. */
+int  init_create_at(int dirfd, const char *dir, const char *name, mode_t mode, buf_t *errs);
 
 /* setup.c */
 int  setup_accounts_and_spool(void);          /* as root; 0 ok */
@@ -37,7 +43,7 @@ int  cmd_newaliases(int argc, char **argv);
 int  cmd_map(int argc, char **argv);
 
 /* tlsgen.c */
-int  tlsgen_self_signed(const char *hostname, const char *cert_path, const char *key_path,
-                        buf_t *errs);
+/* key.pem and cert.pem, created in dirfd (dir in messages); 0 or -1. */
+int  tlsgen_self_signed(const char *hostname, int dirfd, const char *dir, buf_t *errs);
 
 #endif

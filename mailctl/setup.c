@@ -8,7 +8,8 @@
  * the group setgid_group.  They are made with Debian's useradd/groupadd, so
  * /etc/passwd, /etc/shadow and nscd stay consistent.
  *
- * $queue_directory (root 0755):
+ * $queue_directory (root 0755; an existing one that is not root's alone
+ * is refused, not adopted):
  *   maildrop/  mail_owner:setgid_group 1730  sendmail drops files, cannot list
  *   tmp/ incoming/ active/ deferred/ hold/ corrupt/   mail_owner 0700
  *   private/   root:mail_owner 0710  internal sockets (bound by master);
@@ -16,7 +17,8 @@
  *   public/    root:setgid_group 0710  sockets for local users' tools
  * The directories are created and fixed through descriptors opened with
  * O_NOFOLLOW, below ancestors that must be root's and not writable by
- * others, so nobody can point root's chown/chmod elsewhere with a symlink.
+ * others (checked with lib/trustpath, symbolic links on the way too), so
+ * nobody can point root's chown/chmod elsewhere with a symlink.
  *   pid/       root 0755  master.pid, master.sock
  *   empty/     root 0555  the jail of processes that need no files
  * and the sendmail program next to mailctl: root:setgid_group 2755.
@@ -39,6 +41,7 @@
 #include "msg.h"
 #include "privs.h"
 #include "server.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 static int run(char *const argv[])
@@ -92,53 +95,37 @@ static int ensure_user(const char *name)
 }
 
 /*
- * Open dir for use as root without following any symlink an unprivileged
- * user could have planted: every ancestor must be root's and writable by
- * nobody else (the sticky /tmp is fine).  Symlinks that root made are
- * resolved first.  Returns an O_DIRECTORY fd, or -1 with a message logged.
+ * Open the directory that holds dir (queue_directory) for use as root:
+ * it and every directory above it must be root's and writable by nobody
+ * else (the sticky /tmp is fine), and so must every symbolic link on the
+ * way (lib/trustpath).  Returns an O_PATH directory fd for the *at calls
+ * and dir's last component in *last, or -1 with a message logged.
  */
 static int open_trusted_parent(const char *dir, char **last)
 {
-    char *copy = xstrdup(dir), *real, *slash, *comp, *save = NULL;
-    int fd, next;
-    struct stat st;
+    char *copy = xstrdup(dir), *slash = strrchr(copy, '/');
+    buf_t *errs;
+    uid_t owners[2];
+    size_t nowners = trustpath_owners(owners);
+    int fd;
 
-    slash = strrchr(copy, '/');
     if (copy[0] != '/' || slash == NULL || slash[1] == '\0') {
         msg_error("queue_directory %s must be an absolute path", dir);
         free(copy);
         return -1;
     }
     *slash = '\0';
-    real = realpath(*copy ? copy : "/", NULL);
-    if (real == NULL) {
-        msg_error("cannot use queue_directory %s: %s: %s", dir, *copy ? copy : "/", strerror(errno));
-        free(copy);
-        return -1;
+    errs = buf_new(0);
+    fd = trustpath_open(*copy ? copy : "/", TRUSTPATH_DIR | TRUSTPATH_STICKY_OK, owners, nowners,
+                        errs);
+    if (fd < 0) {
+        buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+        msg_error("cannot use queue_directory %s: %s", dir, buf_cstr(errs));
+    } else {
+        *last = xstrdup(slash + 1);
     }
-    *last = xstrdup(slash + 1);
+    buf_free(&errs);
     free(copy);
-    fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    for (comp = strtok_r(real, "/", &save); fd >= 0; comp = strtok_r(NULL, "/", &save)) {
-        if (fstat(fd, &st) < 0 || st.st_uid != 0
-            || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
-            msg_error("cannot use queue_directory %s: a directory above it (%s) is not owned "
-                      "by root or is writable by others", dir, comp ? comp : *last);
-            close(fd);
-            fd = -1;
-            break;
-        }
-        if (comp == NULL)
-            break;
-        next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0)
-            msg_error("cannot use queue_directory %s: %s: %s", dir, comp, strerror(errno));
-        close(fd);
-        fd = next;
-    }
-    free(real);
-    if (fd < 0)
-        xfree(last);
     return fd;
 }
 
@@ -191,10 +178,14 @@ static int ensure_dir_at(int dirfd, const char *shown, const char *name, uid_t u
 
 /* sendmail, next to this mailctl, is setgid setgid_group (and nothing
  * else) so that users can write into maildrop/; a rebuilt or freshly
- * installed binary gets that here.  Only a root-owned regular file. */
+ * installed binary gets that here.  Only a root-owned regular file with
+ * one name, that nobody else can swap (lib/trustpath). */
 static int setup_sendmail_setgid(gid_t drop_gid)
 {
     char self[PATH_MAX], *slash, *path;
+    uid_t owners[2];
+    size_t nowners;
+    buf_t *errs;
     struct stat st;
     ssize_t n;
     int fd, rc = 0;
@@ -209,9 +200,19 @@ static int setup_sendmail_setgid(gid_t drop_gid)
         free(path);
         return 0;                   /* not installed next to us */
     }
+    errs = buf_new(0);
+    nowners = trustpath_owners(owners);
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0
         && (st.st_gid != drop_gid || (st.st_mode & 07777) != 02755)) {
-        if (fchown(fd, 0, drop_gid) < 0 || fchmod(fd, 02755) < 0) {
+        /* Not below root's directories alone, or a second name of some
+         * other file: root changes nothing there. */
+        if (st.st_nlink != 1)
+            buf_printf(errs, "%s: it has %lu names\n", path, (unsigned long)st.st_nlink);
+        if (st.st_nlink != 1 || trustpath_check(path, TRUSTPATH_FILE, owners, nowners, errs) < 0) {
+            buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+            msg_warn("not making %s setgid %s: %s", path, conf_str("setgid_group"),
+                     buf_cstr(errs));
+        } else if (fchown(fd, 0, drop_gid) < 0 || fchmod(fd, 02755) < 0) {
             fprintf(stderr, "mailctl: cannot make %s setgid %s: %s\n", path,
                     conf_str("setgid_group"), strerror(errno));
             rc = -1;
@@ -221,6 +222,7 @@ static int setup_sendmail_setgid(gid_t drop_gid)
     }
     close(fd);
     free(path);
+    buf_free(&errs);
     return rc;
 }
 
@@ -232,6 +234,7 @@ int setup_accounts_and_spool(void)
     uid_t owner;
     gid_t owner_gid, drop_gid;
     char *last = NULL, *shown;
+    struct stat st;
     int rc = 0, parent, qfd;
 
     if (ensure_group(conf_str("setgid_group")) < 0 || ensure_user(conf_str("mail_owner")) < 0
@@ -243,6 +246,18 @@ int setup_accounts_and_spool(void)
 
     if ((parent = open_trusted_parent(q, &last)) < 0)
         return -1;
+    /* An existing spool that was not root's alone may hold what someone
+     * else planted there (a hard link as master.pid, say): refuse it
+     * rather than adopt it.  Its subdirectories are fixed below. */
+    if (fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))) {
+        msg_error("cannot use queue_directory %s: %s", q,
+                  !S_ISDIR(st.st_mode) ? "not a directory"
+                  : st.st_uid != 0 ? "not owned by root" : "writable by group or others");
+        close(parent);
+        free(last);
+        return -1;
+    }
     rc = ensure_dir_at(parent, q, last, 0, 0, 0755, &qfd);
     close(parent);
     free(last);

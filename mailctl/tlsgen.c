@@ -1,11 +1,15 @@
 /*
  * tlsgen.c - make a self-signed certificate for a new instance (mailctl
  * init): an ECDSA P-256 key, valid for ten years, with CN and
- * subjectAltName set to the host name.  The key file is written 0600.
- * Failure modes: returns -1 with a sentence appended to errs.
+ * subjectAltName set to the host name, written as key.pem (mode 0600) and
+ * cert.pem (0644) into a directory init has opened and checked.  Both are
+ * created through that descriptor with O_CREAT | O_EXCL | O_NOFOLLOW and
+ * get their mode with fchmod() (init_create_at), so neither a symbolic
+ * link planted there nor the umask can send the key anywhere else.
+ * Failure modes: returns -1 with a "FILE: reason" line appended to errs
+ * (an existing key.pem or cert.pem is one).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -20,28 +24,29 @@
 #include "mailctl.h"
 #include "xalloc.h"
 
-static int write_pem(const char *path, int mode, EVP_PKEY *key, X509 *cert, buf_t *errs)
+static int write_pem(int dirfd, const char *dir, const char *name, mode_t mode, EVP_PKEY *key,
+                     X509 *cert, buf_t *errs)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = init_create_at(dirfd, dir, name, mode, errs);
     FILE *fp;
     int ok;
 
-    if (fd < 0 || (fp = fdopen(fd, "w")) == NULL) {
-        buf_printf(errs, "cannot write %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    if (fd < 0)
+        return -1;
+    if ((fp = fdopen(fd, "w")) == NULL) {
+        buf_printf(errs, "%s/%s: cannot write: %s\n", dir, name, strerror(errno));
+        close(fd);
         return -1;
     }
     ok = key ? PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(fp, cert);
     if (fclose(fp) != 0 || !ok) {
-        buf_printf(errs, "cannot write %s\n", path);
+        buf_printf(errs, "%s/%s: cannot write\n", dir, name);
         return -1;
     }
     return 0;
 }
 
-int tlsgen_self_signed(const char *hostname, const char *cert_path, const char *key_path,
-                       buf_t *errs)
+int tlsgen_self_signed(const char *hostname, int dirfd, const char *dir, buf_t *errs)
 {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     X509 *x = X509_new();
@@ -76,7 +81,8 @@ int tlsgen_self_signed(const char *hostname, const char *cert_path, const char *
         buf_printf(errs, "cannot sign the certificate\n");
         goto out;
     }
-    if (write_pem(key_path, 0600, key, NULL, errs) < 0 || write_pem(cert_path, 0644, NULL, x, errs) < 0)
+    if (write_pem(dirfd, dir, "key.pem", 0600, key, NULL, errs) < 0
+        || write_pem(dirfd, dir, "cert.pem", 0644, NULL, x, errs) < 0)
         goto out;
     rc = 0;
 out:

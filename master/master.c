@@ -16,9 +16,18 @@
  * maillog_file, inet_interfaces, default_process_limit,
  * service_throttle_time, master_stop_timeout.
  *
- * Failure modes: configuration errors and failure to bind are fatal at
- * start and reported (old configuration kept) at reload; a service that
- * fails at start-up is throttled, never respawned in a loop.
+ * Trust: the configuration directory, main.conf, master.conf,
+ * daemon_directory and every program master.conf names must be root's
+ * and writable by nobody else, and so must every directory above them and
+ * every symbolic link on the way (lib/conftrust); master checks them
+ * before it reads or accepts them, at start and at every reload, and
+ * checks a program again each time before it runs it (service.c).  At
+ * start queue_directory must pass the same check (lib/trustpath).
+ *
+ * Failure modes: configuration errors, an untrusted file ("FILE: reason")
+ * and failure to bind are fatal at start and reported (old configuration
+ * kept) at reload; a service that fails at start-up, or whose program is
+ * no longer trusted, is throttled, never respawned in a loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +40,12 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conftrust.h"
 #include "ipc.h"
 #include "master.h"
 #include "master_proto.h"
 #include "msg.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 struct master_params master_params;
@@ -71,17 +82,22 @@ static void master_params_copy(struct master_params *mp)
     mp->stop_timeout = conf_time("master_stop_timeout");
 }
 
-/* Load main.conf and master.conf from confdir; NULL on error. */
+/* Load main.conf and master.conf from confdir, each only after checking
+ * that root alone controls it, and check daemon_directory and every
+ * program master.conf names (lib/conftrust); NULL on error. */
 static struct master_conf *master_load(const char *confdir, buf_t *errs)
 {
     struct master_conf *mc;
     char *path;
 
-    if (conf_load(confdir, errs) < 0)
+    if (conftrust_main(confdir, errs) < 0 || conf_load(confdir, errs) < 0
+        || conftrust_master(confdir, errs) < 0)
         return NULL;
     path = xasprintf("%s/master.conf", confdir);
     mc = master_conf_load(path, errs);
     free(path);
+    if (mc && conftrust_programs(conf_str("daemon_directory"), mc, errs) < 0)
+        master_conf_free(&mc);
     return mc;
 }
 
@@ -241,6 +257,18 @@ static void master_write_pid_file(void)
         msg_fatal("cannot write pid file %s: %s", pid_path, strerror(errno));
 }
 
+/* The lines of errs, one error each, on stderr and in syslog: FILE:LINE:
+ * message or FILE: reason. */
+static void master_report(const buf_t *errs)
+{
+    for (const char *l = buf_cstr(errs); *l; ) {
+        size_t n = strcspn(l, "\n");
+
+        msg_error("%.*s", (int)n, l);
+        l += n + (l[n] == '\n');
+    }
+}
+
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: master [-c CONFDIR] [-f] [-v]\n");
@@ -252,6 +280,7 @@ int main(int argc, char **argv)
     const char *confdir = getenv("POSTHORN_CONFIG");
     struct master_conf *mc;
     buf_t *errs = buf_new(0);
+    const uid_t root = 0;
     int ch, ready[2] = {-1, -1};
     sigset_t none;
 
@@ -278,10 +307,17 @@ int main(int argc, char **argv)
     umask(022);
     mc = master_load(confdir, errs);
     if (mc == NULL) {
-        fprintf(stderr, "%s", buf_cstr(errs));
+        master_report(errs);
         msg_fatal("bad configuration, not starting");
     }
     master_params_copy(&master_params);
+    /* master binds its sockets and writes its pid file in the spool:
+     * nobody else may be able to swap it or a directory above it
+     * (mailctl start made it so). */
+    if (trustpath_check(master_params.queue_directory, TRUSTPATH_DIR, &root, 1, errs) < 0) {
+        master_report(errs);
+        msg_fatal("cannot use queue_directory %s, not starting", master_params.queue_directory);
+    }
     if (*master_params.maillog_file && msg_logfile(master_params.maillog_file) < 0)
         msg_warn("cannot open maillog_file %s: %s", master_params.maillog_file, strerror(errno));
     if (chdir(master_params.queue_directory) < 0)

@@ -20,7 +20,9 @@
  * Throttling: a process that exits abnormally before it ever reported a
  * status failed at start-up (bad program, bad configuration); the service
  * is then not started again for service_throttle_time, instead of being
- * respawned in a loop.
+ * respawned in a loop.  So is a service whose program (or daemon_directory,
+ * or a directory above) is no longer root's alone: it is checked again
+ * (lib/conftrust) before every fork, since it runs as root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,12 +35,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conftrust.h"
 #include "master.h"
 #include "msg.h"
 #include "server.h"
 #include "xalloc.h"
 
 static void service_spawn(struct service *svc);
+static void service_throttle(struct service *svc, const char *why);
 
 /* Below the process limit?  For a singleton (maxproc 1, e.g. qmgr, the
  * only mover of queue files) the process of the replaced generation that
@@ -187,6 +191,21 @@ static void service_backoff_over(event_loop_t *loop, void *arg)
     service_set_polling(svc);
 }
 
+/* Is the program still root's alone, and everything on its way?  It was
+ * checked at start or reload, but runs as root every time. */
+static int service_program_trusted(struct service *svc)
+{
+    buf_t *errs = buf_new(0);
+    int rc = conftrust_program(master_params.daemon_directory, svc->argv[0], errs);
+
+    if (rc < 0) {
+        buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+        msg_error("service %s: %s -- not running it", svc->name, buf_cstr(errs));
+    }
+    buf_free(&errs);
+    return rc;
+}
+
 static void service_spawn(struct service *svc)
 {
     struct proc *p;
@@ -194,6 +213,10 @@ static void service_spawn(struct service *svc)
 
     if (master_stopping || svc->throttled || svc->backoff_timer || !service_below_limit(svc))
         return;
+    if (service_program_trusted(svc) < 0) {
+        service_throttle(svc, "is not trusted");
+        return;
+    }
     pid = fork();
     if (pid < 0) {
         /* Out of processes or memory: do not retry in a loop. */
@@ -265,13 +288,15 @@ static void service_unthrottle(event_loop_t *loop, void *arg)
     service_set_polling(svc);
 }
 
-static void service_throttle(struct service *svc)
+/* Do not start svc again for service_throttle_time; why: what went wrong
+ * with its program. */
+static void service_throttle(struct service *svc, const char *why)
 {
     if (svc->throttled)
         return;
     svc->throttled = 1;
-    msg_warn("service %s: %s%s%s failed at start-up -- throttling for %llds", svc->name,
-             master_params.daemon_directory, "/", svc->argv[0], master_params.throttle_time);
+    msg_warn("service %s: %s%s%s %s -- throttling for %llds", svc->name,
+             master_params.daemon_directory, "/", svc->argv[0], why, master_params.throttle_time);
     svc->throttle_timer = event_add_timer(master_loop, master_params.throttle_time * 1000,
                                           service_unthrottle, svc);
     service_set_polling(svc);
@@ -329,7 +354,7 @@ static void proc_exited(struct proc *p, int status)
      * would otherwise be respawned in a loop. */
     if (!master_stopping
         && (!p->reported || (abnormal && svc->wakeup && time(NULL) - p->started < 2)))
-        service_throttle(svc);
+        service_throttle(svc, "failed at start-up");
     else if (svc->wakeup && svc->nprocs == 0 && !master_stopping)
         service_spawn(svc);
     service_set_polling(svc);

@@ -23,7 +23,9 @@
  * directory, as every Posthorn program.  For a caller other than root the
  * directory and its main.conf must be root's and writable by nobody else,
  * so that a user cannot steer the setgid program with a configuration of
- * their own.
+ * their own; for root they must pass lib/conftrust (so must every
+ * directory above them and every symbolic link on the way), so that
+ * nobody else can steer root's sendmail.
  *
  * Failure modes: every failure is a line "sendmail: fatal: ..." on stderr,
  * the same in syslog, and a sysexits(3) exit code: 64 usage, 65 bad
@@ -48,6 +50,7 @@
 #include "addrlist.h"
 #include "buf.h"
 #include "conf.h"
+#include "conftrust.h"
 #include "msg.h"
 #include "sendmail.h"
 #include "xalloc.h"
@@ -177,8 +180,19 @@ static char *config_trusted_path(const char *dir)
     struct stat st;
     int fd;
 
-    if (sm_user.uid == 0)
+    if (sm_user.uid == 0) {
+        /* Root (cron's mail) reads it only if nobody else controls it,
+         * nor anything above it (lib/conftrust). */
+        buf_t *errs = buf_new(0);
+
+        if (conftrust_main(dir, errs) < 0) {
+            buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+            sm_fatal(EX_CONFIG, "%s: a configuration root does not control alone is not used",
+                     buf_cstr(errs));
+        }
+        buf_free(&errs);
         return xstrdup(dir);
+    }
     if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
         sm_fatal(EX_CONFIG, "%s: %s", dir, strerror(errno));
     if (st.st_uid != 0 || (st.st_mode & 022))

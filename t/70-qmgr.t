@@ -193,13 +193,19 @@ time.sleep(1)
 
 # ---- a corrupt file ----
 mkqueue = os.path.join(BUILD, "t", "mkqueue")
-r = subprocess.run([mkqueue, "-s", sender, "-r", "%s@%s" % (user, dom), inst.spool],
+# Written and cut in a scratch spool, then moved in whole: qmgr may scan
+# incoming/ at any moment and must see only the finished (broken) file.
+scratch = os.path.join(inst.dir, "scratch")
+for d in ("tmp", "incoming"):
+    os.makedirs(os.path.join(scratch, d), exist_ok=True)
+r = subprocess.run([mkqueue, "-s", sender, "-r", "%s@%s" % (user, dom), scratch],
                    input=b"Subject: cut\r\n\r\nbody\r\n", capture_output=True)
 bad = r.stdout.decode().strip()
-path = os.path.join(inst.spool, "incoming", bad)
+path = os.path.join(scratch, "incoming", bad)
 with open(path, "r+b") as f:
     f.truncate(os.path.getsize(path) - 3)          # no end record
 os.chown(path, owner.pw_uid, owner.pw_gid)
+os.rename(path, os.path.join(inst.spool, "incoming", bad))
 c = ipcframe.connect(qmgr_path, "qmgr", 1)
 c.send(0x300, 0, [bad])                              # QMGR_NOTIFY as root
 ok(inst.wait_for(lambda: bad in files("corrupt")), "a file without its end record goes to corrupt/")
