@@ -19,7 +19,12 @@
  *      scans incoming/).
  *
  * Peers: network_user (smtpd, submission), mail_owner (qmgr's bounces,
- * pickup) and root; checked with SO_PEERCRED at the hello.
+ * pickup, local's forwarding child) and root; checked with SO_PEERCRED at
+ * the hello.  The peer's uid decides its class (lib/cleanup_proto.h), and
+ * the decoder holds every request to that class's rules: only mail_owner
+ * and root may set the bounce flag, submit_uid, submit_user or
+ * maildrop_id, and network_user must say which client it speaks for
+ * (client_addr).  A request that breaks them is a peer error.
  *
  * Failure modes: a malformed request is a peer error (logged, connection
  * dropped).  A queue write error answers 451 4.3.0 (452 4.3.1 when the
@@ -57,7 +62,7 @@
 #define CLEANUP_IO_MS       (60 * 1000)
 #define CLEANUP_QMGR_MS     2000
 
-static uid_t cleanup_peer_uids[2];
+static uid_t cleanup_peer_uids[2];     /* network_user, mail_owner */
 static int cleanup_qdir_fd = -1;
 static int cleanup_qmgr_fd = -1;
 static time_t cleanup_qmgr_warned;
@@ -70,6 +75,9 @@ static void cleanup_pre_init(void)
         msg_fatal("network_user account %s does not exist", conf_str("network_user"));
     if (privs_lookup(conf_str("mail_owner"), &cleanup_peer_uids[1], &gid) < 0)
         msg_fatal("mail_owner account %s does not exist", conf_str("mail_owner"));
+    if (cleanup_peer_uids[0] == cleanup_peer_uids[1] || cleanup_peer_uids[0] == 0)
+        msg_warn("network_user %s has the uid of mail_owner or root: smtpd's requests are "
+                 "trusted like theirs", conf_str("network_user"));
 }
 
 static void cleanup_post_init(event_loop_t *loop)
@@ -137,8 +145,9 @@ static void cleanup_observe(void *ctx, const char *data, size_t len)
 }
 
 /*
- * A message from pickup names its maildrop file (maildrop_id; honoured
- * only from pickup's account, mail_owner, or root).  cleanup claims the
+ * A message from pickup names its maildrop file (maildrop_id; the decoder
+ * takes it only from a trusted peer: pickup's account, mail_owner, or
+ * root).  cleanup claims the
  * file with an exclusive lock for as long as it works on the message and
  * removes it right after its commit, before it answers: a pickup killed
  * or timed out while it waits neither loses the message nor gets it
@@ -149,20 +158,21 @@ static void cleanup_observe(void *ctx, const char *data, size_t len)
  */
 static int cleanup_claim_fd = -1;
 
-static int cleanup_maildrop_claim(const struct cleanup_request *r, uid_t peer, const char **dsn,
+static int cleanup_maildrop_claim(const struct cleanup_request *r, const char **dsn,
                                   const char **text)
 {
     const char *id = cleanup_request_get_attr(r, QUEUE_ATTR_MAILDROP_ID);
     struct stat st;
     int fd;
 
-    if (id == NULL || (peer != 0 && peer != cleanup_peer_uids[1]))
+    if (id == NULL)
         return 0;
     if (!queue_id_valid(id)) {
         msg_warn("cleanup: ignoring a bad %s attribute", QUEUE_ATTR_MAILDROP_ID);
         return 0;
     }
-    fd = queue_open(cleanup_qdir_fd, QUEUE_DIR_MAILDROP, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    /* queue_open: a regular file with one link, nothing that could block. */
+    fd = queue_open(cleanup_qdir_fd, QUEUE_DIR_MAILDROP, id, O_RDONLY, NULL);
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
         cleanup_claim_fd = fd;
         return 0;
@@ -193,7 +203,7 @@ static void cleanup_maildrop_release(void)
 
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
  * (static or in *idbuf) describe the outcome. */
-static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, const char **dsn,
+static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **dsn,
                          const char **text, struct header_scan *hs)
 {
     long long limit = conf_size("message_size_limit");
@@ -212,7 +222,7 @@ static int cleanup_write(struct cleanup_request *r, uid_t peer, char *idbuf, con
         *text = "Message size exceeds fixed limit";
         return 552;
     }
-    if ((code = cleanup_maildrop_claim(r, peer, dsn, text)) != 0)
+    if ((code = cleanup_maildrop_claim(r, dsn, text)) != 0)
         return code;
     if (*conf_str("virtual_alias_maps")) {
         if ((code = virtual_expand(r, dsn, text)) != 0) {
@@ -277,8 +287,9 @@ envelope_error:
     }
 }
 
-/* Handle one request; 0 to go on, -1 to drop the peer. */
-static int cleanup_request(int fd, uid_t peer, ipc_msg_t *m)
+/* Handle one request from a peer of class peer (uid for the log); 0 to go
+ * on, -1 to drop the peer. */
+static int cleanup_request(int fd, uid_t uid, enum cleanup_peer peer, ipc_msg_t *m)
 {
     struct cleanup_request r;
     struct header_scan hs;
@@ -291,12 +302,13 @@ static int cleanup_request(int fd, uid_t peer, ipc_msg_t *m)
         msg_warn("cleanup: unexpected %s from client; dropping it", ipc_type_name(m->type));
         return -1;
     }
-    if (cleanup_request_decode(m, &r, &why) < 0) {
-        msg_warn("cleanup: bad %s from client: %s; dropping it", ipc_type_name(m->type), why);
+    if (cleanup_request_decode(m, peer, &r, &why) < 0) {
+        msg_warn("cleanup: bad %s from client uid %ld (%s): %s; dropping it",
+                 ipc_type_name(m->type), (long)uid, cleanup_peer_name(peer), why);
         return -1;
     }
     header_scan_init(&hs);
-    code = cleanup_write(&r, peer, id, &dsn, &text, &hs);
+    code = cleanup_write(&r, id, &dsn, &text, &hs);
     cleanup_maildrop_release();
     if (code == 250) {
         /* Logged before the answer, so the log never lags the client. */
@@ -320,6 +332,7 @@ static int cleanup_request(int fd, uid_t peer, ipc_msg_t *m)
 
 static void cleanup_serve(int fd)
 {
+    enum cleanup_peer class;
     uid_t peer;
     const char *why;
     ipc_msg_t *m;
@@ -332,6 +345,7 @@ static void cleanup_serve(int fd)
     }
     if (ipc_peer_uid(fd, &peer, NULL) < 0)
         return;
+    class = cleanup_peer_class(peer, cleanup_peer_uids[1]);
     for (;;) {
         rc = ipc_recv(fd, &m, CLEANUP_MAX_REQUEST, CLEANUP_IDLE_MS);
         if (rc == 0)
@@ -341,7 +355,7 @@ static void cleanup_serve(int fd)
                 msg_warn("cleanup: bad message from client: %s; dropping it", strerror(errno));
             return;
         }
-        rc = cleanup_request(fd, peer, m);
+        rc = cleanup_request(fd, peer, class, m);
         ipc_msg_free(&m);
         if (rc < 0)
             return;

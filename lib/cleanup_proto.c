@@ -1,9 +1,12 @@
 /*
  * cleanup_proto - encoding and decoding of the cleanup protocol, for
  * cleanup and its clients (see cleanup_proto.h for the message layout).
- * Decoding never trusts the peer: counts are bounded, strings checked.
+ * Decoding never trusts the peer: counts are bounded, strings checked, and
+ * a field that carries privilege is accepted only from a peer class that
+ * holds it (cleanup_attr_rules below, cleanup_request_privilege).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -181,7 +184,87 @@ static int cleanup_attr_name_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-int cleanup_request_check(const struct cleanup_request *r, const char **why)
+/* Which peers may send which attribute (cleanup_proto.h).  A trusted
+ * peer may send any name; the others only these. */
+static const struct {
+    const char *name;
+    unsigned    from;       /* CLEANUP_PEER_* bits */
+} cleanup_attr_rules[] = {
+    {QUEUE_ATTR_CLIENT_NAME,     CLEANUP_PEER_NETWORK},
+    {QUEUE_ATTR_CLIENT_ADDR,     CLEANUP_PEER_NETWORK},
+    {CLEANUP_ATTR_CLIENT_PORT,   CLEANUP_PEER_NETWORK},
+    {QUEUE_ATTR_HELO,            CLEANUP_PEER_NETWORK | CLEANUP_PEER_LOCAL},
+    {QUEUE_ATTR_PROTOCOL,        CLEANUP_PEER_NETWORK | CLEANUP_PEER_LOCAL},
+    {CLEANUP_ATTR_TLS_PROTOCOL,  CLEANUP_PEER_NETWORK},
+    {CLEANUP_ATTR_TLS_CIPHER,    CLEANUP_PEER_NETWORK},
+    {CLEANUP_ATTR_TLS_BITS,      CLEANUP_PEER_NETWORK},
+    {QUEUE_ATTR_SASL_USER,       CLEANUP_PEER_NETWORK},
+    {QUEUE_ATTR_SUBMIT_UID,      CLEANUP_PEER_LOCAL},
+    {QUEUE_ATTR_SUBMIT_USER,     CLEANUP_PEER_LOCAL},
+    /* QUEUE_ATTR_MAILDROP_ID: pickup's own word, trusted peers only. */
+};
+
+enum cleanup_peer cleanup_peer_class(uid_t uid, uid_t mail_owner)
+{
+    return uid == 0 || uid == mail_owner ? CLEANUP_PEER_TRUSTED : CLEANUP_PEER_NETWORK;
+}
+
+const char *cleanup_peer_name(enum cleanup_peer peer)
+{
+    switch (peer) {
+    case CLEANUP_PEER_NETWORK: return "network_user";
+    case CLEANUP_PEER_LOCAL:   return "a maildrop file";
+    case CLEANUP_PEER_TRUSTED: return "mail_owner or root";
+    }
+    msg_panic("cleanup_peer_name: bad peer class %d", (int)peer);
+}
+
+/* The privilege rules of cleanup_proto.h for a request whose syntax is
+ * good: 0, or -1 with *why (a static buffer, valid until the next call). */
+static int cleanup_request_privilege(const struct cleanup_request *r, enum cleanup_peer peer,
+                                     const char **why)
+{
+    static char reason[160];
+    size_t i, k, n = sizeof(cleanup_attr_rules) / sizeof(cleanup_attr_rules[0]);
+
+    if (peer != CLEANUP_PEER_NETWORK && peer != CLEANUP_PEER_LOCAL
+        && peer != CLEANUP_PEER_TRUSTED)
+        msg_panic("cleanup_request_check: bad peer class %d", (int)peer);
+    if (peer == CLEANUP_PEER_TRUSTED)
+        return 0;
+    if (r->flags != 0) {
+        snprintf(reason, sizeof(reason), "the bounce flag from %s, which may not set it",
+                 cleanup_peer_name(peer));
+        *why = reason;
+        return -1;
+    }
+    for (i = 0; i < r->nattr; i++) {
+        for (k = 0; k < n && strcmp(r->attr_names[i], cleanup_attr_rules[k].name) != 0; k++)
+            ;
+        if (k == n || !(cleanup_attr_rules[k].from & (unsigned)peer)) {
+            snprintf(reason, sizeof(reason), "attribute %s from %s, which may not set it",
+                     r->attr_names[i], cleanup_peer_name(peer));
+            *why = reason;
+            return -1;
+        }
+    }
+    if (peer == CLEANUP_PEER_NETWORK) {
+        const char *addr = cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR);
+
+        if (addr == NULL || *addr == '\0') {
+            *why = "no client_addr attribute from network_user";
+            return -1;
+        }
+    } else if (cleanup_request_get_attr(r, QUEUE_ATTR_SUBMIT_UID) == NULL
+               || cleanup_request_get_attr(r, QUEUE_ATTR_SUBMIT_USER) == NULL) {
+        *why = "a maildrop file without submit_uid and submit_user";
+        return -1;
+    }
+    return 0;
+}
+
+int cleanup_request_check(const struct cleanup_request *r, enum cleanup_peer peer,
+                          const char **why)
 {
     size_t i, size = 64;
 
@@ -199,6 +282,11 @@ int cleanup_request_check(const struct cleanup_request *r, const char **why)
             *why = "bad attribute";
             return -1;
         }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(r->attr_names[k], r->attr_names[i]) == 0) {
+                *why = "an attribute given twice";
+                return -1;
+            }
         size += 10 + strlen(r->attr_names[i]) + strlen(r->attr_values[i]);
     }
     if (r->nrcpt < 1 || r->nrcpt > CLEANUP_MAX_RCPTS) {
@@ -219,10 +307,11 @@ int cleanup_request_check(const struct cleanup_request *r, const char **why)
         *why = "request too large";
         return -1;
     }
-    return 0;
+    return cleanup_request_privilege(r, peer, why);
 }
 
-int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why)
+int cleanup_request_decode(ipc_msg_t *m, enum cleanup_peer peer, struct cleanup_request *r,
+                           const char **why)
 {
     int64_t flags, ret, nattr, nrcpt, notify, len;
     size_t i;
@@ -275,7 +364,7 @@ int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char *
         goto bad;
     }
     r->content_len = (uint64_t)len;
-    if (cleanup_request_check(r, why) < 0)
+    if (cleanup_request_check(r, peer, why) < 0)
         goto bad;
     return 0;
 

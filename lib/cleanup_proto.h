@@ -27,6 +27,28 @@
  * in the queue file and builds the Received: header from them, because it
  * knows the queue ID.
  *
+ * Privilege (DESIGN.md §1).  Some fields carry privilege: the bounce flag
+ * (no Received:, no hop count, no size limit), submit_uid and submit_user
+ * (a local submission by that user: "Received: by ... from userid N") and
+ * maildrop_id (cleanup removes that maildrop file).  Who may send what
+ * depends on the peer's class (enum cleanup_peer), and the check and the
+ * decoder enforce it, so no use of a field has to:
+ *   CLEANUP_PEER_TRUSTED  mail_owner or root (qmgr's and pickup's bounces,
+ *                         pickup, local's forwarding child): anything.
+ *   CLEANUP_PEER_NETWORK  network_user (smtpd, submission): no flags; only
+ *                         the client attributes client_name, client_addr
+ *                         (required, non-empty), client_port, helo_name,
+ *                         protocol, tls_protocol, tls_cipher, tls_bits,
+ *                         sasl_username.
+ *   CLEANUP_PEER_LOCAL    a maildrop file, written by any local user
+ *                         through sendmail (never a socket peer; pickup
+ *                         and sendmail check with it): no flags; only
+ *                         submit_uid and submit_user (both required;
+ *                         pickup then holds the uid to the file's owner),
+ *                         helo_name and protocol (sendmail -bs).
+ * An attribute name may appear once.  A request that breaks a rule is a
+ * peer error: cleanup logs it and drops the connection.
+ *
  * The code here encodes and decodes the messages, for both sides; nothing
  * trusts the peer (decode returns -1 on any malformed field).
  */
@@ -35,6 +57,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ipc.h"
 
@@ -49,6 +72,14 @@
 enum {
     CLEANUP_SUBMIT = 0x200,
     CLEANUP_RESULT,
+};
+
+/* The class of the peer a request comes from (see above); a bit each, so
+ * the rules can be a table. */
+enum cleanup_peer {
+    CLEANUP_PEER_NETWORK = 1 << 0,
+    CLEANUP_PEER_LOCAL   = 1 << 1,
+    CLEANUP_PEER_TRUSTED = 1 << 2,
 };
 
 /* Request flags. */
@@ -110,15 +141,25 @@ int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_res
 void cleanup_result_free(struct cleanup_result *res);
 
 /* The rules every request must meet (no control characters in the
- * envelope, attribute names [a-z0-9_]{1,64}, 1 to CLEANUP_MAX_RCPTS
- * recipients, valid NOTIFY, at most CLEANUP_MAX_REQUEST bytes encoded):
- * 0, or -1 with a static reason.  decode applies them; a client that
- * queues requests for later (sendmail, pickup) checks them first. */
-int cleanup_request_check(const struct cleanup_request *r, const char **why);
+ * envelope, attribute names [a-z0-9_]{1,64}, each at most once, 1 to
+ * CLEANUP_MAX_RCPTS recipients, valid NOTIFY, at most CLEANUP_MAX_REQUEST
+ * bytes encoded) and the privilege rules for a peer of class peer: 0, or
+ * -1 with a static reason.  decode applies them; a client that queues
+ * requests for later (sendmail, pickup) checks them first. */
+int cleanup_request_check(const struct cleanup_request *r, enum cleanup_peer peer,
+                          const char **why);
 
-/* Server side.  decode: 0, or -1 with a static reason in *why (r is then
- * freed); takes the fd out of m. */
-int cleanup_request_decode(ipc_msg_t *m, struct cleanup_request *r, const char **why);
+/* The class of a socket peer: root and mail_owner are trusted, anyone
+ * else (network_user: the only other uid cleanup's hello lets in) is the
+ * network. */
+enum cleanup_peer cleanup_peer_class(uid_t uid, uid_t mail_owner);
+/* "network_user", "a maildrop file", "mail_owner or root": for the logs. */
+const char *cleanup_peer_name(enum cleanup_peer peer);
+
+/* Server side.  decode a request from a peer of class peer: 0, or -1 with
+ * a static reason in *why (r is then freed); takes the fd out of m. */
+int cleanup_request_decode(ipc_msg_t *m, enum cleanup_peer peer, struct cleanup_request *r,
+                           const char **why);
 ipc_msg_t *cleanup_result_encode(uint32_t reqid, int code, const char *dsn, const char *text);
 
 #endif

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "msg.h"
 #include "queue.h"
+#include "safe_open.h"
 #include "xalloc.h"
 
 const char *const queue_dirs[] = {
@@ -1088,18 +1089,45 @@ static char *qpath(const char *dir, const char *id)
     return xasprintf("%s/%s", dir, id);
 }
 
-int queue_open(int qdirfd, const char *dir, const char *id, int oflags)
+int queue_open(int qdirfd, const char *dir, const char *id, int oflags, const char **why)
 {
-    char *p = qpath(dir, id);
-    int fd, saved;
+    const char *reason;
+    struct stat dst;
+    uid_t owner;
+    int dfd, fd, saved;
 
-    if (p == NULL)
+    if (why == NULL)
+        why = &reason;
+    if (!queue_dir_valid(dir) || !queue_id_valid(id) || (oflags & O_CREAT)) {
+        *why = "not a queue directory and ID";
+        errno = EINVAL;
         return -1;
-    fd = openat(qdirfd, p, (oflags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
+    }
+    /* The directory itself is root's to replace (queue_directory is
+     * root's, mode 0755); its owner is whose files the queue holds. */
+    if ((dfd = openat(qdirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0
+        || fstat(dfd, &dst) < 0) {
+        saved = errno;
+        if (dfd >= 0)
+            close(dfd);
+        *why = "cannot open its directory";
+        errno = saved;
+        return -1;
+    }
+    owner = dst.st_uid;
+    /* maildrop/: the submitter's own file, whoever that is (pickup holds
+     * the owner to the submit_uid record). */
+    fd = safe_open(dfd, id, oflags, &owner, strcmp(dir, QUEUE_DIR_MAILDROP) == 0 ? 0 : 1, NULL,
+                   why);
     saved = errno;
-    free(p);
+    close(dfd);
     errno = saved;
     return fd;
+}
+
+int queue_open_refused(int err)
+{
+    return err == ELOOP || err == EINVAL || err == EMLINK || err == EPERM;
 }
 
 int queue_move(int qdirfd, const char *from, const char *to, const char *id, int flags)

@@ -67,7 +67,9 @@
  *   queue_read(fd, &q, &why)        parse and validate the whole file
  *   queue_attr, queue_content_copy, queue_content_to_fd, queue_file_free
  *   queue_set_rcpt_status(fd, off, st, flags)
- *   queue_dirs[], QUEUE_DIR_*, queue_dir_valid, queue_open, queue_move,
+ *   queue_dirs[], QUEUE_DIR_*, queue_dir_valid, queue_open (the only way
+ *   to open an existing queue file: no symlink, FIFO, device, second link
+ *   or foreign owner; see below), queue_open_refused, queue_move,
  *   queue_remove
  * The writer keeps one file per message: it is created in tmp/ and renamed.
  * The calls must come in file order (envelope, attributes, recipients,
@@ -251,7 +253,32 @@ int  queue_set_rcpt_status(int fd, off_t offset, const queue_status_t *st, int f
 /* Queue directories.  dir must be one of queue_dirs[], id a valid queue ID
  * (else -1/EINVAL). */
 int  queue_dir_valid(const char *dir);
-int  queue_open(int qdirfd, const char *dir, const char *id, int oflags);
+/*
+ * queue_open - THE way to open an existing file in the queue (DESIGN.md §1:
+ * the queue directories are written by mail_owner, maildrop/ by every
+ * local user through sendmail, and root's mailctl reads them all).  The
+ * rule, which no caller needs to repeat: the name is opened with
+ * O_NOFOLLOW | O_NONBLOCK | O_NOCTTY (lib/safe_open), so a symbolic link,
+ * a FIFO or a device can neither redirect nor block the open, and is kept
+ * only if fstat shows a regular file with exactly one link, owned by the
+ * owner of its directory (mail_owner, for incoming/ active/ deferred/
+ * hold/ corrupt/ tmp/) or, in maildrop/, by anyone (the submitter; pickup
+ * matches it to submit_uid).  The descriptor is blocking again and
+ * close-on-exec.  oflags: O_RDONLY or O_RDWR (O_CREAT is refused).
+ * Returns the descriptor, or -1 with errno and a static reason in *why
+ * (why may be NULL): ENOENT (gone), EINVAL (a bad directory or ID: the
+ * caller's bug), or, when the name is there but is no queue file we may
+ * use, ELOOP (a symbolic link), EINVAL (not a regular file), EMLINK (more
+ * than one link: in maildrop/ also sendmail's commit caught between
+ * link and unlink), EPERM (another owner); queue_open_refused(errno)
+ * says which.  Other errnos are the open's and may pass: EACCES too (a
+ * file whose mode keeps us out, say root's copy of a queue file that an
+ * admin is about to chown: the caller leaves it where it is).
+ */
+int  queue_open(int qdirfd, const char *dir, const char *id, int oflags, const char **why);
+/* 1 if err, from a failed queue_open, means the name is there but must not
+ * be used as a queue file: set it aside (corrupt/), do not retry it. */
+int  queue_open_refused(int err);
 int  queue_move(int qdirfd, const char *from, const char *to, const char *id, int flags);
 int  queue_remove(int qdirfd, const char *dir, const char *id);
 

@@ -10,8 +10,15 @@
  * attempts and next attempt.  A file that cannot be parsed is listed as
  * "(corrupt: reason)".
  *
+ * Files are opened with queue_open, so a name that is no queue file (a
+ * FIFO, a device, a symbolic link, a second link to a file, another
+ * account's file: someone with mail_owner's rights planted it) neither
+ * hangs nor misleads the listing: it is listed as "(corrupt: not a regular
+ * file, not a queue file)" and the listing goes on.
+ *
  * Failure modes: directories that cannot be opened are skipped, a file
- * that vanished while being read (delivered meanwhile) is left out.
+ * that vanished while being read (delivered meanwhile) is left out, as is
+ * a maildrop file that sendmail is committing (two links for a moment).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -74,12 +81,19 @@ struct queue_entry *queue_list_collect(int qfd, int with_maildrop, size_t *n)
 queue_file_t *queue_list_load(int qfd, const char *dir, const char *id, int *fdp, char **why)
 {
     queue_file_t *q = NULL;
-    int fd = queue_open(qfd, dir, id, O_RDONLY);
+    const char *reason = NULL;
+    int fd = queue_open(qfd, dir, id, O_RDONLY, &reason);
 
     *why = NULL;
     *fdp = -1;
     if (fd < 0) {
-        if (errno != ENOENT)
+        if (errno == ENOENT)
+            return NULL;            /* delivered meanwhile */
+        if (errno == EMLINK && strcmp(dir, QUEUE_DIR_MAILDROP) == 0)
+            return NULL;            /* sendmail's commit, caught between link and unlink */
+        if (queue_open_refused(errno))
+            *why = xasprintf("%s, not a queue file", reason);
+        else
             *why = xasprintf("cannot open: %s", strerror(errno));
         return NULL;
     }

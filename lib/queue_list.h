@@ -18,8 +18,11 @@ struct queue_entry {
  * deferred/ and hold/, sorted by ID (creation order); *n entries, caller
  * frees.  Directories that do not exist are skipped. */
 struct queue_entry *queue_list_collect(int qfd, int with_maildrop, size_t *n);
-/* Open and parse one queue file; NULL with *why (caller frees) if it is
- * unreadable, or with *why NULL if it vanished.  *fdp is the open file. */
+/* Open (queue_open: never a FIFO, device, symbolic link, second link or
+ * foreign owner) and parse one queue file; NULL with *why (caller frees)
+ * if it is unreadable or no queue file, or with *why NULL if it vanished
+ * (or is a maildrop file in the middle of its commit).  *fdp is the open
+ * file. */
 queue_file_t *queue_list_load(int qfd, const char *dir, const char *id, int *fdp, char **why);
 void queue_list_format_time(char *out, size_t len, int64_t t);
 const char *queue_list_status_name(int status);

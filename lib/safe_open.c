@@ -23,7 +23,10 @@ int safe_open(int dirfd, const char *path, int oflags, const uid_t *owners, size
         errno = EINVAL;
         return -1;
     }
-    fd = openat(dirfd, path, oflags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    /* O_TRUNC would cut the file before we have looked at it (a second
+     * link to someone else's file, say): it is done after the checks. */
+    fd = openat(dirfd, path,
+                (oflags & ~O_TRUNC) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         *why = errno == ELOOP ? "a symbolic link" : "cannot open";
         return -1;
@@ -47,6 +50,10 @@ int safe_open(int dirfd, const char *path, int oflags, const uid_t *owners, size
     if (nowners > 0 && i == nowners) {
         *why = "owned by another account";
         errno = EPERM;
+        goto fail;
+    }
+    if ((oflags & O_TRUNC) && (oflags & O_ACCMODE) != O_RDONLY && ftruncate(fd, 0) < 0) {
+        *why = "cannot truncate";
         goto fail;
     }
     if (!(oflags & O_NONBLOCK) && (fl = fcntl(fd, F_GETFL)) >= 0)

@@ -9,7 +9,8 @@
  * another job), then fstat(): the file must be a regular file with exactly
  * one link, owned by one of owners[0..nowners) (nowners 0: any owner).
  * O_NONBLOCK means a FIFO or a device cannot block the open; it is cleared
- * again on the descriptor returned.
+ * again on the descriptor returned.  O_TRUNC is applied (ftruncate) only
+ * after the checks passed, so a refused file is never cut.
  *
  * safe_read_file() does the same for reading and reads the whole file,
  * refusing one larger than max bytes.

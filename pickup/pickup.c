@@ -10,13 +10,17 @@
  * anybody connects to public/pickup, which sendmail does after each file;
  * it reads nothing from that connection.  Files are taken oldest first.
  *
- * What a maildrop file must be: a regular file with one link, whose name
- * is a queue ID, that parses as a queue file, and whose submit_uid
- * attribute is its owner's uid (the file is the submitter's own, so pickup
- * believes the owner, not the content), and that cleanup would take
- * (cleanup_request_check: a request it would drop the connection over
- * would otherwise stop every file behind it).  Anything else goes to corrupt/
- * with a warning; nothing is deleted unread.  Names starting with ".tmp"
+ * What a maildrop file must be: a regular file with one link (opened
+ * with O_NONBLOCK and checked with fstat, lib/safe_open, so a FIFO cannot
+ * hang pickup), whose name is a queue ID, that parses as a queue file,
+ * and whose submit_uid attribute is its owner's uid (the file is the
+ * submitter's own, so pickup believes the owner, not the content), and
+ * that cleanup would take from a local user (cleanup_request_check with
+ * CLEANUP_PEER_LOCAL: no bounce flag, no maildrop_id, no client
+ * attributes; a request cleanup would drop the connection over would
+ * otherwise stop every file behind it; pickup is a trusted peer of
+ * cleanup, so nothing a user wrote may pass unchecked).  Anything else
+ * goes to corrupt/ with a warning; nothing is deleted unread.  Names starting with ".tmp"
  * are files sendmail is still writing; one older than a day is the
  * leftover of a sendmail that died and is removed.
  *
@@ -52,6 +56,7 @@
 #include "maildrop.h"
 #include "msg.h"
 #include "queue.h"
+#include "safe_open.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -87,15 +92,20 @@ static void pickup_to_corrupt(const char *name, const char *reason)
  * then drop the file.  Mail from <> (nobody to tell) or a report that
  * cannot be sent leaves the file where the admin finds it: corrupt/, or
  * maildrop/ for the next try. */
-static void pickup_bounce(int mdfd, const char *id, const struct cleanup_result *res)
+static void pickup_bounce(int mdfd, const char *id, const struct stat *was,
+                          const struct cleanup_result *res)
 {
     char *text = xasprintf("refused by cleanup: %d %s %s", res->code, res->dsn, res->text);
     char *why = NULL, *queued_as = NULL;
+    const char *reason;
     queue_file_t *q = NULL;
     struct dsn_rcpt *r;
+    struct stat st;
     int fd;
 
-    if ((fd = openat(mdfd, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0
+    /* The same file as the one cleanup refused, or nothing. */
+    if ((fd = safe_open(mdfd, id, O_RDONLY, &was->st_uid, 1, &st, &reason)) < 0
+        || st.st_dev != was->st_dev || st.st_ino != was->st_ino
         || queue_read(fd, &q, &why) < 0) {
         if (fd >= 0)
             close(fd);
@@ -108,6 +118,13 @@ static void pickup_bounce(int mdfd, const char *id, const struct cleanup_result 
     } else {
         char *diag = xasprintf("%d %s", res->code, res->text);
 
+        /* The report goes to cleanup with the bounce mark, which skips
+         * the size limit: a message refused for its size (sendmail checks
+         * the limit too, but as its configuration said then) comes back
+         * as its header only, or the mark would carry it past the limit
+         * after all. */
+        if (res->code == 552)
+            q->ret = QUEUE_RET_HDRS;
         r = xcalloc(q->nrcpt, sizeof(*r));
         for (size_t i = 0; i < q->nrcpt; i++) {
             r[i].rcpt = &q->rcpts[i];
@@ -139,23 +156,20 @@ static int pickup_file(int mdfd, const char *id)
     char *reason = NULL, owner[16];
     int fd;
 
-    if ((fd = openat(mdfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
-        if (errno == ELOOP)
-            pickup_to_corrupt(id, "a symbolic link");
+    /* Any owner (the submitter's file); O_NONBLOCK, then a regular file
+     * with one link: nothing in maildrop/ can block or redirect us. */
+    memset(&st, 0, sizeof(st));
+    if ((fd = safe_open(mdfd, id, O_RDONLY, NULL, 0, &st, &why)) < 0) {
+        if (errno == EMLINK && S_ISREG(st.st_mode) && st.st_nlink == 2
+            && time(NULL) - st.st_ctime < 10) {
+            /* A file system without RENAME_NOREPLACE: sendmail's commit
+             * links the new name before it unlinks the old one. */
+            return 0;
+        }
+        if (errno == ELOOP || errno == EINVAL || errno == EMLINK)
+            pickup_to_corrupt(id, why);     /* "a symbolic link", ... */
         else if (errno != ENOENT)
             msg_warn("maildrop %s: cannot open: %s", id, strerror(errno));
-        return 0;
-    }
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 2
-        && time(NULL) - st.st_ctime < 10) {
-        /* A file system without RENAME_NOREPLACE: sendmail's commit links
-         * the new name before it unlinks the old one. */
-        close(fd);
-        return 0;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        pickup_to_corrupt(id, "not a regular file with one link");
-        close(fd);
         return 0;
     }
     if (maildrop_read(fd, &r, &reason) < 0) {
@@ -198,15 +212,16 @@ static int pickup_file(int mdfd, const char *id)
             return 0;
         }
     }
-    /* cleanup would drop the connection over a request that breaks its
-     * rules: such a file must not stop the files behind it.  And the
-     * maildrop_id attribute is pickup's own word to cleanup. */
-    if (cleanup_request_get_attr(&r, QUEUE_ATTR_MAILDROP_ID) != NULL) {
-        why = "it has a maildrop_id attribute";
-    } else {
+    /* A maildrop file is any local user's word: it may carry nothing a
+     * local user may not say (no maildrop_id, which is pickup's own word
+     * to cleanup, no client attributes, no bounce flag), and cleanup
+     * would drop the connection over a request that breaks its rules:
+     * such a file must not stop the files behind it.  What we send is
+     * then ours (a trusted peer's): the checked file plus maildrop_id. */
+    if (cleanup_request_check(&r, CLEANUP_PEER_LOCAL, &why) == 0) {
         /* cleanup removes the file as soon as the queue file is committed. */
         cleanup_request_attr(&r, QUEUE_ATTR_MAILDROP_ID, id);
-        if (cleanup_request_check(&r, &why) == 0)
+        if (cleanup_request_check(&r, CLEANUP_PEER_TRUSTED, &why) == 0)
             why = NULL;
     }
     if (why != NULL) {
@@ -240,7 +255,7 @@ static int pickup_file(int mdfd, const char *id)
             msg_warn("maildrop %s: queued as %s but cannot remove it: %s", id, res.text,
                      strerror(errno));
     } else if (res.code >= 500 && res.code <= 599) {
-        pickup_bounce(mdfd, id, &res);
+        pickup_bounce(mdfd, id, &st, &res);
     } else {
         /* This message only (a lookup that failed, a file another cleanup
          * is queueing): the files behind it go on. */

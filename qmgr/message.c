@@ -208,6 +208,7 @@ int qmgr_activate(const char *dir, const char *id, int force)
 {
     struct qmgr_msg *m;
     char *why = NULL;
+    const char *refusal = NULL;
     time_t now = time(NULL);
     size_t i, due = 0;
 
@@ -220,10 +221,18 @@ int qmgr_activate(const char *dir, const char *id, int force)
     }
     m = xcalloc(1, sizeof(*m));
     strlcpy(m->id, id, sizeof(m->id));
-    m->fd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, id, O_RDONLY);
+    m->fd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, id, O_RDONLY, &refusal);
     if (m->fd < 0) {
-        msg_warn("%s: cannot open it: %s", id, strerror(errno));
-        queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, dir, id, 0);
+        if (queue_open_refused(errno)) {
+            /* A FIFO, a symbolic link, a second link, another account's
+             * file: nobody we trust put it there.  Never again. */
+            msg_warn("%s: not a queue file (%s); moved to corrupt/", id, refusal);
+            if (queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, QUEUE_DIR_CORRUPT, id, QUEUE_SYNC) < 0)
+                msg_warn("%s: cannot move it to corrupt/: %s", id, strerror(errno));
+        } else {
+            msg_warn("%s: cannot open it: %s", id, strerror(errno));
+            queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, dir, id, 0);
+        }
         qmgr_msg_free(&m);
         return -1;
     }
@@ -408,7 +417,7 @@ static void qmgr_finish(struct qmgr_msg *m)
     }
 
     /* Some stay: record every outcome of this round, then deferred/. */
-    wfd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id, O_RDWR);
+    wfd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id, O_RDWR, NULL);
     if (wfd < 0) {
         msg_warn("%s: cannot open it to record the outcome: %s", m->id, strerror(errno));
         goto out;           /* it stays in active/: the next start retries it */

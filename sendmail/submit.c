@@ -109,8 +109,9 @@ int sm_submit(struct cleanup_request *r, char id[QUEUE_ID_SIZE], const char **wh
     snprintf(uid, sizeof(uid), "%u", (unsigned)sm_user.uid);
     cleanup_request_attr(r, QUEUE_ATTR_SUBMIT_UID, uid);
     cleanup_request_attr(r, QUEUE_ATTR_SUBMIT_USER, sm_user.login);
-    /* What cleanup would refuse must not wait in maildrop/. */
-    if (cleanup_request_check(r, why) < 0) {
+    /* What cleanup would refuse, or pickup would not take from a maildrop
+     * file, must not wait in maildrop/. */
+    if (cleanup_request_check(r, CLEANUP_PEER_LOCAL, why) < 0) {
         errno = EINVAL;
         return -1;
     }

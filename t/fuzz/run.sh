@@ -22,7 +22,7 @@ root=$(cd "$here/../.." && pwd)
 B=${1:-build/fuzz}
 SECS=${2:-30}
 [ $# -ge 2 ] && shift 2 || shift $#
-TARGETS=${*:-"ipc conf master_conf map cfgfile stream smtpcontent addrlist"}
+TARGETS=${*:-"ipc conf master_conf map cfgfile stream smtpcontent addrlist cleanup_proto"}
 CC=${CC:-clang}
 
 case $B in /*) ;; *) B=$root/$B ;; esac

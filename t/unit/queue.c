@@ -14,8 +14,10 @@
  * garbage, records out of order, bad field values) all rejected with
  * EBADMSG and a reason; I/O errors (EFBIG via RLIMIT_FSIZE, missing
  * directories) returned, not fatal; misuse of the writer panics; the
- * directory helpers.  Everything happens in a mkdtemp directory that is
- * removed at the end.
+ * directory helpers; queue_open's rule (a FIFO, a symbolic link, a
+ * directory, a second link and another account's file are refused at
+ * once, with distinct errnos; maildrop/ takes any owner).  Everything
+ * happens in a mkdtemp directory that is removed at the end.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -114,7 +116,7 @@ static queue_file_t *read_queued(const char *sub, const char *id, int *fdp)
 {
     queue_file_t *q = NULL;
     char *why = NULL;
-    int fd = queue_open(qfd, sub, id, O_RDONLY);
+    int fd = queue_open(qfd, sub, id, O_RDONLY, NULL);
 
     if (fd < 0) {
         diag("open %s/%s: %s", sub, id, strerror(errno));
@@ -574,7 +576,7 @@ static void test_status(void)
         ok(0, "read for status");
         return;
     }
-    rwfd = queue_open(qfd, "incoming", id, O_RDWR);
+    rwfd = queue_open(qfd, "incoming", id, O_RDWR, NULL);
     fstat(rwfd, &s1);
     o = q->rcpts[1].status_offset;
     ok(queue_set_rcpt_status(rwfd, o, &st, QUEUE_SYNC) == 0, "status update with fdatasync");
@@ -621,7 +623,7 @@ static void test_status(void)
     bad = st;
     bad.next_attempt = -1;
     ok(queue_set_rcpt_status(rwfd, o, &bad, 0) < 0 && errno == EINVAL, "negative time: EINVAL");
-    rofd = queue_open(qfd, "incoming", id, O_RDONLY);
+    rofd = queue_open(qfd, "incoming", id, O_RDONLY, NULL);
     errno = 0;
     ok(queue_set_rcpt_status(rofd, o, &st, 0) < 0 && errno == EBADF,
        "read-only descriptor: EBADF, not fatal");
@@ -1013,7 +1015,7 @@ static void test_dirs(void)
        "move incoming -> active");
     ok(count_in(qfd, "incoming") == before_in - 1 && count_in(qfd, "active") == before_act + 1,
        "file moved");
-    ok((fd = queue_open(qfd, QUEUE_DIR_ACTIVE, id, O_RDONLY)) >= 0, "open active/ID");
+    ok((fd = queue_open(qfd, QUEUE_DIR_ACTIVE, id, O_RDONLY, NULL)) >= 0, "open active/ID");
     if (fd >= 0)
         close(fd);
     ok(queue_move(qfd, QUEUE_DIR_ACTIVE, QUEUE_DIR_DEFERRED, id, 0) == 0, "move without sync");
@@ -1027,11 +1029,102 @@ static void test_dirs(void)
     ok(queue_move(qfd, QUEUE_DIR_DEFERRED, "private", id, 0) < 0 && errno == EINVAL,
        "bad directory refused: EINVAL");
     errno = 0;
-    ok(queue_open(qfd, "incoming", "..", O_RDONLY) < 0 && errno == EINVAL, "open '..': EINVAL");
+    ok(queue_open(qfd, "incoming", "..", O_RDONLY, NULL) < 0 && errno == EINVAL,
+       "open '..': EINVAL");
     ok(queue_remove(qfd, QUEUE_DIR_DEFERRED, id) == 0 && count_in(qfd, "deferred") == 0,
        "remove");
     errno = 0;
     ok(queue_remove(qfd, QUEUE_DIR_DEFERRED, id) < 0 && errno == ENOENT, "remove again: ENOENT");
+}
+
+/* queue_open's rule: no symbolic link, FIFO, directory, second link or
+ * foreign owner, and nothing of that kind can block it. */
+/* "deferred/ID" (or "TOP/deferred/ID"), in one of two static buffers. */
+static const char *dpath(const char *top, const char *id, int slot)
+{
+    static char b[2][PATH_MAX + 64];
+
+    if (snprintf(b[slot], sizeof(b[slot]), "%s%sdeferred/%s", top ? top : "", top ? "/" : "",
+                 id) >= (int)sizeof(b[slot]))
+        msg_fatal("dpath: too long");
+    return b[slot];
+}
+
+static void test_open_rule(void)
+{
+    char id[QUEUE_ID_SIZE], fifo[QUEUE_ID_SIZE], link_[QUEUE_ID_SIZE], hard[QUEUE_ID_SIZE],
+         sub[QUEUE_ID_SIZE];
+    const char *why = NULL;
+    int fd, fl;
+
+    small_message(id, "open me\r\n", 1);
+    queue_id_format(fifo, 1700000000, 1, 11);
+    queue_id_format(link_, 1700000000, 2, 12);
+    queue_id_format(hard, 1700000000, 3, 13);
+    queue_id_format(sub, 1700000000, 4, 14);
+    ok(queue_move(qfd, QUEUE_DIR_INCOMING, QUEUE_DIR_DEFERRED, id, 0) == 0, "a file in deferred/");
+    ok((fd = queue_open(qfd, QUEUE_DIR_DEFERRED, id, O_RDWR, &why)) >= 0, "it opens");
+    if (fd >= 0) {
+        fl = fcntl(fd, F_GETFL);
+        ok(fl >= 0 && !(fl & O_NONBLOCK) && (fl & O_ACCMODE) == O_RDWR,
+           "read-write and blocking again");
+        ok(fcntl(fd, F_GETFD) == FD_CLOEXEC, "close-on-exec");
+        close(fd);
+    }
+
+    ok(mkfifoat(qfd, dpath(NULL, fifo, 0), 0600) == 0, "a FIFO under a valid queue ID");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, fifo, O_RDONLY, &why) < 0 && errno == EINVAL
+       && queue_open_refused(errno), "the FIFO is refused at once (not blocked on)");
+    is_str(why, "not a regular file", "  not a regular file");
+
+    ok(symlinkat(dpath(dir, id, 1), qfd, dpath(NULL, link_, 0)) == 0,
+       "a symbolic link to a good queue file");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, link_, O_RDONLY, &why) < 0 && errno == ELOOP
+       && queue_open_refused(errno), "the symbolic link is refused: ELOOP");
+    is_str(why, "a symbolic link", "  a symbolic link");
+
+    ok(linkat(qfd, dpath(NULL, id, 0), qfd, dpath(NULL, hard, 1), 0) == 0,
+       "a second link to it");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, hard, O_RDONLY, &why) < 0 && errno == EMLINK
+       && queue_open_refused(errno), "the second link is refused: EMLINK");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, id, O_RDONLY, &why) < 0 && errno == EMLINK,
+       "and so is the first name while both exist");
+    unlinkat(qfd, dpath(NULL, hard, 0), 0);
+
+    ok(mkdirat(qfd, dpath(NULL, sub, 0), 0700) == 0, "a directory under a queue ID");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, sub, O_RDONLY, &why) < 0 && queue_open_refused(errno),
+       "the directory is refused");
+    unlinkat(qfd, dpath(NULL, sub, 0), AT_REMOVEDIR);
+
+    if (geteuid() == 0) {
+        ok(fchownat(qfd, dpath(NULL, id, 0), 65534, 65534, 0) == 0,
+           "the file given to another account");
+        errno = 0;
+        ok(queue_open(qfd, QUEUE_DIR_DEFERRED, id, O_RDONLY, &why) < 0 && errno == EPERM
+           && queue_open_refused(errno), "a file not owned by the directory's owner: EPERM");
+        is_str(why, "owned by another account", "  owned by another account");
+        ok(queue_move(qfd, QUEUE_DIR_DEFERRED, QUEUE_DIR_MAILDROP, id, 0) == 0
+           && (fd = queue_open(qfd, QUEUE_DIR_MAILDROP, id, O_RDONLY, &why)) >= 0,
+           "in maildrop/ the submitter's file is fine");
+        if (fd >= 0)
+            close(fd);
+        queue_remove(qfd, QUEUE_DIR_MAILDROP, id);
+    } else {
+        queue_remove(qfd, QUEUE_DIR_DEFERRED, id);
+    }
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, id, O_RDONLY, &why) < 0 && errno == ENOENT
+       && !queue_open_refused(errno), "a name that is gone: ENOENT, not refused");
+    errno = 0;
+    ok(queue_open(qfd, QUEUE_DIR_DEFERRED, id, O_RDONLY | O_CREAT, &why) < 0 && errno == EINVAL,
+       "O_CREAT is refused");
+    unlinkat(qfd, dpath(NULL, fifo, 0), 0);
+    unlinkat(qfd, dpath(NULL, link_, 0), 0);
 }
 
 /* Misuse panics (our bug). */
@@ -1115,6 +1208,7 @@ int main(void)
     test_commit_abort();
     test_corrupt();
     test_dirs();
+    test_open_rule();
     test_misuse();
 
     close(scratch);

@@ -5,7 +5,8 @@
  * directory descriptor too; a symbolic link (ELOOP), a FIFO without a
  * writer (EINVAL at once, no hang), a directory, a device (EINVAL), a
  * second hard link (EMLINK), another owner (EPERM; any owner with
- * nowners 0), O_CREAT refused; safe_read_file reads the whole file,
+ * nowners 0), O_CREAT refused; O_TRUNC only after the checks (a refused
+ * second link is not cut; *st holds what fstat saw); safe_read_file reads the whole file,
  * refuses one over the limit (EFBIG) and gives a NUL-terminated buffer.
  * Works in a mkdtemp directory removed at the end.
  */
@@ -106,6 +107,20 @@ int main(void)
     is_int(try_open("plain", owners, 2), 0, "one of the owners expected: fine");
     fd = safe_open(AT_FDCWD, p, O_RDONLY | O_CREAT, NULL, 0, NULL, &why);
     ok(fd < 0 && errno == EINVAL, "O_CREAT is refused");
+    q = path("hard");
+    link(p, q);
+    memset(&st, 0, sizeof(st));
+    fd = safe_open(AT_FDCWD, q, O_RDWR | O_TRUNC, NULL, 0, &st, &why);
+    ok(fd < 0 && errno == EMLINK && st.st_nlink == 2,
+       "O_TRUNC on a second link: EMLINK, with the stat it saw");
+    ok(stat(p, &st) == 0 && st.st_size == 6, "  and the file it refused is not cut");
+    unlink(q);
+    free(q);
+    fd = safe_open(AT_FDCWD, p, O_RDWR | O_TRUNC, NULL, 0, &st, &why);
+    ok(fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0, "O_TRUNC on a good file cuts it");
+    if (fd >= 0)
+        close(fd);
+    write_file("plain", "hello\n");
 
     ok(safe_read_file(AT_FDCWD, p, NULL, 0, 100, &b, &st, &why) == 0 && b->len == 6
        && strcmp(buf_cstr(b), "hello\n") == 0, "safe_read_file reads it whole");
