@@ -427,16 +427,21 @@ static _Noreturn void deliver_file(const struct local_target *t, const char *pat
         text = xasprintf("mail forwarding loop for %s", t->recipient);
         deliver_exit(5, "5.4.6", text, NULL);
     }
-    m.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    /* O_NONBLOCK: a FIFO (without a reader: ENXIO) or a device cannot
+     * hold the delivery; either is refused below. */
+    m.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+                | O_NOCTTY, 0600);
     if (m.fd < 0) {
         err = errno;
         text = xasprintf("cannot open file %s: %s", path, strerror(err));
-        deliver_exit(err == ELOOP ? 5 : 4, err == ELOOP ? "5.2.0" : "4.2.0", text, NULL);
+        deliver_exit(err == ELOOP || err == ENXIO ? 5 : 4,
+                     err == ELOOP || err == ENXIO ? "5.2.0" : "4.2.0", text, NULL);
     }
     if (fstat(m.fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         text = xasprintf("refusing to append to %s: not a regular file with one link", path);
         deliver_exit(5, "5.2.0", text, NULL);
     }
+    fcntl(m.fd, F_SETFL, O_APPEND);
     if (fcntl(m.fd, F_SETLKW, &lk) < 0 || fstat(m.fd, &st) < 0) {
         text = xasprintf("cannot lock file %s: %s", path, strerror(errno));
         deliver_exit(4, "4.2.0", text, NULL);

@@ -10,7 +10,7 @@ Covers:
   or not (no existence oracle);
 - .forward :include: files must be the user's or root's, no symbolic
   link, no FIFO (no hang), no device, not writable by group or others; a
-  proper one works;
+  proper one works; a /file target that is a FIFO is refused at once;
 - an alias table owned by a user: its :include: files are read as that
   user, not as root;
 - ~/.forward that is a symbolic link, has a second link, or sits in a home
@@ -180,6 +180,15 @@ rootlist = own_file("rootlist", "%s\n" % ub, 0)
 forward(ua, ha, ":include:%s\n" % rootlist)
 send("%s@mail.example.test" % ua, "root include")
 ok(wait_copies(hb, "root include"), "and one of root's that the user can read")
+fifo_target = os.path.join(drop, "fifo-target")
+os.mkfifo(fifo_target)
+os.chown(fifo_target, uid[ua], -1)
+mark = len(inst.log())
+forward(ua, ha, "%s\n" % fifo_target)
+send("%s@mail.example.test" % ua, "fifo target")
+line = wait_status(ua, mark, timeout=15) or ""
+ok("status=bounced" in line and "5.2.0" in line,
+   "a /file target that is a FIFO is refused at once, not waited on") or diag(line)
 os.unlink(os.path.join(ha, ".forward"))
 
 # ---- an alias table owned by a user ----
