@@ -125,6 +125,8 @@ r = posthorn.subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--
                             capture_output=True, text=True, timeout=30)
 ok(r.returncode != 0, "mailctl status as nobody fails")
 like(r.stderr, "permission denied", "with a clear message")
+ok(r.stderr.startswith("mailctl:"), "from mailctl itself (it ran: the refusal is its own)") \
+    or diag(r.stderr)
 
 r = inst.stop()
 is_(r.returncode, 0, "mailctl stop succeeds")

@@ -14,7 +14,7 @@ from tap import ok, is_, like, diag, done  # noqa: E402
 import posthorn  # noqa: E402
 
 TOP = posthorn.TOP
-B = posthorn.BUILD
+B = posthorn.BUILD_TREE
 tmp = tempfile.mkdtemp(prefix="posthorn-t-install-")
 
 

@@ -1,5 +1,9 @@
 """posthorn.py - start and drive a real Posthorn instance for integration tests.
 
+BUILD is where the tests find the programs: a copy of the build tree's
+sbin/, libexec/posthorn/ and t/ tools, made at import in a directory every
+account can reach (BUILD_TREE is the build tree itself, for make).
+
 Instance(services=...) makes a temporary directory with `mailctl init` on a
 free loopback port base, points daemon_directory at a directory of links to
 the freshly built programs (plus t/testsvc), and writes the given master.conf
@@ -27,7 +31,30 @@ import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("POSTHORN_BUILD") or os.path.join(TOP, "build")
+# The build tree (for make), and BUILD: a copy of its programs in a fresh
+# root-owned directory under /tmp that every account can reach, so that
+# tests which run mailctl or sendmail as another user pass wherever the
+# checkout is (root's home is mode 0700), and fail only for the reason
+# they test.
+BUILD_TREE = os.environ.get("POSTHORN_BUILD") or os.path.join(TOP, "build")
+
+
+def _stage_programs(tree):
+    stage = tempfile.mkdtemp(prefix="posthorn-build-")
+    for sub in ("sbin", os.path.join("libexec", "posthorn"), "t"):
+        src, dst = os.path.join(tree, sub), os.path.join(stage, sub)
+        os.makedirs(dst, exist_ok=True)
+        for name in os.listdir(src):
+            path = os.path.join(src, name)
+            if os.path.islink(path) or os.path.isfile(path):
+                shutil.copy2(path, os.path.join(dst, name), follow_symlinks=False)
+    for root, dirs, _ in os.walk(stage):
+        os.chmod(root, 0o755)
+    atexit.register(shutil.rmtree, stage, True)     # runs after the instances' cleanup
+    return stage
+
+
+BUILD = _stage_programs(BUILD_TREE)
 MAILCTL = os.path.join(BUILD, "sbin", "mailctl")
 STD_PORTS = (25, 587, 465, 110, 995, 143, 993)
 _instances = []
