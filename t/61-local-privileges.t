@@ -25,7 +25,6 @@ Covers:
 import os
 import pwd
 import shutil
-import smtplib
 import stat
 import sys
 import tempfile
@@ -66,18 +65,10 @@ with open("/etc/shadow") as f:
 
 
 def send(rcpt, subject, extra=""):
-    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
-    s.sendmail(SENDER, [rcpt], ("%sSubject: %s\r\n\r\nbody\r\n" % (extra, subject)).encode())
-    s.quit()
+    inst.send(SENDER, rcpt, subject, extra)
 
 
-def copies(home, subject):
-    return [d for d in inst.maildir(home).values() if ("\nSubject: %s\n" % subject).encode() in d]
-
-
-def wait_copies(home, subject, n=1, timeout=20):
-    return inst.wait_for(lambda: len(copies(home, subject)) >= n and copies(home, subject),
-                         timeout=timeout) or []
+copies, wait_copies = inst.copies, inst.wait_copies
 
 
 def status_line(user, want="status="):

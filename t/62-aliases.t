@@ -60,18 +60,10 @@ SENDER = "%s@mail.example.test" % sender
 
 
 def send(rcpt, subject, frm=SENDER):
-    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
-    s.sendmail(frm, [rcpt], ("Subject: %s\r\n\r\nbody\r\n" % subject).encode())
-    s.quit()
+    inst.send(frm, rcpt, subject)
 
 
-def copies(home, subject):
-    return [d for d in inst.maildir(home).values() if ("\nSubject: %s\n" % subject).encode() in d]
-
-
-def wait_copies(home, subject, n=1, timeout=20):
-    return inst.wait_for(lambda: len(copies(home, subject)) >= n and copies(home, subject),
-                         timeout=timeout) or []
+copies, wait_copies = inst.copies, inst.wait_copies
 
 
 def bounce_for(subject):

@@ -341,6 +341,23 @@ class Instance:
                 pass
         return out
 
+    def send(self, sender, rcpt, subject, extra=""):
+        """One message "Subject: SUBJECT" (after the header lines in extra,
+        CRLF-terminated) to rcpt through smtpd, with smtplib."""
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.port(25), timeout=30)
+        s.sendmail(sender, [rcpt], ("%sSubject: %s\r\n\r\nbody\r\n" % (extra, subject)).encode())
+        s.quit()
+
+    def copies(self, home, subject):
+        """The messages in home's Maildir/new with exactly this subject."""
+        return [d for d in self.maildir(home).values()
+                if ("\nSubject: %s\n" % subject).encode() in d]
+
+    def wait_copies(self, home, subject, n=1, timeout=20):
+        return self.wait_for(lambda: len(self.copies(home, subject)) >= n
+                             and self.copies(home, subject), timeout=timeout) or []
+
     def count_by_subject(self, home, pattern):
         """Counter of the numbers in "Subject: PATTERN N" over home's
         Maildir new/ and cur/: how often each numbered message arrived."""
