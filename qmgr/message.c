@@ -204,6 +204,14 @@ static void qmgr_finish(struct qmgr_msg *m);
  * recipient not final is due now (new, released, flushed, recovered mail);
  * otherwise only those whose next attempt has come.  0, or -1 if the file
  * is gone (someone else took it) or could not be used (logged). */
+/* A file in active/ that is no usable queue file goes to corrupt/. */
+static void qmgr_to_corrupt(const char *id, const char *what, const char *why)
+{
+    msg_warn("%s: %s (%s); moved to corrupt/", id, what, why);
+    if (queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, QUEUE_DIR_CORRUPT, id, QUEUE_SYNC) < 0)
+        msg_warn("%s: cannot move it to corrupt/: %s", id, strerror(errno));
+}
+
 int qmgr_activate(const char *dir, const char *id, int force)
 {
     struct qmgr_msg *m;
@@ -226,9 +234,7 @@ int qmgr_activate(const char *dir, const char *id, int force)
         if (queue_open_refused(errno)) {
             /* A FIFO, a symbolic link, a second link, another account's
              * file: nobody we trust put it there.  Never again. */
-            msg_warn("%s: not a queue file (%s); moved to corrupt/", id, refusal);
-            if (queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, QUEUE_DIR_CORRUPT, id, QUEUE_SYNC) < 0)
-                msg_warn("%s: cannot move it to corrupt/: %s", id, strerror(errno));
+            qmgr_to_corrupt(id, "not a queue file", refusal);
         } else {
             msg_warn("%s: cannot open it: %s", id, strerror(errno));
             queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, dir, id, 0);
@@ -238,9 +244,7 @@ int qmgr_activate(const char *dir, const char *id, int force)
     }
     if (queue_read(m->fd, &m->q, &why) < 0) {
         if (errno == EBADMSG) {
-            msg_warn("%s: corrupt queue file (%s); moved to corrupt/", id, why);
-            if (queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, QUEUE_DIR_CORRUPT, id, QUEUE_SYNC) < 0)
-                msg_warn("%s: cannot move it to corrupt/: %s", id, strerror(errno));
+            qmgr_to_corrupt(id, "corrupt queue file", why);
         } else {
             msg_warn("%s: cannot read it: %s; leaving it in incoming/", id, strerror(errno));
             queue_move(qmgr_qdir, QUEUE_DIR_ACTIVE, QUEUE_DIR_INCOMING, id, 0);
