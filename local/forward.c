@@ -58,6 +58,8 @@ static int forward_target(void *ctx, char *target)
     struct stat st;
     int rc;
 
+    if (*target == '\0')
+        return 0;                       /* "a,,b" or a trailing comma */
     if (strncasecmp(target, ":include:", 9) != 0) {
         if (++fs->count > fs->limit) {
             msg = xasprintf("%s/.forward names more than %lld targets (forward_target_limit)",
