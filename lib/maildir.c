@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "durable.h"
 #include "maildir.h"
 #include "msg.h"
 #include "xalloc.h"
@@ -78,19 +79,6 @@ static char *maildir_clean(const char *dir)
     return xstrndup(dir, n);
 }
 
-static int maildir_fsync_dir(int atfd, const char *path)
-{
-    int fd = openat(atfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret, saved;
-
-    if (fd < 0)
-        return -1;
-    ret = fsync(fd);
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return ret;
-}
-
 /* mkdir path unless it is a directory already; 1 if made, 0 if there, -1. */
 static int maildir_mkdir(const char *path)
 {
@@ -124,7 +112,7 @@ int maildir_create(const char *dir, char **why)
         slash = strrchr(top, '/');
         parent = slash == NULL ? xstrdup(".") : slash == top ? xstrdup("/")
                  : xstrndup(top, (size_t)(slash - top));
-        if (maildir_fsync_dir(AT_FDCWD, parent) < 0) {
+        if (durable_fsync_dir(AT_FDCWD, parent) < 0) {
             saved = errno;
             maildir_set_why(why, maildir_why("fsync", parent, NULL, saved));
             free(parent);
@@ -150,7 +138,7 @@ int maildir_create(const char *dir, char **why)
         }
         made |= r;
     }
-    if (made && maildir_fsync_dir(AT_FDCWD, top) < 0) {
+    if (made && durable_fsync_dir(AT_FDCWD, top) < 0) {
         saved = errno;
         maildir_set_why(why, maildir_why("fsync", top, NULL, saved));
         free(top);
@@ -334,21 +322,6 @@ void maildir_writer_abort(maildir_writer_t **wp)
     errno = saved;
 }
 
-/* Move tmp/NAME to new/NEWNAME, never replacing a file that is there. */
-static int maildir_move(int dirfd, const char *from, const char *to)
-{
-    if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    /* The file system cannot do RENAME_NOREPLACE: link() fails with EEXIST
-     * just the same; then drop the tmp/ name. */
-    if (linkat(dirfd, from, dirfd, to, 0) < 0)
-        return -1;
-    unlinkat(dirfd, from, 0);
-    return 0;
-}
-
 int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
 {
     maildir_writer_t *w = *wp;
@@ -379,7 +352,7 @@ int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
     newname = xasprintf("new/%s,S=%lld,W=%lld", w->fixed ? w->fixed : w->name,
                         (long long)st.st_size, (long long)(st.st_size + w->nlf));
     op = "rename";
-    if (maildir_move(w->dirfd, w->tmpname, newname) < 0) {
+    if (durable_rename_noreplace(w->dirfd, w->tmpname, newname) < 0) {
         saved = errno;
         if (saved == EEXIST && w->fixed) {
             /* The same message was delivered before (a retry after a crash
@@ -398,7 +371,7 @@ int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
         return -1;
     }
     w->created = 0;
-    if (maildir_fsync_dir(w->dirfd, "new") < 0) {
+    if (durable_fsync_dir(w->dirfd, "new") < 0) {
         saved = errno;
         maildir_set_why(why, maildir_why("fsync", w->dir, "new", saved));
         /* Not durable: take it back so that the retry is the only copy. */

@@ -36,6 +36,7 @@
 
 #include "buf.h"
 #include "cfgfile.h"
+#include "durable.h"
 #include "map.h"
 #include "msg.h"
 #include "xalloc.h"
@@ -446,7 +447,6 @@ static void map_build_read(struct map_builder *mb, FILE *fp)
 static void map_fsync_dir(const char *path)
 {
     char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-    int fd;
 
     if (slash == dir)
         slash[1] = '\0';
@@ -454,11 +454,8 @@ static void map_fsync_dir(const char *path)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0
-        || fsync(fd) < 0)
+    if (durable_fsync_dir(AT_FDCWD, dir) < 0)
         msg_warn("cannot fsync directory %s: %s", dir, strerror(errno));
-    if (fd >= 0)
-        close(fd);
     free(dir);
 }
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "durable.h"
 #include "msg.h"
 #include "queue.h"
 #include "safe_open.h"
@@ -573,33 +574,6 @@ void queue_writer_abort(queue_writer_t **wp)
     w_free(wp, 1);
 }
 
-static int fsync_dir(int qdirfd, const char *dir)
-{
-    int fd, ret, saved;
-
-    if ((fd = openat(qdirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -1;
-    ret = fsync(fd);
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return ret;
-}
-
-/* Rename that never replaces an existing file. */
-static int rename_noreplace(int dfd, const char *from, const char *to)
-{
-    if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    /* File system without RENAME_NOREPLACE: link() refuses to replace. */
-    if (linkat(dfd, from, dfd, to, 0) < 0)
-        return -1;
-    unlinkat(dfd, from, 0);
-    return 0;
-}
-
 int queue_writer_commit(queue_writer_t **wp)
 {
     queue_writer_t *w = *wp;
@@ -620,14 +594,14 @@ int queue_writer_commit(queue_writer_t **wp)
         return -1;
     }
     final = xasprintf("%s/%s", w->final_dir, w->id);
-    if (rename_noreplace(w->qdirfd, w->tmpname, final) < 0) {
+    if (durable_rename_noreplace(w->qdirfd, w->tmpname, final) < 0) {
         free(final);
         w_free(wp, 1);
         return -1;
     }
     /* maildrop/ cannot be opened for reading by its writer (mode 1730):
      * syncfs() makes the new name durable instead. */
-    if ((w->maildrop ? syncfs(w->fd) : fsync_dir(w->qdirfd, w->final_dir)) < 0) {
+    if ((w->maildrop ? syncfs(w->fd) : durable_fsync_dir(w->qdirfd, w->final_dir)) < 0) {
         int saved = errno;
 
         unlinkat(w->qdirfd, final, 0);
@@ -1136,7 +1110,7 @@ int queue_move(int qdirfd, const char *from, const char *to, const char *id, int
     int ret = -1, saved;
 
     if (src && dst && renameat(qdirfd, src, qdirfd, dst) == 0)
-        ret = (flags & QUEUE_SYNC) ? fsync_dir(qdirfd, to) : 0;
+        ret = (flags & QUEUE_SYNC) ? durable_fsync_dir(qdirfd, to) : 0;
     saved = errno;
     free(src);
     free(dst);
