@@ -6,7 +6,8 @@
 # BUILDDIR (default build/fuzz) receives the objects, one binary per target,
 # a working corpus per target (seeded from t/fuzz/corpus/NAME, which is
 # never written to), logs and any crash artifacts.  Each target runs for
-# SECONDS (default 30) of fuzzing; TARGET... picks some (default: all).
+# SECONDS (default 30) of fuzzing; TARGET... picks some (default: every
+# t/fuzz/*.c).
 # Needs clang with libFuzzer (clang 14: libclang-rt-14-dev).  Not part of
 # make or make check: the caller decides when to spend the time.
 #
@@ -22,7 +23,9 @@ root=$(cd "$here/../.." && pwd)
 B=${1:-build/fuzz}
 SECS=${2:-30}
 [ $# -ge 2 ] && shift 2 || shift $#
-TARGETS=${*:-"ipc conf master_conf map cfgfile stream smtpcontent addrlist cleanup_proto"}
+# Every harness t/fuzz/NAME.c is a target.
+ALL=$(for f in "$here"/*.c; do basename "$f" .c; done)
+TARGETS=${*:-$ALL}
 CC=${CC:-clang}
 
 case $B in /*) ;; *) B=$root/$B ;; esac
