@@ -88,7 +88,11 @@ static void server_arm_idle(void)
                                             server_idle_expired, NULL);
 }
 
-/* Stop taking connections; exit as soon as nothing is in progress. */
+/* Stop taking connections; exit as soon as nothing is in progress.
+ * A process that stays on for its connections in progress tells master it
+ * is no longer available, or master would go on counting it as the one
+ * that takes the next client, and nobody would: a client holding one
+ * connection would shut the service out for everyone else. */
 static void server_retire(void)
 {
     if (!server_retiring) {
@@ -97,6 +101,8 @@ static void server_retire(void)
             for (int i = 0; i < server_nlisten; i++)
                 event_del_fd(server_loop, SERVER_LISTEN_FD + i);
         event_cancel_timer(server_loop, &server_pause_timer);
+        if (server_active > 0)
+            server_report(SERVER_BUSY);
     }
     if (server_active == 0)
         server_exit(0);
