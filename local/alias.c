@@ -178,7 +178,8 @@ static int alias_split_target(void *ctx, char *target);
  * comments); its commands and files run as the file's owner (root:
  * default_privs).  The file is read with the privileges of the owner of
  * the table or file that names it (include_read: as root only for root's
- * own), must be a regular file of one link and at most LOCAL_FILE_MAX
+ * own and only through directories root alone can change, else as
+ * default_privs), must be a regular file of one link and at most LOCAL_FILE_MAX
  * bytes, and is never reached through a symbolic link; one that cannot be
  * used defers (4.3.0).  A .forward's :include: files were read by the
  * delivery child already: one here is refused. */

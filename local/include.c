@@ -14,6 +14,12 @@
  *   that another account owns) a short-lived child becomes as_uid for good
  *   (its groups, gid and uid, verified) and hands the content back over a
  *   pipe; the parent waits for it at most INCLUDE_TIMEOUT_MS.
+ *   Root reads as root only through directories that root alone can change
+ *   (lib/trustpath on the file's directory and every one above it; sticky
+ *   ones like /tmp allowed): the file is then opened relative to that
+ *   checked directory.  An include anywhere else (a list in a user's home)
+ *   is read as default_privs, so nobody who can swap a directory on the
+ *   way for a symbolic link to /etc gets root to read a file for them.
  *
  * Returns 0 with *text fresh (NUL-terminated) and *st the file's fstat()
  * (its owner and mode, for the caller's further rules), or -1 with errno
@@ -35,23 +41,25 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "event.h"
 #include "local.h"
 #include "msg.h"
 #include "privs.h"
 #include "safe_open.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 #define INCLUDE_TIMEOUT_MS 10000
 
-/* In this process: 0 or -1 with *why fresh. */
-static int include_read_here(const char *path, const uid_t *owners, size_t nowners, buf_t **text,
-                             struct stat *st, char **why)
+/* In this process, path relative to dirfd: 0 or -1 with *why fresh. */
+static int include_read_here(int dirfd, const char *path, const uid_t *owners, size_t nowners,
+                             buf_t **text, struct stat *st, char **why)
 {
     const char *reason;
     int err;
 
-    if (safe_read_file(AT_FDCWD, path, owners, nowners, LOCAL_FILE_MAX, text, st, &reason) < 0) {
+    if (safe_read_file(dirfd, path, owners, nowners, LOCAL_FILE_MAX, text, st, &reason) < 0) {
         err = errno;
         *why = err == EFBIG ? xasprintf("larger than %d bytes", LOCAL_FILE_MAX)
                : err == ELOOP || err == EINVAL || err == EMLINK || err == EPERM
@@ -82,7 +90,7 @@ static _Noreturn void include_child(int fd, uid_t as_uid, gid_t gid, const gid_t
     privs_drop_ids(as_uid, gid, groups, ngroups, NULL);
     if (setuid(0) == 0 || privs_verify_dropped() < 0)
         _exit(1);
-    if (include_read_here(path, owners, nowners, &text, &st, &why) < 0) {
+    if (include_read_here(AT_FDCWD, path, owners, nowners, &text, &st, &why) < 0) {
         err = errno;
         if (deliver_write_all(fd, "E", 1) == 0 && deliver_write_all(fd, &err, sizeof(err)) == 0)
             deliver_write_all(fd, why, strlen(why));
@@ -180,13 +188,46 @@ static int include_read_as(uid_t as_uid, const char *path, const uid_t *owners, 
     return rc;
 }
 
+/* Root's own read: through a trusted directory as root, else as
+ * default_privs (see the header). */
+static int include_read_root(const char *path, const uid_t *owners, size_t nowners,
+                             buf_t **text, struct stat *st, char **why)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/")
+                                                             : xstrndup(path, (size_t)(slash - path));
+    const uid_t root = 0;
+    struct passwd *pw;
+    buf_t *errs = buf_new(0);
+    int dirfd, rc;
+
+    dirfd = trustpath_open(dir, TRUSTPATH_DIR | TRUSTPATH_STICKY_OK, &root, 1, errs);
+    free(dir);
+    if (dirfd >= 0) {
+        buf_free(&errs);
+        rc = include_read_here(dirfd, slash ? slash + 1 : path, owners, nowners, text, st, why);
+        close(dirfd);
+        return rc;
+    }
+    msg_debug("%s: not read as root: %s", path, buf_cstr(errs));
+    buf_free(&errs);
+    if ((pw = getpwnam(conf_str("default_privs"))) == NULL || pw->pw_uid == 0) {
+        *why = xasprintf("default_privs account %s does not exist or is root",
+                         conf_str("default_privs"));
+        errno = EIO;
+        return -1;
+    }
+    return include_read_as(pw->pw_uid, path, owners, nowners, text, st, why);
+}
+
 int include_read(uid_t as_uid, const char *path, const uid_t *owners, size_t nowners,
                  buf_t **text, struct stat *st, char **why)
 {
     *text = NULL;
     *why = NULL;
     if (geteuid() == as_uid)
-        return include_read_here(path, owners, nowners, text, st, why);
+        return as_uid == 0 ? include_read_root(path, owners, nowners, text, st, why)
+                           : include_read_here(AT_FDCWD, path, owners, nowners, text, st, why);
     if (geteuid() != 0) {
         *why = xasprintf("cannot read it as uid %ld", (long)as_uid);
         errno = EPERM;

@@ -13,6 +13,11 @@ Covers:
   proper one works; a /file target that is a FIFO is refused at once;
 - an alias table owned by a user: its :include: files are read as that
   user, not as root;
+- root's alias table: an include reached through a directory a user
+  controls (a symbolic link to /etc swapped in on the way) is read as
+  default_privs, not as root, so /etc/shadow is refused; a list in that
+  user's directory still works; one in a directory only root can enter is
+  read as root;
 - ~/.forward that is a symbolic link, has a second link, or sits in a home
   directory others can write is ignored with a warning: the mail stays in
   the user's Maildir and nothing it names runs;
@@ -55,6 +60,25 @@ r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "a table owned by a user: built") or diag(r.stderr)
 os.chown(xtable, uid[ue], -1)
 os.chown(xtable + ".db", uid[ue], -1)
+
+# Root's table naming lists below a directory that user ud controls, and
+# one in a directory only root can enter.
+udir = os.path.join(drop, "udir")
+os.mkdir(udir)
+os.chown(udir, uid[ud], -1)
+os.symlink("/etc", os.path.join(udir, "sub"))
+os.chown(os.path.join(udir, "sub"), uid[ud], -1, follow_symlinks=False)
+with open(os.path.join(udir, "list"), "w") as f:
+    f.write("%s\n" % ub)
+os.chown(os.path.join(udir, "list"), uid[ud], -1)
+with open(os.path.join(secret_dir, "list"), "w") as f:
+    f.write("%s\n" % uc)
+with open(os.path.join(inst.etc, "aliases"), "a") as f:
+    f.write("rdir: :include:%s/sub/shadow\n" % udir +
+            "rlist: :include:%s/list\n" % udir +
+            "rsecret: :include:%s/list\n" % secret_dir)
+r = inst.mailctl("newaliases")
+is_(r.returncode, 0, "root's table with includes: built") or diag(r.stderr)
 
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
@@ -195,6 +219,19 @@ ok(inst.wait_for(lambda: os.path.exists(xuid) and os.path.getsize(xuid) > 0),
    "its commands run")
 if os.path.exists(xuid):
     is_(open(xuid).read().strip(), str(uid[ue]), "as the table's owner")
+
+# ---- root's alias table: includes through a directory a user controls ----
+mark = len(inst.log())
+send("rdir@mail.example.test", "rdir")
+line = wait_status("rdir", mark) or ""
+ok("status=deferred" in line and "Permission denied" in line,
+   "root's :include: through a user's symbolic link to /etc: read as default_privs, "
+   "refused") or diag(line)
+no_secret_anywhere("and nothing of /etc/shadow leaks")
+send("rlist@mail.example.test", "rlist")
+ok(wait_copies(hb, "rlist"), "a list in that user's directory is still delivered")
+send("rsecret@mail.example.test", "rsecret")
+ok(wait_copies(hc, "rsecret"), "a list in a directory only root can enter is read as root")
 
 # ---- 6. ~/.forward that another account could have chosen ----
 victim_cmd = os.path.join(drop, "victim-ran")
