@@ -442,7 +442,23 @@ static _Noreturn void deliver_file(const struct local_target *t, const char *pat
         deliver_exit(5, "5.2.0", text, NULL);
     }
     fcntl(m.fd, F_SETFL, O_APPEND);
-    if (fcntl(m.fd, F_SETLKW, &lk) < 0 || fstat(m.fd, &st) < 0) {
+    /* Whoever holds the lock (the user's mail reader, or a slow other
+     * delivery) gets deliver_lock_attempts tries, deliver_lock_delay
+     * apart; then the delivery defers instead of holding this process,
+     * and with it the rest of its request, for command_time_limit. */
+    for (int attempt = 1; fcntl(m.fd, F_SETLK, &lk) < 0; attempt++) {
+        err = errno;
+        if ((err != EAGAIN && err != EACCES && err != EINTR)
+            || attempt >= conf_int("deliver_lock_attempts")) {
+            text = err == EAGAIN || err == EACCES
+                       ? xasprintf("cannot lock file %s: still locked by another process after "
+                                   "%d attempts", path, attempt)
+                       : xasprintf("cannot lock file %s: %s", path, strerror(err));
+            deliver_exit(4, "4.2.0", text, NULL);
+        }
+        sleep((unsigned)conf_time("deliver_lock_delay"));
+    }
+    if (fstat(m.fd, &st) < 0) {
         text = xasprintf("cannot lock file %s: %s", path, strerror(errno));
         deliver_exit(4, "4.2.0", text, NULL);
     }

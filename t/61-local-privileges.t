@@ -18,6 +18,9 @@ Covers:
   default_privs, not as root, so /etc/shadow is refused; a list in that
   user's directory still works; one in a directory only root can enter is
   read as root;
+- a /file target that someone else holds locked defers after
+  deliver_lock_attempts tries (4.2.0) instead of holding the delivery,
+  and the other members of the list get their copies;
 - ~/.forward that is a symbolic link, has a second link, or sits in a home
   directory others can write is ignored with a warning: the mail stays in
   the user's Maildir and nothing it names runs;
@@ -27,6 +30,7 @@ Covers:
   command_time_limit kills a command that runs too long;
 - a Return-Path: header sent by the client does not survive delivery.
 """
+import fcntl
 import os
 import pwd
 import shutil
@@ -43,7 +47,7 @@ if os.geteuid() != 0:
     skip_all("local must run as root")
 
 inst = Instance(main_conf={"minimal_backoff_time": "3600s", "local_concurrency_limit": "4",
-                           "command_time_limit": "8s"})
+                           "command_time_limit": "8s", "deliver_lock_attempts": "3"})
 drop = tempfile.mkdtemp(prefix="posthorn-lp-")
 os.chmod(drop, 0o1777)
 secret_dir = tempfile.mkdtemp(prefix="posthorn-secret-")    # root's, 0700
@@ -76,7 +80,8 @@ with open(os.path.join(secret_dir, "list"), "w") as f:
 with open(os.path.join(inst.etc, "aliases"), "a") as f:
     f.write("rdir: :include:%s/sub/shadow\n" % udir +
             "rlist: :include:%s/list\n" % udir +
-            "rsecret: :include:%s/list\n" % secret_dir)
+            "rsecret: :include:%s/list\n" % secret_dir +
+            "locked: %s, %s/locked-mbox\n" % (ub, drop))
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "root's table with includes: built") or diag(r.stderr)
 
@@ -268,6 +273,20 @@ if got:
     is_(head.lower().count(b"return-path"), 1, "with one Return-Path: only")
     ok(head.startswith(("Return-Path: <%s>\n" % SENDER).encode()), "ours, from the envelope")
     ok(b"evil.example" not in head, "the client's are gone, continuation lines too")
+
+
+# ---- a locked mailbox file: retried, then deferred ----
+locked = own_file("locked-mbox", "", pwd.getpwnam("nobody").pw_uid, 0o600)
+with open(locked, "a") as holder:
+    fcntl.lockf(holder, fcntl.LOCK_EX)
+    mark = len(inst.log())
+    send("locked@mail.example.test", "locked")
+    ok(wait_copies(hb, "locked"), "a list with a locked file target: the user gets a copy")
+    line = wait_status("locked", mark) or ""
+    ok("status=deferred" in line and "4.2.0" in line and "still locked" in line,
+       "the file target defers after deliver_lock_attempts (not held until "
+       "command_time_limit)") or diag(line)
+is_(os.path.getsize(locked), 0, "and nothing was written to the locked file")
 
 
 # ---- 3. one user's slow commands do not stall everyone ----
