@@ -112,3 +112,15 @@ int addr_sender_owned(const char *sender, const char *login, int *via_extension)
     free(domain);
     return own;
 }
+
+char *addr_local_recipient_key(const char *addr)
+{
+    char *local, *base, *key;
+
+    addr_split(addr, &local, NULL);
+    base = addr_unextended(local);
+    key = addr_lowercase(base ? base : local);
+    free(local);
+    free(base);
+    return key;
+}

@@ -35,6 +35,12 @@ int addr_is_postmaster(const char *local);
  * characters counts, as in Postfix), or NULL when there is none (no
  * delimiter configured, none in the local part, or one at its start). */
 char *addr_unextended(const char *local);
+/* The local recipient an address stands for, as a fresh string: its local
+ * part without extension, lower-cased ("Joe+list@Example.ORG" -> "joe").
+ * The domain is left out, because every mydestination domain names the
+ * same users: this is the key under which local deliveries to one
+ * recipient are counted (local_destination_concurrency_limit). */
+char *addr_local_recipient_key(const char *addr);
 /* May the user login send as sender?  1 for the null sender, and for
  * login or login+extension (recipient_delimiter) at myorigin or a
  * mydestination domain, local parts compared without regard to case;

@@ -553,8 +553,10 @@ static void local_start(struct local_req *q, const char *account, const char *co
     j->user = xstrdup(user);
     j->queue_id = xstrdup(q->queue_id);
     j->recipient = xstrdup(q->recipient);
-    key = xasprintf("%ld:%s", (long)j->t.uid, q->recipient);
+    base = addr_local_recipient_key(q->recipient);
+    key = xasprintf("%ld:%s", (long)j->t.uid, base);
     fairq_add(local_jobs, key, &j->fq);
+    free(base);
     free(key);
     q->pending++;
 #undef ANSWER

@@ -85,23 +85,9 @@ const char *qmgr_transport_name(const char *address)
     return addr_is_local(address) ? "local" : "none";
 }
 
-/* The destination of a local address: "user@domain" lower-cased, without
- * the address extension. */
-static char *qmgr_dest_name(const char *address)
-{
-    char *local, *domain, *base, *name;
-
-    addr_split(address, &local, &domain);
-    base = addr_unextended(local);
-    name = xasprintf("%s@%s", base ? base : local, domain ? domain : "");
-    free(local);
-    free(domain);
-    free(base);
-    local = addr_lowercase(name);
-    free(name);
-    return local;
-}
-
+/* A local recipient's jobs queue under addr_local_recipient_key: one user
+ * gets local_destination_concurrency_limit slots, whatever domain of ours
+ * or address extension the mail names. */
 void qmgr_job_add(struct qmgr_msg *m, size_t rcpt)
 {
     struct qmgr_job *j = xcalloc(1, sizeof(*j));
@@ -110,7 +96,7 @@ void qmgr_job_add(struct qmgr_msg *m, size_t rcpt)
     j->rcpt = rcpt;
     m->jobs++;
     if (strcmp(qmgr_transport_name(m->q->rcpts[rcpt].address), "local") == 0) {
-        char *dest = qmgr_dest_name(m->q->rcpts[rcpt].address);
+        char *dest = addr_local_recipient_key(m->q->rcpts[rcpt].address);
         fairq_add(qmgr_dests, dest, &j->fq);
         free(dest);
     } else {

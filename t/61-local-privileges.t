@@ -25,8 +25,9 @@ Covers:
   directory others can write is ignored with a warning: the mail stays in
   the user's Maildir and nothing it names runs;
 - one user's .forward running slow commands takes at most
-  local_destination_concurrency_limit processes, and another user's mail
-  arrives at once, also while more mail for the first user comes in;
+  local_destination_concurrency_limit processes (whatever domain of ours
+  or address extension the mail names), and another user's mail arrives
+  at once, also while more mail for the first user comes in;
   command_time_limit kills a command that runs too long;
 - a Return-Path: header sent by the client does not survive delivery.
 """
@@ -319,8 +320,11 @@ send("%s@mail.example.test" % ub, "meanwhile")
 arrived = wait_copies(hb, "meanwhile", timeout=30)
 took = time.time() - t0
 ok(arrived and took < 10, "another user's mail arrives while 25 slow commands wait (%.1fs)" % took)
-for i in range(5):
-    send("%s@mail.example.test" % ud, "slow again %d" % i)
+# The same user under every domain of ours and with extensions: one
+# recipient, one cap.
+for i, dom in enumerate(["mail.example.test", "example.test", "localhost",
+                         "localhost.example.test", "Example.TEST"]):
+    send("%s+x%d@%s" % (ud, i, dom) if i % 2 else "%s@%s" % (ud, dom), "slow again %d" % i)
 time.sleep(2)
 t0 = time.time()
 send("%s@mail.example.test" % ub, "still meanwhile")
