@@ -29,12 +29,13 @@
 #include "anvil_proto.h"
 #include "conf.h"
 #include "ipc.h"
+#include "ipcconn.h"
 #include "msg.h"
 #include "privs.h"
 #include "server.h"
 #include "xalloc.h"
 
-#define ANVIL_IO_MS  5000
+#define ANVIL_MAX_MSG     4096
 
 struct anvil_counter {
     struct anvil_counter *next;     /* hash chain */
@@ -58,7 +59,7 @@ static size_t anvil_hash(const char *key, size_t len)
 
 /* One client connection and the sessions it holds. */
 struct anvil_client {
-    int                    fd;
+    ipcconn_t             *conn;
     struct anvil_counter **held;   /* one entry per registered session */
     size_t                 nheld;
 };
@@ -109,8 +110,8 @@ static void anvil_drop(event_loop_t *loop, struct anvil_client *cl)
     for (i = 0; i < cl->nheld; i++)
         anvil_release(cl->held[i]);
     free(cl->held);
-    event_del_fd(loop, cl->fd);
-    close(cl->fd);
+    event_del_fd(loop, cl->conn->fd);
+    ipcconn_free(&cl->conn);
     free(cl);
     server_conn_end();
 }
@@ -127,14 +128,17 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
     struct anvil_client *cl = arg;
     char *service = NULL, *addr = NULL;
     ipc_msg_t *m = NULL;
+    const char *why;
     int rc;
 
     (void)fd;
     (void)events;
-    rc = ipc_recv(cl->fd, &m, 4096, ANVIL_IO_MS);
-    if (rc <= 0) {
-        if (rc < 0 && errno != ECONNRESET)
-            msg_warn("anvil: bad message from client: %s; dropping it", strerror(errno));
+    rc = ipcconn_recv(cl->conn, &m, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        if (why)
+            msg_warn("anvil: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
         anvil_drop(loop, cl);
         return;
     }
@@ -151,7 +155,7 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
         cl->held = xreallocarray(cl->held, cl->nheld + 1, sizeof(*cl->held));
         cl->held[cl->nheld++] = c;
         ipc_put_int(reply, c->count);
-        rc = ipc_send(cl->fd, reply, ANVIL_IO_MS);
+        rc = ipcconn_send(cl->conn, reply);
         ipc_msg_free(&reply);
     } else {
         struct anvil_counter *c = anvil_find(service, addr, 0);
@@ -179,17 +183,17 @@ static void anvil_accept(event_loop_t *loop, int fd)
 {
     struct anvil_client *cl;
     const char *why;
+    ipcconn_t *c = ipcconn_accept(fd, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION, anvil_peer_uids, 3,
+                                  ANVIL_MAX_MSG, &why);
 
-    if (ipc_server_hello(fd, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION, anvil_peer_uids, 3,
-                         ANVIL_IO_MS, &why) < 0) {
+    if (c == NULL) {
         msg_warn("anvil: refusing a client: %s", why);
-        close(fd);
         server_conn_end();
         return;
     }
     cl = xcalloc(1, sizeof(*cl));
-    cl->fd = fd;
-    event_add_fd(loop, fd, EVENT_READ, anvil_on_request, cl);
+    cl->conn = c;
+    event_add_fd(loop, c->fd, EVENT_READ, anvil_on_request, cl);
 }
 
 static void anvil_pre_init(void)

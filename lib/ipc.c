@@ -415,30 +415,103 @@ static void ipc_collect_fds(struct msghdr *mh, struct ipc_rfd *r, int allowed)
     }
 }
 
-/* Read exactly len bytes into p (or, if p is NULL, append them to b), before
- * the deadline, collecting fds.  1 = done, 0 = EOF before the first byte
- * (only if at_start), -1 with errno. */
-static int ipc_read_full(int sock, void *p, buf_t *b, size_t len, int64_t deadline,
-                         struct ipc_rfd *r, int fds_allowed, int at_start)
+/* The state of one frame being received, so that it can arrive in any
+ * number of pieces (see ipc_reader_recv in ipc.h). */
+struct ipc_reader {
+    size_t max_payload;
+    unsigned char hdr[IPC_HEADER_SIZE];
+    size_t hdr_got;
+    ipc_msg_t *m;           /* after the header: the frame being filled */
+    size_t need;            /* its payload length */
+    struct ipc_rfd rfd;
+};
+
+ipc_reader_t *ipc_reader_new(size_t max_payload)
+{
+    ipc_reader_t *r = xcalloc(1, sizeof(*r));
+
+    r->max_payload = max_payload;
+    r->rfd.fd = -1;
+    return r;
+}
+
+/* Forget a partial frame (closing any fd that came with it). */
+static void ipc_reader_reset(ipc_reader_t *r)
+{
+    ipc_msg_free(&r->m);
+    if (r->rfd.fd >= 0)
+        close(r->rfd.fd);
+    r->rfd.fd = -1;
+    r->rfd.bad = 0;
+    r->hdr_got = 0;
+    r->need = 0;
+}
+
+void ipc_reader_free(ipc_reader_t **rp)
+{
+    if (*rp == NULL)
+        return;
+    ipc_reader_reset(*rp);
+    free(*rp);
+    *rp = NULL;
+}
+
+/* The header is complete: check it and start the frame.  0 or -1/errno. */
+static int ipc_reader_header(ipc_reader_t *r)
+{
+    uint32_t type = ipc_get_u32_at(r->hdr), len = ipc_get_u32_at(r->hdr + 4);
+    uint32_t reqid = ipc_get_u32_at(r->hdr + 8), flags = ipc_get_u32_at(r->hdr + 12);
+
+    if (r->rfd.bad || (flags & ~IPC_FLAGS_KNOWN)
+        || ((flags & IPC_FLAG_FD) != 0) != (r->rfd.fd >= 0)) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (len > r->max_payload) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    r->m = ipc_msg_new(type, reqid);
+    r->m->flags = flags;
+    r->need = len;
+    return 0;
+}
+
+int ipc_reader_recv(ipc_reader_t *r, int sock, ipc_msg_t **mp)
 {
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * IPC_CMSG_FDS)];
     } ctl;
     char chunk[IPC_CHUNK];
-    size_t done = 0;
+    int err;
 
-    while (done < len) {
+    *mp = NULL;
+    for (;;) {
         struct iovec iov;
         struct msghdr mh;
         ssize_t n;
 
-        if (p) {
-            iov.iov_base = (char *)p + done;
-            iov.iov_len = len - done;
+        if (r->m != NULL && r->m->payload->len == r->need) {
+            if (r->rfd.bad) {
+                errno = EPROTO;
+                goto fail;
+            }
+            r->m->fd = r->rfd.fd;
+            r->rfd.fd = -1;
+            *mp = r->m;
+            r->m = NULL;
+            ipc_reader_reset(r);
+            return 1;
+        }
+        if (r->m == NULL) {
+            iov.iov_base = r->hdr + r->hdr_got;
+            iov.iov_len = IPC_HEADER_SIZE - r->hdr_got;
         } else {
+            size_t left = r->need - r->m->payload->len;
+
             iov.iov_base = chunk;
-            iov.iov_len = len - done < sizeof(chunk) ? len - done : sizeof(chunk);
+            iov.iov_len = left < sizeof(chunk) ? left : sizeof(chunk);
         }
         memset(&mh, 0, sizeof(mh));
         mh.msg_iov = &iov;
@@ -446,84 +519,52 @@ static int ipc_read_full(int sock, void *p, buf_t *b, size_t len, int64_t deadli
         mh.msg_control = ctl.buf;
         mh.msg_controllen = sizeof(ctl.buf);
         n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n >= 0)
-            ipc_collect_fds(&mh, r, fds_allowed);
-        if (n > 0) {
-            if (p == NULL && buf_append(b, chunk, (size_t)n) < 0)
-                return -1;  /* cannot happen: the length was checked */
-            done += (size_t)n;
-            continue;
-        }
+        if (n >= 0)     /* an fd may ride on the header only */
+            ipc_collect_fds(&mh, &r->rfd, r->m == NULL);
         if (n == 0) {
-            if (done == 0 && at_start)
+            if (r->m == NULL && r->hdr_got == 0 && !r->rfd.bad && r->rfd.fd < 0)
                 return 0;
             errno = EPROTO;     /* truncated frame */
-            return -1;
+            goto fail;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
-        if (ipc_wait(sock, POLLIN, deadline) < 0)
-            return -1;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                errno = EAGAIN;
+                return -1;      /* the frame so far is kept */
+            }
+            goto fail;
+        }
+        if (r->m == NULL) {
+            r->hdr_got += (size_t)n;
+            if (r->hdr_got == IPC_HEADER_SIZE && ipc_reader_header(r) < 0)
+                goto fail;
+        } else if (buf_append(r->m->payload, chunk, (size_t)n) < 0) {
+            goto fail;          /* cannot happen: the length was checked */
+        }
     }
-    return 1;
+
+fail:
+    err = errno;
+    ipc_reader_reset(r);
+    errno = err;
+    return -1;
 }
 
 int ipc_recv(int sock, ipc_msg_t **mp, size_t max_payload, int timeout_ms)
 {
-    unsigned char hdr[IPC_HEADER_SIZE];
-    struct ipc_rfd r = {-1, 0};
+    struct ipc_reader r = { .max_payload = max_payload, .rfd = { -1, 0 } };
     int64_t deadline = ipc_deadline(timeout_ms);
-    uint32_t type, len, reqid, flags;
-    ipc_msg_t *m;
-    int rc, saved;
+    int rc, err;
 
-    *mp = NULL;
-    rc = ipc_read_full(sock, hdr, NULL, sizeof(hdr), deadline, &r, 1, 1);
-    if (rc <= 0)
-        goto fail;
-    type = ipc_get_u32_at(hdr);
-    len = ipc_get_u32_at(hdr + 4);
-    reqid = ipc_get_u32_at(hdr + 8);
-    flags = ipc_get_u32_at(hdr + 12);
-    if (r.bad || (flags & ~IPC_FLAGS_KNOWN)
-        || ((flags & IPC_FLAG_FD) != 0) != (r.fd >= 0)) {
-        errno = EPROTO;
-        rc = -1;
-        goto fail;
-    }
-    if (len > max_payload) {
-        errno = EMSGSIZE;
-        rc = -1;
-        goto fail;
-    }
-    m = ipc_msg_new(type, reqid);
-    m->flags = flags;
-    if (len) {
-        /* No fd may arrive inside the payload. */
-        rc = ipc_read_full(sock, NULL, m->payload, len, deadline, &r, 0, 0);
-        if (rc <= 0 || r.bad) {
-            if (rc > 0) {
-                errno = EPROTO;
-                rc = -1;
-            }
-            saved = errno;
-            ipc_msg_free(&m);
-            errno = saved;
-            goto fail;
-        }
-    }
-    m->fd = r.fd;
-    *mp = m;
-    return 1;
-
-fail:
-    saved = errno;
-    if (r.fd >= 0)
-        close(r.fd);
-    errno = saved;
-    return rc;
+    while ((rc = ipc_reader_recv(&r, sock, mp)) < 0 && errno == EAGAIN)
+        if (ipc_wait(sock, POLLIN, deadline) < 0)
+            break;
+    err = errno;
+    ipc_reader_reset(&r);
+    errno = err;
+    return rc < 0 ? -1 : rc;
 }
 
 /* ------------------------------------------------------------------- hello */
@@ -542,45 +583,63 @@ int ipc_hello_send(int sock, const char *proto, int version, int timeout_ms)
     return rc;
 }
 
+int ipc_hello_check(const ipc_msg_t *hello, const char *proto, int version, const char **why)
+{
+    ipc_msg_t m = *hello;       /* reading moves rpos: keep the caller's */
+    const char *reason = NULL;
+    char *name = NULL;
+    int64_t v;
+
+    m.rpos = 0;
+    if (m.type != IPC_HELLO)
+        reason = "not a hello";
+    else if (m.fd >= 0)
+        reason = "unexpected fd with hello";
+    else if (ipc_get_str(&m, &name) < 0 || ipc_get_int(&m, &v) < 0 || ipc_get_end(&m) < 0)
+        reason = "malformed hello";
+    else if (strcmp(name, proto) != 0)
+        reason = "wrong protocol";
+    else if (v != version)
+        reason = "wrong version";
+    free(name);
+    if (why)
+        *why = reason ? reason : "ok";
+    if (reason) {
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
 int ipc_hello_recv(int sock, const char *proto, int version, int timeout_ms,
                    const char **why)
 {
     ipc_msg_t *m = NULL;
     const char *reason = NULL;
-    char *name = NULL;
-    int64_t v;
-    int rc, err = EPROTO;
+    int rc;
 
     rc = ipc_recv(sock, &m, IPC_HELLO_MAX, timeout_ms);
     if (rc < 0) {
-        err = errno;
+        int err = errno;
+
         reason = err == ETIMEDOUT ? "timed out waiting for hello"
             : err == EMSGSIZE ? "hello too large"
             : err == EPROTO ? "malformed frame instead of hello"
             : "receive error before hello";
-    } else if (rc == 0) {
-        reason = "connection closed before hello";
-    } else if (m->type != IPC_HELLO) {
-        reason = "not a hello";
-    } else if (m->fd >= 0) {
-        reason = "unexpected fd with hello";
-    } else if (ipc_get_str(m, &name) < 0 || ipc_get_int(m, &v) < 0
-               || ipc_get_end(m) < 0) {
-        reason = "malformed hello";
-    } else if (strcmp(name, proto) != 0) {
-        reason = "wrong protocol";
-    } else if (v != version) {
-        reason = "wrong version";
-    }
-    free(name);
-    ipc_msg_free(&m);
-    if (why)
-        *why = reason ? reason : "ok";
-    if (reason) {
+        if (why)
+            *why = reason;
         errno = err;
         return -1;
     }
-    return 0;
+    if (rc == 0) {
+        if (why)
+            *why = "connection closed before hello";
+        errno = EPROTO;
+        return -1;
+    }
+    rc = ipc_hello_check(m, proto, version, why);
+    ipc_msg_free(&m);
+    return rc;
 }
 
 int ipc_client_open(const char *path, const char *proto, int version, int timeout_ms,

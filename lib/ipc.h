@@ -27,7 +27,10 @@
  *
  * Sockets are used in blocking mode with a deadline: ipc_recv() and
  * ipc_send() wait at most the timeout given (ms, -1 = forever) and fail
- * with errno ETIMEDOUT.
+ * with errno ETIMEDOUT.  A service that serves many clients from one event
+ * loop never waits for one of them: it reads with an ipc_reader (whatever
+ * has arrived, frames completed in any number of pieces), through
+ * lib/ipcconn.
  */
 #ifndef POSTHORN_IPC_H
 #define POSTHORN_IPC_H
@@ -90,10 +93,25 @@ int ipc_send(int sock, const ipc_msg_t *m, int timeout_ms);
  * (an oversize frame is not skipped): drop the peer. */
 int ipc_recv(int sock, ipc_msg_t **mp, size_t max_payload, int timeout_ms);
 
+/* Receiving without waiting, for a server that serves many peers from one
+ * event loop: whatever the socket holds now is added to the frame in
+ * progress, so a peer that sends half a frame and stops holds nobody up.
+ * ipc_reader_recv() returns 1 with *mp set (a whole frame), 0 at a clean
+ * EOF between frames, or -1 with errno: EAGAIN when the frame is not
+ * complete yet (call again when the socket is readable), else as
+ * ipc_recv() (drop the peer).  A reader serves one socket. */
+typedef struct ipc_reader ipc_reader_t;
+ipc_reader_t *ipc_reader_new(size_t max_payload);
+int           ipc_reader_recv(ipc_reader_t *r, int sock, ipc_msg_t **mp);
+void          ipc_reader_free(ipc_reader_t **rp);     /* with any partial frame */
+
 int ipc_hello_send(int sock, const char *proto, int version, int timeout_ms);
 /* 0 if the peer's hello names proto with the same version; -1 otherwise
  * (errno EPROTO), with a message for the log in *why (static string). */
 int ipc_hello_recv(int sock, const char *proto, int version, int timeout_ms, const char **why);
+/* The same check on a hello frame already received: 0, or -1 (EPROTO)
+ * with *why. */
+int ipc_hello_check(const ipc_msg_t *hello, const char *proto, int version, const char **why);
 
 /* Client side of a connection: connect to path, send our hello, read the
  * server's.  Returns the socket, or -1 with errno (ECONNREFUSED/ENOENT: the

@@ -86,6 +86,7 @@
 #include "event.h"
 #include "fairq.h"
 #include "ipc.h"
+#include "ipcconn.h"
 #include "local.h"
 #include "local_proto.h"
 #include "msg.h"
@@ -99,7 +100,7 @@
 #define LOCAL_MAX_FORWARDS         20       /* ~/.forward files per recipient */
 
 struct local_conn {
-    int                fd;          /* -1 once closed */
+    ipcconn_t         *conn;        /* NULL once closed */
     int                busy;        /* deliveries running for it */
     struct local_conn *prev, *next;
 };
@@ -159,13 +160,13 @@ static void local_update_reading(void)
         return;
     local_paused = pause;
     for (struct local_conn *c = local_conns; c; c = c->next)
-        event_mod_fd(local_loop, c->fd, pause ? 0 : EVENT_READ);
+        event_mod_fd(local_loop, c->conn->fd, pause ? 0 : EVENT_READ);
 }
 
 /* Free the connection once it is closed and nothing runs for it. */
 static void local_conn_release(struct local_conn *c)
 {
-    if (c->fd < 0 && c->busy == 0) {
+    if (c->conn == NULL && c->busy == 0) {
         free(c);
         server_conn_end();
     }
@@ -173,10 +174,9 @@ static void local_conn_release(struct local_conn *c)
 
 static void local_conn_close(struct local_conn *c)
 {
-    if (c->fd >= 0) {
-        event_del_fd(local_loop, c->fd);
-        close(c->fd);
-        c->fd = -1;
+    if (c->conn != NULL) {
+        event_del_fd(local_loop, c->conn->fd);
+        ipcconn_free(&c->conn);
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -198,14 +198,15 @@ static void local_reply(struct local_conn *c, uint32_t reqid, const char *queue_
     for (char *p = clean; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
-    if (c->fd < 0) {
+    if (c->conn == NULL) {
         msg_warn("%s: to=<%s>: qmgr connection gone; result not reported: dsn=%s (%s)",
                  queue_id, rcpt, dsn, clean);
         free(clean);
         return;
     }
     m = local_result_encode(reqid, dsn_class, dsn, clean);
-    if (ipc_send(c->fd, m, LOCAL_IPC_TIMEOUT_MS) < 0) {
+    /* qmgr may have many results coming: wait a little for room. */
+    if (ipc_send(c->conn->fd, m, LOCAL_IPC_TIMEOUT_MS) < 0) {
         msg_warn("%s: to=<%s>: cannot send the result to qmgr: %s; dropping the connection",
                  queue_id, rcpt, strerror(errno));
         local_conn_close(c);
@@ -629,14 +630,14 @@ static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
     int r;
 
     (void)loop;
+    (void)fd;
     (void)events;
-    r = ipc_recv(fd, &m, LOCAL_MAX_REQUEST, LOCAL_IPC_TIMEOUT_MS);
-    if (r == 0) {
-        local_conn_close(c);
+    r = ipcconn_recv(c->conn, &m, &why);
+    if (r == 0)
         return;
-    }
     if (r < 0) {
-        msg_warn("bad frame from qmgr: %s; dropping the connection", strerror(errno));
+        if (why)
+            msg_warn("bad frame from qmgr: %s; dropping the connection", why);
         local_conn_close(c);
         return;
     }
@@ -664,24 +665,22 @@ static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
 static void local_accept(event_loop_t *loop, int fd)
 {
     struct local_conn *c;
-    const char *why = "?";
-    uid_t uid = (uid_t)-1;
+    const char *why;
+    ipcconn_t *conn = ipcconn_accept(fd, LOCAL_PROTO_NAME, LOCAL_PROTO_VERSION, &local_owner_uid,
+                                     1, LOCAL_MAX_REQUEST, &why);
 
-    if (ipc_server_hello(fd, LOCAL_PROTO_NAME, LOCAL_PROTO_VERSION, &local_owner_uid, 1,
-                         LOCAL_IPC_TIMEOUT_MS, &why) < 0) {
-        ipc_peer_uid(fd, &uid, NULL);
-        msg_warn("refusing a connection from uid %ld: %s", (long)uid, why);
-        close(fd);
+    if (conn == NULL) {
+        msg_warn("refusing a connection from %s", why);
         server_conn_end();
         return;
     }
     c = xcalloc(1, sizeof(*c));
-    c->fd = fd;
+    c->conn = conn;
     c->next = local_conns;
     if (local_conns)
         local_conns->prev = c;
     local_conns = c;
-    event_add_fd(loop, fd, local_paused ? 0 : EVENT_READ, local_conn_read, c);
+    event_add_fd(loop, conn->fd, local_paused ? 0 : EVENT_READ, local_conn_read, c);
 }
 
 static void local_on_term(event_loop_t *loop, int signo, void *arg)

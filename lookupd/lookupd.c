@@ -42,6 +42,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "ipc.h"
+#include "ipcconn.h"
 #include "lookup_proto.h"
 #include "map.h"
 #include "msg.h"
@@ -49,7 +50,6 @@
 #include "server.h"
 #include "xalloc.h"
 
-#define LOOKUPD_IO_MS     5000
 #define LOOKUPD_MAX_MSG   (64 * 1024)
 #define LOOKUPD_PASSWD    "unix:passwd.byname"
 
@@ -248,26 +248,30 @@ static int lookupd_rcpt(const char *address, char **text)
     return result;
 }
 
-static void lookupd_drop(event_loop_t *loop, int fd)
+static void lookupd_drop(event_loop_t *loop, ipcconn_t *c)
 {
-    event_del_fd(loop, fd);
-    close(fd);
+    event_del_fd(loop, c->fd);
+    ipcconn_free(&c);
     server_conn_end();
 }
 
 static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg)
 {
+    ipcconn_t *c = arg;
     ipc_msg_t *m = NULL, *reply;
     char *address = NULL, *text = NULL;
+    const char *why;
     int rc, result;
 
+    (void)fd;
     (void)events;
-    (void)arg;
-    rc = ipc_recv(fd, &m, LOOKUPD_MAX_MSG, LOOKUPD_IO_MS);
-    if (rc <= 0) {
-        if (rc < 0 && errno != ECONNRESET)
-            msg_warn("lookupd: bad message from client: %s; dropping it", strerror(errno));
-        lookupd_drop(loop, fd);
+    rc = ipcconn_recv(c, &m, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        if (why)
+            msg_warn("lookupd: dropping a client (uid %ld): %s", (long)c->uid, why);
+        lookupd_drop(loop, c);
         return;
     }
     if ((m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL) || m->fd >= 0 || ipc_get_str(m, &address) < 0
@@ -275,7 +279,7 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
         msg_warn("lookupd: malformed %s from client; dropping it", ipc_type_name(m->type));
         free(address);
         ipc_msg_free(&m);
-        lookupd_drop(loop, fd);
+        lookupd_drop(loop, c);
         return;
     }
     if (m->type == LOOKUP_VIRTUAL) {
@@ -300,27 +304,27 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
     reply = ipc_msg_new(LOOKUP_REPLY, m->reqid);
     ipc_put_int(reply, result);
     ipc_put_str(reply, text);
-    rc = ipc_send(fd, reply, LOOKUPD_IO_MS);
+    rc = ipcconn_send(c, reply);
     ipc_msg_free(&reply);
     ipc_msg_free(&m);
     free(address);
     free(text);
     if (rc < 0)
-        lookupd_drop(loop, fd);
+        lookupd_drop(loop, c);
 }
 
 static void lookupd_accept(event_loop_t *loop, int fd)
 {
     const char *why;
+    ipcconn_t *c = ipcconn_accept(fd, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION, lookupd_peer_uids,
+                                  2, LOOKUPD_MAX_MSG, &why);
 
-    if (ipc_server_hello(fd, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION, lookupd_peer_uids, 2,
-                         LOOKUPD_IO_MS, &why) < 0) {
+    if (c == NULL) {
         msg_warn("lookupd: refusing a client: %s", why);
-        close(fd);
         server_conn_end();
         return;
     }
-    event_add_fd(loop, fd, EVENT_READ, lookupd_on_request, NULL);
+    event_add_fd(loop, c->fd, EVENT_READ, lookupd_on_request, c);
 }
 
 static void lookupd_pre_init(void)

@@ -38,6 +38,7 @@
 
 #include "conf.h"
 #include "ipc.h"
+#include "ipcconn.h"
 #include "msg.h"
 #include "privs.h"
 #include "qmgr.h"
@@ -54,9 +55,7 @@ static uid_t qmgr_owner_uid;
 static event_timer_t *qmgr_run_timer;
 
 struct qmgr_peer {
-    int   fd;
-    uid_t uid;
-    int   hello;        /* the hello was exchanged */
+    ipcconn_t *conn;
 };
 
 static void qmgr_pre_init(void)
@@ -114,8 +113,8 @@ static void qmgr_peer_close(struct qmgr_peer **pp)
 {
     struct qmgr_peer *p = *pp;
 
-    event_del_fd(qmgr_loop, p->fd);
-    close(p->fd);
+    event_del_fd(qmgr_loop, p->conn->fd);
+    ipcconn_free(&p->conn);
     free(p);
     *pp = NULL;
     server_conn_end();
@@ -130,7 +129,7 @@ static int qmgr_reply(struct qmgr_peer *p, uint32_t reqid, int ok, size_t count,
     ipc_put_int(m, ok);
     ipc_put_int(m, (int64_t)count);
     ipc_put_str(m, text);
-    rc = ipc_send(p->fd, m, QMGR_PEER_MS);
+    rc = ipc_send(p->conn->fd, m, QMGR_PEER_MS);
     ipc_msg_free(&m);
     return rc;
 }
@@ -204,9 +203,9 @@ static int qmgr_request(struct qmgr_peer *p, ipc_msg_t *m)
     case QMGR_DELETE:
     case QMGR_HOLD:
     case QMGR_RELEASE:
-        if (p->uid != 0) {
+        if (p->conn->uid != 0) {
             msg_warn("%s from uid %ld refused: only root may change the queue",
-                     ipc_type_name(m->type), (long)p->uid);
+                     ipc_type_name(m->type), (long)p->conn->uid);
             qmgr_reply(p, m->reqid, 0, 0, "permission denied (run as root)");
             return -1;
         }
@@ -227,23 +226,12 @@ static void qmgr_peer_read(event_loop_t *loop, int fd, int events, void *arg)
     (void)loop;
     (void)events;
     (void)fd;
-    if (!p->hello) {
-        uid_t uids[1] = {qmgr_owner_uid};
-
-        if (ipc_server_hello(p->fd, QMGR_PROTO_NAME, QMGR_PROTO_VERSION, uids, 1,
-                             QMGR_PEER_MS, &why) < 0) {
-            msg_warn("refusing a client: %s", why);
-            qmgr_peer_close(&p);
-            return;
-        }
-        ipc_peer_uid(p->fd, &p->uid, NULL);
-        p->hello = 1;
+    rc = ipcconn_recv(p->conn, &m, &why);
+    if (rc == 0)
         return;
-    }
-    rc = ipc_recv(p->fd, &m, QMGR_MAX_REQUEST, QMGR_PEER_MS);
-    if (rc <= 0) {
-        if (rc < 0 && errno != ECONNRESET)
-            msg_warn("bad message from a client: %s; dropping it", strerror(errno));
+    if (rc < 0) {
+        if (why)
+            msg_warn("dropping a client (uid %ld): %s", (long)p->conn->uid, why);
         qmgr_peer_close(&p);
         return;
     }
@@ -255,10 +243,19 @@ static void qmgr_peer_read(event_loop_t *loop, int fd, int events, void *arg)
 
 static void qmgr_accept(event_loop_t *loop, int fd)
 {
-    struct qmgr_peer *p = xcalloc(1, sizeof(*p));
+    struct qmgr_peer *p;
+    const char *why;
+    ipcconn_t *c = ipcconn_accept(fd, QMGR_PROTO_NAME, QMGR_PROTO_VERSION, &qmgr_owner_uid, 1,
+                                  QMGR_MAX_REQUEST, &why);
 
-    p->fd = fd;
-    event_add_fd(loop, fd, EVENT_READ, qmgr_peer_read, p);
+    if (c == NULL) {
+        msg_warn("refusing a client: %s", why);
+        server_conn_end();
+        return;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->conn = c;
+    event_add_fd(loop, c->fd, EVENT_READ, qmgr_peer_read, p);
 }
 
 int main(int argc, char **argv)

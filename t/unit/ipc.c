@@ -2,7 +2,8 @@
  * t/unit/ipc.c - unit tests for lib/ipc.c: field encoding, framing over
  * socketpairs (short reads, oversize, truncation, malformed fields), fd
  * passing and its failure modes (never leaking a received fd), deadlines,
- * the hello handshake, SO_PEERCRED checks (as root, with a child that became
+ * the non-blocking reader (pieces, fds, EOF, bad headers), the hello
+ * handshake and ipc_hello_check, SO_PEERCRED checks (as root, with a child that became
  * nobody), the name registry and ipc_connect/ipc_listen.
  *
  * Every child is reaped; alarm() guards against hangs.  The credential tests
@@ -581,6 +582,107 @@ static void test_fd_passing(void)
     close(sv[1]);
 }
 
+/* The non-blocking reader: a frame in pieces, an fd on its header, frames
+ * back to back, EOF between frames and inside one, a bad header. */
+static void test_reader(void)
+{
+    ipc_reader_t *r = ipc_reader_new(IPC_MAX_PAYLOAD);
+    ipc_msg_t *m = ipc_msg_new(21, 9), *got = NULL;
+    buf_t *wire = buf_new(0);
+    unsigned char hdr[IPC_HEADER_SIZE];
+    int sv[2], p[2], rc = 0, pieces_ok = 1;
+    char *str = NULL;
+
+    pair(sv);
+    /* Build the wire form by sending it over a second pair. */
+    {
+        int w[2];
+        char chunk[256];
+        ssize_t n;
+
+        pair(w);
+        ipc_put_str(m, "reader");
+        ipc_put_int(m, 77);
+        ipc_send(w[0], m, 2000);
+        close(w[0]);
+        while ((n = read(w[1], chunk, sizeof(chunk))) > 0)
+            buf_append(wire, chunk, (size_t)n);
+        close(w[1]);
+    }
+    for (size_t i = 0; i < wire->len; i++) {
+        if (write(sv[0], wire->data + i, 1) != 1)
+            exit(2);
+        rc = ipc_reader_recv(r, sv[1], &got);
+        if (i + 1 < wire->len && !(rc == -1 && errno == EAGAIN && got == NULL))
+            pieces_ok = 0;
+    }
+    ok(pieces_ok, "a frame sent byte by byte: EAGAIN until its last byte");
+    ok(rc == 1 && got != NULL && got->type == 21 && got->reqid == 9, "then the whole frame");
+    ok(got && ipc_get_str(got, &str) == 0 && strcmp(str, "reader") == 0, "with its payload");
+    free(str);
+    ipc_msg_free(&got);
+    rc = ipc_reader_recv(r, sv[1], &got);
+    ok(rc == -1 && errno == EAGAIN, "nothing more: EAGAIN");
+
+    /* Two frames in one write come out one at a time. */
+    buf_t *two = buf_new(0);
+    buf_append(two, wire->data, wire->len);
+    buf_append(two, wire->data, wire->len);
+    if (write(sv[0], two->data, two->len) != (ssize_t)two->len)
+        exit(2);
+    buf_free(&two);
+    ok(ipc_reader_recv(r, sv[1], &got) == 1, "two frames in one write: the first");
+    ipc_msg_free(&got);
+    ok(ipc_reader_recv(r, sv[1], &got) == 1, "and the second");
+    ipc_msg_free(&got);
+
+    /* An fd on the header, the payload after a pause. */
+    if (pipe2(p, O_CLOEXEC) < 0)
+        exit(2);
+    raw_header(hdr, 22, 0, 1, IPC_FLAG_FD);
+    raw_send(sv[0], hdr, 5, &p[1], 1);
+    close(p[1]);
+    ok(ipc_reader_recv(r, sv[1], &got) == -1 && errno == EAGAIN, "fd with a partial header");
+    if (write(sv[0], hdr + 5, sizeof(hdr) - 5) != (ssize_t)(sizeof(hdr) - 5))
+        exit(2);
+    ok(ipc_reader_recv(r, sv[1], &got) == 1 && got && got->fd >= 0,
+       "the rest of the header: the frame, with its fd");
+    ipc_msg_free(&got);
+    ok(read(p[0], hdr, 1) == 0, "no copy of the fd left behind");
+    close(p[0]);
+
+    /* A bad header fails at once; EOF inside a frame is EPROTO. */
+    raw_header(hdr, 23, 100, 1, 0x80);
+    if (write(sv[0], hdr, sizeof(hdr)) != sizeof(hdr))
+        exit(2);
+    ok(ipc_reader_recv(r, sv[1], &got) == -1 && errno == EPROTO, "unknown flag bits: EPROTO");
+    raw_header(hdr, 24, 100, 1, 0);
+    if (write(sv[0], hdr, sizeof(hdr)) != sizeof(hdr) || write(sv[0], "abc", 3) != 3)
+        exit(2);
+    close(sv[0]);
+    ok(ipc_reader_recv(r, sv[1], &got) == -1 && errno == EPROTO, "EOF inside a frame: EPROTO");
+    close(sv[1]);
+
+    /* A clean EOF between frames is 0; an oversize header EMSGSIZE. */
+    pair(sv);
+    close(sv[0]);
+    is_int(ipc_reader_recv(r, sv[1], &got), 0, "EOF between frames: 0");
+    close(sv[1]);
+    ipc_reader_free(&r);
+    r = ipc_reader_new(10);
+    pair(sv);
+    raw_header(hdr, 25, 11, 1, 0);
+    if (write(sv[0], hdr, sizeof(hdr)) != sizeof(hdr))
+        exit(2);
+    ok(ipc_reader_recv(r, sv[1], &got) == -1 && errno == EMSGSIZE, "over max_payload: EMSGSIZE");
+    close(sv[0]);
+    close(sv[1]);
+    ipc_reader_free(&r);
+    ok(r == NULL, "reader_free clears the pointer");
+    ipc_msg_free(&m);
+    buf_free(&wire);
+}
+
 static void test_fd_errors(void)
 {
     ipc_msg_t *r = NULL;
@@ -1006,6 +1108,7 @@ int main(void)
     test_oversize();
     test_truncated();
     test_fd_passing();
+    test_reader();
     test_fd_errors();
     test_timeouts();
     test_hello();
