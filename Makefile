@@ -25,7 +25,8 @@ DEPFLAGS   = -MMD -MP
 CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -DLIBBSD_OVERLAY -D_GNU_SOURCE \
              -DPOSTHORN_VERSION='"$(VERSION)"' \
              -DDEF_DAEMON_DIRECTORY='"$(libexecdir)"' \
-             -DDEF_CONFIG_DIRECTORY='"$(confdir)"'
+             -DDEF_CONFIG_DIRECTORY='"$(confdir)"' \
+             -DDEF_ALIAS_FILE='"$(sysconfdir)/aliases"'
 ALLCFLAGS  = $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
 LDLIBS     = -lbsd -ldb -lssl -lcrypto
 LDFLAGS   += $(SAN)
@@ -112,10 +113,15 @@ install: all
 	    ln -sf sendmail $(DESTDIR)$(sbindir)/mailq; \
 	    ln -sf sendmail $(DESTDIR)$(sbindir)/newaliases; \
 	fi
-	for f in etc/*; do \
+	for f in etc/main.conf etc/master.conf; do \
 	    t=$(DESTDIR)$(confdir)/$$(basename $$f); \
 	    if [ -e $$t ]; then echo "keeping existing $$t"; else install -m 0644 $$f $$t; fi; \
 	done
+	@# The host's own alias file (alias_maps' default), as a Debian MTA
+	@# package makes it: only when the host has none.
+	if [ -e $(DESTDIR)$(sysconfdir)/aliases ]; then \
+	    echo "keeping existing $(DESTDIR)$(sysconfdir)/aliases"; \
+	else install -m 0644 etc/aliases $(DESTDIR)$(sysconfdir)/aliases; fi
 	for m in man/*.1; do install -m 0644 $$m $(DESTDIR)$(mandir)/man1/; done
 	for m in man/*.5; do install -m 0644 $$m $(DESTDIR)$(mandir)/man5/; done
 	for m in man/*.8; do install -m 0644 $$m $(DESTDIR)$(mandir)/man8/; done

@@ -31,6 +31,11 @@ static const char *default_domain(void)
 #define NOB 0, 0
 #define DAY (24LL * 3600)
 
+/* The host's alias file: the Makefile says where sysconfdir is. */
+#ifndef DEF_ALIAS_FILE
+#define DEF_ALIAS_FILE "/etc/aliases"
+#endif
+
 const struct conf_param conf_params[] = {
     /* Where things are. */
     {"config_directory", CONF_STR, DEF_CONFIG_DIRECTORY, NOB,
@@ -151,8 +156,8 @@ const struct conf_param conf_params[] = {
      "most targets a user's ~/.forward and the files it includes may name", NULL},
     {"qmgr_message_active_limit", CONF_INT, "20000", 1, 10000000,
      "most messages qmgr holds in active/ at once; the rest wait in incoming/", NULL},
-    {"alias_maps", CONF_STR, "hash:$config_directory/aliases", NOB,
-     "alias tables for local delivery (hash:/etc/aliases for Postfix's layout)", NULL},
+    {"alias_maps", CONF_STR, "hash:" DEF_ALIAS_FILE, NOB,
+     "alias tables for local delivery: the host's own /etc/aliases, as in Postfix", NULL},
     {"virtual_alias_maps", CONF_STR, "", NOB,
      "tables that rewrite recipient addresses, in any domain, to other addresses (cleanup)", NULL},
     {"virtual_alias_domains", CONF_STR, "$virtual_alias_maps", NOB,

@@ -23,8 +23,8 @@
  *                            child running as mail_owner.
  * alias_expand_forward() expands the content of an account's ~/.forward
  * (which the delivery child read as that account) the same way: its
- * commands and files run as the account, its own name and "\name" are
- * its mailbox.
+ * commands and files run as the account (root's: as default_privs), its
+ * own name and "\name" are its mailbox.
  *
  * An account is listed once however often it is reached.  Expansion deeper
  * than ALIAS_MAX_DEPTH is an alias loop (5.4.6).  A table that cannot be
@@ -98,11 +98,14 @@ static int alias_add_target_as(struct alias_state *st, const char *alias, const 
                                const char *user);
 
 /* A |command or /file target ("|" or "/" first): delivered as the owner of
- * the table it came from, or as default_privs when that is root. */
+ * the table or .forward it came from, or as default_privs when that is
+ * root (root's own ~/.forward included): nothing a table or a .forward
+ * names ever runs as root. */
 static int alias_add_target(struct alias_state *st, const char *alias, const char *command)
 {
     struct passwd *pw = st->owner != 0 ? getpwuid(st->owner) : NULL;
-    const char *user = st->in_forward ? st->forward_owner
+    const char *user = st->owner == 0 ? conf_str("default_privs")
+                       : st->in_forward ? st->forward_owner
                        : pw ? pw->pw_name : conf_str("default_privs");
 
     return alias_add_target_as(st, alias, command, user);

@@ -11,7 +11,10 @@
  * take the recipient's groups (getgrouplist), gid and uid for real, saved
  * and effective ids (privs_drop_ids, which verifies the drop), check once
  * more that setuid(0) fails, and make the process non-dumpable (the user
- * must not ptrace it: it holds the queue file); only then chdir() to the home directory,
+ * must not ptrace it: it holds the queue file).  Root's own mailbox is
+ * the one delivery that stays root (no |command or /file target ever runs
+ * as root): its home directory and Maildir must then be root's alone, all
+ * the way up (lib/trustpath), or the delivery defers.  Only then chdir() to the home directory,
  * validate the queue file (queue_read), create the Maildir if it is missing
  * and deliver into it (maildir_deliver, content streamed from the queue
  * file with queue_content_copy, never whole in memory).
@@ -45,6 +48,7 @@
 #include "msg.h"
 #include "privs.h"
 #include "queue.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 #define DELIVER_MAX_GROUPS 65536
@@ -151,6 +155,16 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groupsp, size_t *np)
 /* Become the recipient: its groups, gid and uid, for good. */
 static void deliver_become(const struct local_target *t)
 {
+    if (t->uid == 0) {
+        /* Root's own mailbox (local.c allows nothing else as root): stay
+         * root, but never dumpable, and only where nobody else can steer
+         * the write. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+            msg_fatal("%s: prctl(PR_SET_DUMPABLE): %s", t->queue_id, strerror(errno));
+        if (t->target != NULL)
+            msg_panic("%s: a %s target for root", t->queue_id, t->target);
+        return;
+    }
     privs_drop_ids(t->uid, t->gid, t->groups, t->ngroups, NULL);
     /* The kernel makes us non-dumpable on the uid change unless
      * fs.suid_dumpable says otherwise; the user must never ptrace a process
@@ -485,6 +499,28 @@ static _Noreturn void deliver_file(const struct local_target *t, const char *pat
     deliver_exit(2, "2.0.0", "delivered to file", path);
 }
 
+/* Root writes its own Maildir only below directories that no other
+ * account can change (and through symbolic links of root's only): else
+ * the delivery defers. */
+static void deliver_root_trusted(const struct local_target *t, const char *path,
+                                 const char *detail)
+{
+    const uid_t root = 0;
+    buf_t *errs = buf_new(0);
+    char *text;
+
+    if (trustpath_check(path, TRUSTPATH_DIR, &root, 1, errs) == 0) {
+        buf_free(&errs);
+        return;
+    }
+    buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+    msg_warn("%s: to=<%s>: not delivering root's mail: %s", t->queue_id, t->recipient,
+             buf_cstr(errs));
+    text = xasprintf("root's mailbox is not root's alone: %s", buf_cstr(errs));
+    buf_free(&errs);
+    deliver_exit(4, "4.3.0", text, detail);
+}
+
 _Noreturn void deliver_child(const struct local_target *t, int result_fd)
 {
     int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
@@ -536,12 +572,16 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
         deliver_file(t, t->target, &d);
     }
     detail = xasprintf("%s/%s", t->home, t->mailbox);
+    if (t->uid == 0)
+        deliver_root_trusted(t, t->home, detail);
     if (maildir_create(t->mailbox, &why) < 0) {
         err = errno;
         text = xasprintf("cannot create maildir: %s", why ? why : strerror(err));
         deliver_exit(4, err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0", text, detail);
     }
 
+    if (t->uid == 0)
+        deliver_root_trusted(t, detail, detail);
     src.q = q;
     d.sender = t->sender;
     d.recipient = t->recipient;

@@ -6,8 +6,9 @@
  * read-only descriptor of the queue file.  For each, this process:
  *   1. validates it and expands the recipient's local part through the
  *      aliases into one or more accounts (alias.c);
- *   2. resolves each account with getpwnam(): unknown is 5.1.1, root and
- *      uids below first_valid_uid are 4.3.5 (they must be aliased), a
+ *   2. resolves each account with getpwnam(): unknown is 5.1.1, uids
+ *      below first_valid_uid other than root are 4.3.5 (they must be
+ *      aliased; root's mail goes to root's Maildir, as Postfix does), a
  *      home_mailbox that is not a Maildir ("x/") is 4.3.5 (mbox delivery
  *      is not implemented), and forks a child per account that becomes it
  *      and delivers (deliver.c);
@@ -27,7 +28,12 @@
  * table's :include: files are read with the privileges of the table's (or
  * the including file's) owner (include.c), as root only for root's own;
  * every such open refuses symbolic links, FIFOs, devices and files with
- * more than one link.
+ * more than one link.  Nothing an alias table or a ~/.forward names runs
+ * as root: |command and /file targets of root's tables and of root's own
+ * ~/.forward run as default_privs.  Root's own mailbox is written by a
+ * child that stays root, and only below a home directory and a Maildir
+ * path that no other account can change (lib/trustpath), so nobody can
+ * steer that write with a symbolic link.
  *
  * Scheduling: each account a request expands to is one delivery job,
  * started when there is room: at most local_concurrency_limit delivery
@@ -511,10 +517,12 @@ static void local_start(struct local_req *q, const char *account, const char *co
         }
         ANSWER(5, "5.1.1", "unknown user: \"%s\"", user);
     }
-    if (pw->pw_uid == 0)
-        ANSWER(4, "4.3.5", "mail for \"%s\" is not delivered as root: "
-               "it must be aliased to a user", user);
-    if (command == NULL && (long long)pw->pw_uid < conf_int("first_valid_uid"))
+    /* Nothing a table or a .forward names runs as root (alias.c hands
+     * those to default_privs); root's own mail goes to root's Maildir. */
+    if (pw->pw_uid == 0 && command != NULL)
+        ANSWER(4, "4.3.5", "refusing to run \"%s\" as root", command);
+    if (command == NULL && pw->pw_uid != 0
+        && (long long)pw->pw_uid < conf_int("first_valid_uid"))
         ANSWER(4, "4.3.5", "mail for system account \"%s\" (uid %ld, below first_valid_uid) "
                "must be aliased to a user", user, (long)pw->pw_uid);
     if (pw->pw_dir == NULL || pw->pw_dir[0] != '/') {

@@ -143,6 +143,10 @@ int cmd_start(int argc, char **argv)
         msg_logfile(conf_str("maillog_file"));
     if (setup_accounts_and_spool() < 0)
         return 1;
+    if (maps_aliases_ready(1) < 0) {
+        fprintf(stderr, "mailctl: not starting: the alias tables are not usable\n");
+        return 1;
+    }
     master = xasprintf("%s/master", conf_str("daemon_directory"));
     if (foreground) {
         execl(master, "master", "-f", "-c", conf_confdir(), (char *)NULL);

@@ -171,7 +171,7 @@ static int cmd_check(int argc, char **argv)
     if (access(conf_str("queue_directory"), F_OK) < 0)
         fprintf(stderr, "mailctl: warning: queue_directory %s does not exist yet "
                 "(mailctl start creates it)\n", conf_str("queue_directory"));
-    return 0;
+    return maps_aliases_ready(0) < 0 ? 1 : 0;
 }
 
 static _Noreturn void usage(void)

@@ -41,6 +41,11 @@ int  cmd_queue(int argc, char **argv);
 /* maps.c */
 int  cmd_newaliases(int argc, char **argv);
 int  cmd_map(int argc, char **argv);
+/* Every hash:/btree: table of alias_maps usable?  build: build one whose
+ * .db is missing or older than its source (mailctl start); else report it
+ * (mailctl check).  -1 (reasons printed) when one has neither source nor
+ * .db, or cannot be built and has no .db. */
+int  maps_aliases_ready(int build);
 
 /* tlsgen.c */
 /* key.pem and cert.pem, created in dirfd (dir in messages); 0 or -1. */

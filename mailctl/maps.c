@@ -13,29 +13,108 @@
  * lookup, without a restart.  Errors are FILE:LINE: message; nothing is
  * replaced when a source has errors.
  *
+ * A source is read only when nobody but its owner could have chosen it:
+ * it and every directory above it must belong to root (or, for a user
+ * running mailctl, to that user) and be writable by nobody else
+ * (lib/trustpath).  Root never builds a table from a file a user could
+ * point at /etc/shadow.
+ *
+ * maps_aliases_ready() is the start-up side (mailctl start and check): an
+ * alias table whose .db is missing or older than its source is built at
+ * start (and reported by check), and one that has neither a source nor a
+ * .db stops the start with the command that fixes it, because local would
+ * otherwise defer every local recipient.
+ *
  * Exit codes: 0 built, 1 a source had errors or could not be read, 2 usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf.h"
 #include "mailctl.h"
 #include "map.h"
+#include "trustpath.h"
 #include "xalloc.h"
+
+/* May we read this source?  0, or -1 with the reason printed. */
+static int maps_source_trusted(const char *file)
+{
+    uid_t owners[2];
+    size_t n = trustpath_owners(owners);
+    buf_t *errs = buf_new(0);
+    int rc = trustpath_check(file, TRUSTPATH_FILE, owners, n, errs);
+
+    if (rc < 0)
+        fprintf(stderr, "mailctl: not reading %s: %s", file, buf_cstr(errs));
+    buf_free(&errs);
+    return rc;
+}
 
 /* Build one table; 0 or -1 (errors printed). */
 static int maps_build_one(const char *spec, int format, const char *what)
 {
-    buf_t *errs = buf_new(0);
+    buf_t *errs;
     long count = 0;
-    int rc = map_build(spec, format, errs, &count);
+    int rc;
 
+    if (maps_source_trusted(strchr(spec, ':') + 1) < 0)
+        return -1;
+    errs = buf_new(0);
+    rc = map_build(spec, format, errs, &count);
     if (rc < 0)
         fputs(buf_cstr(errs), stderr);
     else
         printf("mailctl: %s: %ld %s\n", strchr(spec, ':') + 1, count, what);
     buf_free(&errs);
+    return rc;
+}
+
+/* Is the table built from a text file? */
+static int maps_is_built(const char *spec)
+{
+    return strncmp(spec, "hash:", 5) == 0 || strncmp(spec, "btree:", 6) == 0;
+}
+
+int maps_aliases_ready(int build)
+{
+    char **maps = conf_split(conf_str("alias_maps"));
+    int rc = 0;
+
+    for (size_t i = 0; maps[i]; i++) {
+        const char *file;
+        char *db;
+        struct stat src, dbst;
+        int have_src, have_db;
+
+        if (!maps_is_built(maps[i]))
+            continue;
+        file = strchr(maps[i], ':') + 1;
+        db = xasprintf("%s.db", file);
+        have_src = stat(file, &src) == 0;
+        have_db = stat(db, &dbst) == 0;
+        if (!have_src && !have_db) {
+            fprintf(stderr, "mailctl: alias_maps: neither %s nor %s exists, so local would "
+                    "defer all local mail: create %s (see aliases(5); at least "
+                    "\"postmaster: root\") and run mailctl newaliases\n", file, db, file);
+            rc = -1;
+        } else if (have_src && (!have_db || dbst.st_mtim.tv_sec < src.st_mtim.tv_sec
+                                || (dbst.st_mtim.tv_sec == src.st_mtim.tv_sec
+                                    && dbst.st_mtim.tv_nsec < src.st_mtim.tv_nsec))) {
+            if (!build) {
+                fprintf(stderr, "mailctl: warning: alias_maps: %s %s (mailctl start builds "
+                        "it; or run mailctl newaliases)\n", db,
+                        have_db ? "is older than its source" : "does not exist");
+            } else if (maps_build_one(maps[i], MAP_FORMAT_ALIASES, "aliases") < 0 && !have_db) {
+                fprintf(stderr, "mailctl: alias_maps: %s could not be built\n", db);
+                rc = -1;
+            }
+        }
+        free(db);
+    }
+    conf_split_free(&maps);
     return rc;
 }
 
@@ -53,7 +132,7 @@ int cmd_newaliases(int argc, char **argv)
         return 1;
     maps = conf_split(conf_str("alias_maps"));
     for (size_t i = 0; maps[i]; i++) {
-        if (strncmp(maps[i], "hash:", 5) != 0 && strncmp(maps[i], "btree:", 6) != 0)
+        if (!maps_is_built(maps[i]))
             continue;       /* not built from a text file (e.g. unix:passwd.byname) */
         if (maps_build_one(maps[i], MAP_FORMAT_ALIASES, "aliases") < 0)
             rc = 1;
