@@ -63,8 +63,6 @@ with open(xtable, "w") as f:
 inst.set_main({"alias_maps": "hash:%s/aliases, hash:%s" % (inst.etc, xtable)})
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "a table owned by a user: built") or diag(r.stderr)
-os.chown(xtable, uid[ue], -1)
-os.chown(xtable + ".db", uid[ue], -1)
 
 # Root's table naming lists below a directory that user ud controls, and
 # one in a directory only root can enter.
@@ -85,6 +83,13 @@ with open(os.path.join(inst.etc, "aliases"), "a") as f:
             "locked: %s, %s/locked-mbox\n" % (ub, drop))
 r = inst.mailctl("newaliases")
 is_(r.returncode, 0, "root's table with includes: built") or diag(r.stderr)
+# Then the user's table becomes the user's (root builds only from files
+# that are root's alone).
+os.chown(xtable, uid[ue], -1)
+os.chown(xtable + ".db", uid[ue], -1)
+r = inst.mailctl("newaliases")
+ok(r.returncode == 1 and "not reading %s" % xtable in r.stderr,
+   "root's newaliases does not read a source a user owns") or diag(r.stderr)
 
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
