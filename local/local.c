@@ -2,8 +2,10 @@
  * local - the root delivery spawner (DESIGN.md §1).
  *
  * qmgr connects to private/local (only mail_owner or root may) and sends
- * LOCAL_DELIVER requests, many at a time on one connection; each carries a
- * read-only descriptor of the queue file.  For each, this process:
+ * DELIVER_REQUEST messages (lib/deliver_proto, the protocol of every
+ * transport), many at a time on one connection; each carries a read-only
+ * descriptor of the queue file and one or more recipients.  For each
+ * recipient, this process:
  *   1. validates it and expands the recipient's local part through the
  *      aliases into one or more accounts (alias.c);
  *   2. resolves each account with getpwnam(): unknown is 5.1.1, uids
@@ -13,9 +15,12 @@
  *      is not implemented), and forks a child per account that becomes it
  *      and delivers (deliver.c);
  *   3. watches the children's result pipes from the event loop; at EOF it
- *      reaps each and, once the last child of a request has reported,
- *      sends one LOCAL_RESULT with the request id (a temporary failure of
- *      any copy wins, then a permanent one, then success).  A child that
+ *      reaps each; once the last child of a recipient has reported, that
+ *      recipient's status is settled (a temporary failure of any copy wins,
+ *      then a permanent one, then success), and once every recipient of a
+ *      request is settled, one DELIVER_RESULT with the request id carries
+ *      their statuses in request order (relay "local"; local never
+ *      reports a failure of the destination as a whole).  A child that
  *      ends without a result is 4.3.0 "delivery process died"; one that
  *      runs longer than command_time_limit is killed with its process
  *      group ("delivery timed out").
@@ -94,7 +99,7 @@
 #include "ipc.h"
 #include "ipcconn.h"
 #include "local.h"
-#include "local_proto.h"
+#include "deliver_proto.h"
 #include "msg.h"
 #include "privs.h"
 #include "server.h"
@@ -102,7 +107,6 @@
 
 #define LOCAL_IPC_TIMEOUT_MS       10000    /* a hello, the rest of a frame, a result */
 #define LOCAL_MAX_REQUEST          65536    /* payload of one request */
-#define LOCAL_TEXT_MAX             500      /* result text sent to qmgr */
 #define LOCAL_MAX_FORWARDS         20       /* ~/.forward files per recipient */
 
 struct local_conn {
@@ -111,11 +115,23 @@ struct local_conn {
     struct local_conn *prev, *next;
 };
 
-/* One LOCAL_DELIVER request: one delivery child per account its recipient
- * expands to; the result goes to qmgr when the last one has reported. */
+/* One DELIVER_REQUEST: its recipients' statuses, sent to qmgr together
+ * when the last one is settled. */
+struct local_batch {
+    struct local_conn     *conn;
+    uint32_t               reqid;
+    char                  *queue_id;
+    size_t                 n;
+    size_t                 pending;     /* recipients not settled yet */
+    struct deliver_status *status;
+};
+
+/* One recipient of a request: one delivery child per account it expands
+ * to; its status is settled when the last one has reported. */
 struct local_req {
-    struct local_conn *conn;
-    uint32_t           reqid;
+    struct local_conn  *conn;
+    struct local_batch *batch;
+    size_t              index;          /* in the batch */
     char              *queue_id;
     char              *recipient;
     int                pending;     /* children running, +1 while starting */
@@ -194,31 +210,48 @@ static void local_conn_close(struct local_conn *c)
     local_conn_release(c);
 }
 
-/* Send a result; log and drop the connection if that fails. */
-static void local_reply(struct local_conn *c, uint32_t reqid, const char *queue_id,
-                        const char *rcpt, int dsn_class, const char *dsn, const char *text)
+/* Send a request's result; log and drop the connection if that fails. */
+static void local_batch_reply(struct local_batch *b)
 {
-    char *clean = xstrndup(text, LOCAL_TEXT_MAX);
+    struct local_conn *c = b->conn;
+    struct deliver_result res = { .site_class = 0, .site_text = "", .relay = "local",
+                                  .n = b->n, .status = b->status };
     ipc_msg_t *m;
 
-    for (char *p = clean; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
     if (c->conn == NULL) {
-        msg_warn("%s: to=<%s>: qmgr connection gone; result not reported: dsn=%s (%s)",
-                 queue_id, rcpt, dsn, clean);
-        free(clean);
+        msg_warn("%s: qmgr connection gone; the result of request %u is not reported "
+                 "(qmgr tries again)", b->queue_id, b->reqid);
         return;
     }
-    m = local_result_encode(reqid, dsn_class, dsn, clean);
+    m = deliver_result_encode(b->reqid, &res);
     /* qmgr may have many results coming: wait a little for room. */
     if (ipc_send(c->conn->fd, m, LOCAL_IPC_TIMEOUT_MS) < 0) {
-        msg_warn("%s: to=<%s>: cannot send the result to qmgr: %s; dropping the connection",
-                 queue_id, rcpt, strerror(errno));
+        msg_warn("%s: cannot send the result to qmgr: %s; dropping the connection",
+                 b->queue_id, strerror(errno));
         local_conn_close(c);
     }
     ipc_msg_free(&m);
-    free(clean);
+}
+
+/* Recipient index of b is settled; the last one answers qmgr. */
+static void local_batch_settle(struct local_batch *b, size_t index, int dsn_class,
+                               const char *dsn, const char *text)
+{
+    struct deliver_status *st = &b->status[index];
+
+    st->dsn_class = dsn_class;
+    st->dsn = xstrdup(dsn);
+    st->text = xstrdup(text);
+    if (--b->pending > 0)
+        return;
+    local_batch_reply(b);
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->status[i].dsn);
+        free(b->status[i].text);
+    }
+    free(b->status);
+    free(b->queue_id);
+    free(b);
 }
 
 /* ------------------------------------------------------------ deliveries */
@@ -286,14 +319,14 @@ static void local_forward(struct local_req *q, const char *user, const char *lis
     alias_result_free(&ar);
 }
 
-/* One part of a request is over; the last one answers qmgr. */
+/* One part of a recipient's delivery is over; the last one settles it. */
 static void local_req_step(struct local_req *q)
 {
     struct local_conn *c = q->conn;
 
     if (--q->pending > 0)
         return;
-    local_reply(c, q->reqid, q->queue_id, q->recipient, q->dsn_class, q->dsn, q->text);
+    local_batch_settle(q->batch, q->index, q->dsn_class, q->dsn, q->text);
     if (q->queue_fd >= 0)
         close(q->queue_fd);
     free(q->sender);
@@ -574,18 +607,21 @@ done:
     free(text);
 }
 
-/* One LOCAL_DELIVER: expand the recipient through the aliases and start
- * a delivery job per account; qmgr gets one result when all are done. */
-static void local_request(struct local_conn *c, uint32_t reqid, struct local_request *r)
+/* One recipient of a request: expand it through the aliases and start a
+ * delivery job per account; its status is settled when all are done. */
+static void local_recipient(struct local_conn *c, struct local_batch *b, size_t index,
+                            const struct deliver_request *r)
 {
     struct local_req *q = xcalloc(1, sizeof(*q));
+    const char *recipient = r->rcpts[index].address;
     struct alias_result ar;
     char *local;
 
     q->conn = c;
-    q->reqid = reqid;
+    q->batch = b;
+    q->index = index;
     q->queue_id = xstrdup(r->queue_id);
-    q->recipient = xstrdup(r->recipient);
+    q->recipient = xstrdup(recipient);
     q->sender = xstrdup(r->sender);
     q->pending = 1;             /* until every job is queued */
     c->busy++;
@@ -593,16 +629,16 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
     if (!local_fd_ok(r->queue_fd)) {
         q->queue_fd = -1;
         msg_warn("%s: to=<%s>: the queue file descriptor from qmgr is not a read-only "
-                 "regular file", r->queue_id, r->recipient);
+                 "regular file", r->queue_id, recipient);
         local_req_add(q, 4, "4.3.0", "bad queue file descriptor", "");
     } else if ((q->queue_fd = fcntl(r->queue_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-        msg_warn("%s: to=<%s>: dup: %s", r->queue_id, r->recipient, strerror(errno));
+        msg_warn("%s: to=<%s>: dup: %s", r->queue_id, recipient, strerror(errno));
         local_req_add(q, 4, "4.3.0", "cannot keep the queue file descriptor", "");
     } else {
-        addr_split(r->recipient, &local, NULL);
+        addr_split(recipient, &local, NULL);
         if (alias_expand(local, &ar) < 0) {
             if (ar.dsn_class == 4)
-                msg_warn("%s: to=<%s>: dsn=%s, %s", r->queue_id, r->recipient, ar.dsn, ar.text);
+                msg_warn("%s: to=<%s>: dsn=%s, %s", r->queue_id, recipient, ar.dsn, ar.text);
             local_req_add(q, ar.dsn_class, ar.dsn, ar.text, local);
         } else {
             q->several = ar.nusers + ar.ntargets > 1 || ar.ntargets > 0
@@ -613,6 +649,23 @@ static void local_request(struct local_conn *c, uint32_t reqid, struct local_req
         free(local);
     }
     local_req_step(q);
+}
+
+/* One DELIVER_REQUEST: each recipient on its own; one result for all. */
+static void local_request(struct local_conn *c, uint32_t reqid, struct deliver_request *r)
+{
+    struct local_batch *b = xcalloc(1, sizeof(*b));
+
+    b->conn = c;
+    b->reqid = reqid;
+    b->queue_id = xstrdup(r->queue_id);
+    b->n = b->pending = r->nrcpt;
+    b->status = xcalloc(r->nrcpt, sizeof(*b->status));
+    c->busy++;                  /* b itself holds the connection struct */
+    for (size_t i = 0; i < r->nrcpt; i++)
+        local_recipient(c, b, i, r);
+    c->busy--;
+    local_conn_release(c);
     local_update_reading();
     local_schedule();
 }
@@ -632,7 +685,7 @@ static void local_start_all(struct local_req *q, const struct alias_result *ar)
 static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
 {
     struct local_conn *c = arg;
-    struct local_request req;
+    struct deliver_request req;
     const char *why;
     ipc_msg_t *m = NULL;
     int r;
@@ -649,14 +702,14 @@ static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
         local_conn_close(c);
         return;
     }
-    if (m->type != LOCAL_DELIVER) {
+    if (m->type != DELIVER_REQUEST) {
         msg_warn("unexpected %s message from qmgr; dropping the connection",
                  ipc_type_name(m->type));
         ipc_msg_free(&m);
         local_conn_close(c);
         return;
     }
-    if (local_request_decode(m, &req, &why) < 0) {
+    if (deliver_request_decode(m, &req, &why) < 0) {
         msg_warn("malformed %s request from qmgr: %s; dropping the connection",
                  ipc_type_name(m->type), why);
         ipc_msg_free(&m);
@@ -665,7 +718,7 @@ static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg)
     }
     local_request(c, m->reqid, &req);
     ipc_msg_free(&m);
-    local_request_free(&req);       /* the child has its own copy of the fd */
+    deliver_request_free(&req);     /* the children have their own copies of the fd */
 }
 
 /* ------------------------------------------------------------ server */
@@ -674,7 +727,7 @@ static void local_accept(event_loop_t *loop, int fd)
 {
     struct local_conn *c;
     const char *why;
-    ipcconn_t *conn = ipcconn_accept(fd, LOCAL_PROTO_NAME, LOCAL_PROTO_VERSION, &local_owner_uid,
+    ipcconn_t *conn = ipcconn_accept(fd, DELIVER_PROTO_NAME, DELIVER_PROTO_VERSION, &local_owner_uid,
                                      1, LOCAL_MAX_REQUEST, &why);
 
     if (conn == NULL) {
@@ -716,7 +769,7 @@ static void local_post_init(event_loop_t *loop)
     gid_t gid;
 
     local_loop = loop;
-    local_proto_init();
+    deliver_proto_init();
     local_jobs = fairq_new((int)conf_int("local_destination_concurrency_limit"));
     if (privs_lookup(conf_str("mail_owner"), &local_owner_uid, &gid) < 0)
         msg_fatal("mail_owner account %s does not exist (mailctl start creates it)",

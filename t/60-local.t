@@ -41,7 +41,7 @@ import ipcframe  # noqa: E402
 if os.geteuid() != 0:
     skip_all("local delivery needs root")
 
-LOCAL_DELIVER, LOCAL_RESULT = 0x400, 0x401
+DELIVER_REQUEST, DELIVER_RESULT = 0x400, 0x401
 MKQUEUE = os.path.join(posthorn.BUILD, "t", "mkqueue")
 DOMAIN = "example.test"
 
@@ -63,7 +63,7 @@ def connect_as(uid, gid, groups):
 
 def qmgr_conn():
     c = connect_as(owner.pw_uid, owner.pw_gid, [owner.pw_gid])
-    c.hello("local", 1, timeout=10)
+    c.hello("deliver", 1, timeout=10)
     return c
 
 
@@ -85,16 +85,23 @@ def request(c, reqid, qid, path, recipient, sender="alice@example.org", orig="",
             fields=None):
     fd = os.open(path, mode)
     try:
-        c.send(LOCAL_DELIVER, reqid, fields or [qid, sender, recipient, orig, 0], fd=fd)
+        c.send(DELIVER_REQUEST, reqid,
+               fields or [qid, sender, "", 0, 1, 0, recipient, orig], fd=fd)
     finally:
         os.close(fd)
 
 
-def result(c, timeout=20):
+def result(c, timeout=20, raw=False):
+    """(type, reqid, [class, dsn, text]) of a one-recipient result, whose
+    site part must say "fine" and relay=local; raw: all the fields."""
     f = c.recv(timeout)
     if f is None:
         return None
-    return (f.type, f.reqid, f.fields)
+    if raw or f.type != DELIVER_RESULT:
+        return (f.type, f.reqid, f.fields)
+    if f.fields[:4] != [0, "", "local", 1]:
+        return (f.type, f.reqid, f.fields)
+    return (f.type, f.reqid, f.fields[4:])
 
 
 def deliver(content, recipient=None, sender="alice@example.org", reqid=1, conn=None):
@@ -132,7 +139,7 @@ want = (b"Return-Path: <alice@example.org>\n"
         b"Delivered-To: " + rcpt.encode() + b"\n"
         + content.replace(b"\r\n", b"\n"))
 res = deliver(content)
-is_(res, (LOCAL_RESULT, 1, [2, "2.0.0", "delivered to maildir"]), "a delivery succeeds")
+is_(res, (DELIVER_RESULT, 1, [2, "2.0.0", "delivered to maildir"]), "a delivery succeeds")
 files = maildir_files()
 is_(len(files), 1, "one message in Maildir/new")
 if files:
@@ -168,7 +175,7 @@ up = user.upper() + "@" + DOMAIN.upper()
 c = qmgr_conn()
 qid, path = mkqueue(b"Subject: upper\r\n\r\nx\r\n", rcpts=[up])
 request(c, 7, qid, path, up, orig="alias@example.test")
-is_(result(c), (LOCAL_RESULT, 7, [2, "2.0.0", "delivered to maildir"]),
+is_(result(c), (DELIVER_RESULT, 7, [2, "2.0.0", "delivered to maildir"]),
     "an upper-case local part is delivered to the lower-case user")
 newest = max(maildir_files(), key=lambda n: os.stat(os.path.join(home, "Maildir", "new", n)).st_mtime_ns)
 with open(os.path.join(home, "Maildir", "new", newest), "rb") as f:
@@ -197,7 +204,7 @@ big = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message, 012345678
 before = set(maildir_files())
 qid, path = mkqueue(big)
 request(c, 200, qid, path, rcpt)
-is_(result(c, 60), (LOCAL_RESULT, 200, [2, "2.0.0", "delivered to maildir"]), "a 3 MB message is delivered")
+is_(result(c, 60), (DELIVER_RESULT, 200, [2, "2.0.0", "delivered to maildir"]), "a 3 MB message is delivered")
 new = sorted(set(maildir_files()) - before)
 if new:
     with open(os.path.join(home, "Maildir", "new", new[0]), "rb") as f:
@@ -207,8 +214,19 @@ if new:
 # ---------------------------------------------------------------- refusals
 qid, path = mkqueue(b"Subject: x\r\n\r\nx\r\n", rcpts=["nosuchuser4711@" + DOMAIN])
 request(c, 300, qid, path, "nosuchuser4711@" + DOMAIN)
-is_(result(c), (LOCAL_RESULT, 300, [5, "5.1.1", 'unknown user: "nosuchuser4711"']),
+is_(result(c), (DELIVER_RESULT, 300, [5, "5.1.1", 'unknown user: "nosuchuser4711"']),
     "an unknown user is 5.1.1")
+
+# Several recipients in one request: one status each, in request order.
+before = len(maildir_files())
+qid, path = mkqueue(b"Subject: two\r\n\r\nx\r\n", rcpts=[rcpt, "nosuchuser4712@" + DOMAIN])
+request(c, 304, qid, path, rcpt, fields=[qid, "alice@example.org", "", 0, 2, 0, rcpt, "",
+                                         1, "nosuchuser4712@" + DOMAIN, ""])
+is_(result(c, raw=True), (DELIVER_RESULT, 304, [0, "", "local", 2,
+                                               2, "2.0.0", "delivered to maildir",
+                                               5, "5.1.1", 'unknown user: "nosuchuser4712"']),
+    "two recipients in one request: a status for each, in order")
+is_(len(maildir_files()), before + 1, "and one copy delivered")
 
 qid, path = mkqueue(b"Subject: x\r\n\r\nx\r\n", rcpts=["daemon@" + DOMAIN])
 request(c, 302, qid, path, "Daemon@" + DOMAIN)
@@ -222,7 +240,7 @@ loop = (b"Received: from somewhere\r\n"
         b"Subject: looping\r\n\r\nbody\r\n")
 qid, path = mkqueue(loop)
 request(c, 303, qid, path, rcpt)
-is_(result(c), (LOCAL_RESULT, 303, [5, "5.4.6", "mail forwarding loop for %s" % rcpt]),
+is_(result(c), (DELIVER_RESULT, 303, [5, "5.4.6", "mail forwarding loop for %s" % rcpt]),
     "a Delivered-To: header for the recipient is a loop, 5.4.6")
 is_(len(maildir_files()), before, "and nothing is delivered")
 is_(maildir_files("tmp"), [], "or left in tmp/")
@@ -240,7 +258,7 @@ ok(r_ and r_[1] == 304 and r_[2][:2] == [4, "4.3.0"] and "corrupt queue file" in
 # A writable descriptor is refused: local hands only read-only ones to users.
 qid, path = mkqueue(b"x\r\n")
 request(c, 305, qid, path, rcpt, mode=os.O_RDWR)
-is_(result(c), (LOCAL_RESULT, 305, [4, "4.3.0", "bad queue file descriptor"]),
+is_(result(c), (DELIVER_RESULT, 305, [4, "4.3.0", "bad queue file descriptor"]),
     "a writable queue file descriptor is 4.3.0")
 like(inst.log(), "is not a read-only regular file", "and logged")
 c.close()
@@ -250,7 +268,7 @@ try:
     pg = grp.getgrnam("posthorn").gr_gid
     bad_peer = connect_as(upw.pw_uid, upw.pw_gid, [pg])
     try:
-        bad_peer.send(ipcframe.HELLO, 0, ["local", 1])
+        bad_peer.send(ipcframe.HELLO, 0, ["deliver", 1])
         f = bad_peer.recv(10)
         is_(f, None, "a peer that is not mail_owner gets no hello: the connection is closed")
     except OSError as e:
@@ -284,17 +302,23 @@ def garbage(name, frames, shut=False):
 
 
 garbage("random bytes", [os.urandom(64)])
-garbage("an oversized frame", [struct.pack("!IIII", LOCAL_DELIVER, 1 << 30, 1, 0)])
-garbage("an unknown flag", [ipcframe.encode(LOCAL_DELIVER, 1, ["x"], flags=0x80)])
-garbage("a result instead of a request", [ipcframe.encode(LOCAL_RESULT, 1, [2, "2.0.0", "x"])])
-garbage("a request without its fd", [ipcframe.encode(LOCAL_DELIVER, 1, ["x", "", rcpt, "", 0])])
-garbage("a truncated frame", [ipcframe.encode(LOCAL_DELIVER, 1, ["a" * 50])[:30]], shut=True)
+garbage("an oversized frame", [struct.pack("!IIII", DELIVER_REQUEST, 1 << 30, 1, 0)])
+garbage("an unknown flag", [ipcframe.encode(DELIVER_REQUEST, 1, ["x"], flags=0x80)])
+garbage("a result instead of a request",
+        [ipcframe.encode(DELIVER_RESULT, 1, [0, "", "local", 1, 2, "2.0.0", "x"])])
+garbage("a request without its fd",
+        [ipcframe.encode(DELIVER_REQUEST, 1, ["x", "", "", 0, 1, 0, rcpt, ""])])
+garbage("a truncated frame", [ipcframe.encode(DELIVER_REQUEST, 1, ["a" * 50])[:30]], shut=True)
 
 # A malformed request with an fd: a bad queue id, flags not 0, a missing field.
-for name, fields in (("a bad queue id", ["../../etc", "", rcpt, "", 0]),
-                     ("flags not 0", [None, "", rcpt, "", 1]),
-                     ("a missing field", [None, "", rcpt, ""]),
-                     ("a control character", [None, "a\nb", rcpt, "", 0])):
+for name, fields in (("a bad queue id", ["../../etc", "", "", 0, 1, 0, rcpt, ""]),
+                     ("flags not 0", [None, "", "", 1, 1, 0, rcpt, ""]),
+                     ("a missing field", [None, "", "", 0, 1, 0, rcpt]),
+                     ("a control character", [None, "a\nb", "", 0, 1, 0, rcpt, ""]),
+                     ("no recipient", [None, "", "", 0, 0]),
+                     ("fewer recipients than counted", [None, "", "", 0, 2, 0, rcpt, ""]),
+                     ("a negative recipient index", [None, "", "", 0, 1, -1, rcpt, ""]),
+                     ("an empty recipient", [None, "", "", 0, 1, 0, "", ""])):
     c_ = qmgr_conn()
     qid, path = mkqueue(b"x\r\n")
     fields = [qid if v is None else v for v in fields]
@@ -307,7 +331,7 @@ for name, fields in (("a bad queue id", ["../../etc", "", rcpt, "", 0]),
 
 is_(local_pids(), [local_pid], "local survived all of it (same process)")
 res = deliver(b"Subject: after the garbage\r\n\r\nstill here\r\n", reqid=5)
-is_(res, (LOCAL_RESULT, 5, [2, "2.0.0", "delivered to maildir"]), "and serves the next connection")
+is_(res, (DELIVER_RESULT, 5, [2, "2.0.0", "delivered to maildir"]), "and serves the next connection")
 
 # ---------------------------------------------------------------- the child is the user
 # Failures that root would not have: they prove the writing is done as the user.
@@ -315,7 +339,7 @@ user2, home2 = inst.add_user()
 rcpt2 = "%s@%s" % (user2, DOMAIN)
 subprocess.run(["rm", "-rf", home2], check=True)
 res = deliver(b"Subject: no home\r\n\r\nx\r\n", recipient=rcpt2, reqid=10)
-is_(res, (LOCAL_RESULT, 10, [4, "4.3.0", "cannot enter home directory %s: No such file or directory"
+is_(res, (DELIVER_RESULT, 10, [4, "4.3.0", "cannot enter home directory %s: No such file or directory"
                               % home2]), "a missing home directory is 4.3.0")
 os.mkdir(home2, 0o755)
 os.chown(home2, pwd.getpwnam(user2).pw_uid, pwd.getpwnam(user2).pw_gid)
@@ -398,7 +422,7 @@ else:
            "only stdio, the log, the result pipe, the queue file, the Maildir: %r" % fds)
         os.kill(child, signal.SIGKILL)
         fan_allow(fan, efd)
-    is_(result(c), (LOCAL_RESULT, 400, [4, "4.3.0", "delivery process died"]),
+    is_(result(c), (DELIVER_RESULT, 400, [4, "4.3.0", "delivery process died"]),
         "a delivery child killed mid-delivery is 4.3.0 'delivery process died'")
     like(inst.log(), "delivery process %d ended without a result (killed by signal 9)" % (child or 0),
          "and logged")
@@ -408,7 +432,7 @@ else:
     pid_, efd = fan_catch(fan)
     if pid_:
         fan_allow(fan, efd)
-    is_(result(c), (LOCAL_RESULT, 401, [2, "2.0.0", "delivered to maildir"]), "the next one is delivered")
+    is_(result(c), (DELIVER_RESULT, 401, [2, "2.0.0", "delivered to maildir"]), "the next one is delivered")
     is_(local_pids(), [local_pid], "still the same local process")
 
     # SIGTERM while a delivery runs: local finishes it and reports first.
@@ -421,7 +445,7 @@ else:
     ok(posthorn.alive(local_pid), "on SIGTERM local waits for the running delivery")
     if child:
         fan_allow(fan, efd)
-    is_(result(c), (LOCAL_RESULT, 402, [2, "2.0.0", "delivered to maildir"]),
+    is_(result(c), (DELIVER_RESULT, 402, [2, "2.0.0", "delivered to maildir"]),
         "which completes and is reported")
     ok(inst.wait_for(lambda: not posthorn.alive(local_pid)), "then local exits")
     like(inst.log(), "stopping after 1 running deliveries", "and says why it waited")
@@ -434,7 +458,7 @@ inst.set_main({"home_mailbox": "Mailbox"})
 r = inst.start()
 is_(r.returncode, 0, "restart with home_mailbox = Mailbox")
 res = deliver(b"Subject: mbox\r\n\r\nx\r\n", reqid=500)
-is_(res, (LOCAL_RESULT, 500, [4, "4.3.5", "mbox delivery not supported"]),
+is_(res, (DELIVER_RESULT, 500, [4, "4.3.5", "mbox delivery not supported"]),
     "an mbox home_mailbox is 4.3.5 'mbox delivery not supported'")
 like(inst.log(), "mbox delivery is not supported", "with a warning")
 ok(not os.path.exists(os.path.join(home, "Mailbox")), "and no file is made")
