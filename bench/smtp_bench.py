@@ -4,7 +4,7 @@ one run: messages/s accepted over SMTP and messages/s delivered into a
 Maildir.
 
     bench/smtp_bench.py [-n MESSAGES] [-l BYTES] [-s SESSIONS] [--new-conn]
-                        [-r RUNS] [--no-postfix] [--keep]
+                        [-r RUNS] [--settle SECONDS] [--no-postfix] [--keep]
 
 Both systems get the same load from Postfix's smtp-source (Debian's postfix
 package): MESSAGES messages of BYTES bytes of body to one local recipient
@@ -19,7 +19,9 @@ as a private instance: its own config, queue and data directories under the
 same temporary directory, smtpd on a free loopback port, Maildir delivery
 (home_mailbox = Maildir/) as another throwaway user.  The runs alternate
 (Posthorn, Postfix, Posthorn, ...); before each the recipient's Maildir is
-emptied, the disk synced and the machine left alone for a moment
+emptied, the disk synced and the machine left alone for --settle seconds
+(default 30: the disk is slow to create files for about a minute after
+thousands of deletions, which favoured whichever system ran second)
 (shared/notes/performance.md: the machine is noisy, so compare medians
 inside one interleaved run).  Prints each run and then the medians and the
 Posthorn/Postfix ratios.  Never passes or fails on time: exit status 1 only
@@ -156,15 +158,19 @@ def count_new(home):
         return 0
 
 
-def settle():
+def settle(seconds):
+    """After the last run's thousands of deletions, a file created on this
+    disk costs far more for about a minute (shared/notes/performance.md):
+    whichever system ran right after the other's deletions was slowed.
+    So: sync, then wait long enough that neither inherits the other's."""
     subprocess.run(["sync"])
-    time.sleep(3)
+    time.sleep(seconds)
 
 
 def one_run(name, port, rcpt, home, args):
     """Send the load; return (accepted msg/s, delivered msg/s) or None."""
     empty_maildir(home)
-    settle()
+    settle(args.settle)
     cmd = [SMTP_SOURCE, "-s", str(args.sessions), "-m", str(args.messages), "-l", str(args.length),
            "-f", "bench@example.org", "-t", rcpt, "-M", "client.example.org"]
     if not args.new_conn:
@@ -215,6 +221,8 @@ def main():
     ap.add_argument("-r", "--runs", type=int, default=3)
     ap.add_argument("--no-postfix", action="store_true", help="measure Posthorn only")
     ap.add_argument("--keep", action="store_true", help="keep the instances' directory")
+    ap.add_argument("--settle", type=float, default=30.0,
+                    help="seconds to wait (after sync) before each run (default 30)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("smtp_bench.py: run as root")
