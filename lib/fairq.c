@@ -19,6 +19,7 @@ TAILQ_HEAD(fairq_item_list, fairq_item);
 struct fairq_key {
     char                   *name;
     int                     out;
+    int                     limit;      /* 0: the queue's */
     struct fairq_item_list  waiting;
     int                     ready;
     TAILQ_ENTRY(fairq_key)  ready_link;
@@ -69,7 +70,7 @@ void fairq_free(fairq_t **qp)
  * free it when nothing is left for it. */
 static void fairq_key_update(fairq_t *q, struct fairq_key *k)
 {
-    int ready = !TAILQ_EMPTY(&k->waiting) && k->out < q->limit;
+    int ready = !TAILQ_EMPTY(&k->waiting) && k->out < (k->limit ? k->limit : q->limit);
 
     if (k->ready && !ready) {
         TAILQ_REMOVE(&q->ready, k, ready_link);
@@ -102,6 +103,19 @@ void fairq_add(fairq_t *q, const char *key, struct fairq_item *item)
     item->out = 0;
     TAILQ_INSERT_TAIL(&k->waiting, item, link);
     q->nwaiting++;
+    fairq_key_update(q, k);
+}
+
+void fairq_set_limit(fairq_t *q, const char *key, int limit)
+{
+    struct fairq_key find, *k;
+
+    if (limit < 1)
+        msg_panic("fairq_set_limit: limit %d", limit);
+    find.name = (char *)key;
+    if ((k = RB_FIND(fairq_tree, &q->keys, &find)) == NULL)
+        return;
+    k->limit = limit;
     fairq_key_update(q, k);
 }
 

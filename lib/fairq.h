@@ -14,6 +14,9 @@
  *   fairq_new(limit)            a queue; at most limit items of a key out
  *   fairq_free(&q)              the queue, which must be empty
  *   fairq_add(q, key, item)     item waits for key (copied), at the tail
+ *   fairq_set_limit(q, key, n)  this key's own limit (n >= 1) while it
+ *                               has items; a key without one has the
+ *                               queue's (qmgr's per-destination windows)
  *   fairq_take(q)               the next item that may go, now out; NULL
  *                               if none may
  *   fairq_done(q, item)         an item that was out is over
@@ -51,6 +54,7 @@ typedef struct fairq fairq_t;
 fairq_t *fairq_new(int limit);
 void     fairq_free(fairq_t **qp);
 void     fairq_add(fairq_t *q, const char *key, struct fairq_item *item);
+void     fairq_set_limit(fairq_t *q, const char *key, int limit);
 struct fairq_item *fairq_take(fairq_t *q);
 void     fairq_done(fairq_t *q, struct fairq_item *item);
 void     fairq_requeue(fairq_t *q, struct fairq_item *item);

@@ -83,5 +83,34 @@ int main(void)
     is_int((int)fairq_nout(q), 0, "all done");
     fairq_free(&q);
     ok(q == NULL, "an empty queue frees (every key went with its last item)");
+
+    /* A key's own limit (qmgr's destination windows). */
+    q = fairq_new(1);
+    for (int i = 0; i < 4; i++)
+        fairq_add(q, "w", &jobs[i].fq);
+    fairq_set_limit(q, "w", 3);
+    fairq_set_limit(q, "nosuchkey", 5);
+    is_int(take(q), 0, "a key with its own limit 3: first");
+    is_int(take(q), 1, "second");
+    is_int(take(q), 2, "third");
+    is_int(take(q), -1, "not a fourth");
+    fairq_set_limit(q, "w", 4);
+    is_int(take(q), 3, "a raised limit lets the fourth go");
+    fairq_set_limit(q, "w", 1);
+    fairq_done(q, &jobs[0].fq);
+    fairq_add(q, "w", &jobs[4].fq);
+    is_int(take(q), -1, "a lowered limit holds the rest while more are out");
+    for (int i = 1; i < 4; i++)
+        fairq_done(q, &jobs[i].fq);
+    is_int(take(q), 4, "until they are done");
+    fairq_done(q, &jobs[4].fq);
+    fairq_add(q, "w", &jobs[5].fq);
+    fairq_add(q, "w", &jobs[6].fq);
+    is_int(take(q), 5, "a key that went away and came back has the queue's limit again");
+    is_int(take(q), -1, "(1)");
+    fairq_done(q, &jobs[5].fq);
+    is_int(take(q), 6, "and its next item goes when that one is done");
+    fairq_done(q, &jobs[6].fq);
+    fairq_free(&q);
     return done_testing();
 }
