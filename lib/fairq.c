@@ -119,6 +119,14 @@ void fairq_set_limit(fairq_t *q, const char *key, int limit)
     fairq_key_update(q, k);
 }
 
+int fairq_has_key(fairq_t *q, const char *key)
+{
+    struct fairq_key find;
+
+    find.name = (char *)key;
+    return RB_FIND(fairq_tree, &q->keys, &find) != NULL;
+}
+
 struct fairq_item *fairq_take(fairq_t *q)
 {
     struct fairq_key *k = TAILQ_FIRST(&q->ready);

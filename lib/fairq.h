@@ -28,6 +28,7 @@
  *                               says yes leaves the queue and is handed
  *                               to dropped(); returns how many
  *   fairq_key(item), fairq_nwaiting(q), fairq_nout(q)
+ *   fairq_has_key(q, key)       1 while key has items waiting or out
  *
  * Failure modes: none but out of memory (fatal); using an item in the
  * wrong state (taking back one that is not out, ...) is a panic.
@@ -55,6 +56,7 @@ fairq_t *fairq_new(int limit);
 void     fairq_free(fairq_t **qp);
 void     fairq_add(fairq_t *q, const char *key, struct fairq_item *item);
 void     fairq_set_limit(fairq_t *q, const char *key, int limit);
+int      fairq_has_key(fairq_t *q, const char *key);
 struct fairq_item *fairq_take(fairq_t *q);
 void     fairq_done(fairq_t *q, struct fairq_item *item);
 void     fairq_requeue(fairq_t *q, struct fairq_item *item);

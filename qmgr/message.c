@@ -76,6 +76,7 @@ static void qmgr_msg_free(struct qmgr_msg **mp)
         for (size_t i = 0; i < m->q->nrcpt; i++) {
             free(m->rs[i].dsn);
             free(m->rs[i].text);
+            free(m->rs[i].relay);
         }
     free(m->rs);
     queue_file_free(&m->q);
@@ -274,10 +275,7 @@ int qmgr_activate(const char *dir, const char *id, int force)
         qmgr_finish(m);
         return 0;
     }
-    for (i = 0; i < m->q->nrcpt; i++)
-        if (m->rs[i].outcome == QMGR_OUT_WAITING)
-            qmgr_job_add(m, i);
-    qmgr_transport_kick();
+    qmgr_jobs_add(m);
     return 0;
 }
 
@@ -304,18 +302,21 @@ static void qmgr_log(const struct qmgr_msg *m, size_t i, const char *status)
         delay = 0;
     msg_info("%s: to=<%s>%s%s%s, relay=%s, delay=%.2g, dsn=%s, status=%s (%s)", m->id,
              r->address, r->orig ? ", orig_to=<" : "", r->orig ? r->orig : "",
-             r->orig ? ">" : "", qmgr_transport_name(r->address), delay, s->dsn, status, s->text);
+             r->orig ? ">" : "", s->relay ? s->relay : qmgr_transport_name(r->address), delay,
+             s->dsn, status, s->text);
 }
 
 void qmgr_msg_outcome(struct qmgr_msg *m, size_t i, int dsn_class, const char *dsn,
-                      const char *text)
+                      const char *text, const char *relay)
 {
     struct qmgr_rcpt_state *s = &m->rs[i];
 
     free(s->dsn);
     free(s->text);
+    free(s->relay);
     s->dsn = xstrdup(dsn);
     s->text = xstrdup(text);
+    s->relay = xstrdup(relay);
     if (dsn_class == 2) {
         s->outcome = QMGR_OUT_SENT;
         qmgr_log(m, i, "sent");

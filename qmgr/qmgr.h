@@ -37,6 +37,7 @@ struct qmgr_rcpt_state {
     enum qmgr_outcome outcome;
     char             *dsn;          /* of the outcome */
     char             *text;
+    char             *relay;        /* where it went, for the log */
 };
 
 /* Actions deferred until a message's deliveries in flight have reported. */
@@ -48,7 +49,7 @@ struct qmgr_msg {
     int                     fd;         /* active/ID, read-only: lent to local */
     queue_file_t           *q;
     struct qmgr_rcpt_state *rs;         /* q->nrcpt entries */
-    int                     jobs;       /* queued + in flight */
+    int                     jobs;       /* recipients in jobs: queued + in flight */
     int                     action;     /* QMGR_ACT_* pending */
     RB_ENTRY(qmgr_msg)      tree;
 };
@@ -66,8 +67,11 @@ void   qmgr_recover_active(void);       /* start-up: active/ -> incoming/ */
 void   qmgr_scan_incoming(void);
 void   qmgr_scan_deferred(int force);   /* force: everything is due (flush) */
 int    qmgr_activate(const char *dir, const char *id, int force);
+/* The outcome of one recipient's delivery, through relay ("local",
+ * "host[addr]:port", "none"): logged, and the message's round ends with
+ * its last one (m may be freed). */
 void   qmgr_msg_outcome(struct qmgr_msg *m, size_t rcpt, int dsn_class, const char *dsn,
-                        const char *text);
+                        const char *text, const char *relay);
 /* Control; each returns the number of messages affected. */
 size_t qmgr_ctl_delete(const char *id);     /* id or QMGR_ALL */
 size_t qmgr_ctl_hold(const char *id);
@@ -75,7 +79,9 @@ size_t qmgr_ctl_release(const char *id);
 
 /* transport.c */
 void   qmgr_transport_init(void);
-void   qmgr_job_add(struct qmgr_msg *m, size_t rcpt);
+/* Queue jobs for every recipient of m whose outcome is QMGR_OUT_WAITING
+ * (grouped by transport and destination); m->jobs counts them. */
+void   qmgr_jobs_add(struct qmgr_msg *m);
 size_t qmgr_jobs_cancel(struct qmgr_msg *m);  /* drop m's queued (not in-flight) jobs */
 void   qmgr_transport_kick(void);       /* dispatch what the limits allow */
 const char *qmgr_transport_name(const char *address);   /* "local", ... for the log */

@@ -110,7 +110,9 @@ int main(void)
     is_int(take(q), -1, "(1)");
     fairq_done(q, &jobs[5].fq);
     is_int(take(q), 6, "and its next item goes when that one is done");
+    ok(fairq_has_key(q, "w") && !fairq_has_key(q, "x"), "has_key: a key with an item out");
     fairq_done(q, &jobs[6].fq);
+    ok(!fairq_has_key(q, "w"), "has_key: not once its last item is done");
     fairq_free(&q);
     return done_testing();
 }
