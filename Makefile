@@ -28,7 +28,7 @@ CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -DLIBBSD_OVERLAY -D_GNU_SOU
              -DDEF_CONFIG_DIRECTORY='"$(confdir)"' \
              -DDEF_ALIAS_FILE='"$(sysconfdir)/aliases"'
 ALLCFLAGS  = $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
-LDLIBS     = -lbsd -ldb -lssl -lcrypto
+LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound
 LDFLAGS   += $(SAN)
 
 LIB_SRC    = $(wildcard lib/*.c)

@@ -188,6 +188,17 @@ const struct conf_param conf_params[] = {
      "PEM certificate chain of the SMTP server", NULL},
     {"smtpd_tls_key_file", CONF_STR, "$smtpd_tls_cert_file", NOB,
      "PEM private key of the SMTP server", NULL},
+
+    /* DNS (lib/dns, for the programs that look names up). */
+    {"dns_forwarders", CONF_STR, "", NOB,
+     "recursive DNS servers to ask, as address[@port] (empty: the nameserver lines of "
+     "/etc/resolv.conf)", NULL},
+    {"dns_stub_zones", CONF_STR, "", NOB,
+     "zones whose queries go straight to an authoritative server, as zone=address[@port]", NULL},
+    {"dnssec_trust_anchor_file", CONF_STR, "/usr/share/dns/root.key", NOB,
+     "DS or DNSKEY records DNSSEC validation starts from (empty or missing: no validation)", NULL},
+    {"dns_query_timeout", CONF_TIME, "10s", 1, 600,
+     "longest wait for one DNS answer before the lookup fails temporarily", NULL},
 };
 
 const size_t conf_nparams = sizeof(conf_params) / sizeof(conf_params[0]);
