@@ -146,7 +146,7 @@ int smtpcontent_failed(const smtpcontent_t *c)
     return c->flags != 0;
 }
 
-int smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtpproto_err *err)
+int smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtpreply_err *err)
 {
     if (c->scan_prev == '\r')
         c->flags |= SMTPCONTENT_BAD_EOL;          /* a BDAT CR at the very end */
@@ -154,17 +154,17 @@ int smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtpprot
         smtpcontent_store(c, "\r\n", 2);          /* BDAT content need not end in CRLF */
     smtpcontent_flush(c);
     if (c->flags & SMTPCONTENT_IOERR) {
-        *err = (struct smtpproto_err){ 451, "4.3.0", "Error: cannot store the message" };
+        *err = (struct smtpreply_err){ 451, "4.3.0", "Error: cannot store the message" };
     } else if (c->flags & SMTPCONTENT_BAD_EOL) {
-        *err = (struct smtpproto_err){ 550, "5.6.0",
+        *err = (struct smtpreply_err){ 550, "5.6.0",
                                        "Message contains bare <CR> or <LF>" };
     } else if (c->flags & SMTPCONTENT_TOOBIG) {
-        *err = (struct smtpproto_err){ 552, "5.3.4", "Message size exceeds fixed limit" };
+        *err = (struct smtpreply_err){ 552, "5.3.4", "Message size exceeds fixed limit" };
     } else if (c->flags & SMTPCONTENT_LONGLINE) {
-        *err = (struct smtpproto_err){ 550, "5.6.0", "Message contains a line that is too long" };
+        *err = (struct smtpreply_err){ 550, "5.6.0", "Message contains a line that is too long" };
     } else {
         if (c->fd < 0 && (c->fd = memfd_create("posthorn-message", MFD_CLOEXEC)) < 0) {
-            *err = (struct smtpproto_err){ 451, "4.3.0", "Error: cannot store the message" };
+            *err = (struct smtpreply_err){ 451, "4.3.0", "Error: cannot store the message" };
             return -1;
         }
         *fd = c->fd;

@@ -4,7 +4,7 @@
  * descriptor, not a copy: lib/cleanup_proto.h).
  *
  * Two ways in:
- *  - DATA: lib/smtpproto's reader undoes dot-stuffing, enforces the limits
+ *  - DATA: lib/smtpdata's reader undoes dot-stuffing, enforces the limits
  *    and the bare CR/LF rule, and calls smtpcontent_sink() with the content;
  *  - BDAT: chunks are raw octets; smtpcontent_bdat() applies the same rule
  *    as the DATA reader (every line ends in CRLF; a bare CR or LF anywhere,
@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "smtpproto.h"
+#include "smtpreply.h"
 
 typedef struct smtpcontent smtpcontent_t;
 
@@ -36,7 +36,7 @@ typedef struct smtpcontent smtpcontent_t;
 smtpcontent_t *smtpcontent_new(uint64_t size_limit, size_t line_max);
 void           smtpcontent_free(smtpcontent_t **cp);
 
-/* lib/smtpproto's smtp_data_sink_fn (ctx is the smtpcontent_t). */
+/* lib/smtpdata's smtpdata_sink_fn (ctx is the smtpcontent_t). */
 int  smtpcontent_sink(void *ctx, const char *data, size_t len);
 /* One BDAT chunk's octets. */
 void smtpcontent_bdat(smtpcontent_t *c, const char *data, size_t len);
@@ -47,7 +47,7 @@ int  smtpcontent_failed(const smtpcontent_t *c);
 
 /* After the last byte.  0 with *fd (owned by the caller now; positioned
  * anywhere) and *len; or -1 with err filled.  The BDAT checks' verdict is
- * included; for DATA the caller asks smtp_data_result() first. */
-int  smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtpproto_err *err);
+ * included; for DATA the caller asks smtpdata_result() first. */
+int  smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtpreply_err *err);
 
 #endif

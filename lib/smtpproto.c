@@ -1,13 +1,13 @@
 /*
- * smtpproto - SMTP protocol parsing shared by smtpd, submission and the
- * outbound smtp client (see smtpproto.h for the interface).
+ * smtpproto - the SMTP server's command parsing (see smtpproto.h for the
+ * interface).
  *
  * Grammar: RFC 5321 4.1 (commands, Path, Mailbox, Dot-string,
- * Quoted-string, Domain, address literals), 4.5.2 (transparency), 4.5.3.1
- * (size limits, here parameters); RFC 1870 SIZE, RFC 6152 BODY=8BITMIME,
- * RFC 3030 BODY=BINARYMIME and BDAT, RFC 3461 RET ENVID NOTIFY ORCPT and
- * xtext, RFC 4954 AUTH=, RFC 6531 SMTPUTF8 (UTF-8 in atext, qtext and
- * U-labels, only when allowed).
+ * Quoted-string, Domain, address literals), 4.5.3.1 (size limits, here
+ * parameters); RFC 1870 SIZE, RFC 6152 BODY=8BITMIME, RFC 3030
+ * BODY=BINARYMIME and BDAT, RFC 3461 RET ENVID NOTIFY ORCPT, RFC 4954
+ * AUTH=, RFC 6531 SMTPUTF8 (UTF-8 in atext, qtext and U-labels, only when
+ * allowed).
  *
  * Deliberate choices:
  *  - Command lines must end in CRLF; any other CR or LF in the line (or a
@@ -23,21 +23,8 @@
  *    that overflows is a syntax error.
  *  - Decoded ENVID, ORCPT and AUTH values must be printable ASCII: they are
  *    logged and written into queue files as C strings.
- *
- * The DATA rule for bare CR / bare LF: a line (as split at LF by
- * stream_getline) is bad if it ends in a bare LF or holds a CR anywhere but
- * in its final CRLF.  The end of data is ONLY the line ".\r\n" right after
- * a line that ended in CRLF (the DATA command counts as one).  A bad line
- * marks the message invalid; the reader stores nothing more, keeps reading
- * to the real CRLF "." CRLF and then reports 550 5.6.0: the message is
- * never delivered, and a bare-LF or bare-CR "." never ends it, so a second
- * message cannot be smuggled after it.  Dot-unstuffing removes the first
- * "." of every line that starts with one (RFC 5321 4.5.2).  Over-size and
- * over-long lines are counted the same way: flags, reported at the end.
  */
 #include <arpa/inet.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,8 +33,9 @@
 #include "msg.h"
 #include "smtpproto.h"
 #include "xalloc.h"
+#include "xtext.h"
 
-static int fail(struct smtpproto_err *err, int status, int code,
+static int fail(struct smtpreply_err *err, int status, int code,
                 const char *dsn, const char *text)
 {
     err->code = code;
@@ -62,31 +50,31 @@ enum argpol { ARG_NONE, ARG_OPT, ARG_REQ };
 
 static const struct verbinfo {
     const char     *name;
-    enum smtp_verb  verb;
+    enum smtpproto_verb  verb;
     enum argpol     arg;
     const char     *usage;
 } verbs[] = {
-    { "EHLO", SMTP_VERB_EHLO, ARG_REQ, "Syntax: EHLO hostname" },
-    { "HELO", SMTP_VERB_HELO, ARG_REQ, "Syntax: HELO hostname" },
-    { "MAIL", SMTP_VERB_MAIL, ARG_REQ, "Syntax: MAIL FROM:<address>" },
-    { "RCPT", SMTP_VERB_RCPT, ARG_REQ, "Syntax: RCPT TO:<address>" },
-    { "DATA", SMTP_VERB_DATA, ARG_NONE, "Syntax: DATA" },
-    { "BDAT", SMTP_VERB_BDAT, ARG_REQ, "Syntax: BDAT size [LAST]" },
-    { "RSET", SMTP_VERB_RSET, ARG_NONE, "Syntax: RSET" },
-    { "NOOP", SMTP_VERB_NOOP, ARG_OPT, "Syntax: NOOP" },
-    { "QUIT", SMTP_VERB_QUIT, ARG_NONE, "Syntax: QUIT" },
-    { "VRFY", SMTP_VERB_VRFY, ARG_REQ, "Syntax: VRFY address" },
-    { "HELP", SMTP_VERB_HELP, ARG_OPT, "Syntax: HELP [topic]" },
-    { "STARTTLS", SMTP_VERB_STARTTLS, ARG_NONE, "Syntax: STARTTLS" },
-    { "AUTH", SMTP_VERB_AUTH, ARG_REQ, "Syntax: AUTH mechanism [initial-response]" },
+    { "EHLO", SMTPP_VERB_EHLO, ARG_REQ, "Syntax: EHLO hostname" },
+    { "HELO", SMTPP_VERB_HELO, ARG_REQ, "Syntax: HELO hostname" },
+    { "MAIL", SMTPP_VERB_MAIL, ARG_REQ, "Syntax: MAIL FROM:<address>" },
+    { "RCPT", SMTPP_VERB_RCPT, ARG_REQ, "Syntax: RCPT TO:<address>" },
+    { "DATA", SMTPP_VERB_DATA, ARG_NONE, "Syntax: DATA" },
+    { "BDAT", SMTPP_VERB_BDAT, ARG_REQ, "Syntax: BDAT size [LAST]" },
+    { "RSET", SMTPP_VERB_RSET, ARG_NONE, "Syntax: RSET" },
+    { "NOOP", SMTPP_VERB_NOOP, ARG_OPT, "Syntax: NOOP" },
+    { "QUIT", SMTPP_VERB_QUIT, ARG_NONE, "Syntax: QUIT" },
+    { "VRFY", SMTPP_VERB_VRFY, ARG_REQ, "Syntax: VRFY address" },
+    { "HELP", SMTPP_VERB_HELP, ARG_OPT, "Syntax: HELP [topic]" },
+    { "STARTTLS", SMTPP_VERB_STARTTLS, ARG_NONE, "Syntax: STARTTLS" },
+    { "AUTH", SMTPP_VERB_AUTH, ARG_REQ, "Syntax: AUTH mechanism [initial-response]" },
 };
 
-int smtpproto_parse_cmd(const char *line, size_t len, struct smtp_cmd *cmd,
-                        struct smtpproto_err *err)
+int smtpproto_parse_cmd(const char *line, size_t len, struct smtpproto_cmd *cmd,
+                        struct smtpreply_err *err)
 {
     size_t body, vlen, i;
 
-    cmd->verb = SMTP_VERB_NONE;
+    cmd->verb = SMTPP_VERB_NONE;
     cmd->name = "";
     cmd->arg = NULL;
     cmd->arg_len = 0;
@@ -323,7 +311,7 @@ static int parse_local(struct cur *c, buf_t *local)
 
 /* Parse "<...>" at c->p (which is '<').  Fills out->path. */
 static int parse_path(struct cur *c, bool is_mail, const struct smtpproto_limits *lim,
-                      struct smtp_path *path, struct smtpproto_err *err)
+                      struct smtpproto_path *path, struct smtpreply_err *err)
 {
     const char *dsn = is_mail ? "5.1.7" : "5.1.3";
     const char *why = is_mail ? "Bad sender address syntax" : "Bad recipient address syntax";
@@ -396,54 +384,15 @@ out:
     return r;
 }
 
-/* ---- xtext and parameters ---- */
-
-static int hexval(int c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int smtpproto_xtext_decode(const char *s, size_t len, char **outp, size_t *out_len)
-{
-    buf_t *b = buf_new(0);
-    size_t i;
-
-    *outp = NULL;
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '+') {
-            int hi, lo;
-
-            if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0
-                || (hi == 0 && lo == 0)) {
-                buf_free(&b);
-                return -1;
-            }
-            buf_putc(b, hi * 16 + lo);
-            i += 2;
-        } else if (ch < 33 || ch > 126 || ch == '=') {
-            buf_free(&b);
-            return -1;
-        } else
-            buf_putc(b, ch);
-    }
-    *outp = buf_steal(b, out_len);
-    buf_free(&b);
-    return 0;
-}
+/* ---- parameters ---- */
 
 /* Decode xtext that must yield non-empty printable ASCII. */
-static char *xtext_printable(const char *s, size_t len)
+static char *smtpproto_xtext_printable(const char *s, size_t len)
 {
     char *out;
     size_t n, i;
 
-    if (smtpproto_xtext_decode(s, len, &out, &n) < 0)
+    if (xtext_decode(s, len, &out, &n) < 0)
         return NULL;
     for (i = 0; i < n; i++)
         if ((unsigned char)out[i] < 32 || (unsigned char)out[i] > 126)
@@ -464,19 +413,19 @@ static const struct paraminfo {
     unsigned    ext;        /* any of these must be offered */
     bool        mail;       /* MAIL (else RCPT) */
 } params[] = {
-    { "SIZE", SMTPP_P_SIZE, SMTPP_EXT_SIZE, true },
-    { "BODY", SMTPP_P_BODY, SMTPP_EXT_8BITMIME | SMTPP_EXT_BINARYMIME, true },
-    { "SMTPUTF8", SMTPP_P_SMTPUTF8, SMTPP_EXT_SMTPUTF8, true },
-    { "RET", SMTPP_P_RET, SMTPP_EXT_DSN, true },
-    { "ENVID", SMTPP_P_ENVID, SMTPP_EXT_DSN, true },
-    { "AUTH", SMTPP_P_AUTH, SMTPP_EXT_AUTH, true },
-    { "NOTIFY", SMTPP_P_NOTIFY, SMTPP_EXT_DSN, false },
-    { "ORCPT", SMTPP_P_ORCPT, SMTPP_EXT_DSN, false },
+    { "SIZE", SMTPP_P_SIZE, SMTPEXT_SIZE, true },
+    { "BODY", SMTPP_P_BODY, SMTPEXT_8BITMIME | SMTPEXT_BINARYMIME, true },
+    { "SMTPUTF8", SMTPP_P_SMTPUTF8, SMTPEXT_SMTPUTF8, true },
+    { "RET", SMTPP_P_RET, SMTPEXT_DSN, true },
+    { "ENVID", SMTPP_P_ENVID, SMTPEXT_DSN, true },
+    { "AUTH", SMTPP_P_AUTH, SMTPEXT_AUTH, true },
+    { "NOTIFY", SMTPP_P_NOTIFY, SMTPEXT_DSN, false },
+    { "ORCPT", SMTPP_P_ORCPT, SMTPEXT_DSN, false },
 };
 
 #define PFAIL(text) fail(err, SMTPP_E_PARAM, 555, "5.5.4", (text))
 
-static int parse_notify(const char *v, size_t vlen, unsigned *out, struct smtpproto_err *err)
+static int parse_notify(const char *v, size_t vlen, unsigned *out, struct smtpreply_err *err)
 {
     size_t i = 0;
 
@@ -488,13 +437,13 @@ static int parse_notify(const char *v, size_t vlen, unsigned *out, struct smtppr
         while (j < vlen && v[j] != ',')
             j++;
         if (eqword(v + i, j - i, "NEVER"))
-            bit = SMTP_NOTIFY_NEVER;
+            bit = SMTPP_NOTIFY_NEVER;
         else if (eqword(v + i, j - i, "SUCCESS"))
-            bit = SMTP_NOTIFY_SUCCESS;
+            bit = SMTPP_NOTIFY_SUCCESS;
         else if (eqword(v + i, j - i, "FAILURE"))
-            bit = SMTP_NOTIFY_FAILURE;
+            bit = SMTPP_NOTIFY_FAILURE;
         else if (eqword(v + i, j - i, "DELAY"))
-            bit = SMTP_NOTIFY_DELAY;
+            bit = SMTPP_NOTIFY_DELAY;
         else
             return PFAIL("Bad NOTIFY parameter value");
         if (*out & bit)
@@ -502,14 +451,14 @@ static int parse_notify(const char *v, size_t vlen, unsigned *out, struct smtppr
         *out |= bit;
         i = j + 1;
     }
-    if ((*out & SMTP_NOTIFY_NEVER) && *out != SMTP_NOTIFY_NEVER)
+    if ((*out & SMTPP_NOTIFY_NEVER) && *out != SMTPP_NOTIFY_NEVER)
         return PFAIL("NOTIFY=NEVER cannot be combined");
     return SMTPP_OK;
 }
 
 static int parse_one_param(const struct paraminfo *pi, const char *v, size_t vlen, bool has_v,
                            unsigned flags, const struct smtpproto_limits *lim,
-                           struct smtp_params *sp, struct smtpproto_err *err)
+                           struct smtpproto_params *sp, struct smtpreply_err *err)
 {
     size_t i;
 
@@ -537,24 +486,24 @@ static int parse_one_param(const struct paraminfo *pi, const char *v, size_t vle
         return SMTPP_OK;
     case SMTPP_P_BODY:
         if (eqword(v, vlen, "7BIT"))
-            sp->body = SMTP_BODY_7BIT;
-        else if (eqword(v, vlen, "8BITMIME") && (flags & SMTPP_EXT_8BITMIME))
-            sp->body = SMTP_BODY_8BITMIME;
-        else if (eqword(v, vlen, "BINARYMIME") && (flags & SMTPP_EXT_BINARYMIME))
-            sp->body = SMTP_BODY_BINARYMIME;
+            sp->body = SMTPP_BODY_7BIT;
+        else if (eqword(v, vlen, "8BITMIME") && (flags & SMTPEXT_8BITMIME))
+            sp->body = SMTPP_BODY_8BITMIME;
+        else if (eqword(v, vlen, "BINARYMIME") && (flags & SMTPEXT_BINARYMIME))
+            sp->body = SMTPP_BODY_BINARYMIME;
         else
             return PFAIL("Bad BODY parameter value");
         return SMTPP_OK;
     case SMTPP_P_RET:
         if (eqword(v, vlen, "FULL"))
-            sp->ret = SMTP_RET_FULL;
+            sp->ret = SMTPP_RET_FULL;
         else if (eqword(v, vlen, "HDRS"))
-            sp->ret = SMTP_RET_HDRS;
+            sp->ret = SMTPP_RET_HDRS;
         else
             return PFAIL("Bad RET parameter value");
         return SMTPP_OK;
     case SMTPP_P_ENVID:
-        if (vlen > lim->envid_max || (sp->envid = xtext_printable(v, vlen)) == NULL)
+        if (vlen > lim->envid_max || (sp->envid = smtpproto_xtext_printable(v, vlen)) == NULL)
             return PFAIL("Bad ENVID parameter value");
         return SMTPP_OK;
     case SMTPP_P_AUTH:
@@ -562,7 +511,7 @@ static int parse_one_param(const struct paraminfo *pi, const char *v, size_t vle
             sp->auth_null = true;
             return SMTPP_OK;
         }
-        if ((sp->auth = xtext_printable(v, vlen)) == NULL)
+        if ((sp->auth = smtpproto_xtext_printable(v, vlen)) == NULL)
             return PFAIL("Bad AUTH parameter value");
         return SMTPP_OK;
     case SMTPP_P_NOTIFY:
@@ -572,7 +521,7 @@ static int parse_one_param(const struct paraminfo *pi, const char *v, size_t vle
             if (!is_atext((unsigned char)v[i]))
                 break;
         if (vlen > lim->orcpt_max || i == 0 || i == vlen || v[i] != ';'
-            || (sp->orcpt_addr = xtext_printable(v + i + 1, vlen - i - 1)) == NULL)
+            || (sp->orcpt_addr = smtpproto_xtext_printable(v + i + 1, vlen - i - 1)) == NULL)
             return PFAIL("Bad ORCPT parameter value");
         sp->orcpt_type = xstrndup(v, i);
         return SMTPP_OK;
@@ -582,8 +531,8 @@ static int parse_one_param(const struct paraminfo *pi, const char *v, size_t vle
 
 /* esmtp-param *(SP esmtp-param), several SP tolerated. */
 static int parse_params(const char *s, size_t len, bool is_mail, unsigned flags,
-                        const struct smtpproto_limits *lim, struct smtp_params *sp,
-                        struct smtpproto_err *err)
+                        const struct smtpproto_limits *lim, struct smtpproto_params *sp,
+                        struct smtpreply_err *err)
 {
     size_t i = 0;
 
@@ -646,7 +595,7 @@ void smtpproto_addrcmd_clear(struct smtp_addrcmd *ac)
 
 static int parse_addrcmd(bool is_mail, const char *arg, size_t len, unsigned flags,
                          const struct smtpproto_limits *lim,
-                         struct smtp_addrcmd *out, struct smtpproto_err *err)
+                         struct smtp_addrcmd *out, struct smtpreply_err *err)
 {
     const char *kw = is_mail ? "FROM:" : "TO:";
     size_t kwlen = strlen(kw);
@@ -687,14 +636,14 @@ bad:
 
 int smtpproto_parse_mail(const char *arg, size_t len, unsigned flags,
                          const struct smtpproto_limits *lim,
-                         struct smtp_addrcmd *out, struct smtpproto_err *err)
+                         struct smtp_addrcmd *out, struct smtpreply_err *err)
 {
     return parse_addrcmd(true, arg, len, flags, lim, out, err);
 }
 
 int smtpproto_parse_rcpt(const char *arg, size_t len, unsigned flags,
                          const struct smtpproto_limits *lim,
-                         struct smtp_addrcmd *out, struct smtpproto_err *err)
+                         struct smtp_addrcmd *out, struct smtpreply_err *err)
 {
     return parse_addrcmd(false, arg, len, flags, lim, out, err);
 }
@@ -702,7 +651,7 @@ int smtpproto_parse_rcpt(const char *arg, size_t len, unsigned flags,
 /* ---- BDAT ---- */
 
 int smtpproto_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last,
-                         struct smtpproto_err *err)
+                         struct smtpreply_err *err)
 {
     size_t i = 0;
     uint64_t v = 0;
@@ -727,151 +676,5 @@ int smtpproto_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last
         *last = true;
     }
     *size = v;
-    return SMTPP_OK;
-}
-
-/* ---- replies ---- */
-
-static void reply_line(buf_t *b, int code, int sep, const char *dsn, const char *text)
-{
-    size_t start = b->len, max = SMTPPROTO_REPLY_LINE_MAX - 2;
-    const char *parts[2] = { dsn, text };
-    int i;
-
-    buf_printf(b, "%03d%c", code, sep);
-    for (i = 0; i < 2; i++) {
-        const unsigned char *s = (const unsigned char *)parts[i];
-
-        if (s == NULL || *s == '\0')
-            continue;
-        if (i == 1 && dsn && *dsn)
-            buf_putc(b, ' ');
-        for (; *s && b->len - start < max; s++)
-            buf_putc(b, (*s < 32 || *s == 127) ? '?' : *s);
-    }
-    if (b->len - start > max)
-        buf_truncate(b, start + max);
-    if (sep == ' ' && b->len - start == 4)      /* "250 " alone: drop the SP */
-        buf_truncate(b, start + 3);
-    buf_append(b, "\r\n", 2);
-}
-
-int smtpproto_reply(buf_t *out, int code, const char *dsn,
-                    const char *const *lines, size_t n)
-{
-    buf_t *tmp;
-    size_t i;
-    int r;
-
-    if (code < 200 || code > 599)
-        msg_panic("smtpproto_reply: bad reply code %d", code);
-    tmp = buf_new(0);
-    if (n == 0)
-        reply_line(tmp, code, ' ', dsn, NULL);
-    for (i = 0; i < n; i++)
-        reply_line(tmp, code, i + 1 < n ? '-' : ' ', dsn, lines[i]);
-    r = buf_append(out, tmp->data, tmp->len);
-    buf_free(&tmp);
-    return r < 0 ? -1 : 0;
-}
-
-int smtpproto_replyf(buf_t *out, int code, const char *dsn, const char *fmt, ...)
-{
-    va_list ap;
-    char *text;
-    int r;
-
-    va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        msg_fatal("smtpproto_replyf: out of memory");
-    va_end(ap);
-    r = smtpproto_reply(out, code, dsn, (const char *const *)&text, 1);
-    free(text);
-    return r;
-}
-
-int smtpproto_reply_err(buf_t *out, const struct smtpproto_err *err)
-{
-    const char *text = err->text;
-
-    return smtpproto_reply(out, err->code, err->dsn, &text, 1);
-}
-
-/* ---- the DATA reader ---- */
-
-void smtp_data_init(struct smtp_data *d, buf_t *out, uint64_t size_limit, size_t line_max)
-{
-    memset(d, 0, sizeof(*d));
-    d->out = out;
-    d->size_limit = size_limit;
-    d->line_max = line_max;
-    d->prev_crlf = true;            /* the DATA command ended in CRLF */
-}
-
-void smtp_data_set_sink(struct smtp_data *d, smtp_data_sink_fn fn, void *ctx)
-{
-    d->sink = fn;
-    d->sink_ctx = ctx;
-}
-
-int smtp_data_feed(struct smtp_data *d, const char *line, size_t len)
-{
-    bool crlf = len >= 2 && line[len - 2] == '\r' && line[len - 1] == '\n';
-    bool lf = len > 0 && line[len - 1] == '\n';
-    size_t content;
-
-    if (d->done)
-        msg_panic("smtp_data_feed: called after the end of data");
-    if (len == 0)                               /* nothing arrived: no state change */
-        return 0;
-    if (d->prev_crlf && len == 3 && memcmp(line, ".\r\n", 3) == 0) {
-        d->done = true;
-        return 1;
-    }
-    d->lines++;
-    content = crlf ? len - 2 : lf ? len - 1 : len;   /* without the terminator */
-    if ((lf && !crlf) || memchr(line, '\r', content) || memchr(line, '\n', content))
-        d->flags |= SMTP_DATA_BAD_EOL;
-    if (d->line_max > 0 && len > d->line_max)
-        d->flags |= SMTP_DATA_LONGLINE;
-    d->prev_crlf = crlf;
-    if (len > 0 && line[0] == '.') {            /* RFC 5321 4.5.2 */
-        line++;
-        len--;
-    }
-    d->size += len;
-    if (d->size_limit > 0 && d->size > d->size_limit)
-        d->flags |= SMTP_DATA_TOOBIG;
-    if (d->flags != 0 || len == 0)
-        return 0;                               /* invalid: store nothing more */
-    if (d->sink) {
-        if (d->sink(d->sink_ctx, line, len) < 0)
-            d->flags |= SMTP_DATA_SINKERR;
-    } else if (d->out && buf_append(d->out, line, len) < 0)
-        d->flags |= SMTP_DATA_TOOBIG;
-    return 0;
-}
-
-void smtp_data_feed_toolong(struct smtp_data *d)
-{
-    if (d->done)
-        msg_panic("smtp_data_feed_toolong: called after the end of data");
-    d->lines++;
-    d->flags |= SMTP_DATA_LONGLINE;
-    d->prev_crlf = false;
-}
-
-int smtp_data_result(const struct smtp_data *d, struct smtpproto_err *err)
-{
-    if (!d->done)
-        msg_panic("smtp_data_result: data not finished");
-    if (d->flags & SMTP_DATA_SINKERR)
-        return fail(err, -1, 451, "4.3.0", "Error: queue file write error");
-    if (d->flags & SMTP_DATA_BAD_EOL)
-        return fail(err, -1, 550, "5.6.0", "Message contains bare <CR> or <LF>");
-    if (d->flags & SMTP_DATA_TOOBIG)
-        return fail(err, -1, 552, "5.3.4", "Message size exceeds fixed limit");
-    if (d->flags & SMTP_DATA_LONGLINE)
-        return fail(err, -1, 550, "5.6.0", "Message contains a line that is too long");
     return SMTPP_OK;
 }

@@ -22,12 +22,13 @@
 #include "msg.h"
 #include "queue.h"
 #include "smtpcontent.h"
+#include "smtpdata.h"
 #include "smtpserver.h"
 #include "xalloc.h"
 
 #define SMTPSERVER_BDAT_PIECE   65536
 #define SMTPSERVER_TLS_MS       (60 * 1000)
-#define SMTPSERVER_NVERBS       (SMTP_VERB_AUTH + 1)
+#define SMTPSERVER_NVERBS       (SMTPP_VERB_AUTH + 1)
 
 enum smtpserver_tls_level { TLS_LEVEL_NONE, TLS_LEVEL_MAY, TLS_LEVEL_ENCRYPT };
 
@@ -46,7 +47,7 @@ struct smtpserver {
     long     soft_errors, hard_errors, error_sleep;
     int      cmd_timeout_ms, data_timeout_ms;
     enum smtpserver_tls_level tls_level;
-    unsigned ext;                   /* SMTPP_EXT_* offered after EHLO */
+    unsigned ext;                   /* SMTPEXT_* offered after EHLO */
 
     int         errors;
     int         last_code;
@@ -67,11 +68,11 @@ static int smtpserver_sig_fd = -1;
 static char *smtpserver_sig_text;
 
 static const char *smtpserver_verb_log[SMTPSERVER_NVERBS] = {
-    [SMTP_VERB_EHLO] = "ehlo", [SMTP_VERB_HELO] = "helo", [SMTP_VERB_MAIL] = "mail",
-    [SMTP_VERB_RCPT] = "rcpt", [SMTP_VERB_DATA] = "data", [SMTP_VERB_BDAT] = "bdat",
-    [SMTP_VERB_RSET] = "rset", [SMTP_VERB_NOOP] = "noop", [SMTP_VERB_QUIT] = "quit",
-    [SMTP_VERB_VRFY] = "vrfy", [SMTP_VERB_HELP] = "help", [SMTP_VERB_STARTTLS] = "starttls",
-    [SMTP_VERB_AUTH] = "auth",
+    [SMTPP_VERB_EHLO] = "ehlo", [SMTPP_VERB_HELO] = "helo", [SMTPP_VERB_MAIL] = "mail",
+    [SMTPP_VERB_RCPT] = "rcpt", [SMTPP_VERB_DATA] = "data", [SMTPP_VERB_BDAT] = "bdat",
+    [SMTPP_VERB_RSET] = "rset", [SMTPP_VERB_NOOP] = "noop", [SMTPP_VERB_QUIT] = "quit",
+    [SMTPP_VERB_VRFY] = "vrfy", [SMTPP_VERB_HELP] = "help", [SMTPP_VERB_STARTTLS] = "starttls",
+    [SMTPP_VERB_AUTH] = "auth",
 };
 
 int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,
@@ -111,7 +112,7 @@ static void smtpserver_send_lines(int code, const char *dsn, const char *const *
         }
     }
     buf_reset(S.reply);
-    if (smtpproto_reply(S.reply, code, dsn, lines, n) < 0)
+    if (smtpreply_format(S.reply, code, dsn, lines, n) < 0)
         msg_panic("smtpserver: reply does not fit");
     stream_write(S.ss.stream, S.reply->data, S.reply->len);
 }
@@ -137,7 +138,7 @@ static void smtpserver_send(int code, const char *dsn, const char *fmt, ...)
     va_end(ap);
 }
 
-static void smtpserver_send_err(const struct smtpproto_err *err)
+static void smtpserver_send_err(const struct smtpreply_err *err)
 {
     smtpserver_send(err->code, err->dsn, "%s", err->text);
 }
@@ -212,9 +213,9 @@ static void smtpserver_submit(int content_fd, uint64_t len)
     r.content_len = len;
     r.sender = xstrdup(S.ss.mail.path.null ? "" : S.ss.mail.path.addr);
     r.envid = xstrdup(S.ss.mail.params.envid ? S.ss.mail.params.envid : "");
-    r.ret = S.ss.mail.params.ret == SMTP_RET_FULL   ? QUEUE_RET_FULL
-            : S.ss.mail.params.ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS
-                                                    : QUEUE_RET_NONE;
+    r.ret = S.ss.mail.params.ret == SMTPP_RET_FULL   ? QUEUE_RET_FULL
+            : S.ss.mail.params.ret == SMTPP_RET_HDRS ? QUEUE_RET_HDRS
+                                                     : QUEUE_RET_NONE;
     cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_NAME, S.ss.client_name);
     cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_ADDR, S.ss.client_addr);
     cleanup_request_attr(&r, CLEANUP_ATTR_CLIENT_PORT, S.ss.client_port);
@@ -273,7 +274,7 @@ out:
 
 /* ---- commands ---- */
 
-static void smtpserver_ehlo(const struct smtp_cmd *cmd)
+static void smtpserver_ehlo(const struct smtpproto_cmd *cmd)
 {
     const char *lines[16];
     char size[40];
@@ -286,7 +287,7 @@ static void smtpserver_ehlo(const struct smtp_cmd *cmd)
     for (char *p = S.ss.helo_name; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
-    S.ss.esmtp = cmd->verb == SMTP_VERB_EHLO;
+    S.ss.esmtp = cmd->verb == SMTPP_VERB_EHLO;
     if (!S.ss.esmtp) {
         smtpserver_send(250, NULL, "%s", conf_str("myhostname"));
         return;
@@ -311,10 +312,10 @@ static void smtpserver_ehlo(const struct smtp_cmd *cmd)
     smtpserver_send_lines(250, NULL, lines, n);
 }
 
-static void smtpserver_mail(const struct smtp_cmd *cmd)
+static void smtpserver_mail(const struct smtpproto_cmd *cmd)
 {
     struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
-    struct smtpproto_err err;
+    struct smtpreply_err err;
     struct smtpserver_reply r = { 0 };
     struct smtp_addrcmd ac;
 
@@ -365,25 +366,25 @@ static bool smtpserver_may_add(const char *verb)
 
 static unsigned smtpserver_notify(unsigned n)
 {
-    return ((n & SMTP_NOTIFY_NEVER) ? QUEUE_NOTIFY_NEVER : 0)
-           | ((n & SMTP_NOTIFY_SUCCESS) ? QUEUE_NOTIFY_SUCCESS : 0)
-           | ((n & SMTP_NOTIFY_FAILURE) ? QUEUE_NOTIFY_FAILURE : 0)
-           | ((n & SMTP_NOTIFY_DELAY) ? QUEUE_NOTIFY_DELAY : 0);
+    return ((n & SMTPP_NOTIFY_NEVER) ? QUEUE_NOTIFY_NEVER : 0)
+           | ((n & SMTPP_NOTIFY_SUCCESS) ? QUEUE_NOTIFY_SUCCESS : 0)
+           | ((n & SMTPP_NOTIFY_FAILURE) ? QUEUE_NOTIFY_FAILURE : 0)
+           | ((n & SMTPP_NOTIFY_DELAY) ? QUEUE_NOTIFY_DELAY : 0);
 }
 
 /* The recipient as it is queued: a bare local part (<postmaster>) gets
  * @myorigin. */
-static char *smtpserver_queue_address(const struct smtp_path *p)
+static char *smtpserver_queue_address(const struct smtpproto_path *p)
 {
     if (*p->domain == '\0')
         return xasprintf("%s@%s", p->addr, conf_str("myorigin"));
     return xstrdup(p->addr);
 }
 
-static void smtpserver_rcpt(const struct smtp_cmd *cmd)
+static void smtpserver_rcpt(const struct smtpproto_cmd *cmd)
 {
     struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
-    struct smtpproto_err err;
+    struct smtpreply_err err;
     struct smtpserver_reply r = { 0 };
     struct smtp_addrcmd ac;
     struct smtpserver_rcpt *rc;
@@ -433,8 +434,8 @@ static void smtpserver_io_failed(ssize_t n)
 
 static void smtpserver_data(void)
 {
-    struct smtp_data d;
-    struct smtpproto_err err;
+    struct smtpdata d;
+    struct smtpreply_err err;
     smtpcontent_t *c;
     uint64_t len;
     ssize_t n;
@@ -452,26 +453,26 @@ static void smtpserver_data(void)
         return;
     }
     c = smtpcontent_new(0, 0);
-    smtp_data_init(&d, NULL, S.size_limit, S.data_line_limit);
-    smtp_data_set_sink(&d, smtpcontent_sink, c);
+    smtpdata_init(&d, NULL, S.size_limit, S.data_line_limit);
+    smtpdata_set_sink(&d, smtpcontent_sink, c);
     stream_set_timeout(S.ss.stream, S.data_timeout_ms);
     for (;;) {
         n = stream_getline(S.ss.stream, S.line, S.data_line_limit * 2);
         if (n == STREAM_TOOLONG) {
-            smtp_data_feed_toolong(&d);
+            smtpdata_feed_toolong(&d);
             continue;
         }
         if (n <= 0) {
             smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
             break;
         }
-        if (smtp_data_feed(&d, S.line->data, S.line->len) == 1)
+        if (smtpdata_feed(&d, S.line->data, S.line->len) == 1)
             break;
     }
     stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
     if (!S.done) {
         S.where = "END-OF-MESSAGE";
-        if (smtp_data_result(&d, &err) != SMTPP_OK || smtpcontent_finish(c, &fd, &len, &err) < 0) {
+        if (smtpdata_result(&d, &err) < 0 || smtpcontent_finish(c, &fd, &len, &err) < 0) {
             smtpserver_send_err(&err);
             smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL, NULL);
         } else {
@@ -482,9 +483,9 @@ static void smtpserver_data(void)
     smtpserver_reset();
 }
 
-static void smtpserver_bdat(const struct smtp_cmd *cmd)
+static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
 {
-    struct smtpproto_err err;
+    struct smtpreply_err err;
     uint64_t size, left;
     bool last;
     char *piece;
@@ -607,7 +608,7 @@ static bool smtpserver_vrfy_arg_ok(const char *addr)
     return true;
 }
 
-static void smtpserver_vrfy(const struct smtp_cmd *cmd)
+static void smtpserver_vrfy(const struct smtpproto_cmd *cmd)
 {
     struct smtpserver_reply r = { 0 };
     char *arg, *addr, *lt;
@@ -639,50 +640,50 @@ static void smtpserver_vrfy(const struct smtp_cmd *cmd)
     free(arg);
 }
 
-static void smtpserver_command(const struct smtp_cmd *cmd)
+static void smtpserver_command(const struct smtpproto_cmd *cmd)
 {
     switch (cmd->verb) {
-    case SMTP_VERB_EHLO:
-    case SMTP_VERB_HELO:
+    case SMTPP_VERB_EHLO:
+    case SMTPP_VERB_HELO:
         smtpserver_ehlo(cmd);
         break;
-    case SMTP_VERB_MAIL:
+    case SMTPP_VERB_MAIL:
         smtpserver_mail(cmd);
         break;
-    case SMTP_VERB_RCPT:
+    case SMTPP_VERB_RCPT:
         smtpserver_rcpt(cmd);
         break;
-    case SMTP_VERB_DATA:
+    case SMTPP_VERB_DATA:
         smtpserver_data();
         break;
-    case SMTP_VERB_BDAT:
+    case SMTPP_VERB_BDAT:
         smtpserver_bdat(cmd);
         break;
-    case SMTP_VERB_RSET:
+    case SMTPP_VERB_RSET:
         smtpserver_reset();
         smtpserver_send(250, "2.0.0", "Ok");
         break;
-    case SMTP_VERB_NOOP:
+    case SMTPP_VERB_NOOP:
         smtpserver_send(250, "2.0.0", "Ok");
         break;
-    case SMTP_VERB_QUIT:
+    case SMTPP_VERB_QUIT:
         smtpserver_send(221, "2.0.0", "Bye");
         S.done = true;
         break;
-    case SMTP_VERB_VRFY:
+    case SMTPP_VERB_VRFY:
         smtpserver_vrfy(cmd);
         break;
-    case SMTP_VERB_HELP:
+    case SMTPP_VERB_HELP:
         smtpserver_send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
                                       "VRFY HELP STARTTLS");
         break;
-    case SMTP_VERB_STARTTLS:
+    case SMTPP_VERB_STARTTLS:
         smtpserver_starttls();
         break;
-    case SMTP_VERB_AUTH:
+    case SMTPP_VERB_AUTH:
         smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
         break;
-    case SMTP_VERB_NONE:
+    case SMTPP_VERB_NONE:
         msg_panic("smtpserver: no verb");
     }
 }
@@ -709,7 +710,7 @@ static void smtpserver_limits(void)
         S.tls_level = TLS_LEVEL_ENCRYPT;
     else
         S.tls_level = TLS_LEVEL_MAY;
-    S.ext = SMTPP_EXT_SIZE | SMTPP_EXT_8BITMIME | SMTPP_EXT_SMTPUTF8 | SMTPP_EXT_DSN;
+    S.ext = SMTPEXT_SIZE | SMTPEXT_8BITMIME | SMTPEXT_SMTPUTF8 | SMTPEXT_DSN;
 }
 
 static void smtpserver_log_disconnect(void)
@@ -718,14 +719,14 @@ static void smtpserver_log_disconnect(void)
     unsigned total = S.unknown_total, ok = 0;
 
     /* Postfix's order, so that log parsers see the same line. */
-    static const enum smtp_verb order[] = {
-        SMTP_VERB_HELO, SMTP_VERB_EHLO, SMTP_VERB_STARTTLS, SMTP_VERB_AUTH, SMTP_VERB_MAIL,
-        SMTP_VERB_RCPT, SMTP_VERB_DATA, SMTP_VERB_BDAT, SMTP_VERB_RSET, SMTP_VERB_NOOP,
-        SMTP_VERB_VRFY, SMTP_VERB_HELP, SMTP_VERB_QUIT,
+    static const enum smtpproto_verb order[] = {
+        SMTPP_VERB_HELO, SMTPP_VERB_EHLO, SMTPP_VERB_STARTTLS, SMTPP_VERB_AUTH, SMTPP_VERB_MAIL,
+        SMTPP_VERB_RCPT, SMTPP_VERB_DATA, SMTPP_VERB_BDAT, SMTPP_VERB_RSET, SMTPP_VERB_NOOP,
+        SMTPP_VERB_VRFY, SMTPP_VERB_HELP, SMTPP_VERB_QUIT,
     };
 
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        enum smtp_verb v = order[i];
+        enum smtpproto_verb v = order[i];
 
         if (S.verb_total[v] == 0)
             continue;
@@ -767,8 +768,8 @@ static int smtpserver_peer(int fd)
 
 static void smtpserver_loop(void)
 {
-    struct smtp_cmd cmd;
-    struct smtpproto_err err;
+    struct smtpproto_cmd cmd;
+    struct smtpreply_err err;
     ssize_t n;
 
     while (!S.done) {
@@ -798,7 +799,7 @@ static void smtpserver_loop(void)
             break;
         }
         if (smtpproto_parse_cmd(S.line->data, S.line->len, &cmd, &err) != SMTPP_OK) {
-            if (cmd.verb != SMTP_VERB_NONE) {
+            if (cmd.verb != SMTPP_VERB_NONE) {
                 S.verb_total[cmd.verb]++;
                 S.where = cmd.name;
             } else {

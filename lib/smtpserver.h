@@ -5,8 +5,9 @@
  * 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, DSN and STARTTLS.
  * The programs differ only in policy, which they give as callbacks.
  *
- * What the engine does (smtpserver.c: commands and replies; smtpserver_msg.c:
- * message content and the hand-off to cleanup):
+ * What the engine does (the protocol pieces are lib/smtpproto for commands,
+ * lib/smtpreply for replies, lib/smtpdata and lib/smtpcontent for message
+ * content):
  *  - reads commands with line_length_limit; replies are buffered and sent
  *    when no more pipelined input is waiting, or before waiting on anything
  *    (354, BDAT data, a slow policy answer never delays what came before);
@@ -19,7 +20,7 @@
  *    away unread before the handshake, and the session starts over (no
  *    HELO, no transaction); smtpd_tls_wrappermode does TLS from the first
  *    byte; smtpd_tls_security_level = encrypt refuses MAIL before TLS;
- *  - DATA through the smuggling-safe reader of lib/smtpproto, BDAT chunks
+ *  - DATA through the smuggling-safe reader of lib/smtpdata, BDAT chunks
  *    with the same rule: the content must use CRLF line ends only; a bare
  *    CR or LF anywhere makes the message 550 5.6.0 (RFC 5321 2.3.8);
  *  - collects the content in a memfd and submits it with the envelope and

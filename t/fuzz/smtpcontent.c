@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t line_max, piece, pos;
     const uint8_t *p;
     struct model m;
-    struct smtpproto_err err;
+    struct smtpreply_err err;
     smtpcontent_t *c;
     uint64_t len;
     int mark, fd, rc;

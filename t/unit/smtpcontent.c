@@ -22,7 +22,7 @@
  * reply code. */
 static int finish(smtpcontent_t *c, char **out, size_t *len)
 {
-    struct smtpproto_err err;
+    struct smtpreply_err err;
     uint64_t n;
     int fd;
 
