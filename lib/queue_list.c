@@ -6,8 +6,8 @@
  * Listing: one entry per message, oldest first; the ID is followed by '*'
  * for a message in active/ and '!' for one on hold; maildrop/ files
  * (submitted with sendmail, not yet picked up) are listed too.  Each
- * recipient not yet final is shown, a deferred one with its status code,
- * attempts and next attempt.  A file that cannot be parsed is listed as
+ * recipient not yet final is shown, a deferred one with the reason qmgr
+ * gave (lib/defer_log), its status code, attempts and next attempt.  A file that cannot be parsed is listed as
  * "(corrupt: reason)".
  *
  * Files are opened with queue_open, so a name that is no queue file (a
@@ -26,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "defer_log.h"
 #include "queue_list.h"
 #include "xalloc.h"
 
@@ -154,20 +156,33 @@ void queue_list_print(int qfd, FILE *out)
         fprintf(out, "%s%c%*s %8llu %-20s %s\n", v[i].id, mark, (int)(23 - strlen(v[i].id)), "",
                (unsigned long long)q->content_len, when, *q->sender ? q->sender : "MAILER-DAEMON");
         bytes += q->content_len;
-        for (size_t r = 0; r < q->nrcpt; r++) {
-            const queue_status_t *st = &q->rcpts[r].st;
+        {
+            struct defer_log_entry *reasons;
+            size_t nreasons;
+            struct stat sb;
 
-            if (st->status == QUEUE_RCPT_DELIVERED || st->status == QUEUE_RCPT_BOUNCED)
-                continue;
-            if (st->status == QUEUE_RCPT_DEFERRED) {
-                char next[64];
+            defer_log_read(qfd, v[i].id, fstat(fd, &sb) == 0 ? sb.st_uid : 0, &reasons,
+                           &nreasons);
+            for (size_t r = 0; r < q->nrcpt; r++) {
+                const queue_status_t *st = &q->rcpts[r].st;
+                const struct defer_log_entry *why_deferred;
 
-                queue_list_format_time(next, sizeof(next), st->next_attempt);
-                fprintf(out, "%55s(deferred: %s, %u attempt%s, next %s)\n", "",
-                       *st->dsn ? st->dsn : "4.0.0", st->attempts, st->attempts == 1 ? "" : "s",
-                       next);
+                if (st->status == QUEUE_RCPT_DELIVERED || st->status == QUEUE_RCPT_BOUNCED)
+                    continue;
+                if (st->status == QUEUE_RCPT_DEFERRED) {
+                    char next[64];
+
+                    queue_list_format_time(next, sizeof(next), st->next_attempt);
+                    why_deferred = defer_log_find(reasons, nreasons, q->rcpts[r].address);
+                    if (why_deferred && *why_deferred->text)
+                        fprintf(out, "%55s(%s)\n", "", why_deferred->text);
+                    fprintf(out, "%55s(deferred: %s, %u attempt%s, next %s)\n", "",
+                            *st->dsn ? st->dsn : "4.0.0", st->attempts,
+                            st->attempts == 1 ? "" : "s", next);
+                }
+                fprintf(out, "%55s%s\n", "", q->rcpts[r].address);
             }
-            fprintf(out, "%55s%s\n", "", q->rcpts[r].address);
+            defer_log_free(&reasons, nreasons);
         }
         fputc('\n', out);
         queue_file_free(&q);

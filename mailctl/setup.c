@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "defer_log.h"
 #include "mailctl.h"
 #include "msg.h"
 #include "privs.h"
@@ -229,7 +230,7 @@ static int setup_sendmail_setgid(gid_t drop_gid)
 int setup_accounts_and_spool(void)
 {
     static const char *const queues[] = {"tmp", "incoming", "active", "deferred", "hold",
-                                         "corrupt", NULL};
+                                         "corrupt", DEFER_LOG_DIR, NULL};
     const char *q = conf_str("queue_directory");
     uid_t owner;
     gid_t owner_gid, drop_gid;

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "defer_log.h"
 #include "msg.h"
 #include "qmgr.h"
 #include "qmgr_proto.h"
@@ -201,10 +202,6 @@ static int qmgr_rcpt_final(const queue_rcpt_t *r)
 
 static void qmgr_finish(struct qmgr_msg *m);
 
-/* Bring dir/id into active/ and start its deliveries.  force: every
- * recipient not final is due now (new, released, flushed, recovered mail);
- * otherwise only those whose next attempt has come.  0, or -1 if the file
- * is gone (someone else took it) or could not be used (logged). */
 /* A file in active/ that is no usable queue file goes to corrupt/. */
 static void qmgr_to_corrupt(const char *id, const char *what, const char *why)
 {
@@ -213,6 +210,10 @@ static void qmgr_to_corrupt(const char *id, const char *what, const char *why)
         msg_warn("%s: cannot move it to corrupt/: %s", id, strerror(errno));
 }
 
+/* Bring dir/id into active/ and start its deliveries.  force: every
+ * recipient not final is due now (new, released, flushed, recovered mail);
+ * otherwise only those whose next attempt has come.  0, or -1 if the file
+ * is gone (someone else took it) or could not be used (logged). */
 int qmgr_activate(const char *dir, const char *id, int force)
 {
     struct qmgr_msg *m;
@@ -367,6 +368,40 @@ static int qmgr_notify_wanted(unsigned notify, int failure)
     return (notify & (failure ? QUEUE_NOTIFY_FAILURE : QUEUE_NOTIFY_SUCCESS)) != 0;
 }
 
+static void qmgr_defer_log_remove(const char *id)
+{
+    if (defer_log_remove(qmgr_qdir, id) < 0)
+        msg_warn("%s: cannot remove %s/%s: %s", id, DEFER_LOG_DIR, id, strerror(errno));
+}
+
+/* Why the recipients that stay are deferred: this round's reasons, and
+ * the earlier ones of recipients not tried this round (defer_log.h). */
+static void qmgr_defer_log_write(struct qmgr_msg *m)
+{
+    struct defer_log_entry *old, *e = xcalloc(m->q->nrcpt ? m->q->nrcpt : 1, sizeof(*e));
+    size_t nold, n = 0;
+
+    defer_log_read(qmgr_qdir, m->id, geteuid(), &old, &nold);
+    for (size_t i = 0; i < m->q->nrcpt; i++) {
+        const queue_rcpt_t *r = &m->q->rcpts[i];
+        const struct qmgr_rcpt_state *s = &m->rs[i];
+        const struct defer_log_entry *was;
+
+        if (s->outcome == QMGR_OUT_DEFER) {
+            e[n].address = r->address;
+            e[n].dsn = s->dsn;
+            e[n++].text = s->text;
+        } else if (s->outcome == QMGR_OUT_NONE && r->st.status == QUEUE_RCPT_DEFERRED
+                   && (was = defer_log_find(old, nold, r->address)) != NULL) {
+            e[n++] = *was;
+        }
+    }
+    if (defer_log_write(qmgr_qdir, m->id, e, n) < 0)
+        msg_warn("%s: cannot write %s/%s: %s", m->id, DEFER_LOG_DIR, m->id, strerror(errno));
+    free(e);
+    defer_log_free(&old, nold);
+}
+
 /* The round is over (no jobs left): settle every recipient. */
 static void qmgr_finish(struct qmgr_msg *m)
 {
@@ -385,6 +420,8 @@ static void qmgr_finish(struct qmgr_msg *m)
         else
             msg_info(hold ? "%s: on hold by the administrator" : "%s: removed (deleted by the "
                      "administrator)", m->id);
+        if (!hold)
+            qmgr_defer_log_remove(m->id);
         goto out;
     }
     for (i = 0; i < n; i++) {
@@ -418,8 +455,10 @@ static void qmgr_finish(struct qmgr_msg *m)
             msg_warn("%s: cannot remove it: %s", m->id, strerror(errno));
         else
             msg_info("%s: removed", m->id);
+        qmgr_defer_log_remove(m->id);
         goto out;
     }
+    qmgr_defer_log_write(m);
 
     /* Some stay: record every outcome of this round, then deferred/. */
     wfd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id, O_RDWR, NULL);
@@ -520,6 +559,7 @@ static int qmgr_ctl_remove(const char *dir, const char *id)
     if (queue_remove(qmgr_qdir, dir, id) < 0)
         return -1;
     msg_info("%s: removed (deleted by the administrator)", id);
+    qmgr_defer_log_remove(id);
     return 0;
 }
 

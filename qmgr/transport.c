@@ -459,6 +459,9 @@ static struct qmgr_conn *qmgr_conn_open(struct qmgr_transport *tr)
         TAILQ_INSERT_TAIL(&tr->conns, c, link);
         tr->nconns++;
         event_add_fd(qmgr_loop, fd, EVENT_READ, qmgr_conn_read, c);
+        if (tr->one_per_conn)       /* closed if it is not used after all */
+            c->idle_timer = event_add_timer(qmgr_loop, QMGR_CONN_IDLE_MS, qmgr_conn_idle_expired,
+                                            c);
         return c;
     }
     if (tr->down_since == 0) {
@@ -482,8 +485,20 @@ static struct qmgr_conn *qmgr_conn_open(struct qmgr_transport *tr)
     return NULL;
 }
 
-/* The connection to send j on: local's one; for smtp an idle one that
- * last went to j's next hop, else any idle one, else a new one. */
+/* Is there a connection that can take a request now? */
+static int qmgr_conn_ready(struct qmgr_transport *tr)
+{
+    struct qmgr_conn *c;
+
+    TAILQ_FOREACH(c, &tr->conns, link)
+        if (!tr->one_per_conn || c->nflight == 0)
+            return 1;
+    return 0;
+}
+
+/* The connection to send j on (qmgr_conn_ready said there is one):
+ * local's one; for smtp an idle one that last went to j's next hop, else
+ * any idle one. */
 static struct qmgr_conn *qmgr_conn_for(struct qmgr_job *j)
 {
     struct qmgr_transport *tr = j->tr;
@@ -499,7 +514,9 @@ static struct qmgr_conn *qmgr_conn_for(struct qmgr_job *j)
         if (idle == NULL)
             idle = c;
     }
-    return idle ? idle : qmgr_conn_open(tr);
+    if (idle == NULL)
+        msg_panic("qmgr_conn_for: no connection of %s can take a request", tr->name);
+    return idle;
 }
 
 /* Send j on c; 0, or -1 if the connection broke (j back in its queue). */
@@ -566,15 +583,15 @@ static void qmgr_dispatch_transport(struct qmgr_transport *tr)
         struct qmgr_conn *c;
         struct qmgr_job *j;
 
-        if (!tr->one_per_conn && TAILQ_EMPTY(&tr->conns) && qmgr_conn_open(tr) == NULL)
+        /* A connection first: while the transport cannot be reached,
+         * every job stays waiting, so all of them are deferred together
+         * once it has been down long enough. */
+        if (!qmgr_conn_ready(tr) && qmgr_conn_open(tr) == NULL)
             return;
         if ((item = fairq_take(tr->dests)) == NULL)
             return;             /* every destination with mail is at its limit */
         j = fairq_entry(item, struct qmgr_job, fq);
-        if ((c = qmgr_conn_for(j)) == NULL) {
-            fairq_requeue(tr->dests, item);
-            return;
-        }
+        c = qmgr_conn_for(j);
         if (qmgr_conn_send(c, j) < 0) {
             /* That job and the rest are back at the head; start over later. */
             qmgr_retry_later(tr);

@@ -4,9 +4,9 @@ running instance (requests to qmgr), and list, hold and delete on the
 directories while Posthorn is stopped.
 
 Messages are submitted to cleanup over its socket, as smtpd does.  Mail
-to a remote domain is deferred (this release has no outbound transport:
-"mail transport unavailable"), so it stays in the queue for the commands
-to work on.
+to a remote domain is deferred (the instance has no working DNS), so it
+stays in the queue for the commands to work on; the listing shows why
+(defer/ID) and deleting a message removes that too.
 """
 import os
 import pwd
@@ -62,6 +62,9 @@ like(out, "remote1@example.org", "the first recipient")
 like(out, "remote2@example.org", "the second recipient")
 ok(re.search(r"\(deferred: 4\.\d\.\d, 1 attempt, next ", out), "the deferral and its attempt count") \
     or diag(out)
+ok(re.search(r"^ +\((?!deferred:)[^\n]*\w[^\n]*\)\n +\(deferred: 4", out, re.M),
+   "each deferred recipient with the reason qmgr gave") or diag(out)
+ok(os.path.exists(os.path.join(inst.spool, "defer", first)), "kept in defer/ID")
 like(out, "in 2 Requests.", "the summary counts two messages")
 ok(out.index(first) < out.index(second), "oldest first")
 
@@ -107,6 +110,7 @@ r = queue("delete", second)
 is_(r.returncode, 0, "delete succeeds") or diag(r.stderr)
 ok(inst.wait_for(lambda: second not in queue("list").stdout), "the message is gone")
 like(inst.log(), "%s: removed" % second, "and qmgr logged its removal")
+ok(not os.path.exists(os.path.join(inst.spool, "defer", second)), "and its defer/ID with it")
 r = queue("delete", "4bYfG80000z1")
 is_(r.returncode, 1, "delete of an unknown ID fails")
 
