@@ -106,8 +106,7 @@ static void cleanup_notify_qmgr(const char *id)
                                               CLEANUP_QMGR_MS, &why);
         if (cleanup_qmgr_fd < 0)
             break;
-        m = ipc_msg_new(QMGR_NOTIFY, 0);
-        ipc_put_str(m, id);
+        m = qmgr_notify_encode(id);
         rc = ipc_send(cleanup_qmgr_fd, m, CLEANUP_QMGR_MS);
         ipc_msg_free(&m);
         if (rc == 0)

@@ -3,7 +3,7 @@
  *
  *   mailctl [-c CONFDIR] init DIR [--hostname NAME] [--domain DOMAIN] [--port-base N]
  *   mailctl [-c CONFDIR] start [-f] | stop | reload | status | check [-d|-n]
- *   mailctl [-c CONFDIR] queue list | show ID | flush | delete ID|all |
+ *   mailctl [-c CONFDIR] queue list | show ID | flush [DOMAIN] | delete ID|all |
  *                              hold ID|all | release ID|all   (queue.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
@@ -184,7 +184,7 @@ static _Noreturn void usage(void)
             "  reload        re-read main.conf and master.conf\n"
             "  status        show master and its services\n"
             "  check [-d|-n] check the configuration (-d: all parameters, -n: non-defaults)\n"
-            "  queue list | show ID | flush | delete ID|all | hold ID|all | release ID|all\n"
+            "  queue list | show ID | flush [DOMAIN] | delete ID|all | hold ID|all | release ID|all\n"
             "                the mail queue: list, show one message, retry deferred mail now,\n"
             "                delete, put on hold, release from hold\n");
     exit(2);

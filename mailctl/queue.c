@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "defer_log.h"
 #include "ipc.h"
 #include "mailctl.h"
 #include "msg.h"
@@ -160,9 +161,9 @@ static int queue_ask_qmgr(uint32_t type, const char *arg)
     int sock = ipc_client_open(path, QMGR_PROTO_NAME, QMGR_PROTO_VERSION, QUEUE_CTL_TIMEOUT_MS,
                                &why);
     ipc_msg_t *m, *reply = NULL;
-    int64_t ok = 0, count = 0;
+    size_t count = 0;
     char *text = NULL;
-    int rc = -1;
+    int rc = -1, ok = 0;
 
     free(path);
     if (sock < 0) {
@@ -170,16 +171,12 @@ static int queue_ask_qmgr(uint32_t type, const char *arg)
             fprintf(stderr, "mailctl: cannot talk to qmgr: %s\n", why ? why : strerror(errno));
         return -1;
     }
-    m = ipc_msg_new(type, 1);
-    if (arg)
-        ipc_put_str(m, arg);
+    m = qmgr_control_encode(type, 1, arg);
     if (ipc_send(sock, m, QUEUE_CTL_TIMEOUT_MS) < 0
         || ipc_recv(sock, &reply, IPC_MAX_PAYLOAD, QUEUE_CTL_TIMEOUT_MS) != 1) {
         fprintf(stderr, "mailctl: no answer from qmgr: %s\n", strerror(errno));
         errno = EPROTO;
-    } else if (reply->type != QMGR_REPLY || ipc_get_int(reply, &ok) < 0
-               || ipc_get_int(reply, &count) < 0 || ipc_get_str(reply, &text) < 0
-               || ipc_get_end(reply) < 0) {
+    } else if (qmgr_reply_decode(reply, &ok, &count, &text) < 0) {
         fprintf(stderr, "mailctl: malformed %s from qmgr\n", ipc_type_name(reply->type));
         errno = EPROTO;
     } else {
@@ -209,8 +206,8 @@ static int queue_act_offline(uint32_t type, const char *arg)
 
         if (!all && strcmp(v[i].id, arg) != 0)
             continue;
-        if (type == QMGR_DELETE)
-            r = queue_remove(qfd, dir, v[i].id);
+        if (type == QMGR_DELETE && (r = queue_remove(qfd, dir, v[i].id)) == 0)
+            defer_log_remove(qfd, v[i].id);
         else if (type == QMGR_HOLD && strcmp(dir, QUEUE_DIR_HOLD) != 0)
             r = queue_move(qfd, dir, QUEUE_DIR_HOLD, v[i].id, QUEUE_SYNC);
         else if (type == QMGR_RELEASE && strcmp(dir, QUEUE_DIR_HOLD) == 0)
@@ -240,7 +237,12 @@ static int queue_change(uint32_t type, const char *arg)
 {
     int rc;
 
-    if (arg) {
+    if (type == QMGR_FLUSH) {
+        if (arg && (!*arg || !qmgr_flush_domain_valid(arg))) {
+            fprintf(stderr, "mailctl: %s is not a domain name\n", arg);
+            return 1;
+        }
+    } else if (arg) {
         if (strcasecmp(arg, "all") == 0)
             arg = QMGR_ALL;
         else if (!queue_id_valid(arg)) {
@@ -263,7 +265,7 @@ static int queue_change(uint32_t type, const char *arg)
 
 static int queue_usage(void)
 {
-    fprintf(stderr, "usage: mailctl queue list | show ID | flush | delete ID|all | "
+    fprintf(stderr, "usage: mailctl queue list | show ID | flush [DOMAIN] | delete ID|all | "
             "hold ID|all | release ID|all\n");
     return 2;
 }
@@ -285,7 +287,9 @@ int cmd_queue(int argc, char **argv)
     for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(argv[1], verbs[i].name) == 0)
             break;
-    if (i == sizeof(verbs) / sizeof(verbs[0]) || argc != 2 + verbs[i].nargs)
+    if (i == sizeof(verbs) / sizeof(verbs[0])
+        || (argc != 2 + verbs[i].nargs
+            && !(verbs[i].type == QMGR_FLUSH && argc == 3)))    /* flush [DOMAIN] */
         return queue_usage();
     if (mailctl_load_config(0) < 0)
         return 1;
@@ -294,5 +298,5 @@ int cmd_queue(int argc, char **argv)
         return cmd_queue_list();
     if (strcmp(argv[1], "show") == 0)
         return cmd_queue_show(argv[2]);
-    return queue_change(verbs[i].type, verbs[i].nargs ? argv[2] : NULL);
+    return queue_change(verbs[i].type, argc == 3 ? argv[2] : NULL);
 }

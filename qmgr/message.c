@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,6 +199,46 @@ void qmgr_scan_deferred(int force)
 static int qmgr_rcpt_final(const queue_rcpt_t *r)
 {
     return r->st.status == QUEUE_RCPT_DELIVERED || r->st.status == QUEUE_RCPT_BOUNCED;
+}
+
+/* Does deferred/id have a recipient not yet final in domain? */
+static int qmgr_mail_for(const char *id, const char *domain)
+{
+    const char *refusal;
+    queue_file_t *q = NULL;
+    char *why = NULL;
+    int fd = queue_open(qmgr_qdir, QUEUE_DIR_DEFERRED, id, O_RDONLY, &refusal), hit = 0;
+
+    if (fd < 0)
+        return 0;
+    if (queue_read(fd, &q, &why) == 0) {
+        for (size_t i = 0; i < q->nrcpt && !hit; i++) {
+            const char *at = strrchr(q->rcpts[i].address, '@');
+
+            hit = !qmgr_rcpt_final(&q->rcpts[i]) && at && strcasecmp(at + 1, domain) == 0;
+        }
+        queue_file_free(&q);
+    }
+    free(why);
+    close(fd);
+    return hit;
+}
+
+size_t qmgr_scan_deferred_domain(const char *domain)
+{
+    size_t n, count = 0;
+    char **v = qmgr_list_dir(QUEUE_DIR_DEFERRED, &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (qmgr_mail_for(v[i], domain)) {
+            count++;
+            if (qmgr_nactive < qmgr_active_limit())
+                qmgr_activate(QUEUE_DIR_DEFERRED, v[i], 1);
+            else if (queue_move(qmgr_qdir, QUEUE_DIR_DEFERRED, QUEUE_DIR_INCOMING, v[i], 0) == 0)
+                qmgr_incoming_backlog = 1;  /* due at once, when there is room */
+        }
+    qmgr_list_free(v, n);
+    return count;
 }
 
 static void qmgr_finish(struct qmgr_msg *m);

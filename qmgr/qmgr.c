@@ -123,12 +123,9 @@ static void qmgr_peer_close(struct qmgr_peer **pp)
 static int qmgr_reply(struct qmgr_peer *p, uint32_t reqid, int ok, size_t count,
                       const char *text)
 {
-    ipc_msg_t *m = ipc_msg_new(QMGR_REPLY, reqid);
+    ipc_msg_t *m = qmgr_reply_encode(reqid, ok, count, text);
     int rc;
 
-    ipc_put_int(m, ok);
-    ipc_put_int(m, (int64_t)count);
-    ipc_put_str(m, text);
     rc = ipc_send(p->conn->fd, m, QMGR_PEER_MS);
     ipc_msg_free(&m);
     return rc;
@@ -142,24 +139,28 @@ static int qmgr_control(struct qmgr_peer *p, ipc_msg_t *m)
     const char *verb;
     int rc;
 
-    if (m->type != QMGR_FLUSH && (ipc_get_str(m, &id) < 0
-                                  || (strcmp(id, QMGR_ALL) != 0 && !queue_id_valid(id)))) {
-        free(id);
-        msg_warn("malformed %s from a control client; dropping it", ipc_type_name(m->type));
-        return -1;
-    }
-    if (ipc_get_end(m) < 0) {
-        free(id);
+    if (qmgr_control_decode(m, &id) < 0) {
         msg_warn("malformed %s from a control client; dropping it", ipc_type_name(m->type));
         return -1;
     }
     switch (m->type) {
     case QMGR_FLUSH:
-        msg_info("flush requested by the administrator");
-        qmgr_scan_incoming();
-        qmgr_scan_deferred(1);
+        if (*id) {
+            msg_info("flush of %s requested by the administrator", id);
+            qmgr_transport_resume(id);
+            count = qmgr_scan_deferred_domain(id);
+            snprintf(text, sizeof(text), "flushing %zu message%s with mail for %s", count,
+                     count == 1 ? "" : "s", id);
+        } else {
+            msg_info("flush requested by the administrator");
+            qmgr_transport_resume(NULL);
+            qmgr_scan_incoming();
+            qmgr_scan_deferred(1);
+            snprintf(text, sizeof(text), "flushing the queue");
+        }
         qmgr_transport_kick();
-        return qmgr_reply(p, m->reqid, 1, 0, "flushing the queue");
+        free(id);
+        return qmgr_reply(p, m->reqid, 1, count, text);
     case QMGR_DELETE:
         count = qmgr_ctl_delete(id);
         verb = "deleted";
@@ -190,8 +191,7 @@ static int qmgr_request(struct qmgr_peer *p, ipc_msg_t *m)
 
     switch (m->type) {
     case QMGR_NOTIFY:
-        if (ipc_get_str(m, &id) < 0 || ipc_get_end(m) < 0 || !queue_id_valid(id)) {
-            free(id);
+        if (qmgr_notify_decode(m, &id) < 0) {
             msg_warn("malformed %s; dropping the client", ipc_type_name(m->type));
             return -1;
         }

@@ -66,6 +66,9 @@ extern size_t qmgr_nactive;
 void   qmgr_recover_active(void);       /* start-up: active/ -> incoming/ */
 void   qmgr_scan_incoming(void);
 void   qmgr_scan_deferred(int force);   /* force: everything is due (flush) */
+/* Flush: every deferred message with a recipient in domain (not yet final)
+ * is due now; how many. */
+size_t qmgr_scan_deferred_domain(const char *domain);
 int    qmgr_activate(const char *dir, const char *id, int force);
 /* The outcome of one recipient's delivery, through relay ("local",
  * "host[addr]:port", "none"): logged, and the message's round ends with
@@ -84,6 +87,8 @@ void   qmgr_transport_init(void);
 void   qmgr_jobs_add(struct qmgr_msg *m);
 size_t qmgr_jobs_cancel(struct qmgr_msg *m);  /* drop m's queued (not in-flight) jobs */
 void   qmgr_transport_kick(void);       /* dispatch what the limits allow */
+/* Lift the suspension of the destinations of domain (NULL: of all). */
+void   qmgr_transport_resume(const char *domain);
 const char *qmgr_transport_name(const char *address);   /* "local", ... for the log */
 
 /* bounce.c: build and submit a DSN for the recipients of m whose index is

@@ -57,6 +57,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -232,6 +233,18 @@ static int qmgr_dest_suspended(struct qmgr_dest *d)
     free(d->suspended_why);
     d->suspended_dsn = d->suspended_why = NULL;
     return 0;
+}
+
+void qmgr_transport_resume(const char *domain)
+{
+    struct qmgr_dest *d;
+
+    for (size_t i = 0; i < QMGR_NTRANSPORTS; i++)
+        RB_FOREACH(d, qmgr_dest_tree, &qmgr_transports[i].dest_state)
+            if (d->suspended_until && (domain == NULL || strcasecmp(d->key, domain) == 0)) {
+                d->suspended_until = event_now_ms();    /* over: lifted at the next look */
+                qmgr_dest_suspended(d);
+            }
 }
 
 /* ----------------------------------------------------------------- jobs */

@@ -216,9 +216,12 @@ c.send(QMGR_DELETE, 5, ["4bYfG80000z1"])
 rep = c.recv()
 ok(rep and rep.type == QMGR_REPLY and rep.reqid == 5 and rep.fields[0] == 0,
    "deleting an unknown ID says no") or diag(rep and rep.fields)
-c.send(QMGR_FLUSH, 6, [])
+c.send(QMGR_FLUSH, 6, [""])
 rep = c.recv()
 ok(rep and rep.fields[0] == 1, "flush is answered")
+c.send(QMGR_FLUSH, 7, [])
+ok(c.recv() is None, "a flush without its domain field drops the client (as any malformed "
+   "request)")
 c.sock.close()
 
 c = ipcframe.connect_as(qmgr_path, owner.pw_uid, owner.pw_gid, [owner.pw_gid])
@@ -228,7 +231,7 @@ ok(rep is None or rep.fields[0] == 0, "control from mail_owner (not root) is ref
 nobody = pwd.getpwnam("nobody")
 try:
     c = ipcframe.connect_as(qmgr_path, nobody.pw_uid, nobody.pw_gid, [owner.pw_gid])
-    c.send(QMGR_FLUSH, 1, [])
+    c.send(QMGR_FLUSH, 1, [""])
     refused = c.recv() is None
 except (OSError, EOFError, ValueError):
     refused = True

@@ -99,6 +99,16 @@ def attempts(qid):
 
 ok(inst.wait_for(lambda: attempts(second) >= 2, timeout=20),
    "flush retried the deferred message at once")
+inst.wait_for(lambda: second in files("deferred"), timeout=30)
+r = queue("flush", "Example.ORG")
+is_(r.returncode, 0, "flush DOMAIN succeeds") or diag(r.stderr)
+like(r.stdout, "flushing 1 message with mail for Example.ORG", "it counts the messages for it "
+     "(not the one on hold)")
+ok(inst.wait_for(lambda: attempts(second) >= 3, timeout=30), "and retries them at once")
+r = queue("flush", "elsewhere.example")
+like(r.stdout, "flushing 0 messages", "flush of a domain without mail: nothing")
+r = queue("flush", "bad/domain")
+ok(r.returncode == 1 and "not a domain" in r.stderr, "flush refuses what is not a domain")
 is_(attempts(first), 1, "but not the held one")
 r = queue("release", first)
 is_(r.returncode, 0, "release succeeds") or diag(r.stderr)
@@ -131,7 +141,7 @@ ok(first in queue("list").stdout, "and changed nothing")
 
 # ---- usage ----
 for args in (["queue"], ["queue", "bogus"], ["queue", "show"], ["queue", "delete"],
-             ["queue", "list", "extra"]):
+             ["queue", "list", "extra"], ["queue", "flush", "a", "b"]):
     r = inst.mailctl(*args)
     is_(r.returncode, 2, "usage error: mailctl %s" % " ".join(args))
 
