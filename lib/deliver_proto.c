@@ -142,6 +142,8 @@ ipc_msg_t *deliver_result_encode(uint32_t reqid, const struct deliver_result *r)
         ipc_put_int(m, r->status[i].dsn_class);
         ipc_put_str(m, r->status[i].dsn);
         deliver_put_text(m, r->status[i].text);
+        deliver_put_text(m, r->status[i].diag_type);
+        deliver_put_text(m, r->status[i].diag_text);
     }
     return m;
 }
@@ -164,8 +166,10 @@ int deliver_result_decode(ipc_msg_t *m, struct deliver_result *r)
 
         r->n++;
         if (ipc_get_int(m, &cls) < 0 || ipc_get_str(m, &s->dsn) < 0
-            || ipc_get_str(m, &s->text) < 0 || (cls != 2 && cls != 4 && cls != 5)
-            || !dsn_code_valid(s->dsn, (int)cls) || !deliver_no_controls(s->text))
+            || ipc_get_str(m, &s->text) < 0 || ipc_get_str(m, &s->diag_type) < 0
+            || ipc_get_str(m, &s->diag_text) < 0 || (cls != 2 && cls != 4 && cls != 5)
+            || !dsn_code_valid(s->dsn, (int)cls) || !deliver_no_controls(s->text)
+            || !deliver_no_controls(s->diag_type) || !deliver_no_controls(s->diag_text))
             goto bad;
         s->dsn_class = (int)cls;
     }
@@ -184,6 +188,8 @@ void deliver_result_free(struct deliver_result *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->status[i].dsn);
         free(r->status[i].text);
+        free(r->status[i].diag_type);
+        free(r->status[i].diag_text);
     }
     free(r->status);
     memset(r, 0, sizeof(*r));

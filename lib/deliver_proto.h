@@ -25,8 +25,10 @@
  *     int n (= the request's nrcpt), then per recipient, in request order:
  *     int class (2 delivered, 4 try again later, 5 failed for good), str
  *     dsn ("2.0.0", "4.3.0", "5.1.1", ...), str text (for the log and the
- *     DSN: "delivered to maildir", "unknown user: \"bob\"", the remote
- *     server's reply).
+ *     DSN: "delivered to maildir", "unknown user: \"bob\"", "host X said:
+ *     ..."), str diag_type and str diag_text (RFC 3464's Diagnostic-Code:
+ *     "smtp" and the remote server's reply as it came, or both "" when
+ *     the text is our own).
  *
  * Each side uses both halves of this module: the encoders build exactly
  * what the decoders accept.  Decoding checks every field (counts within
@@ -72,6 +74,8 @@ struct deliver_status {
     int   dsn_class;        /* 2, 4 or 5 */
     char *dsn;
     char *text;
+    char *diag_type;        /* "smtp", or NULL/"" (encoded as "") */
+    char *diag_text;        /* the remote reply, or NULL/"" */
 };
 
 struct deliver_result {

@@ -174,8 +174,24 @@ static void bounce_build(buf_t *b, const char *id, const queue_file_t *q,
         bounce_put_safe(b, r->address);
         buf_printf(b, "\r\nAction: %s\r\nStatus: %s\r\n", failed ? "failed" : "delivered",
                    s->dsn ? s->dsn : (failed ? "5.0.0" : "2.0.0"));
-        buf_printf(b, "Diagnostic-Code: X-Posthorn; ");
-        bounce_put_safe(b, s->text ? s->text : "");
+        if (s->relay && strchr(s->relay, '[') != NULL) {
+            /* RFC 3464 2.3.5: the remote MTA by name ("host[addr]:port"). */
+            char *host = xstrndup(s->relay, strcspn(s->relay, "["));
+
+            buf_printf(b, "Remote-MTA: dns; ");
+            bounce_put_safe(b, host);
+            buf_printf(b, "\r\n");
+            free(host);
+        }
+        if (s->diag_type && *s->diag_type) {
+            buf_printf(b, "Diagnostic-Code: ");
+            bounce_put_safe(b, s->diag_type);
+            buf_printf(b, "; ");
+            bounce_put_safe(b, s->diag_text ? s->diag_text : "");
+        } else {
+            buf_printf(b, "Diagnostic-Code: X-Posthorn; ");
+            bounce_put_safe(b, s->text ? s->text : "");
+        }
         buf_printf(b, "\r\nLast-Attempt-Date: %s\r\n", now);
     }
     buf_printf(b, "\r\n");

@@ -11,6 +11,9 @@ struct dsn_rcpt {
     const queue_rcpt_t *rcpt;       /* one of q's recipients */
     const char         *dsn;        /* "5.1.1", ...; NULL: 5.0.0 / 2.0.0 */
     const char         *text;       /* the diagnostic */
+    const char         *relay;      /* "host[addr]:port" of a remote MTA, or NULL/"local" */
+    const char         *diag_type;  /* "smtp": diag_text is the remote reply; or NULL */
+    const char         *diag_text;
 };
 
 /* Report on n recipients of message id (q) to its sender (not the null

@@ -37,6 +37,9 @@ int qmgr_bounce(struct qmgr_msg *m, const size_t *rcpts, size_t n, const char *a
         r[i].rcpt = &m->q->rcpts[rcpts[i]];
         r[i].dsn = m->rs[rcpts[i]].dsn;
         r[i].text = m->rs[rcpts[i]].text;
+        r[i].relay = m->rs[rcpts[i]].relay;
+        r[i].diag_type = m->rs[rcpts[i]].diag_type;
+        r[i].diag_text = m->rs[rcpts[i]].diag_text;
     }
     rc = dsn_send(m->id, m->q, r, n, failed, &queued_as);
     if (rc == 0)

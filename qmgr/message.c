@@ -79,6 +79,8 @@ static void qmgr_msg_free(struct qmgr_msg **mp)
             free(m->rs[i].dsn);
             free(m->rs[i].text);
             free(m->rs[i].relay);
+            free(m->rs[i].diag_type);
+            free(m->rs[i].diag_text);
         }
     free(m->rs);
     queue_file_free(&m->q);
@@ -349,16 +351,21 @@ static void qmgr_log(const struct qmgr_msg *m, size_t i, const char *status)
 }
 
 void qmgr_msg_outcome(struct qmgr_msg *m, size_t i, int dsn_class, const char *dsn,
-                      const char *text, const char *relay)
+                      const char *text, const char *relay, const char *diag_type,
+                      const char *diag_text)
 {
     struct qmgr_rcpt_state *s = &m->rs[i];
 
     free(s->dsn);
     free(s->text);
     free(s->relay);
+    free(s->diag_type);
+    free(s->diag_text);
     s->dsn = xstrdup(dsn);
     s->text = xstrdup(text);
     s->relay = xstrdup(relay);
+    s->diag_type = diag_type && *diag_type ? xstrdup(diag_type) : NULL;
+    s->diag_text = diag_type && *diag_type ? xstrdup(diag_text ? diag_text : "") : NULL;
     if (dsn_class == 2) {
         s->outcome = QMGR_OUT_SENT;
         qmgr_log(m, i, "sent");

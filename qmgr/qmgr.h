@@ -38,6 +38,8 @@ struct qmgr_rcpt_state {
     char             *dsn;          /* of the outcome */
     char             *text;
     char             *relay;        /* where it went, for the log */
+    char             *diag_type;    /* "smtp" with the remote reply, or NULL */
+    char             *diag_text;
 };
 
 /* Actions deferred until a message's deliveries in flight have reported. */
@@ -71,10 +73,12 @@ void   qmgr_scan_deferred(int force);   /* force: everything is due (flush) */
 size_t qmgr_scan_deferred_domain(const char *domain);
 int    qmgr_activate(const char *dir, const char *id, int force);
 /* The outcome of one recipient's delivery, through relay ("local",
- * "host[addr]:port", "none"): logged, and the message's round ends with
- * its last one (m may be freed). */
+ * "host[addr]:port", "none"), with the remote diagnostic if there was one
+ * (diag_type "smtp" and the reply; NULL or "" otherwise): logged, and the
+ * message's round ends with its last one (m may be freed). */
 void   qmgr_msg_outcome(struct qmgr_msg *m, size_t rcpt, int dsn_class, const char *dsn,
-                        const char *text, const char *relay);
+                        const char *text, const char *relay, const char *diag_type,
+                        const char *diag_text);
 /* Control; each returns the number of messages affected. */
 size_t qmgr_ctl_delete(const char *id);     /* id or QMGR_ALL */
 size_t qmgr_ctl_hold(const char *id);

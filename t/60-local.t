@@ -99,9 +99,9 @@ def result(c, timeout=20, raw=False):
         return None
     if raw or f.type != DELIVER_RESULT:
         return (f.type, f.reqid, f.fields)
-    if f.fields[:4] != [0, "", "local", 1]:
+    if f.fields[:4] != [0, "", "local", 1] or f.fields[7:] != ["", ""]:
         return (f.type, f.reqid, f.fields)
-    return (f.type, f.reqid, f.fields[4:])
+    return (f.type, f.reqid, f.fields[4:7])
 
 
 def deliver(content, recipient=None, sender="alice@example.org", reqid=1, conn=None):
@@ -223,8 +223,9 @@ qid, path = mkqueue(b"Subject: two\r\n\r\nx\r\n", rcpts=[rcpt, "nosuchuser4712@"
 request(c, 304, qid, path, rcpt, fields=[qid, "alice@example.org", "", 0, 2, 0, rcpt, "",
                                          1, "nosuchuser4712@" + DOMAIN, ""])
 is_(result(c, raw=True), (DELIVER_RESULT, 304, [0, "", "local", 2,
-                                               2, "2.0.0", "delivered to maildir",
-                                               5, "5.1.1", 'unknown user: "nosuchuser4712"']),
+                                               2, "2.0.0", "delivered to maildir", "", "",
+                                               5, "5.1.1", 'unknown user: "nosuchuser4712"',
+                                               "", ""]),
     "two recipients in one request: a status for each, in order")
 is_(len(maildir_files()), before + 1, "and one copy delivered")
 
@@ -305,7 +306,7 @@ garbage("random bytes", [os.urandom(64)])
 garbage("an oversized frame", [struct.pack("!IIII", DELIVER_REQUEST, 1 << 30, 1, 0)])
 garbage("an unknown flag", [ipcframe.encode(DELIVER_REQUEST, 1, ["x"], flags=0x80)])
 garbage("a result instead of a request",
-        [ipcframe.encode(DELIVER_RESULT, 1, [0, "", "local", 1, 2, "2.0.0", "x"])])
+        [ipcframe.encode(DELIVER_RESULT, 1, [0, "", "local", 1, 2, "2.0.0", "x", "", ""])])
 garbage("a request without its fd",
         [ipcframe.encode(DELIVER_REQUEST, 1, ["x", "", "", 0, 1, 0, rcpt, ""])])
 garbage("a truncated frame", [ipcframe.encode(DELIVER_REQUEST, 1, ["a" * 50])[:30]], shut=True)

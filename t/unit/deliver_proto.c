@@ -127,8 +127,8 @@ static void test_result(void)
 {
     char *long_text = xmalloc(DELIVER_TEXT_LIMIT * 2 + 1);
     struct deliver_status st[2] = {
-        {2, "2.0.0", "250 2.0.0 Ok: queued as X"},
-        {5, "5.1.1", long_text},
+        {2, "2.0.0", "250 2.0.0 Ok: queued as X", NULL, NULL},
+        {5, "5.1.1", long_text, "smtp", "550 5.1.1 <bob@example.test>: no such user"},
     };
     struct deliver_result in = {.site_class = 4, .site_text = "lost\r\nconnection",
                                 .relay = "mx.example.test[192.0.2.1]:25", .n = 2, .status = st},
@@ -145,6 +145,9 @@ static void test_result(void)
     ok(out.n == 2 && out.status[0].dsn_class == 2 && strcmp(out.status[1].dsn, "5.1.1") == 0,
        "the statuses in order");
     is_int((int)strlen(out.status[1].text), DELIVER_TEXT_LIMIT, "a long text is cut");
+    ok(strcmp(out.status[0].diag_type, "") == 0 && strcmp(out.status[1].diag_type, "smtp") == 0
+       && strcmp(out.status[1].diag_text, "550 5.1.1 <bob@example.test>: no such user") == 0,
+       "the diagnostic type and text (none: empty)");
     deliver_result_free(&out);
     ipc_msg_free(&m);
 
