@@ -15,7 +15,9 @@
  *
  * Failure modes: a malformed request or a wrong peer uid drops that client
  * (peer error).  Memory is bounded by the number of sessions the clients
- * hold, itself bounded by their process limits.
+ * hold: at most ANVIL_MAX_HELD per connection (a client that asks for more
+ * is dropped, which releases them all), and connections by the clients'
+ * process limits.
  *
  * Parameters: network_user, login_user, mail_owner (peers), and the
  * server skeleton's.
@@ -36,6 +38,7 @@
 #include "xalloc.h"
 
 #define ANVIL_MAX_MSG     4096
+#define ANVIL_MAX_HELD    1000  /* sessions one client may hold (an smtpd holds 1) */
 
 struct anvil_counter {
     struct anvil_counter *next;     /* hash chain */
@@ -146,6 +149,10 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
         || ipc_get_str(m, &service) < 0 || ipc_get_str(m, &addr) < 0 || ipc_get_end(m) < 0
         || !anvil_field_ok(service) || !anvil_field_ok(addr)) {
         msg_warn("anvil: malformed %s from client; dropping it", ipc_type_name(m->type));
+        rc = -1;
+    } else if (m->type == ANVIL_CONNECT && cl->nheld >= ANVIL_MAX_HELD) {
+        msg_warn("anvil: a client (uid %ld) holds %d sessions already; dropping it",
+                 (long)cl->conn->uid, ANVIL_MAX_HELD);
         rc = -1;
     } else if (m->type == ANVIL_CONNECT) {
         struct anvil_counter *c = anvil_find(service, addr, 1);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """anvil: session counts per (service, client address) across clients;
 counts are released by DISCONNECT and when a client's connection closes;
-malformed requests drop only that client; uid and root directory."""
+malformed requests drop only that client, and so does a client asking for
+more than 1000 sessions; uid and root directory."""
 import os
 import pwd
 import sys
@@ -51,6 +52,20 @@ for name, fields in [("missing field", ["smtpd"]), ("empty address", ["smtpd", "
     is_(got, None, "malformed (%s): dropped" % name)
     d.close()
 is_(count(c, "smtpd", "192.0.2.1"), 2, "anvil still serves the others")
+# One client may hold 1000 sessions, not more: the next one drops it, and
+# that releases all it held.
+e = conn()
+replies = [count(e, "smtpd", "203.0.113.7") for _ in range(1000)]
+is_(replies[-1], 1000, "a client holds 1000 sessions")
+e.send(CONNECT, 0, ["smtpd", "203.0.113.7"])
+try:
+    got = e.recv(timeout=10)
+except (OSError, EOFError, ValueError):
+    got = None
+is_(got, None, "the 1001st drops it")
+e.close()
+ok(inst.wait_for(lambda: count(c, "smtpd", "203.0.113.7") == 1, timeout=10),
+   "and its sessions are released") or diag(inst.log()[-500:])
 pids = inst.service_pids("anvil")
 is_(len(pids), 1, "one anvil process")
 owner = pwd.getpwnam("posthorn")
