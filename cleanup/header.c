@@ -2,14 +2,16 @@
  * header - the header scanner and the Received: header (see header.h).
  *
  * The Received: header follows RFC 5321 4.4 and Postfix's layout:
- *   Received: from HELO (unknown [ADDR])
+ *   Received: from HELO (NAME [ADDR])
  *           (using TLSv1.3 with cipher NAME (BITS/BITS bits))
  *           by MYHOSTNAME (MAIL_NAME) with PROTOCOL id QUEUEID
  *           for <RCPT>; DATE
+ * NAME is the client_name attribute (smtpd's forward-confirmed name of the
+ * client), "unknown" when there is none.
  * "for" only when the message has one recipient (more would disclose the
- * others).  Peer-supplied text (the HELO name) is reduced to printable
- * ASCII without parentheses or backslashes so it cannot break the comment
- * syntax or the header.
+ * others).  Peer-supplied text (the HELO name, the client's name) is
+ * reduced to printable ASCII without parentheses or backslashes so it
+ * cannot break the comment syntax or the header.
  */
 #include <string.h>
 
@@ -108,6 +110,7 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
 {
     const char *helo = cleanup_request_get_attr(r, QUEUE_ATTR_HELO);
     const char *addr = cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR);
+    const char *name = cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_NAME);
     const char *proto = cleanup_request_get_attr(r, QUEUE_ATTR_PROTOCOL);
     const char *tls_proto = cleanup_request_get_attr(r, CLEANUP_ATTR_TLS_PROTOCOL);
     const char *tls_cipher = cleanup_request_get_attr(r, CLEANUP_ATTR_TLS_CIPHER);
@@ -133,7 +136,9 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
     buf_append_str(out, "Received: from ");
     header_put_safe(out, helo && *helo ? helo : "unknown", 255);
     if (addr) {
-        buf_append_str(out, " (unknown [");
+        buf_append_str(out, " (");
+        header_put_safe(out, name && *name ? name : "unknown", 255);
+        buf_append_str(out, " [");
         if (strchr(addr, ':'))
             buf_append_str(out, "IPv6:");
         header_put_safe(out, addr, 64);

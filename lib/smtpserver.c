@@ -54,6 +54,7 @@ struct smtpserver {
     bool        done;               /* end the session */
     const char *where;              /* last command, for "lost connection after X" */
     int         cleanup_fd;
+    char       *client_name;        /* the policy's name for the client, or NULL */
     smtpcontent_t *bdat;            /* a BDAT transfer is under way */
     unsigned    verb_total[SMTPSERVER_NVERBS], verb_ok[SMTPSERVER_NVERBS];
     unsigned    unknown_total;
@@ -143,7 +144,7 @@ static void smtpserver_send_err(const struct smtpreply_err *err)
     smtpserver_send(err->code, err->dsn, "%s", err->text);
 }
 
-/* The client, Postfix style: "unknown[127.0.0.1]". */
+/* The client, Postfix style: "unknown[127.0.0.1]", "mx.example.org[192.0.2.1]". */
 #define CLIENT_FMT "%s[%s]"
 #define CLIENT_ARGS S.ss.client_name, S.ss.client_addr
 
@@ -837,7 +838,9 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
     if (out_fd != fd)
         stream_set_write_fd(S.ss.stream, out_fd);
     stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
-    smtpserver_peer(fd);
+    if (smtpserver_peer(fd) == 0 && policy->client_name
+        && (S.client_name = policy->client_name(&S.ss)) != NULL)
+        S.ss.client_name = S.client_name;
     msg_info("connect from " CLIENT_FMT, CLIENT_ARGS);
     free(smtpserver_sig_text);
     smtpserver_sig_text = xasprintf("421 4.3.2 %s Service shutting down\r\n",
@@ -875,6 +878,9 @@ out:
     if (S.cleanup_fd >= 0)
         close(S.cleanup_fd);
     free(S.ss.helo_name);
+    S.ss.client_name = "unknown";
+    free(S.client_name);
+    S.client_name = NULL;
     stream_free(&S.ss.stream);
     buf_free(&S.line);
     buf_free(&S.reply);

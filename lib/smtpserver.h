@@ -29,7 +29,9 @@
  *    committed the queue file;
  *  - logs each session the way Postfix does: connect, NOQUEUE: reject:
  *    lines, "ID: client=...", lost connection / timeout after CMD, and a
- *    disconnect line with per-command counts.
+ *    disconnect line with per-command counts; the client is "name[addr]",
+ *    the name being what the policy's client_name hook found (smtpd:
+ *    FCrDNS through lookupd), else "unknown".
  *
  * Policy callbacks return 0 to accept (the engine sends its usual reply)
  * or a reply code after filling the reply with smtpserver_reply_set().
@@ -76,7 +78,8 @@ struct smtp_session {
     struct netaddr  client;
     char            client_addr[NETADDR_TEXT_MAX];
     char            client_port[8];
-    const char     *client_name;    /* "unknown" until reverse DNS exists */
+    const char     *client_name;    /* "unknown", or the name the policy's
+                                       client_name hook gave */
     char           *helo_name;      /* NULL before HELO/EHLO */
     bool            esmtp;
     tls_conn_t     *tls;
@@ -91,6 +94,11 @@ struct smtp_session {
 
 struct smtpserver_policy {
     const char *service;            /* "smtpd": log and anvil name */
+    /* Once the client's IP address is known, before anything is logged or
+     * sent: its name (fresh; a valid host name, for the logs and the
+     * Received: header), or NULL for "unknown".  Not called for a client
+     * that is not on IP (sendmail -bs). */
+    char *(*client_name)(struct smtp_session *ss);
     /* After the connection is known, before the greeting: refuse with 421
      * or 554 (the engine then closes). */
     int (*connect)(struct smtp_session *ss, struct smtpserver_reply *r);

@@ -1,13 +1,13 @@
 /*
  * lookupd - answers the questions the chrooted network processes cannot:
- * is this a valid local recipient?  (Later also SPF, DKIM and DNSBL, which
- * need the system resolver.)
+ * is this a valid local recipient?  what is this client's name?  (Later
+ * also SPF, DKIM and DNSBL.)
  *
  * Runs as mail_owner without a chroot (it reads the passwd database and
  * the maps under config_directory), SERVER_MULTI: every client (each smtpd
- * process keeps one connection) is served from one event loop, one request
- * at a time per connection (lib/lookup_proto.h).  Peers: network_user,
- * mail_owner, root (SO_PEERCRED at the hello).
+ * process keeps one connection) is served from one event loop
+ * (lib/lookup_proto.h).  Peers: network_user, mail_owner, root
+ * (SO_PEERCRED at the hello).
  *
  * Local recipients.  The address's domain must be local (mydestination);
  * "postmaster" is always valid (RFC 5321 4.5.1).  Otherwise the lower-cased
@@ -17,7 +17,8 @@
  * one: LOOKUP_OK.  In none: LOOKUP_NOTFOUND.  An empty local_recipient_maps
  * accepts every local part (Postfix's rule).  A table that cannot be read
  * gives LOOKUP_TEMPFAIL, so the client is told to try again (451), never
- * refused by mistake.
+ * refused by mistake.  These are answered at once (a slow passwd database
+ * holds the other clients up).
  *
  * Virtual aliases.  LOOKUP_VIRTUAL returns an address's entry in
  * virtual_alias_maps (cleanup expands recipients with it); LOOKUP_RCPT
@@ -25,22 +26,41 @@
  * entry (else NOTFOUND), an address of a mydestination domain also when
  * it has one, and answers LOOKUP_REMOTE for every other domain.
  *
+ * Client names.  LOOKUP_CLIENT_NAME is reverse DNS with forward
+ * confirmation through lib/dns (libunbound in the event loop; see
+ * clientname.h for the rule and the answers), answered when DNS has
+ * answered or LOOKUP_NAME_DEADLINE_MS has passed, while every other
+ * request and client is served.  A client may have
+ * LOOKUP_NAME_MAX_INFLIGHT such lookups in flight; another is answered
+ * TEMPFAIL at once (logged).  When a client goes away, its lookups are
+ * cancelled.  The resolver is set up as root before the privilege drop
+ * (dns_new reads the trust anchor file); if it cannot be, lookupd warns
+ * and answers every client-name question TEMPFAIL (recipients still
+ * work).
+ *
  * Failure modes: a malformed request or a hello from the wrong uid is a
- * peer error (logged, connection dropped).  Map errors are TEMPFAIL.
+ * peer error (logged, connection dropped); a client that does not read
+ * its replies is dropped.  Map errors are TEMPFAIL; DNS failures are
+ * answers (TEMPFAIL or NOTFOUND), never errors.
  *
  * Parameters: local_recipient_maps, recipient_delimiter, mydestination,
- * virtual_alias_maps, virtual_alias_domains, network_user,
- * mail_owner (and the server skeleton's).
+ * virtual_alias_maps, virtual_alias_domains, dns_forwarders,
+ * dns_stub_zones, dnssec_trust_anchor_file, dns_query_timeout,
+ * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "clientname.h"
 #include "conf.h"
+#include "dns.h"
+#include "event.h"
 #include "ipc.h"
 #include "ipcconn.h"
 #include "lookup_proto.h"
@@ -54,6 +74,9 @@
 #define LOOKUPD_PASSWD    "unix:passwd.byname"
 
 static uid_t lookupd_peer_uids[2];
+static event_loop_t *lookupd_loop;
+static dns_t *lookupd_dns;             /* NULL: DNS is not usable */
+static char *lookupd_dns_why;
 
 /* One key against one table: 1 found (*value fresh if value is not NULL),
  * 0 not, -1 error (*text set). */
@@ -248,69 +271,177 @@ static int lookupd_rcpt(const char *address, char **text)
     return result;
 }
 
-static void lookupd_drop(event_loop_t *loop, ipcconn_t *c)
+/* A client: its connection and its client-name lookups in flight. */
+struct lookupd_pending;
+TAILQ_HEAD(lookupd_pending_list, lookupd_pending);
+
+struct lookupd_client {
+    ipcconn_t                  *conn;
+    struct lookupd_pending_list pending;
+    unsigned                    npending;
+};
+
+struct lookupd_pending {
+    TAILQ_ENTRY(lookupd_pending) link;
+    struct lookupd_client       *client;
+    uint32_t                     reqid;
+    char                        *address;
+    clientname_t                *cn;
+    long long                    started;
+};
+
+static void lookupd_pending_free(struct lookupd_client *cl, struct lookupd_pending **pp)
 {
-    event_del_fd(loop, c->fd);
-    ipcconn_free(&c);
+    struct lookupd_pending *p = *pp;
+
+    TAILQ_REMOVE(&cl->pending, p, link);
+    cl->npending--;
+    clientname_cancel(&p->cn);
+    free(p->address);
+    free(p);
+    *pp = NULL;
+}
+
+/* Drop a client, cancelling whatever it still waits for. */
+static void lookupd_drop(struct lookupd_client *cl)
+{
+    struct lookupd_pending *p;
+
+    if (cl->npending)
+        msg_debug("lookupd: client (uid %ld) left with %u client-name lookups in flight; "
+                  "cancelled", (long)cl->conn->uid, cl->npending);
+    while ((p = TAILQ_FIRST(&cl->pending)) != NULL)
+        lookupd_pending_free(cl, &p);
+    event_del_fd(lookupd_loop, cl->conn->fd);
+    ipcconn_free(&cl->conn);
+    free(cl);
     server_conn_end();
 }
 
-static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg)
+/* Send a reply; on failure drop the client (cl is then gone): 0 or -1. */
+static int lookupd_send(struct lookupd_client *cl, ipc_msg_t **replyp)
 {
-    ipcconn_t *c = arg;
-    ipc_msg_t *m = NULL, *reply;
-    char *address = NULL, *text = NULL;
-    const char *why;
-    int rc, result;
+    int rc = ipcconn_send(cl->conn, *replyp);
 
-    (void)fd;
-    (void)events;
-    rc = ipcconn_recv(c, &m, &why);
-    if (rc == 0)
-        return;
+    ipc_msg_free(replyp);
     if (rc < 0) {
-        if (why)
-            msg_warn("lookupd: dropping a client (uid %ld): %s", (long)c->uid, why);
-        lookupd_drop(loop, c);
+        msg_debug("lookupd: cannot answer a client (uid %ld): %s; dropping it",
+                  (long)cl->conn->uid, strerror(errno));
+        lookupd_drop(cl);
+    }
+    return rc;
+}
+
+/* A client-name lookup is done. */
+static void lookupd_name_done(const struct lookup_name_reply *r, void *arg)
+{
+    struct lookupd_pending *p = arg;
+    struct lookupd_client *cl = p->client;
+    ipc_msg_t *reply;
+
+    p->cn = NULL;                   /* finished: nothing to cancel */
+    msg_debug("lookupd: client name of %s: %s (%lld ms)%s%s", p->address,
+              r->result == LOOKUP_OK ? r->name : r->result == LOOKUP_NOTFOUND ? "unknown"
+              : "unknown (temporary failure)", event_now_ms() - p->started,
+              *r->text ? ": " : "", r->text);
+    reply = lookup_name_reply_encode(p->reqid, r);
+    lookupd_pending_free(cl, &p);
+    (void)lookupd_send(cl, &reply);
+}
+
+/* LOOKUP_CLIENT_NAME: start the lookup, or refuse at once over the cap. */
+static void lookupd_client_name(struct lookupd_client *cl, const struct lookup_request *req)
+{
+    struct lookupd_pending *p;
+
+    if (cl->npending >= LOOKUP_NAME_MAX_INFLIGHT) {
+        struct lookup_name_reply r = {.result = LOOKUP_TEMPFAIL, .name = "", .text = NULL};
+        ipc_msg_t *reply;
+
+        r.text = xasprintf("cannot look up the name of %s: too many lookups in flight "
+                           "(limit %d)", req->address, LOOKUP_NAME_MAX_INFLIGHT);
+        msg_warn("lookupd: client (uid %ld) has %u client-name lookups in flight: "
+                 "refusing another (%s)", (long)cl->conn->uid, cl->npending, req->address);
+        reply = lookup_name_reply_encode(req->reqid, &r);
+        free(r.text);
+        (void)lookupd_send(cl, &reply);
         return;
     }
-    if ((m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL) || m->fd >= 0 || ipc_get_str(m, &address) < 0
-        || ipc_get_end(m) < 0 || address[0] == '\0') {
-        msg_warn("lookupd: malformed %s from client; dropping it", ipc_type_name(m->type));
-        free(address);
-        ipc_msg_free(&m);
-        lookupd_drop(loop, c);
-        return;
-    }
-    if (m->type == LOOKUP_VIRTUAL) {
+    p = xcalloc(1, sizeof(*p));
+    p->client = cl;
+    p->reqid = req->reqid;
+    p->address = xstrdup(req->address);
+    p->started = event_now_ms();
+    TAILQ_INSERT_TAIL(&cl->pending, p, link);
+    cl->npending++;
+    p->cn = clientname_start(lookupd_dns, lookupd_dns_why, lookupd_loop, &req->client,
+                             req->address, LOOKUP_NAME_DEADLINE_MS, lookupd_name_done, p);
+}
+
+/* LOOKUP_RCPT, LOOKUP_VIRTUAL: answered at once. */
+static void lookupd_recipient(struct lookupd_client *cl, const struct lookup_request *req)
+{
+    char *text = NULL;
+    ipc_msg_t *reply;
+    int result;
+
+    if (req->type == LOOKUP_VIRTUAL) {
         char *value = NULL;
 
-        result = lookupd_virtual(address, &value, &text);
+        result = lookupd_virtual(req->address, &value, &text);
         if (result == LOOKUP_OK) {
             free(text);
             text = value;
         }
     } else {
-        result = lookupd_rcpt(address, &text);
+        result = lookupd_rcpt(req->address, &text);
     }
     if (text == NULL)
         text = xstrdup("");
     if (result == LOOKUP_TEMPFAIL)
-        msg_warn("lookupd: cannot check recipient <%s>: %s", address, text);
+        msg_warn("lookupd: cannot check recipient <%s>: %s", req->address, text);
     else if (msg_verbose)
-        msg_info("lookupd: %s <%s>: %s (%s)", ipc_type_name(m->type), address,
+        msg_info("lookupd: %s <%s>: %s (%s)", ipc_type_name(req->type), req->address,
                  result == LOOKUP_OK ? "found" : result == LOOKUP_REMOTE ? "remote" : "unknown",
                  text);
-    reply = ipc_msg_new(LOOKUP_REPLY, m->reqid);
-    ipc_put_int(reply, result);
-    ipc_put_str(reply, text);
-    rc = ipcconn_send(c, reply);
-    ipc_msg_free(&reply);
-    ipc_msg_free(&m);
-    free(address);
+    reply = lookup_reply_encode(req->reqid, result, text);
     free(text);
-    if (rc < 0)
-        lookupd_drop(loop, c);
+    (void)lookupd_send(cl, &reply);
+}
+
+static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct lookupd_client *cl = arg;
+    struct lookup_request req;
+    ipc_msg_t *m = NULL;
+    const char *why;
+    int rc;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    rc = ipcconn_recv(cl->conn, &m, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        if (why)
+            msg_warn("lookupd: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
+        lookupd_drop(cl);
+        return;
+    }
+    if (lookup_request_decode(m, &req, &why) < 0) {
+        msg_warn("lookupd: malformed %s from client (%s); dropping it", ipc_type_name(m->type),
+                 why);
+        ipc_msg_free(&m);
+        lookupd_drop(cl);
+        return;
+    }
+    ipc_msg_free(&m);
+    if (req.type == LOOKUP_CLIENT_NAME)
+        lookupd_client_name(cl, &req);
+    else
+        lookupd_recipient(cl, &req);
+    lookup_request_clear(&req);
 }
 
 static void lookupd_accept(event_loop_t *loop, int fd)
@@ -318,29 +449,47 @@ static void lookupd_accept(event_loop_t *loop, int fd)
     const char *why;
     ipcconn_t *c = ipcconn_accept(fd, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION, lookupd_peer_uids,
                                   2, LOOKUPD_MAX_MSG, &why);
+    struct lookupd_client *cl;
 
     if (c == NULL) {
         msg_warn("lookupd: refusing a client: %s", why);
         server_conn_end();
         return;
     }
-    event_add_fd(loop, c->fd, EVENT_READ, lookupd_on_request, c);
+    cl = xcalloc(1, sizeof(*cl));
+    cl->conn = c;
+    TAILQ_INIT(&cl->pending);
+    c->ctx = cl;
+    event_add_fd(loop, c->fd, EVENT_READ, lookupd_on_request, cl);
 }
 
 static void lookupd_pre_init(void)
 {
+    struct dns_settings ds;
+    const char *why = NULL;
     gid_t gid;
 
     if (privs_lookup(conf_str("network_user"), &lookupd_peer_uids[0], &gid) < 0)
         msg_fatal("network_user account %s does not exist", conf_str("network_user"));
     if (privs_lookup(conf_str("mail_owner"), &lookupd_peer_uids[1], &gid) < 0)
         msg_fatal("mail_owner account %s does not exist", conf_str("mail_owner"));
+    /* As root: the trust anchor file may be root's alone. */
+    ds.forwarders = conf_str("dns_forwarders");
+    ds.stub_zones = conf_str("dns_stub_zones");
+    ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
+    ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
+    if ((lookupd_dns = dns_new(&ds, &why)) == NULL) {
+        lookupd_dns_why = xasprintf("DNS is not usable: %s", why ? why : "unknown error");
+        msg_warn("lookupd: client names are not looked up: %s", lookupd_dns_why);
+    }
 }
 
 static void lookupd_post_init(event_loop_t *loop)
 {
-    (void)loop;
+    lookupd_loop = loop;
     lookup_proto_init();
+    if (lookupd_dns)
+        dns_attach(lookupd_dns, loop);
 }
 
 int main(int argc, char **argv)

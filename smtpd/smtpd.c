@@ -5,6 +5,14 @@
  * (SERVER_SINGLE; master runs as many as there are sessions, up to the
  * service's process limit).  The protocol is lib/smtpserver's; this file is
  * the MX policy:
+ *  - the client's name: lookupd looks it up (reverse DNS with forward
+ *    confirmation, as Postfix does; smtpd itself does no DNS in its
+ *    chroot), asked before the greeting and waited for at most
+ *    LOOKUP_NAME_TIMEOUT_MS (5 s) in all; the confirmed name goes into the
+ *    log lines ("connect from name[addr]") and the Received: header.  No
+ *    PTR record, a name that does not resolve back to the address (logged
+ *    as Postfix does: "hostname X does not resolve to address A"), a
+ *    temporary DNS failure, a slow or unreachable lookupd: "unknown";
  *  - connect: sessions from one client address are counted by anvil
  *    across all smtpd processes; above smtpd_client_connection_count_limit
  *    the client gets 421 4.7.0 (clients in mynetworks are not limited);
@@ -21,7 +29,9 @@
  * may) or smtpd stops with the reason (encrypt, or wrappermode).
  *
  * Failure modes: peer errors end or answer that session only.  A lookupd
- * that cannot be reached is 451 4.3.0 for that recipient; an anvil that
+ * that cannot be reached is 451 4.3.0 for that recipient, and an unknown
+ * client name (logged; the connection is made again when next needed, so
+ * that a late answer is never taken for another); an anvil that
  * cannot be reached means no connection limit (logged).  A bad mynetworks
  * or an unusable certificate with TLS required is fatal.
  *
@@ -41,6 +51,7 @@
 #include "anvil_proto.h"
 #include "cleanup_proto.h"
 #include "conf.h"
+#include "event.h"
 #include "ipc.h"
 #include "lookup_proto.h"
 #include "msg.h"
@@ -118,6 +129,49 @@ static void smtpd_service_lost(int *fdp, const char *path)
     msg_warn("lost the connection to %s: %s", path, strerror(errno));
     close(*fdp);
     *fdp = -1;
+}
+
+/* The client's name by FCrDNS, asked of lookupd within LOOKUP_NAME_TIMEOUT_MS
+ * in all, connecting included: the name, or NULL for "unknown".  A kept
+ * connection that fails at once (lookupd was restarted since) is replaced
+ * by a new one, once. */
+static char *smtpd_client_name(struct smtp_session *ss)
+{
+    long long deadline = event_now_ms() + LOOKUP_NAME_TIMEOUT_MS, left;
+    struct lookup_name_reply r;
+    char *name = NULL;
+    int res, err, fresh;
+
+    for (int attempt = 0;; attempt++) {
+        fresh = smtpd_lookup_fd < 0;
+        if ((left = deadline - event_now_ms()) < 1)
+            left = 1;
+        if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME,
+                             LOOKUP_PROTO_VERSION, (int)left) < 0)
+            return NULL;
+        if ((left = deadline - event_now_ms()) < 1)
+            left = 1;
+        if ((res = lookup_client_name(smtpd_lookup_fd, ss->client_addr, &r, (int)left)) >= 0)
+            break;
+        /* A late answer must not be read as the answer to the next
+         * question: start over with a new connection. */
+        err = errno;
+        close(smtpd_lookup_fd);
+        smtpd_lookup_fd = -1;
+        if (err == ETIMEDOUT || fresh || attempt > 0) {
+            msg_warn("cannot look up the name of client %s: lookupd: %s", ss->client_addr,
+                     err == ETIMEDOUT ? "no answer in time" : strerror(err));
+            return NULL;
+        }
+    }
+    if (r.text[0] != '\0')
+        msg_warn("%s", r.text);
+    if (res == LOOKUP_OK) {
+        name = r.name;
+        r.name = NULL;
+    }
+    lookup_name_reply_clear(&r);
+    return name;
 }
 
 static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
@@ -227,6 +281,7 @@ static int smtpd_vrfy(struct smtp_session *ss, const char *address, struct smtps
 
 static const struct smtpserver_policy smtpd_policy = {
     .service = "smtpd",
+    .client_name = smtpd_client_name,
     .connect = smtpd_connect,
     .rcpt = smtpd_rcpt,
     .vrfy = smtpd_vrfy,

@@ -7,7 +7,11 @@ account can reach (BUILD_TREE is the build tree itself, for make).
 Instance(services=...) makes a temporary directory with `mailctl init` on a
 free loopback port base, points daemon_directory at a directory of links to
 the freshly built programs (plus t/testsvc), and writes the given master.conf
-service lines.  start(), stop(), mailctl(...), status(), log(), procs().
+service lines.  Its resolver settings never reach the real DNS (a
+forwarder that never answers; loopback's reverse zone fails at once, so
+smtpd's clients are unknown[127.x.y.z]); a test that needs DNS sets
+dns_stub_zones to its own server (t/lib/nsd.py).
+start(), stop(), mailctl(...), status(), log(), procs().
 cleanup() kills, by PID, every process the instance started (master and all
 its descendants) and removes the directory; it runs at exit too, so a failing
 test never leaves processes behind.
@@ -58,6 +62,10 @@ BUILD = _stage_programs(BUILD_TREE)
 MAILCTL = os.path.join(BUILD, "sbin", "mailctl")
 STD_PORTS = (25, 587, 465, 110, 995, 143, 993)
 _instances = []
+# A UDP socket bound for the life of the test and never read: a DNS server
+# that never answers.
+_DEAD_DNS = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+_DEAD_DNS.bind(("127.0.0.1", 0))
 
 # Become a subreaper: master daemonizes (its parent exits), and a killed
 # master's children are orphaned; both then stay our descendants, so
@@ -177,7 +185,15 @@ class Instance:
         for name in os.listdir(d):
             os.symlink(os.path.join(d, name), os.path.join(self.libexec, name))
         os.symlink(os.path.join(BUILD, "t", "testsvc"), os.path.join(self.libexec, "testsvc"))
-        self.set_main({"daemon_directory": self.libexec})
+        # No test instance asks the real DNS: the forwarders are a loopback
+        # socket that never answers, and loopback's reverse zone, which
+        # libunbound would answer itself (127.0.0.1 is "localhost"), goes to
+        # 127.255.255.255, where no query can be sent, so it fails at once
+        # and smtpd's clients stay unknown[127.x.y.z].  A test that wants
+        # DNS sets dns_stub_zones to its own server (t/66-smtpd-fcrdns.t).
+        self.set_main({"daemon_directory": self.libexec,
+                       "dns_forwarders": "127.0.0.1@%d" % _DEAD_DNS.getsockname()[1],
+                       "dns_stub_zones": "127.in-addr.arpa=127.255.255.255"})
         if main_conf:
             self.set_main(main_conf)
         if services is not None:

@@ -1,0 +1,281 @@
+/*
+ * clientname - lookupd's FCrDNS client-name lookups (see clientname.h).
+ *
+ * One struct clientname per lookup: the PTR query, then an A and an AAAA
+ * query per candidate name, all in flight at once, and one deadline timer.
+ * finish() detaches every query and the timer before it calls back, so a
+ * callback never finds anything of the lookup still running.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clientname.h"
+#include "msg.h"
+#include "xalloc.h"
+
+enum { CN_A, CN_AAAA };
+
+struct clientname;
+
+/* What a forward query's callback needs to find its place. */
+struct cn_query {
+    struct clientname *cn;
+    size_t             idx;         /* into names[] */
+    int                which;       /* CN_A or CN_AAAA */
+};
+
+struct cn_name {
+    char           *name;
+    dns_query_t    *q[2];           /* NULL once answered (or never asked) */
+    struct cn_query ctx[2];
+    int             ndone;          /* answers received, 0..2 */
+    int             matched;        /* an address is the client's */
+    int             has_addr;       /* some A or AAAA record came */
+    char           *tempfail;       /* why a lookup failed temporarily, or NULL */
+};
+
+struct clientname {
+    dns_t          *dns;
+    event_loop_t   *loop;
+    struct netaddr  addr;
+    char           *addr_text;
+    dns_query_t    *ptr_q;          /* NULL once answered */
+    int             ptr_done;
+    struct cn_name  names[LOOKUP_NAME_MAX_PTR];
+    size_t          nnames;
+    event_timer_t  *timer;
+    clientname_cb   cb;
+    void           *arg;
+    /* Answer at the first timer event instead (no DNS). */
+    int             now_result;
+    char           *now_text;
+};
+
+static void clientname_free(struct clientname *cn)
+{
+    for (size_t i = 0; i < cn->nnames; i++) {
+        free(cn->names[i].name);
+        free(cn->names[i].tempfail);
+    }
+    free(cn->addr_text);
+    free(cn->now_text);
+    free(cn);
+}
+
+/* Stop whatever is still out. */
+static void clientname_detach(struct clientname *cn)
+{
+    if (cn->ptr_q)
+        dns_cancel(cn->dns, &cn->ptr_q);
+    for (size_t i = 0; i < cn->nnames; i++)
+        for (int j = 0; j < 2; j++)
+            if (cn->names[i].q[j])
+                dns_cancel(cn->dns, &cn->names[i].q[j]);
+    event_cancel_timer(cn->loop, &cn->timer);
+}
+
+/* Answer and free the lookup; text NULL means "". */
+static void clientname_finish(struct clientname *cn, int result, const char *name,
+                              char *text_owned)
+{
+    struct lookup_name_reply r;
+
+    clientname_detach(cn);
+    r.result = result;
+    r.name = (char *)(name ? name : "");
+    r.text = text_owned ? text_owned : (char *)"";
+    cn->cb(&r, cn->arg);
+    free(text_owned);
+    clientname_free(cn);
+}
+
+/* The first name in PTR order that confirmed, or NULL. */
+static const char *clientname_matched(const struct clientname *cn)
+{
+    for (size_t i = 0; i < cn->nnames; i++)
+        if (cn->names[i].matched)
+            return cn->names[i].name;
+    return NULL;
+}
+
+/* Decide if enough is known: the first name in order that confirmed,
+ * once every name before it is settled; or no name at all. */
+static void clientname_decide(struct clientname *cn)
+{
+    const struct cn_name *tf = NULL;
+
+    for (size_t i = 0; i < cn->nnames; i++) {
+        const struct cn_name *n = &cn->names[i];
+
+        if (n->matched) {
+            clientname_finish(cn, LOOKUP_OK, n->name, NULL);
+            return;
+        }
+        if (n->ndone < 2)
+            return;                 /* wait for it before any later name */
+        if (n->tempfail && tf == NULL)
+            tf = n;
+    }
+    if (tf) {
+        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL,
+                          xasprintf("hostname %s does not resolve to address %s: "
+                                    "temporary failure (%s)", tf->name, cn->addr_text,
+                                    tf->tempfail));
+        return;
+    }
+    clientname_finish(cn, LOOKUP_NOTFOUND, NULL,
+                      xasprintf("hostname %s does not resolve to address %s%s",
+                                cn->names[0].name, cn->addr_text,
+                                cn->names[0].has_addr ? "" : ": host not found"));
+}
+
+static void clientname_on_addr(dns_result_t *res, void *arg)
+{
+    struct cn_query *q = arg;
+    struct clientname *cn = q->cn;
+    struct cn_name *n = &cn->names[q->idx];
+
+    n->q[q->which] = NULL;
+    n->ndone++;
+    switch (res->status) {
+    case DNS_OK:
+        for (size_t i = 0; i < res->nrr; i++) {
+            n->has_addr = 1;
+            if (lookup_addr_match(&cn->addr, &res->rr[i].u.addr))
+                n->matched = 1;
+        }
+        break;
+    case DNS_TEMPFAIL:
+    case DNS_BOGUS:
+        if (n->tempfail == NULL)
+            n->tempfail = xstrdup(res->why ? res->why : dns_status_str(res->status));
+        break;
+    default:                        /* NODATA, NXDOMAIN, INVALID: no addresses */
+        break;
+    }
+    dns_result_free(&res);
+    clientname_decide(cn);
+}
+
+static void clientname_on_ptr(dns_result_t *res, void *arg)
+{
+    struct clientname *cn = arg;
+    char *bad = NULL;
+
+    cn->ptr_q = NULL;
+    cn->ptr_done = 1;
+    if (res->status == DNS_TEMPFAIL || res->status == DNS_BOGUS) {
+        dns_result_free(&res);
+        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; res->status == DNS_OK && i < res->nrr; i++) {
+        const char *name = res->rr[i].u.name;
+        size_t k;
+
+        if (!lookup_hostname_valid(name)) {
+            if (bad == NULL)
+                bad = xstrdup(name);
+            continue;
+        }
+        for (k = 0; k < cn->nnames && strcasecmp(cn->names[k].name, name) != 0; k++)
+            ;
+        if (k == cn->nnames && cn->nnames < LOOKUP_NAME_MAX_PTR)
+            cn->names[cn->nnames++].name = xstrdup(name);
+    }
+    dns_result_free(&res);
+    if (cn->nnames == 0) {
+        clientname_finish(cn, LOOKUP_NOTFOUND, NULL,
+                          bad ? xasprintf("malformed host name in the PTR record of %s: %s",
+                                          cn->addr_text, bad) : NULL);
+        free(bad);
+        return;
+    }
+    free(bad);
+    for (size_t i = 0; i < cn->nnames; i++) {
+        struct cn_name *n = &cn->names[i];
+
+        for (int j = 0; j < 2; j++) {
+            n->ctx[j].cn = cn;
+            n->ctx[j].idx = i;
+            n->ctx[j].which = j;
+            n->q[j] = dns_query(cn->dns, n->name, j == CN_A ? DNS_T_A : DNS_T_AAAA,
+                                clientname_on_addr, &n->ctx[j]);
+        }
+    }
+}
+
+static void clientname_on_timer(event_loop_t *loop, void *arg)
+{
+    struct clientname *cn = arg;
+    const char *name;
+
+    (void)loop;
+    cn->timer = NULL;
+    if (cn->now_result >= 0) {
+        char *text = cn->now_text;
+
+        cn->now_text = NULL;
+        clientname_finish(cn, cn->now_result, NULL, text);
+        return;
+    }
+    if ((name = clientname_matched(cn)) != NULL) {
+        clientname_finish(cn, LOOKUP_OK, name, NULL);
+        return;
+    }
+    if (!cn->ptr_done) {
+        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < cn->nnames; i++)
+        if (cn->names[i].ndone < 2) {
+            clientname_finish(cn, LOOKUP_TEMPFAIL, NULL,
+                              xasprintf("hostname %s does not resolve to address %s: "
+                                        "temporary failure (timed out)", cn->names[i].name,
+                                        cn->addr_text));
+            return;
+        }
+    msg_panic("clientname: deadline after every answer");
+}
+
+clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *loop,
+                               const struct netaddr *addr, const char *addr_text,
+                               long deadline_ms, clientname_cb cb, void *arg)
+{
+    struct clientname *cn = xcalloc(1, sizeof(*cn));
+    char *rname = NULL;
+
+    cn->dns = dns;
+    cn->loop = loop;
+    cn->addr = *addr;
+    cn->addr_text = xstrdup(addr_text);
+    cn->cb = cb;
+    cn->arg = arg;
+    cn->now_result = -1;
+    if (dns == NULL) {
+        cn->now_result = LOOKUP_TEMPFAIL;
+        cn->now_text = xasprintf("cannot look up the name of %s: %s", addr_text,
+                                 dns_why ? dns_why : "DNS is not usable");
+        deadline_ms = 0;
+    } else if ((rname = dns_reverse_name(addr_text)) == NULL) {
+        cn->now_result = LOOKUP_NOTFOUND;
+        deadline_ms = 0;
+    } else {
+        cn->ptr_q = dns_query(dns, rname, DNS_T_PTR, clientname_on_ptr, cn);
+    }
+    free(rname);
+    cn->timer = event_add_timer(loop, deadline_ms, clientname_on_timer, cn);
+    return cn;
+}
+
+void clientname_cancel(clientname_t **cnp)
+{
+    struct clientname *cn = *cnp;
+
+    if (cn == NULL)
+        return;
+    clientname_detach(cn);
+    clientname_free(cn);
+    *cnp = NULL;
+}
