@@ -715,6 +715,14 @@ static int set_upstreams(struct ub_ctx *ctx, const struct dns_settings *s, const
                        "(expected an IP address, optionally followed by @port)", *p);
             goto out;
         }
+    /* Every query goes to the forwarders, which know the site's own
+     * reverse zones (10.x, 192.168.x, ...): libunbound would otherwise
+     * answer those itself, and LAN clients would get no name. */
+    if (ub_ctx_set_option(ctx, "unblock-lan-zones:", "yes") != 0
+        || ub_ctx_set_option(ctx, "insecure-lan-zones:", "yes") != 0) {
+        dns_seterr(error_r, "cannot let the private reverse zones through to the forwarders");
+        goto out;
+    }
     split_free(&list);
     list = split_list(s->stub_zones);
     for (char **p = list; *p; p++) {
