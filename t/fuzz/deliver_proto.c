@@ -26,22 +26,9 @@
 #include <unistd.h>
 
 #include "deliver_proto.h"
-#include "fuzzlib.h"
 #include "ipc.h"
+#include "fuzzlib.h"
 #include "xalloc.h"
-
-static void structured(ipc_msg_t *m, const uint8_t *data, size_t size)
-{
-    char *text = xstrndup((const char *)data, size), *save = NULL;
-
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == 's' && line[1] == ' ')
-            ipc_put_str(m, line + 2);
-        else if (line[0] == 'i' && line[1] == ' ')
-            ipc_put_int(m, strtoll(line + 2, NULL, 10));
-    }
-    free(text);
-}
 
 static void check_result(ipc_msg_t *m)
 {
@@ -124,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mark = fuzz_fd_mark();
     m = ipc_msg_new(ctl & 1 ? DELIVER_RESULT : DELIVER_REQUEST, 7);
     if (ctl & 4)
-        structured(m, data + 1, size - 1);
+        fuzz_ipc_fields(m, data + 1, size - 1);
     else
         buf_append(m->payload, data + 1, size - 1);
     if (ctl & 2) {
