@@ -1,7 +1,8 @@
 /*
  * map - Berkeley DB lookup tables (see map.h).
  *
- * Interface: map_open, map_close, map_lookup, map_name, map_build.
+ * Interface: map_open, map_close, map_lookup, map_foreach, map_name,
+ * map_build.
  *
  * Readers open "FILE.db" read-only with db_create() + DB->open(), without a
  * DB_ENV: a map is never written in place, so readers need no locking.
@@ -273,6 +274,50 @@ int map_lookup(map_t *m, const char *key, char **value)
     memcpy(*value, v.data, v.size);
     (*value)[v.size] = '\0';
     return 1;
+}
+
+int map_foreach(map_t *m, int (*fn)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    DBC *cur;
+    DBT k, v;
+    int ret, rc = 0;
+
+    if (m == NULL || fn == NULL)
+        msg_panic("map_foreach: NULL argument");
+    if (map_refresh(m) < 0)
+        return -1;
+    if ((ret = m->db->cursor(m->db, NULL, &cur, 0)) != 0) {
+        msg_warn("map %s: cannot read %s: %s", m->spec, m->dbpath, db_strerror(ret));
+        errno = map_errno(ret);
+        return -1;
+    }
+    for (;;) {
+        char *key, *value;
+
+        memset(&k, 0, sizeof(k));
+        memset(&v, 0, sizeof(v));
+        if ((ret = cur->get(cur, &k, &v, DB_NEXT)) != 0)
+            break;
+        /* Keys and values end in a NUL; tolerate tables built without. */
+        key = xmalloc((size_t)k.size + 1);
+        memcpy(key, k.data, k.size);
+        key[k.size] = '\0';
+        value = xmalloc((size_t)v.size + 1);
+        memcpy(value, v.data, v.size);
+        value[v.size] = '\0';
+        rc = fn(ctx, key, value);
+        free(key);
+        free(value);
+        if (rc != 0)
+            break;
+    }
+    cur->close(cur);
+    if (rc == 0 && ret != DB_NOTFOUND) {
+        msg_warn("map %s: cannot read %s: %s", m->spec, m->dbpath, db_strerror(ret));
+        errno = map_errno(ret);
+        return -1;
+    }
+    return rc;
 }
 
 /* State of one map_build() run. */

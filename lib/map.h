@@ -36,6 +36,11 @@ map_t *map_open(const char *spec, char **err);
 void   map_close(map_t **mp);
 /* 1 found (*value is a fresh string), 0 not found, -1 error (errno). */
 int    map_lookup(map_t *m, const char *key, char **value);
+/* Call fn for every entry (key as stored: lower-cased), in the table's
+ * order, until it returns non-zero.  0, fn's non-zero result, or -1 with
+ * errno (logged). */
+int    map_foreach(map_t *m, int (*fn)(void *ctx, const char *key, const char *value),
+                   void *ctx);
 const char *map_name(const map_t *m);      /* the spec it was opened with */
 /* The process's open handle for spec, opened on first use and kept (a
  * rebuilt table is still noticed by map_lookup).  NULL with *err as for

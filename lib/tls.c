@@ -1,14 +1,19 @@
 /*
- * tls - TLS with OpenSSL under a lib/stream (see tls.h).
+ * tls - TLS with OpenSSL under a lib/stream (see tls.h): the server
+ * context, the client context with its in-process session cache, and the
+ * handshake both share.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "msg.h"
 #include "tls.h"
@@ -18,8 +23,26 @@ struct tls_server {
     SSL_CTX *ctx;
 };
 
+/* One cached client session. */
+struct tls_cache_entry {
+    char        *key;
+    SSL_SESSION *sess;
+    time_t       stored;
+};
+
+struct tls_client {
+    SSL_CTX                *ctx;
+    long                    timeout;        /* cache lifetime, seconds; 0: no cache */
+    struct tls_cache_entry  cache[TLS_CLIENT_CACHE_MAX];
+    size_t                  ncache;
+};
+
 struct tls_conn {
-    SSL *ssl;
+    SSL            *ssl;
+    tls_client_t   *client;         /* client connections: the cache */
+    char           *cache_key;
+    enum tls_trust  trust;
+    char           *verify_error;
 };
 
 /* The last OpenSSL error as text (the queue is cleared). */
@@ -150,9 +173,66 @@ static long tls_now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-tls_conn_t *tls_server_start(tls_server_t *t, stream_t *s, int timeout_ms, const char **why)
+/* Run the handshake on c->ssl (set up for fd) within timeout_ms: 0, or
+ * -1 with *why. */
+static int tls_handshake(tls_conn_t *c, int fd, int timeout_ms, int client, const char **why)
 {
     long deadline = tls_now_ms() + timeout_ms;
+
+    for (;;) {
+        int ret, err;
+        struct pollfd pfd = { .fd = fd };
+        long left;
+
+        errno = 0;
+        ret = client ? SSL_connect(c->ssl) : SSL_accept(c->ssl);
+        if (ret == 1)
+            return 0;
+        err = SSL_get_error(c->ssl, ret);
+        if (err == SSL_ERROR_WANT_READ)
+            pfd.events = POLLIN;
+        else if (err == SSL_ERROR_WANT_WRITE)
+            pfd.events = POLLOUT;
+        else if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
+            if (ERR_peek_last_error() != 0)
+                *why = tls_error_text();
+            else
+                *why = errno ? strerror(errno)
+                             : client ? "the server closed the connection"
+                                      : "the client closed the connection";
+            ERR_clear_error();
+            return -1;
+        } else {
+            *why = tls_error_text();
+            return -1;
+        }
+        left = deadline - tls_now_ms();
+        if (left <= 0) {
+            *why = "timeout";
+            return -1;
+        }
+        ret = poll(&pfd, 1, (int)left);
+        if (ret < 0 && errno != EINTR) {
+            *why = strerror(errno);
+            return -1;
+        }
+        if (ret == 0) {
+            *why = "timeout";
+            return -1;
+        }
+    }
+}
+
+static void tls_conn_release(tls_conn_t *c)
+{
+    SSL_free(c->ssl);
+    free(c->cache_key);
+    free(c->verify_error);
+    free(c);
+}
+
+tls_conn_t *tls_server_start(tls_server_t *t, stream_t *s, int timeout_ms, const char **why)
+{
     tls_conn_t *c;
     int fd = stream_fd(s);
 
@@ -163,49 +243,236 @@ tls_conn_t *tls_server_start(tls_server_t *t, stream_t *s, int timeout_ms, const
         *why = tls_error_text();
         goto fail;
     }
-    for (;;) {
-        int ret, err;
-        struct pollfd pfd = { .fd = fd };
-        long left;
+    if (tls_handshake(c, fd, timeout_ms, 0, why) < 0)
+        goto fail;
+    stream_set_io(s, &tls_stream_io, c);
+    return c;
+fail:
+    tls_conn_release(c);
+    return NULL;
+}
 
-        errno = 0;
-        ret = SSL_accept(c->ssl);
-        if (ret == 1)
-            break;
-        err = SSL_get_error(c->ssl, ret);
-        if (err == SSL_ERROR_WANT_READ)
-            pfd.events = POLLIN;
-        else if (err == SSL_ERROR_WANT_WRITE)
-            pfd.events = POLLOUT;
-        else if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
-            *why = errno ? strerror(errno) : "the client closed the connection";
-            ERR_clear_error();
-            goto fail;
-        } else {
-            *why = tls_error_text();
-            goto fail;
+/* ------------------------------------------------------------- client */
+
+/* The cache entry for key, or NULL; expired entries are dropped. */
+static struct tls_cache_entry *tls_cache_find(tls_client_t *t, const char *key)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < t->ncache; i++) {
+        struct tls_cache_entry *e = &t->cache[i];
+
+        if (strcmp(e->key, key) != 0)
+            continue;
+        if (now - e->stored >= t->timeout || now < e->stored
+            || !SSL_SESSION_is_resumable(e->sess)) {
+            SSL_SESSION_free(e->sess);
+            free(e->key);
+            t->cache[i] = t->cache[--t->ncache];
+            return NULL;
         }
-        left = deadline - tls_now_ms();
-        if (left <= 0) {
-            *why = "timeout";
-            goto fail;
+        return e;
+    }
+    return NULL;
+}
+
+static void tls_cache_remove(tls_client_t *t, struct tls_cache_entry *e)
+{
+    SSL_SESSION_free(e->sess);
+    free(e->key);
+    *e = t->cache[--t->ncache];
+}
+
+/* OpenSSL's new-session callback (a full handshake, or a TLS 1.3 ticket
+ * that arrived later): keep it under the connection's key.  1: we took
+ * the reference. */
+static int tls_cache_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    tls_conn_t *c = SSL_get_app_data(ssl);
+    tls_client_t *t;
+    struct tls_cache_entry *e;
+
+    if (c == NULL || c->client == NULL || c->cache_key == NULL || c->client->timeout <= 0)
+        return 0;
+    t = c->client;
+    if ((e = tls_cache_find(t, c->cache_key)) != NULL) {
+        SSL_SESSION_free(e->sess);
+    } else {
+        if (t->ncache == TLS_CLIENT_CACHE_MAX) {
+            size_t oldest = 0;
+
+            for (size_t i = 1; i < t->ncache; i++)
+                if (t->cache[i].stored < t->cache[oldest].stored)
+                    oldest = i;
+            tls_cache_remove(t, &t->cache[oldest]);
         }
-        ret = poll(&pfd, 1, (int)left);
-        if (ret < 0 && errno != EINTR) {
-            *why = strerror(errno);
-            goto fail;
+        e = &t->cache[t->ncache++];
+        e->key = xstrdup(c->cache_key);
+    }
+    e->sess = sess;
+    e->stored = time(NULL);
+    return 1;
+}
+
+tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
+{
+    tls_client_t *t;
+    SSL_CTX *ctx;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        buf_printf(err, "cannot make a TLS context: %s", tls_error_text());
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
+                                 | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read every CA now: the chroot hides the files later. */
+    if (cafile && *cafile) {
+        if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
+            buf_printf(err, "cannot load the CA file %s: %s", cafile, tls_error_text());
+            SSL_CTX_free(ctx);
+            return NULL;
         }
-        if (ret == 0) {
-            *why = "timeout";
-            goto fail;
+    } else {
+        const char *def = getenv(X509_get_default_cert_file_env());
+
+        if (def == NULL || *def == '\0')
+            def = X509_get_default_cert_file();
+        if (access(def, R_OK) == 0 && SSL_CTX_load_verify_locations(ctx, def, NULL) != 1) {
+            buf_printf(err, "cannot load the system CA file %s: %s", def, tls_error_text());
+            SSL_CTX_free(ctx);
+            return NULL;
         }
+        ERR_clear_error();
+    }
+    t = xcalloc(1, sizeof(*t));
+    t->ctx = ctx;
+    t->timeout = cache_timeout > 0 ? cache_timeout : 0;
+    if (t->timeout > 0) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+        SSL_CTX_sess_set_new_cb(ctx, tls_cache_new_session);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    return t;
+}
+
+void tls_client_free(tls_client_t **tp)
+{
+    tls_client_t *t = *tp;
+
+    if (t == NULL)
+        return;
+    while (t->ncache > 0)
+        tls_cache_remove(t, &t->cache[0]);
+    SSL_CTX_free(t->ctx);
+    free(t);
+    *tp = NULL;
+}
+
+tls_conn_t *tls_client_start(tls_client_t *t, stream_t *s, const struct tls_client_params *p,
+                             int timeout_ms, const char **why)
+{
+    struct tls_cache_entry *e;
+    tls_conn_t *c;
+    int fd = stream_fd(s);
+    long res;
+
+    ERR_clear_error();
+    c = xcalloc(1, sizeof(*c));
+    c->client = t;
+    c->ssl = SSL_new(t->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+        *why = tls_error_text();
+        goto fail;
+    }
+    SSL_set_app_data(c->ssl, c);
+    /* Every outcome of the checks is recorded; verify decides below. */
+    SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+    if (p->servername && *p->servername
+        && SSL_set_tlsext_host_name(c->ssl, p->servername) != 1) {
+        *why = tls_error_text();
+        goto fail;
+    }
+    if (p->nnames > 0) {
+        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        for (size_t i = 0; i < p->nnames; i++) {
+            if ((i == 0 ? SSL_set1_host(c->ssl, p->names[i])
+                        : SSL_add1_host(c->ssl, p->names[i])) != 1) {
+                *why = "bad reference name for the server certificate";
+                ERR_clear_error();
+                goto fail;
+            }
+        }
+    }
+    if (p->cache_key && t->timeout > 0) {
+        c->cache_key = xstrdup(p->cache_key);
+        if ((e = tls_cache_find(t, p->cache_key)) != NULL) {
+            SSL_set_session(c->ssl, e->sess);
+            /* One use per session (TLS 1.3 tickets); the server sends new ones. */
+            tls_cache_remove(t, e);
+        }
+    }
+    if (tls_handshake(c, fd, timeout_ms, 1, why) < 0)
+        goto fail;
+    if (SSL_get0_peer_certificate(c->ssl) == NULL) {
+        c->trust = TLS_ANONYMOUS;
+        c->verify_error = xstrdup("no server certificate");
+    } else if ((res = SSL_get_verify_result(c->ssl)) == X509_V_OK) {
+        c->trust = p->nnames > 0 ? TLS_VERIFIED : TLS_TRUSTED;
+    } else {
+        c->trust = TLS_UNTRUSTED;
+        c->verify_error = xstrdup(X509_verify_cert_error_string(res));
+    }
+    if (p->verify && c->trust != TLS_VERIFIED) {
+        static char text[300];
+
+        snprintf(text, sizeof(text), "server certificate not verified: %s",
+                 c->verify_error ? c->verify_error : "no reference name");
+        *why = text;
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        goto fail;
     }
     stream_set_io(s, &tls_stream_io, c);
     return c;
 fail:
-    SSL_free(c->ssl);
-    free(c);
+    if (c->ssl)
+        SSL_set_app_data(c->ssl, NULL);
+    tls_conn_release(c);
     return NULL;
+}
+
+enum tls_trust tls_conn_trust(const tls_conn_t *c)
+{
+    return c->trust;
+}
+
+const char *tls_trust_str(enum tls_trust t)
+{
+    switch (t) {
+    case TLS_VERIFIED:
+        return "Verified";
+    case TLS_TRUSTED:
+        return "Trusted";
+    case TLS_UNTRUSTED:
+        return "Untrusted";
+    default:
+        return "Anonymous";
+    }
+}
+
+const char *tls_conn_verify_error(const tls_conn_t *c)
+{
+    return c->verify_error;
+}
+
+int tls_conn_resumed(const tls_conn_t *c)
+{
+    return SSL_session_reused(c->ssl) == 1;
 }
 
 const char *tls_conn_protocol(const tls_conn_t *c)
@@ -223,6 +490,14 @@ int tls_conn_bits(const tls_conn_t *c)
     return SSL_get_cipher_bits(c->ssl, NULL);
 }
 
+int tls_conn_alg_bits(const tls_conn_t *c)
+{
+    int alg = 0;
+
+    (void)SSL_get_cipher_bits(c->ssl, &alg);
+    return alg;
+}
+
 void tls_conn_free(tls_conn_t **cp, stream_t *s)
 {
     tls_conn_t *c = *cp;
@@ -235,7 +510,7 @@ void tls_conn_free(tls_conn_t **cp, stream_t *s)
      * socket buffer has room, which is all a polite close needs. */
     (void)SSL_shutdown(c->ssl);
     ERR_clear_error();
-    SSL_free(c->ssl);
-    free(c);
+    SSL_set_app_data(c->ssl, NULL);
+    tls_conn_release(c);
     *cp = NULL;
 }

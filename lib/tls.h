@@ -1,5 +1,5 @@
 /*
- * tls - TLS for the protocol servers (and later the SMTP client), with
+ * tls - TLS for the protocol servers and for the SMTP client, with
  * OpenSSL, plugged under a lib/stream through its I/O hook.
  *
  * A server context is made once per process in pre_init, while still
@@ -17,10 +17,26 @@
  * plain EOF (SSL_OP_IGNORE_UNEXPECTED_EOF): SMTP ends with QUIT, not with
  * the TLS layer.
  *
- * Failure modes: tls_server_new() returns NULL with the reason (the
- * caller decides whether that is fatal); a failed handshake is a peer
- * error, returned as NULL with a reason for the log.  After a start, the
- * stream reports TLS errors as STREAM_ERROR like any I/O error.
+ * The client half (the outbound smtp client): tls_client_new() makes one
+ * context per process before the chroot, with the trusted CAs read at
+ * once (cafile, or the system's default CA file: a chrooted process can
+ * no longer open either).  Per connection, tls_client_start() runs the
+ * handshake with SNI (servername), and with reference names to check the
+ * server's certificate against (a name that starts with "." matches any
+ * subdomain of the rest).  The chain and the names are always checked, and
+ * the outcome is kept for the caller and the log ("Verified": chain and
+ * name; "Trusted": the chain; "Untrusted"; "Anonymous": no certificate);
+ * with verify set a handshake whose outcome is not "Verified" fails.
+ * Sessions are cached in the process, under a key the caller chooses (the
+ * server, the SNI and the policy: a session made under one policy is never
+ * resumed under another), so that repeated connections resume; at most
+ * TLS_CLIENT_CACHE_MAX sessions, each for cache_timeout seconds.
+ *
+ * Failure modes: tls_server_new() and tls_client_new() return NULL with
+ * the reason (the caller decides whether that is fatal); a failed
+ * handshake, or a server certificate that fails a required verification,
+ * is a peer error, returned as NULL with a reason for the log.  After a
+ * start, the stream reports TLS errors as STREAM_ERROR like any I/O error.
  */
 #ifndef POSTHORN_TLS_H
 #define POSTHORN_TLS_H
@@ -29,7 +45,10 @@
 #include "stream.h"
 
 typedef struct tls_server tls_server_t;
+typedef struct tls_client tls_client_t;
 typedef struct tls_conn tls_conn_t;
+
+#define TLS_CLIENT_CACHE_MAX 256
 
 /* Load cert_file (PEM chain, leaf first) and key_file (PEM).  NULL with a
  * one-line reason appended to err. */
@@ -42,10 +61,42 @@ void          tls_server_free(tls_server_t **tp);
  * unusable for TLS and should be closed. */
 tls_conn_t *tls_server_start(tls_server_t *t, stream_t *s, int timeout_ms, const char **why);
 
+/* The client context: cafile (PEM, one or more CA certificates), or NULL
+ * or "" for the system's default CA file (OpenSSL's, $SSL_CERT_FILE); a
+ * missing default file only means that nothing verifies.  cache_timeout:
+ * seconds a session may be resumed (0: no cache).  NULL with a reason
+ * appended to err. */
+tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err);
+void          tls_client_free(tls_client_t **tp);
+
+struct tls_client_params {
+    const char        *servername;  /* SNI; NULL: none (an IP address) */
+    const char *const *names;       /* reference names for the certificate */
+    size_t             nnames;      /* 0: the name is not checked */
+    int                verify;      /* 1: fail unless Verified (chain and a name) */
+    const char        *cache_key;   /* session cache key; NULL: no resumption */
+};
+
+/* Handshake as a client on s's descriptor within timeout_ms; on success s
+ * reads and writes through TLS.  NULL with a reason in *why (static, or
+ * valid until the next call) on failure. */
+tls_conn_t *tls_client_start(tls_client_t *t, stream_t *s, const struct tls_client_params *p,
+                             int timeout_ms, const char **why);
+
 /* What was negotiated: "TLSv1.3", "TLS_AES_256_GCM_SHA384", 256. */
 const char *tls_conn_protocol(const tls_conn_t *c);
 const char *tls_conn_cipher(const tls_conn_t *c);
 int         tls_conn_bits(const tls_conn_t *c);
+int         tls_conn_alg_bits(const tls_conn_t *c);     /* the cipher's own key size */
+
+/* Client connections: the outcome of the certificate checks. */
+enum tls_trust { TLS_ANONYMOUS, TLS_UNTRUSTED, TLS_TRUSTED, TLS_VERIFIED };
+enum tls_trust tls_conn_trust(const tls_conn_t *c);
+const char *tls_trust_str(enum tls_trust t);           /* "Verified", ... */
+/* Why the chain or the name did not verify ("certificate has expired",
+ * "Hostname mismatch"); NULL if it did. */
+const char *tls_conn_verify_error(const tls_conn_t *c);
+int         tls_conn_resumed(const tls_conn_t *c);     /* 1: an abbreviated handshake */
 
 /* Send close_notify (best effort, no waiting), put s back on the raw
  * descriptor and free the session.  s's output must be flushed first. */

@@ -19,10 +19,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +97,51 @@ static int check_config(int quiet)
             fprintf(stderr, "%s/main.conf: smtpd_tls_security_level: unknown level '%s' "
                     "(none, may or encrypt)\n", mailctl_confdir, level);
             rc = -1;
+        }
+        /* The SMTP client's (smtp checks them again when it starts). */
+        {
+            static const struct {
+                const char *param, *values, *say;
+            } words[] = {
+                {"smtp_tls_security_level", " none may encrypt verify secure ",
+                 "none, may, encrypt, verify or secure"},
+                {"inet_protocols", " all ipv4 ipv6 ", "all, ipv4 or ipv6"},
+                {"smtp_address_preference", " any ipv4 ipv6 ", "any, ipv4 or ipv6"},
+            };
+            const char *port = conf_str("smtp_tcp_port");
+            struct netaddr na;
+
+            for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+                const char *v = conf_str(words[i].param);
+                char *pat = xasprintf(" %s ", v);
+
+                if (strcasestr(words[i].values, pat) == NULL || *v == '\0' || strchr(v, ' ')) {
+                    fprintf(stderr, "%s/main.conf: %s: unknown value '%s' (%s)\n",
+                            mailctl_confdir, words[i].param, v, words[i].say);
+                    rc = -1;
+                }
+                free(pat);
+            }
+            bool numeric = *port && strspn(port, "0123456789") == strlen(port);
+            bool port_ok = numeric ? strlen(port) <= 5 && atol(port) >= 1 && atol(port) <= 65535
+                                   : strcasecmp(port, "smtp") == 0
+                                         || strcasecmp(port, "submission") == 0
+                                         || strcasecmp(port, "submissions") == 0;
+
+            if (!port_ok) {
+                fprintf(stderr, "%s/main.conf: smtp_tcp_port: '%s' is not a port number or "
+                        "smtp, submission, submissions\n", mailctl_confdir, port);
+                rc = -1;
+            }
+            if ((*conf_str("smtp_bind_address")
+                 && (netaddr_parse(conf_str("smtp_bind_address"), &na) < 0 || na.family != AF_INET))
+                || (*conf_str("smtp_bind_address6")
+                    && (netaddr_parse(conf_str("smtp_bind_address6"), &na) < 0
+                        || na.family != AF_INET6))) {
+                fprintf(stderr, "%s/main.conf: smtp_bind_address or smtp_bind_address6 is not an "
+                        "address of its family\n", mailctl_confdir);
+                rc = -1;
+            }
         }
         buf_reset(errs);
     }

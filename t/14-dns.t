@@ -19,9 +19,7 @@ theirs) at the end.  Skips only if nsd or the ldns tools are missing."""
 import atexit
 import os
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
+import nsd as nsd_lib  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSTHORN_BUILD") or os.path.join(TOP, "build")
@@ -40,68 +39,9 @@ if missing:
     skip_all("needs %s (Debian: nsd, ldnsutils)" % ", ".join(missing))
 
 
-def which(p):
-    return shutil.which(p, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-
-
 TLSA = "8d02536c887482bc34ff54e41d2ba659bf85b341a0a20afadb5813dcfbcf286d"
 tmp = tempfile.mkdtemp(prefix="posthorn-dns-")
 atexit.register(shutil.rmtree, tmp, True)
-procs = []
-
-
-def kill_all():
-    for p in procs:
-        if p.poll() is None:
-            kids = children_of(p.pid)
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            for k in kids:
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-atexit.register(kill_all)
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-                if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-                    out.append(int(d))
-            except (OSError, ValueError):
-                pass
-    return out
-
-
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(100):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
-
-
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
@@ -167,71 +107,13 @@ def sign(zonefile, key, *extra):
 
 # --- nsd -------------------------------------------------------------------
 
-def start_nsd(d, port, zones):
-    conf = os.path.join(d, "nsd.conf")
-    lines = ["server:",
-             "    ip-address: 127.0.0.1@%d" % port,
-             "    port: %d" % port,
-             '    username: ""', '    chroot: ""',
-             '    zonesdir: "%s"' % d,
-             '    database: ""',
-             '    zonelistfile: "%s/zone.list"' % d,
-             '    xfrdfile: "%s/xfrd.state"' % d,
-             '    xfrdir: "%s"' % d,
-             '    pidfile: "%s/nsd.pid"' % d,
-             '    logfile: "%s/nsd.log"' % d,
-             "    server-count: 1", "    do-ip6: no", "    verbosity: 1",
-             "remote-control:", "    control-enable: no"]
+def start_nsd(port, zones):
+    """nsd (t/lib/nsd.py) serving (name, zone file) pairs on port."""
+    texts = []
     for name, path in zones:
-        lines += ["zone:", "    name: %s" % name, '    zonefile: "%s"' % path]
-    write(conf, "\n".join(lines) + "\n")
-    p = subprocess.Popen([which("nsd"), "-d", "-c", conf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(p)
-    # Ready when it answers a query for test. SOA.
-    q = struct.pack(">HHHHHH", 0x1234, 0, 1, 0, 0, 0) + b"\x04test\x00" + struct.pack(">HH", 6, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(0.2)
-    end = time.time() + 15
-    try:
-        while time.time() < end and p.poll() is None:
-            s.sendto(q, ("127.0.0.1", port))
-            try:
-                if s.recv(4096)[:2] == b"\x12\x34":
-                    return p
-            except socket.timeout:
-                pass
-    finally:
-        s.close()
-    diag(open(os.path.join(d, "nsd.log")).read() if os.path.exists(os.path.join(d, "nsd.log")) else "no nsd.log")
-    raise RuntimeError("nsd did not start")
-
-
-def running(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        return st[st.rindex(")") + 2] not in "ZX"
-    except (OSError, ValueError):
-        return False
-
-
-def stop_nsd(p):
-    """SIGTERM to nsd, which stops its own children; SIGKILL, by PID, to
-    any child still running after a while."""
-    kids = children_of(p.pid)
-    p.terminate()
-    p.wait(10)
-    end = time.time() + 5
-    while time.time() < end and any(running(k) for k in kids):
-        time.sleep(0.05)
-    for k in kids:
-        if running(k):
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
-    procs.remove(p)
+        with open(path) as f:
+            texts.append((name, f.read()))
+    return nsd_lib.Nsd(texts, port=port)
 
 
 # --- dnsq ------------------------------------------------------------------
@@ -292,7 +174,7 @@ if not os.access(DNSQ, os.X_OK):
     ok(False, "the dnsq tool is built (%s)" % DNSQ)
     done()
 
-port = free_port()
+port = nsd_lib.free_port()
 dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # bound, never read
 dead.bind(("127.0.0.1", 0))
 dead_port = dead.getsockname()[1]
@@ -303,7 +185,7 @@ z1 = os.path.join(tmp, "unsigned")
 os.makedirs(z1)
 write(os.path.join(z1, "test.zone"), test_zone())
 write(os.path.join(z1, "reverse.zone"), REVERSE)
-nsd = start_nsd(z1, port, [("test.", os.path.join(z1, "test.zone")),
+nsd = start_nsd(port, [("test.", os.path.join(z1, "test.zone")),
                            ("2.0.192.in-addr.arpa.", os.path.join(z1, "reverse.zone"))])
 ok(True, "nsd serves the unsigned zones on port %d" % port)
 
@@ -344,7 +226,7 @@ for sync in (False, True):
     ok(a.why is not None, "  with a reason (%s)" % a.why)
     ok(took < 60, "  reported within a generous bound (%.1fs; dns_query_timeout is 2s)" % took)
 
-stop_nsd(nsd)
+nsd.stop()
 
 # ------------------------------------------------------------ signed zones
 z2 = os.path.join(tmp, "signed")
@@ -365,7 +247,7 @@ kwrong = keygen("test.", os.path.join(z2))
 wrong_anchor = os.path.join(z2, "wrong.key")
 write(wrong_anchor, ds_of(kwrong) + "\n")
 
-nsd = start_nsd(z2, port, [("test.", test_signed),
+nsd = start_nsd(port, [("test.", test_signed),
                            ("expired.test.", expired_signed),
                            ("2.0.192.in-addr.arpa.", os.path.join(z2, "reverse.zone"))])
 ok(True, "nsd serves the signed zones")
@@ -417,6 +299,6 @@ r = run([DNSQ, "-c", bad, "MX", "mx.test"], timeout=60)
 is_(r.returncode, 2, "an anchor file that is not DS/DNSKEY records is a configuration error")
 like(r.stderr, "not a DS or DNSKEY record", "  named as such")
 
-stop_nsd(nsd)
+nsd.stop()
 dead.close()
 done()
