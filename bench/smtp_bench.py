@@ -33,7 +33,6 @@ accounts).  Every process started is killed by PID at the end.
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,106 +40,17 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
-from posthorn import Instance, children_of, free_port, reap  # noqa: E402
+from posthorn import Instance, free_port  # noqa: E402
+import postfixinst  # noqa: E402
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 DELIVERY_TIMEOUT = 600
 
 
-class PostfixInstance:
-    """A private Postfix: config, queue and data under base, smtpd on port."""
-
-    def __init__(self, base, port, hostname="pf.example.test"):
-        self.base = base
-        self.port = port
-        self.hostname = hostname
-        self.etc = os.path.join(base, "etc")
-        self.queue = os.path.join(base, "queue")
-        self.data = os.path.join(base, "data")
-        self.logfile = os.path.join(base, "maillog")
-        for d in (self.etc, self.data, self.queue):
-            os.makedirs(d, exist_ok=True)
-        shutil.chown(self.data, "postfix", "postfix")
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write("\n".join([
-                "compatibility_level = 3.6",
-                "queue_directory = " + self.queue,
-                "data_directory = " + self.data,
-                "command_directory = /usr/sbin",
-                "daemon_directory = /usr/lib/postfix/sbin",
-                "shlib_directory = /usr/lib/postfix",
-                "meta_directory = /etc/postfix",
-                "mail_owner = postfix",
-                "setgid_group = postdrop",
-                "myhostname = " + hostname,
-                "mydomain = example.test",
-                "mydestination = $myhostname",
-                "inet_interfaces = 127.0.0.1",
-                "inet_protocols = ipv4",
-                "mynetworks = 127.0.0.0/8",
-                "home_mailbox = Maildir/",
-                "alias_maps =",
-                "alias_database =",
-                "local_recipient_maps = unix:passwd.byname",
-                "biff = no",
-                "maillog_file = " + self.logfile,
-                "maillog_file_prefixes = " + base,
-                "smtpd_tls_security_level = none",
-                "smtp_tls_security_level = none",
-                "",
-            ]))
-        # Debian's master.cf, with smtpd moved to our loopback port and no
-        # chroot (the private queue directory has no copies of /etc files).
-        lines = []
-        with open("/etc/postfix/master.cf") as f:
-            for line in f:
-                fields = line.split()
-                if line[0] not in "# \t\n" and len(fields) >= 8:
-                    if fields[0] == "smtp" and fields[1] == "inet":
-                        fields[0] = "127.0.0.1:%d" % port
-                    fields[4] = "n"
-                    line = "  ".join(fields[:8]) + (" " + " ".join(fields[8:]) if fields[8:] else "") + "\n"
-                lines.append(line)
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.writelines(lines)
-
-    def postfix(self, *args):
-        return subprocess.run([POSTFIX, "-c", self.etc] + list(args), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120)
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def start(self):
-        r = self.postfix("start")
-        if r.returncode != 0:
-            raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
-        end = time.time() + 20
-        while time.time() < end:
-            if self.master_pid():
-                return
-            time.sleep(0.1)
-        raise RuntimeError("postfix master did not start")
-
-    def stop(self):
-        pid = self.master_pid()
-        pids = [pid] + children_of(pid) if pid else []
-        self.postfix("stop")
-        end = time.time() + 10
-        while time.time() < end and any(os.path.exists("/proc/%d" % p) for p in pids):
-            reap()
-            time.sleep(0.1)
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        reap()
+def PostfixInstance(base, port, hostname="pf.example.test"):
+    """A private Postfix: config, queue and data under base, smtpd on
+    127.0.0.1:port, Maildir delivery (t/lib/postfixinst.py)."""
+    return postfixinst.Postfix(base, "127.0.0.1", port, hostname, "example.test")
 
 
 def empty_maildir(home):

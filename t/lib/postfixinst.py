@@ -2,12 +2,13 @@
 party for the tests: configuration, queue and data under a directory of
 its own, smtpd on one loopback address and port, local delivery into
 Maildir/, no DNS (mail for other domains goes where transport says), and
-no chroot.  Modelled on bench/smtp_bench.py's PostfixInstance.
+no chroot.  bench/smtp_bench.py runs its Postfix with it too.
 
     missing()                       True if postfix is not installed
     Postfix(base, addr, port, hostname, domain, transport={domain: nexthop})
         .start(), .stop() (postfix stop, then SIGKILL by PID to whatever
-        of it is left), .log(), .base; stop() also runs at exit.
+        of it is left), .log(), .base, .port, .hostname; stop() also runs
+        at exit.
 """
 import atexit
 import os
@@ -46,7 +47,7 @@ def _children_of(pid):
 
 class Postfix:
     def __init__(self, base, addr, port, hostname, domain, transport=None):
-        self.base, self.addr, self.port = base, addr, port
+        self.base, self.addr, self.port, self.hostname = base, addr, port, hostname
         self.etc = os.path.join(base, "etc")
         self.queue = os.path.join(base, "queue")
         self.data = os.path.join(base, "data")
