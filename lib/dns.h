@@ -6,7 +6,8 @@
  * (PTR for smtpd's client names; TXT for SPF and friends).  This module
  * knows nothing of mail and does not read main.conf: the caller fills a
  * struct dns_settings from the parameters (the names below) and hands it
- * to dns_new().
+ * to dns_new().  The pure half (names, RDATA parsing and formatting, the
+ * type and status names) is in dns_rdata.c; the resolver in dns.c.
  *
  * Life cycle.
  *   dns_new(settings)   before the chroot and the privilege drop (pre_init):
