@@ -671,18 +671,8 @@ int ipc_client_open(const char *path, const char *proto, int version, int timeou
 int ipc_server_hello(int sock, const char *proto, int version, const uid_t *uids,
                      size_t nuids, int timeout_ms, const char **why)
 {
-    uid_t peer;
-    size_t i;
-
-    if (ipc_peer_uid(sock, &peer, NULL) < 0) {
-        *why = "cannot read peer credentials";
-        return -1;
-    }
-    for (i = 0; i < nuids && uids[i] != peer; i++)
-        ;
-    if (peer != 0 && i == nuids) {
-        *why = "peer uid not allowed";
-        errno = EPERM;
+    if (ipc_peer_allowed(sock, uids, nuids, NULL) < 0) {
+        *why = errno == EPERM ? "peer uid not allowed" : "cannot read peer credentials";
         return -1;
     }
     if (ipc_hello_recv(sock, proto, version, timeout_ms, why) < 0)
@@ -714,17 +704,27 @@ int ipc_peer_uid(int sock, uid_t *uid, pid_t *pid)
     return 0;
 }
 
-int ipc_peer_check(int sock, uid_t uid)
+int ipc_peer_allowed(int sock, const uid_t *uids, size_t nuids, uid_t *peer)
 {
-    uid_t peer;
+    uid_t uid;
+    size_t i;
 
-    if (ipc_peer_uid(sock, &peer, NULL) < 0)
+    if (ipc_peer_uid(sock, &uid, NULL) < 0)
         return -1;
-    if (peer != uid && peer != 0) {
+    if (peer)
+        *peer = uid;
+    for (i = 0; i < nuids && uids[i] != uid; i++)
+        ;
+    if (uid != 0 && i == nuids) {
         errno = EPERM;
         return -1;
     }
     return 0;
+}
+
+int ipc_peer_check(int sock, uid_t uid)
+{
+    return ipc_peer_allowed(sock, &uid, 1, NULL);
 }
 
 /* ------------------------------------------------------------------- names */

@@ -128,6 +128,10 @@ int ipc_server_hello(int sock, const char *proto, int version, const uid_t *uids
 /* The peer's credentials as of connect() (socketpair: its creator); uid or
  * pid may be NULL. */
 int ipc_peer_uid(int sock, uid_t *uid, pid_t *pid);
+/* 0 if the peer runs as root or one of the nuids in uids; -1 with errno
+ * EPERM if not, another errno if its credentials cannot be read.  *peer
+ * (if not NULL) gets its uid whenever that was read. */
+int ipc_peer_allowed(int sock, const uid_t *uids, size_t nuids, uid_t *peer);
 /* 0 if the peer runs as uid (or as root); -1 and errno EPERM otherwise. */
 int ipc_peer_check(int sock, uid_t uid);
 

@@ -16,21 +16,16 @@ ipcconn_t *ipcconn_accept(int fd, const char *proto, int version, const uid_t *u
                           size_t nuids, size_t max_request, const char **why)
 {
     ipcconn_t *c;
-    uid_t peer;
-    size_t i;
+    uid_t peer = (uid_t)-1;
 
-    if (ipc_peer_uid(fd, &peer, NULL) < 0) {
-        *why = "cannot read peer credentials";
-        close(fd);
-        return NULL;
-    }
-    for (i = 0; i < nuids && uids[i] != peer; i++)
-        ;
-    if (peer != 0 && i == nuids) {
+    if (ipc_peer_allowed(fd, uids, nuids, &peer) < 0) {
         static char text[64];
 
-        snprintf(text, sizeof(text), "uid %ld: peer uid not allowed", (long)peer);
-        *why = text;
+        *why = "cannot read peer credentials";
+        if (errno == EPERM) {
+            snprintf(text, sizeof(text), "uid %ld: peer uid not allowed", (long)peer);
+            *why = text;
+        }
         close(fd);
         return NULL;
     }

@@ -48,7 +48,7 @@ def run(cmd, **kw):
 
 # --- the zones -------------------------------------------------------------
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd_lib.SOA
 
 
 def test_zone(extra=""):

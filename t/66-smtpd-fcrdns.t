@@ -53,7 +53,7 @@ OK_, NOTFOUND, TEMPFAIL = 0, 1, 2
 DEADLINE = 4.0          # LOOKUP_NAME_DEADLINE_MS
 CLIENT_WAIT = 5.0       # LOOKUP_NAME_TIMEOUT_MS
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd.SOA
 FORWARD = "$ORIGIN test.\n$TTL 300\n" + SOA + r"""
 ns IN A 127.0.0.1
 good IN A 127.0.0.5

@@ -55,7 +55,7 @@ atexit.register(shutil.rmtree, work, True)
 ADDRS = ["127.0.0.%d" % i for i in range(2, 10)] + ["::1"]
 PORT = free_port_on(ADDRS)
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd.SOA
 ZONE = "$ORIGIN test.\n$TTL 300\n" + SOA + """
 ns IN A 127.0.0.1
 pref IN MX 20 b.pref.test.

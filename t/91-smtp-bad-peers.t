@@ -41,7 +41,7 @@ atexit.register(shutil.rmtree, work, True)
 ADDR = "127.0.0.2"
 PORT = free_port_on([ADDR])
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd.SOA
 ZONE = ("$ORIGIN test.\n$TTL 300\n" + SOA
         + "ns IN A 127.0.0.1\n*.bad IN MX 10 srv.test.\nsrv IN A %s\n" % ADDR)
 dns = nsd.Nsd([("test.", ZONE)])

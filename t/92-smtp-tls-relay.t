@@ -42,7 +42,7 @@ atexit.register(shutil.rmtree, work, True)
 ADDRS = ["127.0.0.%d" % i for i in range(3, 8)] + ["::1"]
 PORT = free_port_on(ADDRS)
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd.SOA
 ZONE = "$ORIGIN test.\n$TTL 300\n" + SOA + """
 ns IN A 127.0.0.1
 tls IN MX 10 mx.tls.test.

@@ -39,7 +39,7 @@ atexit.register(shutil.rmtree, work, True)
 ADDRS = ["127.0.0.3", "127.0.0.4", "127.0.0.5"]
 PORT = free_port_on(ADDRS)
 
-SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
+SOA = nsd.SOA
 ZONE = "$ORIGIN test.\n$TTL 300\n" + SOA + """
 ns IN A 127.0.0.1
 a IN MX 10 mx.a.test.

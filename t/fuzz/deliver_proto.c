@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "deliver_proto.h"
@@ -109,17 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     ctl = data[0];
     mark = fuzz_fd_mark();
-    m = ipc_msg_new(ctl & 1 ? DELIVER_RESULT : DELIVER_REQUEST, 7);
-    if (ctl & 4)
-        fuzz_ipc_fields(m, data + 1, size - 1);
-    else
-        buf_append(m->payload, data + 1, size - 1);
-    if (ctl & 2) {
-        int fd = memfd_create("fuzz", MFD_CLOEXEC);
-
-        if (fd >= 0)
-            ipc_set_fd(m, fd);
-    }
+    m = fuzz_ipc_msg(ctl & 1 ? DELIVER_RESULT : DELIVER_REQUEST, data, size);
     if (ctl & 1)
         check_result(m);
     else

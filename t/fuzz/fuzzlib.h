@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -166,6 +167,28 @@ static void fuzz_ipc_fields(ipc_msg_t *m, const uint8_t *data, size_t size)
             ipc_put_int(m, strtoll(line + 2, NULL, 10));
     }
     free(text);
+}
+
+/* The message a protocol harness decodes, from input whose first byte is
+ * a control byte (its bits 1 and 2 are read here; the harness gives the
+ * rest their meaning): bit 1, a memfd travels along; bit 2, the rest is
+ * structured (fuzz_ipc_fields), else it is the raw payload.  size >= 1. */
+__attribute__((unused))
+static ipc_msg_t *fuzz_ipc_msg(uint32_t type, const uint8_t *data, size_t size)
+{
+    ipc_msg_t *m = ipc_msg_new(type, 7);
+
+    if (data[0] & 4)
+        fuzz_ipc_fields(m, data + 1, size - 1);
+    else
+        buf_append(m->payload, data + 1, size - 1);
+    if (data[0] & 2) {
+        int fd = memfd_create("fuzz", MFD_CLOEXEC);
+
+        if (fd >= 0)
+            ipc_set_fd(m, fd);
+    }
+    return m;
 }
 #endif
 

@@ -12,6 +12,8 @@ Interface:
                                a SOA query for the first zone.  .port, .dir,
                                .stop() (SIGTERM, then SIGKILL by PID to any
                                child of nsd still running); also at exit.
+    SOA                        the SOA and NS lines every test zone of test.
+                               starts with (ns.test. is 127.0.0.1)
     DeadServer()               a UDP socket on 127.0.0.1 that is bound and
                                never read: a DNS server that never answers.
                                .port, .close()
@@ -28,6 +30,8 @@ import struct
 import subprocess
 import tempfile
 import time
+
+SOA = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n"
 
 NEEDED = ("nsd",)
 _servers = []

@@ -17,32 +17,14 @@ import signal
 import subprocess
 import time
 
+from posthorn import children_of
+
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 _all = []
 
 
 def missing():
     return not os.access(POSTFIX, os.X_OK) or not os.path.exists("/etc/postfix/master.cf")
-
-
-def _children_of(pid):
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-                parent[int(d)] = int(st[st.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError):
-                pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c, pp in parent.items():
-            if pp == p:
-                out.append(c)
-                todo.append(c)
-    return out
 
 
 class Postfix:
@@ -135,7 +117,7 @@ class Postfix:
 
     def stop(self):
         pid = self.master_pid()
-        pids = [pid] + _children_of(pid) if pid else []
+        pids = [pid] + children_of(pid) if pid else []
         if pid:
             self.postfix("stop")
         end = time.time() + 10
