@@ -76,7 +76,6 @@
 #define QMGR_MAX_RESENDS         3
 
 struct qmgr_transport;
-struct qmgr_conn;
 
 /* Scheduling state of one destination of a windowed transport (smtp). */
 struct qmgr_dest {
@@ -105,7 +104,6 @@ struct qmgr_job {
     size_t                 nrcpt;
     size_t                *rcpts;       /* indexes in the queue file */
     struct fairq_item      fq;          /* waiting or in flight, by destination */
-    struct qmgr_conn      *conn;        /* in flight on */
     uint32_t               reqid;       /* 0 while queued */
     int                    sends;
     char                  *dsn, *why;   /* settle: the outcome for every recipient */
@@ -136,7 +134,6 @@ struct qmgr_transport {
     fairq_t               *dests;           /* waiting and in-flight jobs */
     struct qmgr_dest_tree  dest_state;      /* windowed: per destination */
     struct qmgr_conn_list  conns;
-    size_t                 nconns;
     size_t                 nflight;
     long long              down_since;      /* 0: not down */
     event_timer_t         *retry_timer;
@@ -212,11 +209,6 @@ static struct qmgr_dest *qmgr_dest_get(struct qmgr_transport *tr, const char *ke
     d->window = (int)conf_int("initial_destination_concurrency");
     RB_INSERT(qmgr_dest_tree, &tr->dest_state, d);
     return d;
-}
-
-static int qmgr_dest_limit(struct qmgr_transport *tr)
-{
-    return (int)conf_int(tr->dest_concurrency);
 }
 
 /* Is the destination suspended now?  Lifts a suspension that is over. */
@@ -392,7 +384,6 @@ static void qmgr_conn_close(struct qmgr_conn *c)
     event_del_fd(qmgr_loop, c->fd);
     close(c->fd);
     TAILQ_REMOVE(&tr->conns, c, link);
-    tr->nconns--;
     free(c->last_nexthop);
     free(c);
 }
@@ -412,7 +403,6 @@ static void qmgr_conn_lost(struct qmgr_conn *c, const char *why)
         c->nflight--;
         tr->nflight--;
         j->reqid = 0;
-        j->conn = NULL;
         if (j->sends >= QMGR_MAX_RESENDS) {
             char *text = xasprintf("%s delivery service died during the delivery", tr->name);
 
@@ -470,7 +460,6 @@ static struct qmgr_conn *qmgr_conn_open(struct qmgr_transport *tr)
         c->fd = fd;
         TAILQ_INIT(&c->flight);
         TAILQ_INSERT_TAIL(&tr->conns, c, link);
-        tr->nconns++;
         event_add_fd(qmgr_loop, fd, EVENT_READ, qmgr_conn_read, c);
         if (tr->one_per_conn)       /* closed if it is not used after all */
             c->idle_timer = event_add_timer(qmgr_loop, QMGR_CONN_IDLE_MS, qmgr_conn_idle_expired,
@@ -555,7 +544,6 @@ static int qmgr_conn_send(struct qmgr_conn *c, struct qmgr_job *j)
         qmgr_next_reqid = 1;
     j->reqid = qmgr_next_reqid;
     j->sends++;
-    j->conn = c;
     TAILQ_INSERT_TAIL(&c->flight, j, link);
     c->nflight++;
     tr->nflight++;
@@ -657,7 +645,7 @@ static void qmgr_dest_feedback(struct qmgr_job *j, const struct deliver_result *
 {
     struct qmgr_transport *tr = j->tr;
     struct qmgr_dest *d = qmgr_dest_get(tr, j->key);
-    int limit = qmgr_dest_limit(tr);
+    int limit = (int)conf_int(tr->dest_concurrency);
 
     if (res->site_class == 0) {
         d->fail_cohorts = 0;
@@ -741,7 +729,6 @@ static void qmgr_conn_read(event_loop_t *loop, int fd, int events, void *arg)
     TAILQ_REMOVE(&c->flight, j, link);
     c->nflight--;
     tr->nflight--;
-    j->conn = NULL;
     if (tr->windowed)
         qmgr_dest_feedback(j, &res);
     fairq_done(tr->dests, &j->fq);
