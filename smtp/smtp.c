@@ -520,13 +520,7 @@ static void smtp_serve(int fd)
             ipc_msg_free(&m);
             break;
         }
-        rc = req.queue_fd < 0 ? -1 : 0;
-        if (rc < 0) {
-            msg_warn("%s: request without the queue file; dropping the connection",
-                     req.queue_id);
-        } else {
-            rc = smtp_request(fd, m->reqid, &req);
-        }
+        rc = smtp_request(fd, m->reqid, &req);     /* the decoder made sure of the fd */
         deliver_request_free(&req);
         ipc_msg_free(&m);
         if (rc < 0)
