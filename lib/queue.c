@@ -27,6 +27,7 @@
 #include "durable.h"
 #include "msg.h"
 #include "queue.h"
+#include "queue_spare.h"
 #include "safe_open.h"
 #include "xalloc.h"
 
@@ -232,6 +233,7 @@ struct queue_writer {
     char    *tmpname;           /* "tmp/..." or "maildrop/.tmp..." */
     const char *final_dir;      /* incoming/ or maildrop/ */
     int      maildrop;          /* written by sendmail: see queue_maildrop_open */
+    int      recycled;          /* a spare: cut to what we wrote at commit */
     char     id[QUEUE_ID_SIZE];
     int64_t  sec;
     uint32_t usec;
@@ -308,7 +310,7 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
     struct stat st;
     unsigned char ver[4] = { 'P', 'H', 'Q', QUEUE_VERSION };
     char *name = NULL;
-    int fd = -1, tries, saved;
+    int fd = -1, tries, saved, recycled = 0;
 
     *wp = NULL;
     gettimeofday(&tv, NULL);
@@ -316,6 +318,12 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
         name = xasprintf("%s/%s%ld.%lld%06ld.%u", maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_TMP,
                          maildrop ? QUEUE_MAILDROP_TMP_PREFIX : "", (long)getpid(),
                          (long long)tv.tv_sec, (long)tv.tv_usec, counter++);
+        /* A spare queue file first (queue_spare.h); sendmail's files are
+         * the caller's own and never come from the pool. */
+        if (!maildrop && (fd = queue_spare_claim(qdirfd, name)) >= 0) {
+            recycled = 1;
+            break;
+        }
         fd = openat(qdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                     maildrop ? 0644 : 0600);
         if (fd >= 0 || errno != EEXIST)
@@ -355,6 +363,7 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
     w->fd = fd;
     w->tmpname = name;
     w->maildrop = maildrop;
+    w->recycled = recycled;
     w->final_dir = maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_INCOMING;
     w->sec = tv.tv_sec;
     w->usec = (uint32_t)tv.tv_usec;
@@ -574,6 +583,14 @@ void queue_writer_abort(queue_writer_t **wp)
     w_free(wp, 1);
 }
 
+/* A spare was written from offset 0 over an older message: cut it there. */
+static int w_truncate(queue_writer_t *w)
+{
+    off_t end = lseek(w->fd, 0, SEEK_CUR);
+
+    return end < 0 ? -1 : ftruncate(w->fd, end);
+}
+
 int queue_writer_commit(queue_writer_t **wp)
 {
     queue_writer_t *w = *wp;
@@ -589,7 +606,7 @@ int queue_writer_commit(queue_writer_t **wp)
     put64(end, w->content_len);
     put32(end + 8, w->nrcpt);
     w_record(w, QUEUE_REC_END, end, sizeof(end), NULL, 0);
-    if (w_flush(w) < 0 || fsync(w->fd) < 0) {
+    if (w_flush(w) < 0 || (w->recycled && w_truncate(w) < 0) || fsync(w->fd) < 0) {
         w_free(wp, 1);
         return -1;
     }

@@ -50,7 +50,9 @@
  *
  * Interface:
  *   queue_id_valid, queue_id_format, queue_id_parse
- *   queue_writer_open(qdirfd, &w)   create tmp/UNIQUE (0600), compute the ID
+ *   queue_writer_open(qdirfd, &w)   claim a spare file as tmp/UNIQUE, or
+ *                                   create one (0600); compute the ID from
+ *                                   its inode (lib/queue_spare)
  *   queue_writer_id, queue_writer_envelope, queue_writer_attr,
  *   queue_writer_rcpt, queue_writer_content (streamed, any piece size),
  *   queue_writer_commit(&w)         end record, fsync, rename to

@@ -42,6 +42,7 @@
 #include "msg.h"
 #include "qmgr.h"
 #include "qmgr_proto.h"
+#include "queue_spare.h"
 #include "xalloc.h"
 
 struct qmgr_msg_tree qmgr_active = RB_INITIALIZER(&qmgr_active);
@@ -499,7 +500,7 @@ static void qmgr_finish(struct qmgr_msg *m)
         for (i = 0; i < n; i++)
             if (m->rs[i].outcome == QMGR_OUT_FAIL)
                 qmgr_log(m, i, "bounced");
-        if (queue_remove(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id) < 0)
+        if (queue_spare_retire(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id, m->q->size) < 0)
             msg_warn("%s: cannot remove it: %s", m->id, strerror(errno));
         else
             msg_info("%s: removed", m->id);

@@ -16,7 +16,9 @@
  * directories) returned, not fatal; misuse of the writer panics; the
  * directory helpers; queue_open's rule (a FIFO, a symbolic link, a
  * directory, a second link and another account's file are refused at
- * once, with distinct errnos; maildrop/ takes any owner).  Everything
+ * once, with distinct errnos; maildrop/ takes any owner); the spare pool
+ * (a retired file is reused, cut to the new message; a spare with a second
+ * link is refused; big files and gone ones are not kept).  Everything
  * happens in a mkdtemp directory that is removed at the end.
  */
 #include <dirent.h>
@@ -37,6 +39,7 @@
 #include "buf.h"
 #include "msg.h"
 #include "queue.h"
+#include "queue_spare.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
 #include "../lib/testlib.h"
@@ -1168,6 +1171,81 @@ static void misuse_bad_notify(void)
     queue_writer_rcpt(w, &r);
 }
 
+/* The spare pool (lib/queue_spare): a finished message's file is reused by
+ * the next writer, cut to what that writer wrote; odd spares are refused. */
+static ino_t queued_inode(const char *sub, const char *id)
+{
+    char *p = xasprintf("%s/%s/%s", dir, sub, id);
+    struct stat st;
+    int r = stat(p, &st);
+
+    free(p);
+    return r == 0 ? st.st_ino : 0;
+}
+
+static void test_spares(void)
+{
+    char id1[QUEUE_ID_SIZE], id2[QUEUE_ID_SIZE], id3[QUEUE_ID_SIZE], *p, *q2;
+    buf_t *content = buf_new(0), *got = buf_new(0);
+    queue_file_t *q;
+    ino_t ino1, ino3;
+    int fd, n;
+
+    for (n = 0; n < 3000; n++)
+        buf_append(content, "a long first message ", 21);
+    buf_putc(content, '\0');
+    ok(small_message(id1, content->data, 3) == 0, "spares: a long message is queued");
+    ino1 = queued_inode("incoming", id1);
+    ok(queue_spare_retire(qfd, "incoming", id1, 64000) == 0, "it is retired");
+    is_int(queued_inode("incoming", id1) == 0, 1, "... out of incoming/");
+    p = xasprintf("%s%s", QUEUE_SPARE_PREFIX, id1);
+    ok(queued_inode("tmp", p) == ino1, "... into tmp/ as spare.ID");
+    free(p);
+    /* Writers that found no spare look again after a second. */
+    usleep(1100000);
+    ok(small_message(id2, "short", 1) == 0, "the next message is queued");
+    ok(queued_inode("incoming", id2) == ino1, "... in the spare file (same inode)");
+    ok(strcmp(id1, id2) != 0, "... under a new queue ID");
+    is_int(count_in(qfd, "tmp"), 0, "... and the pool is empty");
+    if ((q = read_queued("incoming", id2, &fd)) != NULL) {
+        queue_content_copy(q, collect, got);
+        is_int((int)got->len, 5, "the reused file holds only the new message");
+        ok(q->size < 200 && q->nrcpt == 1, "... cut to its own size (%lld bytes)",
+           (long long)q->size);
+        queue_file_free(&q);
+        close(fd);
+    } else {
+        ok(0, "the reused file reads back");
+    }
+
+    /* A spare with a second link is not used (and is removed). */
+    ok(queue_spare_retire(qfd, "incoming", id2, 100) == 0, "retire the short one");
+    p = xasprintf("%s/tmp/%s%s", dir, QUEUE_SPARE_PREFIX, id2);
+    q2 = xasprintf("%s/linked", dir);
+    ok(link(p, q2) == 0, "a second link to the spare");
+    usleep(1100000);
+    ok(small_message(id3, "x", 1) == 0, "a message is queued");
+    ino3 = queued_inode("incoming", id3);
+    ok(ino3 != 0 && ino3 != ino1, "... in a new file, not the linked spare");
+    ok(access(p, F_OK) < 0, "the linked spare is gone from the pool");
+    unlink(q2);
+    free(q2);
+    free(p);
+
+    /* Too big for the pool, or the pool full: unlinked. */
+    ok(queue_spare_retire(qfd, "incoming", id3, QUEUE_SPARE_SIZE_MAX + 1) == 0,
+       "a file over QUEUE_SPARE_SIZE_MAX is retired");
+    is_int(count_in(qfd, "tmp"), 0, "... by unlinking it");
+    is_int(queued_inode("incoming", id3) == 0, 1, "... out of incoming/");
+    errno = 0;
+    ok(queue_spare_retire(qfd, "incoming", id3, 10) < 0 && errno == ENOENT,
+       "retiring a message that is gone: ENOENT");
+    ok(queue_spare_retire(qfd, "incoming", "../x", 10) < 0 && errno == EINVAL,
+       "a bad ID: EINVAL");
+    buf_free(&content);
+    buf_free(&got);
+}
+
 static void test_misuse(void)
 {
     ok(dies_with_abort(misuse_envelope_twice), "envelope twice panics");
@@ -1209,6 +1287,7 @@ int main(void)
     test_corrupt();
     test_dirs();
     test_open_rule();
+    test_spares();
     test_misuse();
 
     close(scratch);

@@ -1,0 +1,161 @@
+/*
+ * queue_spare - the spool's spare queue files (see queue_spare.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "queue_spare.h"
+#include "xalloc.h"
+
+#define SPARE_BATCH       256   /* names remembered from one directory read */
+#define SPARE_EMPTY_WAIT  1     /* seconds before looking again after none */
+#define SPARE_RECOUNT     60    /* seconds an estimate of the pool is trusted */
+
+static char  *spare_names[SPARE_BATCH];
+static size_t spare_count, spare_next;
+static time_t spare_empty_at;
+
+static long spare_estimate = -1;
+static time_t spare_counted_at;
+
+static int spare_name(const char *name)
+{
+    return strncmp(name, QUEUE_SPARE_PREFIX, sizeof(QUEUE_SPARE_PREFIX) - 1) == 0;
+}
+
+/* Calls fn(name, ctx) for each spare in tmp/; returns how many or -1. */
+static long spare_scan(int qdirfd, void (*fn)(const char *, void *), void *ctx)
+{
+    struct dirent *de;
+    long n = 0;
+    DIR *d;
+    int fd = openat(qdirfd, QUEUE_DIR_TMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    if ((d = fdopendir(fd)) == NULL) {
+        close(fd);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (spare_name(de->d_name)) {
+            n++;
+            if (fn)
+                fn(de->d_name, ctx);
+        }
+    closedir(d);
+    return n;
+}
+
+static void spare_remember(const char *name, void *ctx)
+{
+    (void)ctx;
+    if (spare_count < SPARE_BATCH)
+        spare_names[spare_count++] = xstrdup(name);
+}
+
+static void spare_forget(void)
+{
+    while (spare_count > 0)
+        xfree(&spare_names[--spare_count]);
+    spare_next = 0;
+}
+
+/* Refills the list of candidates; 0 if there is none to try. */
+static int spare_refill(int qdirfd)
+{
+    time_t now = time(NULL);
+
+    spare_forget();
+    if (spare_empty_at != 0 && now - spare_empty_at < SPARE_EMPTY_WAIT && now >= spare_empty_at)
+        return 0;
+    spare_scan(qdirfd, spare_remember, NULL);
+    if (spare_count == 0) {
+        spare_empty_at = now;
+        return 0;
+    }
+    spare_empty_at = 0;
+    /* Directory order is the same for every writer: start elsewhere. */
+    spare_next = (size_t)getpid() % spare_count;
+    return 1;
+}
+
+int queue_spare_claim(int qdirfd, const char *name)
+{
+    struct stat st;
+    char *spare, *from;
+    int fd, ok, refilled = 0;
+
+    for (;;) {
+        if (spare_count == 0) {
+            if (refilled || !spare_refill(qdirfd))
+                break;
+            refilled = 1;
+        }
+        spare_next %= spare_count;
+        spare = spare_names[spare_next];
+        spare_names[spare_next] = spare_names[--spare_count];
+        spare_names[spare_count] = NULL;
+        from = xasprintf("%s/%s", QUEUE_DIR_TMP, spare);
+        free(spare);
+        /* Another writer may have taken it first: then try the next. */
+        ok = renameat(qdirfd, from, qdirfd, name) == 0;
+        free(from);
+        if (!ok)
+            continue;
+        fd = openat(qdirfd, name, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+            && st.st_uid == geteuid() && (st.st_mode & 07777) == 0600
+            && fcntl(fd, F_SETFL, 0) == 0)
+            return fd;
+        if (fd >= 0)
+            close(fd);
+        unlinkat(qdirfd, name, 0);
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+int queue_spare_retire(int qdirfd, const char *dir, const char *id, off_t size)
+{
+    time_t now = time(NULL);
+    char *from, *to;
+    int ret, saved;
+
+    if (!queue_dir_valid(dir) || !queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (spare_estimate < 0 || now - spare_counted_at >= SPARE_RECOUNT || now < spare_counted_at) {
+        spare_estimate = spare_scan(qdirfd, NULL, NULL);
+        spare_counted_at = now;
+    }
+    from = xasprintf("%s/%s", dir, id);
+    if (size <= QUEUE_SPARE_SIZE_MAX && spare_estimate >= 0 && spare_estimate < QUEUE_SPARE_MAX) {
+        to = xasprintf("%s/%s%s", QUEUE_DIR_TMP, QUEUE_SPARE_PREFIX, id);
+        ret = renameat(qdirfd, from, qdirfd, to);
+        free(to);
+        if (ret == 0) {
+            spare_estimate++;
+            free(from);
+            return 0;
+        }
+        if (errno == ENOENT) {
+            free(from);
+            return -1;
+        }
+    }
+    ret = unlinkat(qdirfd, from, 0);
+    saved = errno;
+    free(from);
+    errno = saved;
+    return ret;
+}
