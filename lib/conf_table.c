@@ -143,8 +143,12 @@ const struct conf_param conf_params[] = {
     {"local_concurrency_limit", CONF_INT, "20", 1, 10000,
      "most local deliveries qmgr runs at the same time, and most delivery processes local runs", NULL},
     {"local_destination_concurrency_limit", CONF_INT, "2", 1, 10000,
-     "most local deliveries to one recipient at the same time (qmgr), and most delivery "
-     "processes local runs for one recipient as one account", NULL},
+     "most delivery processes local runs for one recipient as one account at the same time",
+     NULL},
+    {"local_delivery_batch_limit", CONF_INT, "32", 1, 1000,
+     "most messages for one recipient that one local delivery process writes into the "
+     "Maildir and commits together (one fsync of new/); qmgr keeps up to "
+     "local_destination_concurrency_limit times this many at local per recipient", NULL},
     {"initial_destination_concurrency", CONF_INT, "5", 1, 10000,
      "deliveries at once to a remote destination qmgr starts with (then feedback moves it)",
      NULL},

@@ -186,6 +186,13 @@ void fairq_remove(fairq_t *q, struct fairq_item *item)
     fairq_key_update(q, k);
 }
 
+struct fairq_item *fairq_next_waiting(const struct fairq_item *item)
+{
+    if (item->key == NULL)
+        msg_panic("fairq_next_waiting: the item is in no queue");
+    return TAILQ_FIRST(&item->key->waiting);
+}
+
 struct fairq_item *fairq_any_waiting(fairq_t *q)
 {
     struct fairq_key *k;

@@ -22,6 +22,10 @@
  *   fairq_done(q, item)         an item that was out is over
  *   fairq_requeue(q, item)      an item that was out waits again, first
  *   fairq_remove(q, item)       a waiting item leaves without going out
+ *   fairq_next_waiting(item)    the first item waiting under item's key
+ *                               (item waiting or out), or NULL: local
+ *                               takes several with fairq_remove into one
+ *                               slot
  *   fairq_any_waiting(q)        some waiting item (to drain), or NULL
  *   fairq_drop(q, match, dropped, ctx)
  *                               every waiting item for which match()
@@ -61,6 +65,7 @@ struct fairq_item *fairq_take(fairq_t *q);
 void     fairq_done(fairq_t *q, struct fairq_item *item);
 void     fairq_requeue(fairq_t *q, struct fairq_item *item);
 void     fairq_remove(fairq_t *q, struct fairq_item *item);
+struct fairq_item *fairq_next_waiting(const struct fairq_item *item);
 struct fairq_item *fairq_any_waiting(fairq_t *q);
 size_t   fairq_drop(fairq_t *q, int (*match)(struct fairq_item *, void *),
                     void (*dropped)(struct fairq_item *, void *), void *ctx);

@@ -322,18 +322,17 @@ void maildir_writer_abort(maildir_writer_t **wp)
     errno = saved;
 }
 
-int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
+/* The first half of a commit: flush, fsync, move into new/ (not yet
+ * durable there).  0 with *newname, MAILDIR_DUPLICATE (with *path; the
+ * writer is gone), or -1 (with *why; the writer is gone). */
+static int maildir_place(maildir_writer_t **wp, char **newname, char **path, char **why)
 {
     maildir_writer_t *w = *wp;
     const char *op = "write";
-    char *newname = NULL;
     struct stat st;
     int saved, fd;
 
-    if (path)
-        *path = NULL;
-    if (why)
-        *why = NULL;
+    *newname = NULL;
     if (maildir_flush(w) < 0) {
         errno = w->err;
         goto fail;
@@ -349,42 +348,28 @@ int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
     w->fd = -1;
     if (close(fd) < 0)
         goto fail;
-    newname = xasprintf("new/%s,S=%lld,W=%lld", w->fixed ? w->fixed : w->name,
-                        (long long)st.st_size, (long long)(st.st_size + w->nlf));
+    *newname = xasprintf("new/%s,S=%lld,W=%lld", w->fixed ? w->fixed : w->name,
+                         (long long)st.st_size, (long long)(st.st_size + w->nlf));
     op = "rename";
-    if (durable_rename_noreplace(w->dirfd, w->tmpname, newname) < 0) {
+    if (durable_rename_noreplace(w->dirfd, w->tmpname, *newname) < 0) {
         saved = errno;
         if (saved == EEXIST && w->fixed) {
             /* The same message was delivered before (a retry after a crash
              * lost the result): keep that copy, drop this one. */
             if (path)
-                *path = xasprintf("%s/%s", w->dir, newname);
-            free(newname);
+                *path = xasprintf("%s/%s", w->dir, *newname);
+            xfree(newname);
             maildir_writer_abort(wp);
             return MAILDIR_DUPLICATE;
         }
         maildir_set_why(why, xasprintf("rename %s/%s to %s: %s", w->dir, w->tmpname,
-                                       newname, strerror(saved)));
-        free(newname);
+                                       *newname, strerror(saved)));
+        xfree(newname);
         maildir_writer_abort(wp);
         errno = saved;
         return -1;
     }
     w->created = 0;
-    if (durable_fsync_dir(w->dirfd, "new") < 0) {
-        saved = errno;
-        maildir_set_why(why, maildir_why("fsync", w->dir, "new", saved));
-        /* Not durable: take it back so that the retry is the only copy. */
-        unlinkat(w->dirfd, newname, 0);
-        free(newname);
-        maildir_writer_free(wp);
-        errno = saved;
-        return -1;
-    }
-    if (path)
-        *path = xasprintf("%s/%s", w->dir, newname);
-    free(newname);
-    maildir_writer_free(wp);
     return 0;
 
 fail:
@@ -393,6 +378,68 @@ fail:
     maildir_writer_abort(wp);
     errno = saved;
     return -1;
+}
+
+int maildir_writer_commit(maildir_writer_t **wp, char **path, char **why)
+{
+    struct maildir_commit c = {.w = *wp};
+
+    *wp = NULL;
+    maildir_commit_many(&c, 1);
+    if (path)
+        *path = c.path;
+    else
+        free(c.path);
+    if (why)
+        *why = c.why;
+    else
+        free(c.why);
+    errno = c.err;
+    return c.result;
+}
+
+void maildir_commit_place(struct maildir_commit *c)
+{
+    c->path = c->why = c->placed = NULL;
+    c->result = maildir_place(&c->w, &c->placed, &c->path, &c->why);
+    c->err = c->result < 0 ? errno : 0;
+}
+
+void maildir_commit_sync(struct maildir_commit *c, size_t n)
+{
+    int dirfd = -1, saved = 0;
+    size_t i;
+
+    for (i = 0; i < n && dirfd < 0; i++)
+        if (c[i].result == 0 && c[i].w)
+            dirfd = c[i].w->dirfd;
+    /* One fsync of new/ makes every name placed durable. */
+    if (dirfd >= 0 && durable_fsync_dir(dirfd, "new") < 0)
+        saved = errno;
+    for (i = 0; i < n; i++) {
+        maildir_writer_t *w = c[i].w;
+
+        if (c[i].result != 0 || w == NULL)
+            continue;
+        if (saved) {
+            c[i].why = maildir_why("fsync", w->dir, "new", saved);
+            /* Not durable: take it back so that the retry is the only copy. */
+            unlinkat(w->dirfd, c[i].placed, 0);
+            c[i].result = -1;
+            c[i].err = saved;
+        } else {
+            c[i].path = xasprintf("%s/%s", w->dir, c[i].placed);
+        }
+        xfree(&c[i].placed);
+        maildir_writer_free(&c[i].w);
+    }
+}
+
+void maildir_commit_many(struct maildir_commit *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        maildir_commit_place(&c[i]);
+    maildir_commit_sync(c, n);
 }
 
 /* ------------------------------------------------------------- delivery */
@@ -663,10 +710,22 @@ static int maildir_writer_out(void *ctx, const void *data, size_t len)
 int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why)
 {
     maildir_writer_t *w;
-    int r, saved;
+    int r;
 
     if (path)
         *path = NULL;
+    if ((r = maildir_deliver_write(dir, d, &w, why)) != 0)
+        return r;
+    return maildir_writer_commit(&w, path, why);
+}
+
+int maildir_deliver_write(const char *dir, const struct maildir_delivery *d,
+                          maildir_writer_t **wp, char **why)
+{
+    maildir_writer_t *w;
+    int r, saved;
+
+    *wp = NULL;
     if (why)
         *why = NULL;
     if (maildir_writer_open(dir, &w, why) < 0)
@@ -690,5 +749,6 @@ int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **pa
         errno = saved;
         return -1;
     }
-    return maildir_writer_commit(&w, path, why);
+    *wp = w;
+    return 0;
 }

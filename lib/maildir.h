@@ -19,6 +19,12 @@
  *   maildir_unique()             a fresh unique base name
  *   maildir_writer_open / _write / _commit / _abort
  *                                one message, raw bytes, tmp -> new
+ *   maildir_commit_many(c, n)    a group commit: several writers of one
+ *                                Maildir, each file fsynced and moved,
+ *                                then one fsync of new/ for all
+ *   maildir_deliver_write(dir, &d, &w, &why)
+ *                                maildir_deliver's writing half, for a
+ *                                group commit
  *   maildir_deliver(dir, &d, &path, &why)
  *                                a mail delivery: "Return-Path: <sender>",
  *                                "Delivered-To: rcpt", then the content
@@ -75,6 +81,27 @@ off_t maildir_writer_size(const maildir_writer_t *w);
  * behind.
  * Either way *wp is freed and NULLed. */
 int   maildir_writer_commit(maildir_writer_t **wp, char **path, char **why);
+/* Group commit: writers of ONE Maildir, each flushed, fsynced and moved
+ * into new/ in turn, then new/ fsynced once for all of them.  Each gets
+ * the result the commit above would give (result, err, and path or why,
+ * fresh); if that last fsync fails, every file moved is removed again and
+ * fails with it.  Every writer is freed (w NULLed). */
+struct maildir_commit {
+    maildir_writer_t *w;        /* in */
+    int               result;   /* out: 0, MAILDIR_DUPLICATE or -1 */
+    int               err;      /* out: errno for -1 */
+    char             *path;     /* out: "dir/new/NAME" (0, DUPLICATE) */
+    char             *why;      /* out: for -1 */
+    char             *placed;   /* private: "new/NAME" between the halves */
+};
+void  maildir_commit_many(struct maildir_commit *c, size_t n);
+/* The same in two halves, so that each message can be placed as soon as
+ * it is written (a writer killed in between leaves at most the one it was
+ * writing in tmp/): place = flush, fsync, move into new/ (not durable
+ * yet; result 0 means "placed"); sync = the one fsync of new/ for c[0..n)
+ * and the final results as above. */
+void  maildir_commit_place(struct maildir_commit *c);
+void  maildir_commit_sync(struct maildir_commit *c, size_t n);
 /* Remove the temporary file; *wp is freed and NULLed (NULL is fine). */
 void  maildir_writer_abort(maildir_writer_t **wp);
 
@@ -111,5 +138,10 @@ int maildir_convert(const struct maildir_delivery *d, maildir_out_fn out, void *
  * -1 with errno and *why.  A failing source gives -1 with its errno and a
  * why that starts with "read message content". */
 int maildir_deliver(const char *dir, const struct maildir_delivery *d, char **path, char **why);
+/* Its first half, for a group commit: the message written into tmp/ and
+ * *wp left open for maildir_commit_many.  0, MAILDIR_LOOP or -1 with errno
+ * and *why, as above (nothing left behind unless 0). */
+int maildir_deliver_write(const char *dir, const struct maildir_delivery *d,
+                          maildir_writer_t **wp, char **why);
 
 #endif

@@ -54,17 +54,24 @@
 #define DELIVER_MAX_GROUPS 65536
 
 static int deliver_fd = -1;         /* the result pipe */
+
+/* One result a target, written in target order when the process ends. */
+struct deliver_outcome {
+    int   set;
+    int   dsn_class;
+    char *dsn, *text, *detail;
+};
+static struct deliver_outcome *deliver_outcomes;
+static size_t deliver_ntargets;
 static int deliver_reported;
 
-static void deliver_report(int dsn_class, const char *dsn, const char *text, const char *detail)
+static void deliver_write_record(int dsn_class, const char *dsn, const char *text,
+                                 const char *detail)
 {
     buf_t *b = buf_new(LOCAL_RESULT_MAX);
     size_t off = 0;
     ssize_t n;
 
-    if (deliver_reported)
-        return;
-    deliver_reported = 1;
     buf_putc(b, dsn_class == DELIVER_FORWARD ? 'F' : '0' + dsn_class);
     buf_putc(b, '\0');
     buf_append(b, dsn, strlen(dsn) + 1);
@@ -84,6 +91,35 @@ static void deliver_report(int dsn_class, const char *dsn, const char *text, con
         off += (size_t)n;
     }
     buf_free(&b);
+}
+
+/* Target i's own result (kept until the end: records go out in order). */
+static void deliver_set(size_t i, int dsn_class, const char *dsn, const char *text,
+                        const char *detail)
+{
+    struct deliver_outcome *o = &deliver_outcomes[i];
+
+    o->set = 1;
+    o->dsn_class = dsn_class;
+    o->dsn = xstrdup(dsn);
+    o->text = xstrdup(text);
+    o->detail = xstrdup(detail ? detail : "");
+}
+
+/* Every record, once: the targets' own results, this one for the rest. */
+static void deliver_report(int dsn_class, const char *dsn, const char *text, const char *detail)
+{
+    if (deliver_reported)
+        return;
+    deliver_reported = 1;
+    for (size_t i = 0; i < deliver_ntargets; i++) {
+        const struct deliver_outcome *o = &deliver_outcomes[i];
+
+        if (o->set)
+            deliver_write_record(o->dsn_class, o->dsn, o->text, o->detail);
+        else
+            deliver_write_record(dsn_class, dsn, text, detail);
+    }
 }
 
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail)
@@ -521,22 +557,139 @@ static void deliver_root_trusted(const struct local_target *t, const char *path,
     deliver_exit(4, "4.3.0", text, detail);
 }
 
-_Noreturn void deliver_child(const struct local_target *t, int result_fd)
+/* Read target t's queue file: 0, or -1 with *text (fresh) the reason. */
+static int deliver_queue_read(const struct local_target *t, queue_file_t **q, char **text)
 {
-    int keep[6] = {0, 1, 2, result_fd, t->queue_fd, -1};
+    char *why = NULL;
+    int err;
+
+    if (queue_read(t->queue_fd, q, &why) == 0)
+        return 0;
+    err = errno;
+    if (err == EBADMSG)
+        *text = xasprintf("corrupt queue file: %s", why ? why : "?");
+    else
+        *text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
+    free(why);
+    return -1;
+}
+
+/* Target i's result from maildir_deliver_write or the commit: r, errno
+ * err, path (success) or why (failure). */
+static void deliver_mailbox_outcome(size_t i, const struct local_target *t, int r, int err,
+                                    const char *path, const char *why, const char *detail)
+{
+    char *text, *where;
+
+    if (r == 0 || r == MAILDIR_DUPLICATE) {
+        where = xasprintf("%s/%s", t->home, path);
+        deliver_set(i, 2, "2.0.0", r == 0 ? "delivered to maildir"
+                    : "delivered to maildir (already there: a repeated delivery)", where);
+        free(where);
+        return;
+    }
+    if (r == MAILDIR_LOOP) {
+        text = xasprintf("mail forwarding loop for %s", t->recipient);
+        deliver_set(i, 5, "5.4.6", text, detail);
+    } else if (err == ENOSPC || err == EDQUOT) {
+        text = xasprintf("mailbox full: %s", why ? why : strerror(err));
+        deliver_set(i, 4, "4.2.2", text, detail);
+    } else {
+        text = xasprintf(err == EBADMSG ? "corrupt queue file: %s" : "maildir delivery failed: %s",
+                         why ? why : strerror(err));
+        deliver_set(i, 4, "4.3.0", text, detail);
+    }
+    free(text);
+}
+
+/* The mailbox deliveries of targets[0..n) (one account): each message is
+ * written into tmp/, fsynced and moved into new/; then one fsync of new/
+ * makes them all durable, and only then are the results reported. */
+static _Noreturn void deliver_mailboxes(const struct local_target *targets, size_t n)
+{
+    const struct local_target *t = &targets[0];
+    struct maildir_commit *commits = xcalloc(n, sizeof(*commits));
+    size_t *which = xcalloc(n, sizeof(*which)), k = 0, i;
     struct deliver_source src;
     struct maildir_delivery d;
-    struct local_target mine = *t;
-    queue_file_t *q = NULL;
-    char *why = NULL, *path = NULL, *text, *detail;
+    queue_file_t *q;
+    char *why = NULL, *text, *detail;
+    maildir_writer_t *w;
     int r, err;
 
-    t = &mine;
+    if (!t->no_forward && forward_read(t, &text) > 0)
+        deliver_exit(DELIVER_FORWARD, "2.0.0", text, NULL);
+    detail = xasprintf("%s/%s", t->home, t->mailbox);
+    if (t->uid == 0)
+        deliver_root_trusted(t, t->home, detail);
+    if (maildir_create(t->mailbox, &why) < 0) {
+        err = errno;
+        text = xasprintf("cannot create maildir: %s", why ? why : strerror(err));
+        deliver_exit(4, err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0", text, detail);
+    }
+    if (t->uid == 0)
+        deliver_root_trusted(t, detail, detail);
+
+    for (i = 0; i < n; i++) {
+        if (deliver_queue_read(&targets[i], &q, &text) < 0) {
+            deliver_set(i, 4, "4.3.0", text, NULL);
+            free(text);
+            continue;
+        }
+        src.q = q;
+        d.sender = targets[i].sender;
+        d.recipient = targets[i].recipient;
+        d.name = deliver_name(q, &targets[i]);
+        d.source = deliver_source;
+        d.source_ctx = &src;
+        r = maildir_deliver_write(t->mailbox, &d, &w, &why);
+        err = errno;
+        if (r == 0) {
+            /* Into new/ at once (not reported before the sync below), so
+             * that a kill leaves at most one file in tmp/. */
+            commits[k].w = w;
+            maildir_commit_place(&commits[k]);
+            which[k++] = i;
+        } else {
+            deliver_mailbox_outcome(i, &targets[i], r, err, NULL, why, detail);
+        }
+        free((char *)d.name);
+        xfree(&why);
+        queue_file_free(&q);
+    }
+    maildir_commit_sync(commits, k);
+    for (i = 0; i < k; i++)
+        deliver_mailbox_outcome(which[i], &targets[which[i]], commits[i].result, commits[i].err,
+                                commits[i].path, commits[i].why, detail);
+    /* Every target has its own result by now. */
+    deliver_exit(4, "4.3.0", "no result", detail);
+}
+
+_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd)
+{
+    int *keep = xcalloc(n + 5, sizeof(*keep));
+    struct local_target mine = targets[0];
+    const struct local_target *t = &mine;
+    struct deliver_source src;
+    struct maildir_delivery d;
+    queue_file_t *q = NULL;
+    size_t nkeep = 0, i;
+    char *text;
+    int err;
+
     event_reset_signals();
     deliver_fd = result_fd;
+    deliver_ntargets = n;
+    deliver_outcomes = xcalloc(n, sizeof(*deliver_outcomes));
     msg_fatal_hook(deliver_fatal_hook);
-    keep[5] = msg_detach_fds();
-    deliver_close_fds(keep, 6);
+    keep[nkeep++] = 0;
+    keep[nkeep++] = 1;
+    keep[nkeep++] = 2;
+    keep[nkeep++] = result_fd;
+    keep[nkeep++] = msg_detach_fds();
+    for (i = 0; i < n; i++)
+        keep[nkeep++] = targets[i].queue_fd;
+    deliver_close_fds(keep, nkeep);
     umask(077);
 
     /* Our own process group, so that a time-out kills a command too. */
@@ -548,70 +701,26 @@ _Noreturn void deliver_child(const struct local_target *t, int result_fd)
         text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
     }
-    if (queue_read(t->queue_fd, &q, &why) < 0) {
-        err = errno;
-        if (err == EBADMSG)
-            text = xasprintf("corrupt queue file: %s", why ? why : "?");
-        else
-            text = xasprintf("cannot read queue file: %s", why ? why : strerror(err));
+    if (t->target == NULL)
+        deliver_mailboxes(targets, n);
+    if (n != 1)
+        msg_panic("%s: %zu targets in one delivery of %s", t->queue_id, n, t->target);
+    if (deliver_queue_read(t, &q, &text) < 0)
         deliver_exit(4, "4.3.0", text, NULL);
-    }
-    if (!t->target && !t->no_forward && forward_read(t, &text) > 0)
-        deliver_exit(DELIVER_FORWARD, "2.0.0", text, NULL);
-    if (t->target) {
-        src.q = q;
-        d.sender = t->sender;
-        d.recipient = t->recipient;
-        d.name = NULL;
-        d.source = deliver_source;
-        d.source_ctx = &src;
-        if (*t->target == '|')
-            deliver_command(t, t->target + 1, &d);
-        if (*t->target == '>')
-            deliver_forward(t, t->target + 1, q);
-        deliver_file(t, t->target, &d);
-    }
-    detail = xasprintf("%s/%s", t->home, t->mailbox);
-    if (t->uid == 0)
-        deliver_root_trusted(t, t->home, detail);
-    if (maildir_create(t->mailbox, &why) < 0) {
-        err = errno;
-        text = xasprintf("cannot create maildir: %s", why ? why : strerror(err));
-        deliver_exit(4, err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0", text, detail);
-    }
-
-    if (t->uid == 0)
-        deliver_root_trusted(t, detail, detail);
     src.q = q;
     d.sender = t->sender;
     d.recipient = t->recipient;
-    d.name = deliver_name(q, t);
+    d.name = NULL;
     d.source = deliver_source;
     d.source_ctx = &src;
-    r = maildir_deliver(t->mailbox, &d, &path, &why);
-    err = errno;
-    if (r == 0 || r == MAILDIR_DUPLICATE) {
-        free(detail);
-        detail = xasprintf("%s/%s", t->home, path);
-        deliver_exit(2, "2.0.0", r == 0 ? "delivered to maildir"
-                     : "delivered to maildir (already there: a repeated delivery)", detail);
-    }
-    if (r == MAILDIR_LOOP) {
-        text = xasprintf("mail forwarding loop for %s", t->recipient);
-        deliver_exit(5, "5.4.6", text, detail);
-    }
-    if (err == ENOSPC || err == EDQUOT) {
-        text = xasprintf("mailbox full: %s", why ? why : strerror(err));
-        deliver_exit(4, "4.2.2", text, detail);
-    }
-    if (err == EBADMSG)
-        text = xasprintf("corrupt queue file: %s", why ? why : strerror(err));
-    else
-        text = xasprintf("maildir delivery failed: %s", why ? why : strerror(err));
-    deliver_exit(4, "4.3.0", text, detail);
+    if (*t->target == '|')
+        deliver_command(t, t->target + 1, &d);
+    if (*t->target == '>')
+        deliver_forward(t, t->target + 1, q);
+    deliver_file(t, t->target, &d);
 }
 
-int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **dsn,
+int deliver_result_parse(const char *data, size_t len, size_t *used, int *dsn_class, char **dsn,
                          char **text, char **detail)
 {
     const char *field[4], *p = data, *end = data + len, *nul;
@@ -623,10 +732,11 @@ int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **ds
         field[i] = p;
         p = nul + 1;
     }
-    if (p != end || strlen(field[0]) != 1
+    if (strlen(field[0]) != 1
         || (field[0][0] != '2' && field[0][0] != '4' && field[0][0] != '5'
             && field[0][0] != 'F'))
         return -1;
+    *used = (size_t)(p - data);
     *dsn_class = field[0][0] == 'F' ? DELIVER_FORWARD : field[0][0] - '0';
     *dsn = xstrdup(field[1]);
     *text = xstrdup(field[2]);

@@ -45,11 +45,18 @@
  * processes run at once, and at most local_destination_concurrency_limit
  * for one (recipient, account) pair, so the commands of one user's
  * ~/.forward cannot take every slot.  Jobs that must wait are kept per
- * pair and served in turn (lib/fairq).  qmgr in turn keeps at most
- * local_concurrency_limit requests here, at most
- * local_destination_concurrency_limit per recipient; more than
- * local_concurrency_limit requests in progress stop the reading of
- * requests until one is answered.  On SIGTERM no new requests are read,
+ * pair and served in turn (lib/fairq).  Batches: the process started for
+ * a mailbox job also takes the mailbox jobs of the same pair waiting
+ * behind it, up to local_delivery_batch_limit in all (struct local_run),
+ * writes them and commits them with one fsync of new/
+ * (maildir_commit_many), and reports one record per job in order; so a
+ * burst for one user costs a process and a directory sync per batch.
+ * qmgr in turn keeps at most local_concurrency_limit x
+ * local_delivery_batch_limit requests here, at most
+ * local_destination_concurrency_limit x local_delivery_batch_limit per
+ * recipient; more than local_concurrency_limit x local_delivery_batch_limit
+ * requests in progress stop the reading of requests until one is
+ * answered.  On SIGTERM no new requests are read,
  * jobs not started are answered 4.3.0, and the process exits once the
  * running deliveries have reported (so no result is lost needlessly).
  *
@@ -68,7 +75,7 @@
  *
  * Parameters: home_mailbox, first_valid_uid, mail_owner, recipient_delimiter,
  * alias_maps, default_privs, local_concurrency_limit,
- * local_destination_concurrency_limit, command_time_limit,
+ * local_destination_concurrency_limit, local_delivery_batch_limit, command_time_limit,
  * forward_target_limit, and those of the server skeleton
  * (config_directory, queue_directory, maillog_file, max_use, max_idle).
  *
@@ -149,15 +156,24 @@ struct local_job {
     struct local_req  *req;
     struct fairq_item  fq;          /* in local_jobs: waiting, or out (running) */
     struct local_target t;          /* its strings and groups are ours */
-    pid_t              pid;         /* 0 until it runs */
-    int                pipe_fd;
-    buf_t             *out;         /* the child's result record */
-    int                overflow;
-    int                timed_out;
-    event_timer_t     *timer;
+    struct local_run  *run;         /* NULL until it runs */
     char              *queue_id;
     char              *recipient;
     char              *user;        /* the account delivered to, as named */
+};
+
+/* One delivery process and the jobs it does, in order: one job, or up to
+ * local_delivery_batch_limit mailbox jobs of one (account, recipient) that
+ * it writes and commits together.  The first job holds the fairq slot. */
+struct local_run {
+    struct local_job **jobs;
+    size_t             njobs;
+    pid_t              pid;
+    int                pipe_fd;
+    buf_t             *out;         /* the child's result records */
+    int                overflow;
+    int                timed_out;
+    event_timer_t     *timer;
 };
 
 static event_loop_t *local_loop;
@@ -174,9 +190,16 @@ static int local_stopping;
 
 static void local_conn_read(event_loop_t *loop, int fd, int events, void *arg);
 
+/* Requests in progress before reading stops: room for every delivery
+ * process to take a full batch (qmgr keeps no more here either). */
+static long long local_request_limit(void)
+{
+    return conf_int("local_concurrency_limit") * conf_int("local_delivery_batch_limit");
+}
+
 static void local_update_reading(void)
 {
-    int pause = local_stopping || local_nreqs >= conf_int("local_concurrency_limit");
+    int pause = local_stopping || local_nreqs >= local_request_limit();
 
     if (pause == local_paused)
         return;
@@ -260,7 +283,6 @@ static void local_job_free(struct local_job **jp)
 {
     struct local_job *j = *jp;
 
-    buf_free(&j->out);
     free(j->queue_id);
     free(j->recipient);
     free(j->user);
@@ -364,43 +386,76 @@ static void local_job_finish(struct local_job *j, int dsn_class, const char *dsn
     local_schedule();
 }
 
-/* The child is reaped: report what it said, or that it died. */
-static void local_job_done(struct local_job *j, int status)
-{
-    char *dsn = NULL, *text = NULL, *detail = NULL;
-    int dsn_class = 0;
+/* What a delivery process said for one job (NULL strings: nothing valid). */
+struct local_record {
+    int   dsn_class;
+    char *dsn, *text, *detail;
+};
 
-    if (j->overflow
-        || deliver_result_parse(j->out->data, j->out->len, &dsn_class, &dsn, &text, &detail) < 0
-        || (dsn_class != DELIVER_FORWARD && !dsn_code_valid(dsn, dsn_class))) {
-        free(dsn);
-        free(text);
-        free(detail);
+/* Job j of a run that ended with status: report its record, or that the
+ * process died. */
+static void local_job_done(struct local_run *run, struct local_job *j, struct local_record *r,
+                           int status)
+{
+    char *detail;
+
+    if (r->dsn == NULL) {
         detail = WIFSIGNALED(status) ? xasprintf("killed by signal %d", WTERMSIG(status))
                  : xasprintf("exit status %d", WEXITSTATUS(status));
-        dsn_class = 4;
-        dsn = xstrdup("4.3.0");
-        text = xstrdup(j->timed_out ? "delivery timed out" : "delivery process died");
         msg_warn("%s: to=<%s>: delivery process %ld %s without a result (%s)", j->queue_id,
-                 j->recipient, (long)j->pid,
-                 j->timed_out ? "was killed after command_time_limit" : "ended", detail);
-    } else if (dsn_class == 2) {
-        msg_debug("%s: to=<%s>: %s %s", j->queue_id, j->recipient, text, detail);
-    } else if (dsn_class == 4) {
-        msg_warn("%s: to=<%s>: dsn=%s, %s%s%s", j->queue_id, j->recipient, dsn, text,
-                 *detail ? "; mailbox " : "", detail);
-    } else {
-        msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, dsn, text);
+                 j->recipient, (long)run->pid,
+                 run->timed_out ? "was killed after command_time_limit" : "ended", detail);
+        free(detail);
+        local_job_finish(j, 4, "4.3.0", run->timed_out ? "delivery timed out"
+                                                      : "delivery process died");
+        return;
     }
-    local_job_finish(j, dsn_class, dsn, text);
-    free(dsn);
-    free(text);
-    free(detail);
+    if (r->dsn_class == 2)
+        msg_debug("%s: to=<%s>: %s %s", j->queue_id, j->recipient, r->text, r->detail);
+    else if (r->dsn_class == 4)
+        msg_warn("%s: to=<%s>: dsn=%s, %s%s%s", j->queue_id, j->recipient, r->dsn, r->text,
+                 *r->detail ? "; mailbox " : "", r->detail);
+    else
+        msg_debug("%s: to=<%s>: dsn=%s, %s", j->queue_id, j->recipient, r->dsn, r->text);
+    local_job_finish(j, r->dsn_class, r->dsn, r->text);
 }
 
-static void local_job_read(event_loop_t *loop, int fd, int events, void *arg)
+/* The child is reaped: its records, one a job in order, are parsed; a bad
+ * one spoils it and the rest.  The first job holds the run's fairq slot
+ * and finishes last, so nothing sees the slot free (or local idle, when
+ * stopping) while the run still has results to give. */
+static void local_run_done(struct local_run *run, int status)
 {
-    struct local_job *j = arg;
+    struct local_record *r = xcalloc(run->njobs, sizeof(*r));
+    const char *p = run->out->data, *end = p + run->out->len;
+    size_t i, used;
+
+    for (i = 0; i < run->njobs && !run->overflow; i++) {
+        if (deliver_result_parse(p, (size_t)(end - p), &used, &r[i].dsn_class, &r[i].dsn,
+                                 &r[i].text, &r[i].detail) < 0)
+            break;
+        if (r[i].dsn_class != DELIVER_FORWARD && !dsn_code_valid(r[i].dsn, r[i].dsn_class)) {
+            xfree(&r[i].dsn);
+            break;
+        }
+        p += used;
+    }
+    for (i = 1; i <= run->njobs; i++)     /* 1, ..., n-1, then 0 */
+        local_job_done(run, run->jobs[i % run->njobs], &r[i % run->njobs], status);
+    for (i = 0; i < run->njobs; i++) {
+        free(r[i].dsn);
+        free(r[i].text);
+        free(r[i].detail);
+    }
+    free(r);
+    buf_free(&run->out);
+    free(run->jobs);
+    free(run);
+}
+
+static void local_run_read(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct local_run *run = arg;
     char chunk[4096];
     ssize_t n;
     int status;
@@ -408,10 +463,10 @@ static void local_job_read(event_loop_t *loop, int fd, int events, void *arg)
     (void)events;
     n = read(fd, chunk, sizeof(chunk));
     if (n > 0) {
-        if (j->out->len + (size_t)n > LOCAL_RESULT_MAX)
-            j->overflow = 1;
+        if (run->out->len + (size_t)n > LOCAL_RESULT_MAX * run->njobs)
+            run->overflow = 1;
         else
-            buf_append(j->out, chunk, (size_t)n);
+            buf_append(run->out, chunk, (size_t)n);
         return;
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -419,37 +474,59 @@ static void local_job_read(event_loop_t *loop, int fd, int events, void *arg)
     /* EOF: the child has exited (it never closes the pipe otherwise). */
     event_del_fd(loop, fd);
     close(fd);
-    j->pipe_fd = -1;
-    event_cancel_timer(loop, &j->timer);
-    while (waitpid(j->pid, &status, 0) < 0) {
+    run->pipe_fd = -1;
+    event_cancel_timer(loop, &run->timer);
+    while (waitpid(run->pid, &status, 0) < 0) {
         if (errno != EINTR) {
-            msg_warn("waitpid %ld: %s", (long)j->pid, strerror(errno));
+            msg_warn("waitpid %ld: %s", (long)run->pid, strerror(errno));
             status = 0;
             break;
         }
     }
-    local_job_done(j, status);
+    local_run_done(run, status);
 }
 
-static void local_job_timeout(event_loop_t *loop, void *arg)
+static void local_run_timeout(event_loop_t *loop, void *arg)
 {
-    struct local_job *j = arg;
+    struct local_run *run = arg;
 
     (void)loop;
-    j->timer = NULL;
-    j->timed_out = 1;
-    kill(-j->pid, SIGKILL);     /* its process group: a command too */
-    kill(j->pid, SIGKILL);      /* EOF on the pipe follows */
+    run->timer = NULL;
+    run->timed_out = 1;
+    kill(-run->pid, SIGKILL);   /* its process group: a command too */
+    kill(run->pid, SIGKILL);    /* EOF on the pipe follows */
 }
 
-/* Fork the delivery child of a job that got its turn: 0, or -1 when it
- * could not be started (the job is finished with a 4.3.0 result). */
+/* May job b ride along in the run of a?  Mailbox deliveries of one account
+ * with the same ~/.forward rule are written and committed together. */
+static int local_job_batchable(const struct local_job *a, const struct local_job *b)
+{
+    return a->t.target == NULL && b->t.target == NULL && a->t.uid == b->t.uid
+           && a->t.no_forward == b->t.no_forward && strcmp(a->t.home, b->t.home) == 0;
+}
+
+/* Fork the delivery child of a job that got its turn, taking along the
+ * jobs waiting behind it that it can do too.  0, or -1 when it could not
+ * be started (the jobs are finished with a 4.3.0 result). */
 static int local_job_spawn(struct local_job *j)
 {
+    size_t limit = (size_t)conf_int("local_delivery_batch_limit"), i;
+    struct local_run *run = xcalloc(1, sizeof(*run));
+    struct local_target *targets;
+    struct fairq_item *next;
     int p[2], err;
     pid_t pid;
     char *text;
 
+    run->jobs = xcalloc(limit, sizeof(*run->jobs));
+    run->jobs[run->njobs++] = j;
+    while (run->njobs < limit && (next = fairq_next_waiting(&j->fq)) != NULL
+           && local_job_batchable(j, fairq_entry(next, struct local_job, fq))) {
+        fairq_remove(local_jobs, next);
+        run->jobs[run->njobs++] = fairq_entry(next, struct local_job, fq);
+    }
+    for (i = 0; i < run->njobs; i++)
+        run->jobs[i]->run = run;
     if (pipe2(p, O_CLOEXEC) < 0) {
         err = errno;
         goto fail;
@@ -462,25 +539,32 @@ static int local_job_spawn(struct local_job *j)
     }
     if (pid == 0) {
         close(p[0]);
-        deliver_child(&j->t, p[1]);
+        targets = xcalloc(run->njobs, sizeof(*targets));
+        for (i = 0; i < run->njobs; i++)
+            targets[i] = run->jobs[i]->t;
+        deliver_child(targets, run->njobs, p[1]);
     }
     close(p[1]);
     fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-    j->pid = pid;
-    j->pipe_fd = p[0];
-    j->out = buf_new(0);
-    event_add_fd(local_loop, p[0], EVENT_READ, local_job_read, j);
-    j->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
-                               local_job_timeout, j);
-    msg_debug("%s: to=<%s>: delivery process %ld for user %s", j->queue_id, j->recipient,
-              (long)pid, j->user);
+    run->pid = pid;
+    run->pipe_fd = p[0];
+    run->out = buf_new(0);
+    event_add_fd(local_loop, p[0], EVENT_READ, local_run_read, run);
+    run->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
+                                 local_run_timeout, run);
+    msg_debug("%s: to=<%s>: delivery process %ld for user %s (%zu message%s)", j->queue_id,
+              j->recipient, (long)pid, j->user, run->njobs, run->njobs == 1 ? "" : "s");
     return 0;
 fail:
     msg_warn("%s: to=<%s>: cannot start a delivery process: %s", j->queue_id, j->recipient,
              strerror(err));
     text = xasprintf("cannot start a delivery process: %s", strerror(err));
-    local_job_finish(j, 4, "4.3.0", text);
+    /* The first job holds the slot: it goes last. */
+    for (i = run->njobs; i-- > 0;)
+        local_job_finish(run->jobs[i], 4, "4.3.0", text);
     free(text);
+    free(run->jobs);
+    free(run);
     return -1;
 }
 

@@ -6,7 +6,8 @@
  * include.c (reading :include: files with the right privileges).
  *
  * The parent resolves a request into a struct local_target and forks; the
- * child runs deliver_child() and reports one result record on a pipe:
+ * child runs deliver_child() and reports one result record per target on
+ * a pipe:
  *     class digit '2'|'4'|'5' NUL  dsn NUL  text NUL  detail NUL
  * text goes to qmgr (and into a bounce), detail only into the parent's log
  * (e.g. the path of the file delivered).  The parent parses the record with
@@ -89,17 +90,22 @@ int forward_read(const struct local_target *t, char **list);
  * user is in more than DELIVER_MAX_GROUPS groups. */
 int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
-/* In the child after fork(): deliver and _exit().  Never returns. */
-_Noreturn void deliver_child(const struct local_target *t, int result_fd);
+/* In the child after fork(): deliver targets[0..n) and _exit(), writing
+ * one result record per target, in order.  n > 1 only for mailbox
+ * deliveries of one account (no target, the same no_forward): they are
+ * written and committed together (maildir_commit_many).  Never returns. */
+_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd);
 /* write() all of data: 0, or -1 with errno. */
 int deliver_write_all(int fd, const void *data, size_t len);
 /* In a child: close every descriptor but those in keep[] (sorted here). */
 void deliver_close_fds(int *keep, size_t nkeep);
-/* In the child: report one result and _exit(0). */
+/* In the child: report this result for every target that has none yet,
+ * and _exit(0). */
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail);
 
-/* Parse a record; 0 with fresh strings (caller frees), or -1 if malformed. */
-int deliver_result_parse(const char *data, size_t len, int *dsn_class, char **dsn,
+/* Parse the record at the start of data; 0 with *used its length and fresh
+ * strings (caller frees), or -1 if malformed (strings NULL). */
+int deliver_result_parse(const char *data, size_t len, size_t *used, int *dsn_class, char **dsn,
                          char **text, char **detail);
 
 #endif

@@ -24,8 +24,12 @@
  * process may still hold that SMTP session open (the connection cache).
  * Idle smtp connections are closed after QMGR_CONN_IDLE_MS.
  *
- * Destinations.  local: at most local_destination_concurrency_limit jobs
- * per recipient (a user's slow ~/.forward commands cannot take every slot).
+ * Destinations.  local: at most local_destination_concurrency_limit x
+ * local_delivery_batch_limit jobs per recipient, and local_concurrency_limit
+ * x local_delivery_batch_limit in all: local runs at most
+ * local_destination_concurrency_limit processes per recipient (a user's
+ * slow ~/.forward commands cannot take every slot), each writing up to a
+ * batch of that recipient's messages and committing them together.
  * smtp, as Postfix: each destination starts with a window of
  * initial_destination_concurrency jobs at once, which grows by one with
  * every delivery that reached the site and shrinks by one (never below 1)
@@ -129,6 +133,8 @@ struct qmgr_transport {
     const char            *concurrency;     /* parameter: requests in flight, all told */
     const char            *dest_concurrency;    /* parameter: per destination */
     const char            *recipient_limit;     /* parameter, or NULL: 1 */
+    const char            *batch_limit;     /* parameter, or NULL: 1; jobs one
+                                               delivery process may take together */
     int                    one_per_conn;    /* one request at a time per connection */
     int                    windowed;        /* Postfix's concurrency feedback */
     fairq_t               *dests;           /* waiting and in-flight jobs */
@@ -141,7 +147,8 @@ struct qmgr_transport {
 
 static struct qmgr_transport qmgr_transports[] = {
     {.name = "local", .socket = "private/local", .concurrency = "local_concurrency_limit",
-     .dest_concurrency = "local_destination_concurrency_limit"},
+     .dest_concurrency = "local_destination_concurrency_limit",
+     .batch_limit = "local_delivery_batch_limit"},
     {.name = "smtp", .socket = "private/smtp", .concurrency = "default_process_limit",
      .dest_concurrency = "smtp_destination_concurrency_limit",
      .recipient_limit = "smtp_destination_recipient_limit", .one_per_conn = 1, .windowed = 1},
@@ -155,13 +162,20 @@ static struct qmgr_transport qmgr_transports[] = {
 static struct qmgr_job_list qmgr_settle = TAILQ_HEAD_INITIALIZER(qmgr_settle);
 static uint32_t qmgr_next_reqid;
 
+/* A concurrency parameter's value in requests: a transport that batches
+ * gets room for every process to take a full batch. */
+static size_t qmgr_requests(const struct qmgr_transport *tr, const char *param)
+{
+    return (size_t)(conf_int(param) * (tr->batch_limit ? conf_int(tr->batch_limit) : 1));
+}
+
 void qmgr_transport_init(void)
 {
     deliver_proto_init();
     for (size_t i = 0; i < QMGR_NTRANSPORTS; i++) {
         struct qmgr_transport *tr = &qmgr_transports[i];
 
-        tr->dests = fairq_new((int)conf_int(tr->dest_concurrency));
+        tr->dests = fairq_new((int)qmgr_requests(tr, tr->dest_concurrency));
         RB_INIT(&tr->dest_state);
         TAILQ_INIT(&tr->conns);
     }
@@ -577,7 +591,7 @@ void qmgr_transport_kick(void)
 
 static void qmgr_dispatch_transport(struct qmgr_transport *tr)
 {
-    size_t limit = (size_t)conf_int(tr->concurrency);
+    size_t limit = qmgr_requests(tr, tr->concurrency);
 
     while (fairq_nwaiting(tr->dests) > 0 && tr->nflight < limit) {
         struct fairq_item *item;

@@ -7,6 +7,9 @@ connecting to spool/private/local as mail_owner and speaking the IPC framing
 Checks: the result and the Maildir file byte for byte (Return-Path,
 Delivered-To, CRLF -> LF, 8-bit and UTF-8 intact), its owner and mode, the
 Maildir's; upper-case recipients; pipelined requests answered by request id;
+pipelined requests for one user taken in batches by fewer delivery
+processes, each request with its own result (a corrupt one among them
+fails alone);
 a 3 MB message; unknown user 5.1.1; system accounts 4.3.5 (root's own mail, which
 goes to root's Maildir, is tested in t/40's namespaces: not here, where it
 would write the real /root); the
@@ -197,6 +200,44 @@ for i in range(8):
 is_(sorted(got), sorted(sent), "8 pipelined requests get 8 results, one per request id")
 ok(all(v == [2, "2.0.0", "delivered to maildir"] for v in got.values()), "all delivered")
 is_(len(maildir_files()), before + 8, "8 more messages in the Maildir")
+
+# Batches: requests for one recipient that wait behind the running delivery
+# processes (local_destination_concurrency_limit, 2) are taken together by
+# the next process (up to local_delivery_batch_limit) and committed with one
+# fsync of new/; each keeps its own result, a bad one among them too, and
+# the Maildir names stay the fixed ones (a repeat is recognised).
+before = len(maildir_files())
+mark = len(inst.log())
+bad = os.path.join(inst.dir, "corrupt-in-batch")
+with open(bad, "wb") as f:
+    f.write(b"V\x00\x00\x00\x04PHQ\x01garbage")
+queued = [mkqueue(b"Subject: batch %d\r\n\r\nbody %d\r\n" % (i, i)) for i in range(60)]
+sent = {}
+for i, (qid, path) in enumerate(queued):
+    request(c, 400 + i, qid, bad if i == 40 else path, rcpt)
+    sent[400 + i] = qid
+got = {}
+for i in range(60):
+    r_ = result(c)
+    if r_ is None:
+        break
+    got[r_[1]] = r_[2]
+is_(sorted(got), sorted(sent), "60 pipelined requests for one user get 60 results")
+ok(all(v == [2, "2.0.0", "delivered to maildir"] for k, v in got.items() if k != 440),
+   "59 are delivered")
+r_ = got.get(440)
+ok(r_ and r_[:2] == [4, "4.3.0"] and "corrupt queue file" in r_[2],
+   "the corrupt one in the middle of a batch fails alone (%s)" % r_)
+is_(len(maildir_files()), before + 59, "59 more messages in the Maildir")
+is_(maildir_files("tmp"), [], "nothing left in Maildir/tmp")
+import re  # noqa: E402
+sizes = [int(n) for n in re.findall(r"delivery process \d+ for user \S+ \((\d+) messages?\)",
+                                    inst.log()[mark:])]
+is_(sum(sizes), 60, "the delivery processes took the 60 requests")
+ok(len(sizes) < 60 and max(sizes or [0]) > 1,
+   "in fewer processes than messages: %d processes, the largest batch %d"
+   % (len(sizes), max(sizes or [0])))
+ok(max(sizes or [0]) <= 32, "no batch is over local_delivery_batch_limit (32)")
 
 # A big message, streamed.
 big = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message, 0123456789\r\n" % i

@@ -655,6 +655,51 @@ static void test_fixed_name(void)
     free(dir);
 }
 
+/* A group commit: each writer gets its own result; one already in new/
+ * (a fixed name delivered before) is a duplicate; nothing is left in tmp/. */
+static void test_commit_many(void)
+{
+    char *md = xasprintf("%s/G", top), *tmpd = xasprintf("%s/G/tmp", top),
+         *newd = xasprintf("%s/G/new", top), *why = NULL, *path = NULL;
+    struct maildir_commit c[4];
+    maildir_writer_t *w;
+    size_t i;
+
+    maildir_create(md, NULL);
+    maildir_writer_open(md, &w, NULL);
+    maildir_writer_set_name(w, "100.Qfirst.host");
+    maildir_writer_write(w, "x\n", 2);
+    is_int(maildir_writer_commit(&w, &path, &why), 0, "a message with a fixed name");
+    free(path);
+    for (i = 0; i < 4; i++) {
+        is_int(maildir_writer_open(md, &c[i].w, &why), 0, "group writer %zu opens", i);
+        /* Writer 1 is the first message again: the same name and size. */
+        maildir_writer_write(c[i].w, i == 1 ? "x\n" : "body\n", i == 1 ? 2 : 5);
+    }
+    maildir_writer_set_name(c[1].w, "100.Qfirst.host");     /* a redelivery */
+    maildir_writer_set_name(c[2].w, "200.Qsecond.host");
+    maildir_commit_many(c, 4);
+    is_int(c[0].result, 0, "writer 0 is committed");
+    is_int(c[1].result, MAILDIR_DUPLICATE, "writer 1 is a duplicate of what new/ holds");
+    is_int(c[2].result, 0, "writer 2 is committed under its fixed name");
+    is_int(c[3].result, 0, "writer 3 is committed");
+    ok(c[2].path && strstr(c[2].path, "/new/200.Qsecond.host,S=5,W=6"), "its path: %s",
+       c[2].path ? c[2].path : "(none)");
+    ok(c[1].path && strstr(c[1].path, "/new/100.Qfirst.host,S=2,W=3"),
+       "the duplicate names the copy already there");
+    for (i = 0; i < 4; i++) {
+        ok(c[i].w == NULL && c[i].why == NULL, "writer %zu freed, no error", i);
+        free(c[i].path);
+    }
+    is_int(count_in(newd), 4, "new/ holds the first message and three of the group");
+    is_int(count_in(tmpd), 0, "nothing is left in tmp/");
+    maildir_commit_many(c, 0);
+    ok(1, "an empty group is fine");
+    free(md);
+    free(tmpd);
+    free(newd);
+}
+
 int main(void)
 {
     const char *tdir = getenv("TMPDIR");
@@ -672,6 +717,7 @@ int main(void)
     test_loop();
     test_errors();
     test_fixed_name();
+    test_commit_many();
     rm_tree(top);
     return done_testing();
 }
