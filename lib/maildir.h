@@ -20,8 +20,8 @@
  *   maildir_writer_open / _write / _commit / _abort
  *                                one message, raw bytes, tmp -> new
  *   maildir_commit_many(c, n)    a group commit: several writers of one
- *                                Maildir, each file fsynced and moved,
- *                                then one fsync of new/ for all
+ *                                Maildir, made durable by one syncfs(),
+ *                                moved, then one fsync of new/ for all
  *   maildir_deliver_write(dir, &d, &w, &why)
  *                                maildir_deliver's writing half, for a
  *                                group commit
@@ -81,27 +81,22 @@ off_t maildir_writer_size(const maildir_writer_t *w);
  * behind.
  * Either way *wp is freed and NULLed. */
 int   maildir_writer_commit(maildir_writer_t **wp, char **path, char **why);
-/* Group commit: writers of ONE Maildir, each flushed, fsynced and moved
- * into new/ in turn, then new/ fsynced once for all of them.  Each gets
- * the result the commit above would give (result, err, and path or why,
- * fresh); if that last fsync fails, every file moved is removed again and
- * fails with it.  Every writer is freed (w NULLed). */
+/* Group commit: writers of ONE Maildir.  Each file's data is made durable
+ * (for several writers by one syncfs() of the file system, which flushes
+ * the disk's cache once, instead of an fsync each), then each is moved
+ * into new/, then new/ is fsynced once for all of them.  Each gets the
+ * result the commit above would give (result, err, and path or why,
+ * fresh); if a sync fails, every file it covered fails with it (and is
+ * removed again from new/).  Every writer is freed (w NULLed). */
 struct maildir_commit {
     maildir_writer_t *w;        /* in */
     int               result;   /* out: 0, MAILDIR_DUPLICATE or -1 */
     int               err;      /* out: errno for -1 */
     char             *path;     /* out: "dir/new/NAME" (0, DUPLICATE) */
     char             *why;      /* out: for -1 */
-    char             *placed;   /* private: "new/NAME" between the halves */
+    char             *placed;   /* private: "new/NAME" */
 };
 void  maildir_commit_many(struct maildir_commit *c, size_t n);
-/* The same in two halves, so that each message can be placed as soon as
- * it is written (a writer killed in between leaves at most the one it was
- * writing in tmp/): place = flush, fsync, move into new/ (not durable
- * yet; result 0 means "placed"); sync = the one fsync of new/ for c[0..n)
- * and the final results as above. */
-void  maildir_commit_place(struct maildir_commit *c);
-void  maildir_commit_sync(struct maildir_commit *c, size_t n);
 /* Remove the temporary file; *wp is freed and NULLed (NULL is fine). */
 void  maildir_writer_abort(maildir_writer_t **wp);
 

@@ -603,8 +603,9 @@ static void deliver_mailbox_outcome(size_t i, const struct local_target *t, int 
 }
 
 /* The mailbox deliveries of targets[0..n) (one account): each message is
- * written into tmp/, fsynced and moved into new/; then one fsync of new/
- * makes them all durable, and only then are the results reported. */
+ * written into tmp/; then one syncfs() makes them durable, each is moved
+ * into new/, one fsync of new/ makes the names durable, and only then are
+ * the results reported. */
 static _Noreturn void deliver_mailboxes(const struct local_target *targets, size_t n)
 {
     const struct local_target *t = &targets[0];
@@ -645,10 +646,7 @@ static _Noreturn void deliver_mailboxes(const struct local_target *targets, size
         r = maildir_deliver_write(t->mailbox, &d, &w, &why);
         err = errno;
         if (r == 0) {
-            /* Into new/ at once (not reported before the sync below), so
-             * that a kill leaves at most one file in tmp/. */
             commits[k].w = w;
-            maildir_commit_place(&commits[k]);
             which[k++] = i;
         } else {
             deliver_mailbox_outcome(i, &targets[i], r, err, NULL, why, detail);
@@ -657,7 +655,7 @@ static _Noreturn void deliver_mailboxes(const struct local_target *targets, size
         xfree(&why);
         queue_file_free(&q);
     }
-    maildir_commit_sync(commits, k);
+    maildir_commit_many(commits, k);
     for (i = 0; i < k; i++)
         deliver_mailbox_outcome(which[i], &targets[which[i]], commits[i].result, commits[i].err,
                                 commits[i].path, commits[i].why, detail);
