@@ -147,7 +147,7 @@ const struct conf_param conf_params[] = {
      NULL},
     {"local_delivery_batch_limit", CONF_INT, "32", 1, 1000,
      "most messages for one recipient that one local delivery process writes into the "
-     "Maildir and commits together (one fsync of new/); qmgr keeps up to "
+     "Maildir and commits together (one syncfs, one fsync of new/); qmgr keeps up to "
      "local_destination_concurrency_limit times this many at local per recipient", NULL},
     {"initial_destination_concurrency", CONF_INT, "5", 1, 10000,
      "deliveries at once to a remote destination qmgr starts with (then feedback moves it)",

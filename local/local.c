@@ -48,7 +48,7 @@
  * pair and served in turn (lib/fairq).  Batches: the process started for
  * a mailbox job also takes the mailbox jobs of the same pair waiting
  * behind it, up to local_delivery_batch_limit in all (struct local_run),
- * writes them and commits them with one fsync of new/
+ * writes them and commits them with one syncfs and one fsync of new/
  * (maildir_commit_many), and reports one record per job in order; so a
  * burst for one user costs a process and a directory sync per batch.
  * qmgr in turn keeps at most local_concurrency_limit x
@@ -94,6 +94,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -850,9 +851,25 @@ static void local_on_term(event_loop_t *loop, int signo, void *arg)
 
 static void local_post_init(event_loop_t *loop)
 {
+    struct rlimit rl;
     gid_t gid;
 
     local_loop = loop;
+    /* Every request in progress holds a descriptor of its queue file. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && (rlim_t)local_request_limit() + 64 > rl.rlim_cur) {
+        long long batch = ((long long)rl.rlim_cur - 64) / conf_int("local_concurrency_limit");
+        char value[32];
+
+        snprintf(value, sizeof(value), "%lld", batch < 1 ? 1 : batch);
+        msg_warn("local_delivery_batch_limit lowered to %s: the descriptor limit is %lld",
+                 value, (long long)rl.rlim_cur);
+        conf_set("local_delivery_batch_limit", value, "the descriptor limit", NULL);
+    }
     deliver_proto_init();
     local_jobs = fairq_new((int)conf_int("local_destination_concurrency_limit"));
     if (privs_lookup(conf_str("mail_owner"), &local_owner_uid, &gid) < 0)
