@@ -140,6 +140,9 @@ const struct conf_param conf_params[] = {
      "how long a message may stay deferred before it is bounced as undeliverable", NULL},
     {"bounce_queue_lifetime", CONF_TIME, "5d", 0, 365 * DAY,
      "the same for bounces (mail from the null sender), which are then dropped", NULL},
+    {"delay_warning_time", CONF_TIME, "0h", 0, 365 * DAY,
+     "after how long in the queue the sender of mail still deferred gets one \"delayed\" "
+     "notification (0: never)", NULL},
     {"local_concurrency_limit", CONF_INT, "20", 1, 10000,
      "most local deliveries qmgr runs at the same time, and most delivery processes local runs", NULL},
     {"local_destination_concurrency_limit", CONF_INT, "2", 1, 10000,

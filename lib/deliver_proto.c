@@ -144,6 +144,7 @@ ipc_msg_t *deliver_result_encode(uint32_t reqid, const struct deliver_result *r)
         deliver_put_text(m, r->status[i].text);
         deliver_put_text(m, r->status[i].diag_type);
         deliver_put_text(m, r->status[i].diag_text);
+        ipc_put_int(m, r->status[i].relayed);
     }
     return m;
 }
@@ -162,16 +163,20 @@ int deliver_result_decode(ipc_msg_t *m, struct deliver_result *r)
     r->status = xcalloc((size_t)n, sizeof(*r->status));
     for (int64_t i = 0; i < n; i++) {
         struct deliver_status *s = &r->status[i];
-        int64_t cls;
+        int64_t cls, relayed;
 
         r->n++;
         if (ipc_get_int(m, &cls) < 0 || ipc_get_str(m, &s->dsn) < 0
             || ipc_get_str(m, &s->text) < 0 || ipc_get_str(m, &s->diag_type) < 0
-            || ipc_get_str(m, &s->diag_text) < 0 || (cls != 2 && cls != 4 && cls != 5)
+            || ipc_get_str(m, &s->diag_text) < 0 || ipc_get_int(m, &relayed) < 0
+            || (cls != 2 && cls != 4 && cls != 5)
             || !dsn_code_valid(s->dsn, (int)cls) || !deliver_no_controls(s->text)
-            || !deliver_no_controls(s->diag_type) || !deliver_no_controls(s->diag_text))
+            || !deliver_no_controls(s->diag_type) || !deliver_no_controls(s->diag_text)
+            || relayed < DELIVER_FINAL || relayed > DELIVER_RELAYED_DSN
+            || (relayed != DELIVER_FINAL && cls != 2))
             goto bad;
         s->dsn_class = (int)cls;
+        s->relayed = (int)relayed;
     }
     if (ipc_get_end(m) < 0)
         goto bad;

@@ -3,8 +3,8 @@
  * transport (local today, smtp next), after Postfix's deliver_request.
  *
  * Socket: the transport's (private/local, ...).  Protocol "deliver"
- * version 1; qmgr sends its hello first and the transport accepts only
- * mail_owner (and root).  qmgr may have many requests outstanding on one
+ * version 2 (2 added the per-recipient relayed field); qmgr sends its
+ * hello first and the transport accepts only mail_owner (and root).  qmgr may have many requests outstanding on one
  * connection; each result carries the request id of its request, and
  * results come in any order.
  *
@@ -28,7 +28,13 @@
  *     DSN: "delivered to maildir", "unknown user: \"bob\"", "host X said:
  *     ..."), str diag_type and str diag_text (RFC 3464's Diagnostic-Code:
  *     "smtp" and the remote server's reply as it came, or both "" when
- *     the text is our own).
+ *     the text is our own), int relayed (how a delivery of class 2 left
+ *     us, for the sender's success notice: DELIVER_FINAL into a mailbox,
+ *     the only value a class 4 or 5 may carry; DELIVER_RELAYED to a server
+ *     that did not announce DSN, so we report "relayed" (RFC 3464 2.3.3)
+ *     when the recipient asked for NOTIFY=SUCCESS; DELIVER_RELAYED_DSN to
+ *     one that did and got the NOTIFY, which then reports itself: Postfix
+ *     sends nothing of its own in that case).
  *
  * Each side uses both halves of this module: the encoders build exactly
  * what the decoders accept.  Decoding checks every field (counts within
@@ -45,7 +51,7 @@
 #include "ipc.h"
 
 #define DELIVER_PROTO_NAME     "deliver"
-#define DELIVER_PROTO_VERSION  1
+#define DELIVER_PROTO_VERSION  2
 #define DELIVER_MAX_RCPTS      1000
 #define DELIVER_TEXT_LIMIT     1000     /* encoders cut texts to this */
 
@@ -70,12 +76,18 @@ struct deliver_request {
     int                  queue_fd;  /* owned; -1 if none */
 };
 
+/* struct deliver_status.relayed */
+#define DELIVER_FINAL        0  /* delivered into a mailbox (or not delivered) */
+#define DELIVER_RELAYED      1  /* handed to a server without DSN */
+#define DELIVER_RELAYED_DSN  2  /* handed to a server with DSN, NOTIFY passed on */
+
 struct deliver_status {
     int   dsn_class;        /* 2, 4 or 5 */
     char *dsn;
     char *text;
     char *diag_type;        /* "smtp", or NULL/"" (encoded as "") */
     char *diag_text;        /* the remote reply, or NULL/"" */
+    int   relayed;          /* DELIVER_FINAL, ...; not FINAL only for class 2 */
 };
 
 struct deliver_result {

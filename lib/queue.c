@@ -170,6 +170,7 @@ static int dsn_valid(const char *s, size_t max)
 static int status_valid(const queue_status_t *st)
 {
     return st->status >= QUEUE_RCPT_PENDING && st->status <= QUEUE_RCPT_DEFERRED
+        && (st->flags & ~(unsigned)QUEUE_RCPT_F_ALL) == 0
         && memchr(st->dsn, 0, sizeof(st->dsn)) != NULL
         && dsn_valid(st->dsn, sizeof(st->dsn)) && st->next_attempt >= 0;
 }
@@ -177,7 +178,7 @@ static int status_valid(const queue_status_t *st)
 static void status_encode(unsigned char *p, const queue_status_t *st)
 {
     memset(p, 0, QUEUE_STATUS_SIZE);
-    p[0] = (unsigned char)st->status;
+    p[0] = (unsigned char)((unsigned)st->status | st->flags);
     memcpy(p + 1, st->dsn, strlen(st->dsn));
     put32(p + 12, st->attempts);
     put64(p + 16, (uint64_t)st->next_attempt);
@@ -188,10 +189,11 @@ static int status_decode(const unsigned char *p, queue_status_t *st)
 {
     size_t i, n;
 
-    if (p[0] > QUEUE_RCPT_DEFERRED)
+    if ((p[0] & ~QUEUE_RCPT_F_ALL) > QUEUE_RCPT_DEFERRED)
         return -1;
     memset(st, 0, sizeof(*st));
-    st->status = p[0];
+    st->status = p[0] & ~QUEUE_RCPT_F_ALL;
+    st->flags = p[0] & QUEUE_RCPT_F_ALL;
     n = strnlen((const char *)p + 1, QUEUE_DSN_LEN);
     for (i = n; i < QUEUE_DSN_LEN; i++)
         if (p[1 + i] != 0)

@@ -32,7 +32,8 @@
  *                 info for logs and whatever cleanup wants to keep
  *   'r' recipient, one or more:
  *         status area, QUEUE_STATUS_SIZE (24) bytes at the start of the data:
- *           [0]      status (QUEUE_RCPT_*)
+ *           [0]      status (QUEUE_RCPT_*, the low bits) | flags
+ *                    (QUEUE_RCPT_F_*, the high bits; only the known ones)
  *           [1..11]  enhanced status code, e.g. "4.4.1", NUL padded
  *           [12..15] attempts, uint32 big-endian
  *           [16..23] next attempt, int64 unix seconds big-endian (0 = none)
@@ -46,7 +47,13 @@
  * (not a varint) keeps the status area at a fixed offset and the reader
  * simple.  The recipient's status area is rewritten in place by qmgr
  * (queue_set_rcpt_status: one pwrite of 24 bytes, then fdatasync); the
- * file never changes size after the commit.
+ * file never changes size after the commit.  What qmgr must remember about
+ * a message beyond one round lives there too, as a flag of its recipients:
+ * QUEUE_RCPT_F_DELAY_WARNED says the sender has had the "delayed" DSN
+ * (delay_warning_time) that covers this recipient; qmgr sets it on every
+ * recipient still queued once that DSN is committed, so it is sent once
+ * per message, as Postfix does.  Files written before the flags existed
+ * have them clear and read as before; a flag bit we do not know is corrupt.
  *
  * Interface:
  *   queue_id_valid, queue_id_format, queue_id_parse
@@ -134,6 +141,9 @@ extern const char *const queue_dirs[];      /* the above, NULL-terminated */
 #define QUEUE_RCPT_DELIVERED 1
 #define QUEUE_RCPT_BOUNCED   2          /* done: the bounce was committed */
 #define QUEUE_RCPT_DEFERRED  3          /* tried, will be retried */
+/* Recipient flags, in the high bits of the status byte. */
+#define QUEUE_RCPT_F_DELAY_WARNED 0x80  /* the "delayed" DSN was sent */
+#define QUEUE_RCPT_F_ALL          0x80  /* every flag the format knows */
 
 /* DSN NOTIFY (RFC 3461); 0 = not given.  NEVER excludes the others. */
 #define QUEUE_NOTIFY_SUCCESS 0x01
@@ -161,6 +171,7 @@ extern const char *const queue_dirs[];      /* the above, NULL-terminated */
 
 typedef struct queue_status {
     int      status;                    /* QUEUE_RCPT_* */
+    unsigned flags;                     /* QUEUE_RCPT_F_* */
     char     dsn[QUEUE_DSN_LEN + 1];    /* "" or e.g. "4.4.1" */
     uint32_t attempts;
     int64_t  next_attempt;              /* unix seconds, 0 = none */

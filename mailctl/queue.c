@@ -127,6 +127,8 @@ static int cmd_queue_show(const char *id)
                     queue_list_format_time(when, sizeof(when), rc_->st.next_attempt);
                     printf(", next=%s", when);
                 }
+                if (rc_->st.flags & QUEUE_RCPT_F_DELAY_WARNED)
+                    printf(", delay warning sent");
                 printf(")\n");
                 if (rc_->orig)
                     printf("original_recipient: %s\n", rc_->orig);

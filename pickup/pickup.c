@@ -131,7 +131,7 @@ static void pickup_bounce(int mdfd, const char *id, const struct stat *was,
             r[i].dsn = res->dsn;
             r[i].text = diag;
         }
-        if (dsn_send(id, q, r, q->nrcpt, 1, &queued_as) == 0) {
+        if (dsn_send(id, q, r, q->nrcpt, DSN_FAILED, &queued_as) == 0) {
             msg_info("%s: %s; sender non-delivery notification: %s", id, text, queued_as);
             if (unlinkat(mdfd, id, 0) < 0)
                 msg_warn("maildrop %s: cannot remove it: %s", id, strerror(errno));

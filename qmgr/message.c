@@ -14,7 +14,14 @@
  * (bounce_queue_lifetime for mail from <>), become a DSN to the sender
  * (bounce.c); those recipients are marked bounced only after cleanup has
  * committed the DSN.  If the DSN cannot be submitted they are deferred
- * and tried again.
+ * and tried again.  Deliveries to recipients with NOTIFY=SUCCESS are
+ * reported ("delivered", or "relayed" to a server without DSN); one that
+ * went to a server that announced DSN is not: that server got the NOTIFY
+ * and reports itself (Postfix).  A round that leaves recipients deferred
+ * after delay_warning_time may send the one "delayed" warning (bounce.c);
+ * once it is committed every recipient that stays gets the
+ * QUEUE_RCPT_F_DELAY_WARNED flag with its status, so it is never sent
+ * twice.
  *
  * The directories are the truth: a status written here is only a hint
  * that spares a repeated delivery (local drops a repeated delivery of the
@@ -25,7 +32,8 @@
  * statuses.
  *
  * Parameters: minimal_backoff_time, maximal_backoff_time,
- * maximal_queue_lifetime, bounce_queue_lifetime, qmgr_message_active_limit.
+ * maximal_queue_lifetime, bounce_queue_lifetime, qmgr_message_active_limit,
+ * delay_warning_time (bounce.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +47,7 @@
 
 #include "conf.h"
 #include "defer_log.h"
+#include "deliver_proto.h"
 #include "msg.h"
 #include "qmgr.h"
 #include "qmgr_proto.h"
@@ -353,7 +362,7 @@ static void qmgr_log(const struct qmgr_msg *m, size_t i, const char *status)
 
 void qmgr_msg_outcome(struct qmgr_msg *m, size_t i, int dsn_class, const char *dsn,
                       const char *text, const char *relay, const char *diag_type,
-                      const char *diag_text)
+                      const char *diag_text, int relayed)
 {
     struct qmgr_rcpt_state *s = &m->rs[i];
 
@@ -367,6 +376,7 @@ void qmgr_msg_outcome(struct qmgr_msg *m, size_t i, int dsn_class, const char *d
     s->relay = xstrdup(relay);
     s->diag_type = diag_type && *diag_type ? xstrdup(diag_type) : NULL;
     s->diag_text = diag_type && *diag_type ? xstrdup(diag_text ? diag_text : "") : NULL;
+    s->relayed = dsn_class == 2 ? relayed : DELIVER_FINAL;
     if (dsn_class == 2) {
         s->outcome = QMGR_OUT_SENT;
         qmgr_log(m, i, "sent");
@@ -391,11 +401,13 @@ void qmgr_msg_outcome(struct qmgr_msg *m, size_t i, int dsn_class, const char *d
         qmgr_finish(m);
 }
 
-/* Write one recipient's status; flags QUEUE_SYNC or 0.  -1 logged. */
+/* Write one recipient's status, keeping its flags and adding add_flags
+ * (QUEUE_RCPT_F_*).  -1 logged. */
 static int qmgr_set_status(int wfd, struct qmgr_msg *m, size_t i, int status, const char *dsn,
-                           uint32_t attempts, int64_t next)
+                           uint32_t attempts, int64_t next, unsigned add_flags)
 {
-    queue_status_t st = {.status = status, .attempts = attempts, .next_attempt = next};
+    queue_status_t st = {.status = status, .attempts = attempts, .next_attempt = next,
+                         .flags = m->q->rcpts[i].st.flags | add_flags};
 
     strlcpy(st.dsn, dsn ? dsn : "", sizeof(st.dsn));
     if (queue_set_rcpt_status(wfd, m->q->rcpts[i].status_offset, &st, 0) < 0) {
@@ -456,6 +468,8 @@ static void qmgr_finish(struct qmgr_msg *m)
 {
     size_t n = m->q->nrcpt, i, nfail = 0, nsucc = 0, live = 0;
     size_t *fail = xcalloc(n ? n : 1, sizeof(*fail)), *succ = xcalloc(n ? n : 1, sizeof(*succ));
+    unsigned char *stays = xcalloc(n ? n : 1, 1);
+    unsigned warned = 0;                /* QUEUE_RCPT_F_DELAY_WARNED for who stays */
     time_t now = time(NULL);
     int64_t earliest = 0;
     int wfd = -1, bounce_ok = 1;
@@ -478,12 +492,14 @@ static void qmgr_finish(struct qmgr_msg *m)
 
         if (s->outcome == QMGR_OUT_FAIL && qmgr_notify_wanted(m->q->rcpts[i].notify, 1))
             fail[nfail++] = i;
-        if (s->outcome == QMGR_OUT_SENT && m->q->rcpts[i].notify & QUEUE_NOTIFY_SUCCESS)
+        /* A server that announced DSN got the NOTIFY: it reports. */
+        if (s->outcome == QMGR_OUT_SENT && m->q->rcpts[i].notify & QUEUE_NOTIFY_SUCCESS
+            && s->relayed != DELIVER_RELAYED_DSN)
             succ[nsucc++] = i;
     }
     if (nfail)
-        bounce_ok = qmgr_bounce(m, fail, nfail, "failed") == 0;
-    if (nsucc && qmgr_bounce(m, succ, nsucc, "delivered") < 0)
+        bounce_ok = qmgr_bounce(m, fail, nfail, DSN_FAILED) == 0;
+    if (nsucc && qmgr_bounce(m, succ, nsucc, DSN_SUCCESS) < 0)
         msg_warn("%s: the success notification was not sent", m->id);
 
     /* Which recipients stay in the queue? */
@@ -493,8 +509,10 @@ static void qmgr_finish(struct qmgr_msg *m)
 
         if (o == QMGR_OUT_FAIL && !bounce_ok)
             o = m->rs[i].outcome = QMGR_OUT_DEFER;
-        if (o == QMGR_OUT_NONE ? !qmgr_rcpt_final(r) : o == QMGR_OUT_DEFER)
+        if (o == QMGR_OUT_NONE ? !qmgr_rcpt_final(r) : o == QMGR_OUT_DEFER) {
+            stays[i] = 1;
             live++;
+        }
     }
     if (live == 0) {
         for (i = 0; i < n; i++)
@@ -508,6 +526,8 @@ static void qmgr_finish(struct qmgr_msg *m)
         goto out;
     }
     qmgr_defer_log_write(m);
+    if (qmgr_delay_warning(m, stays) == 1)
+        warned = QUEUE_RCPT_F_DELAY_WARNED;
 
     /* Some stay: record every outcome of this round, then deferred/. */
     wfd = queue_open(qmgr_qdir, QUEUE_DIR_ACTIVE, m->id, O_RDWR, NULL);
@@ -521,23 +541,27 @@ static void qmgr_finish(struct qmgr_msg *m)
 
         switch (s->outcome) {
         case QMGR_OUT_SENT:
-            qmgr_set_status(wfd, m, i, QUEUE_RCPT_DELIVERED, s->dsn, r->st.attempts + 1, 0);
+            qmgr_set_status(wfd, m, i, QUEUE_RCPT_DELIVERED, s->dsn, r->st.attempts + 1, 0, 0);
             break;
         case QMGR_OUT_FAIL:
             qmgr_log(m, i, "bounced");
-            qmgr_set_status(wfd, m, i, QUEUE_RCPT_BOUNCED, s->dsn, r->st.attempts + 1, 0);
+            qmgr_set_status(wfd, m, i, QUEUE_RCPT_BOUNCED, s->dsn, r->st.attempts + 1, 0, 0);
             break;
         case QMGR_OUT_DEFER: {
             uint32_t attempts = r->st.attempts + 1;
             int64_t next = (int64_t)now + qmgr_backoff(attempts);
 
             qmgr_log(m, i, "deferred");
-            qmgr_set_status(wfd, m, i, QUEUE_RCPT_DEFERRED, s->dsn, attempts, next);
+            qmgr_set_status(wfd, m, i, QUEUE_RCPT_DEFERRED, s->dsn, attempts, next, warned);
             if (earliest == 0 || next < earliest)
                 earliest = next;
             break;
         }
         default:
+            /* Not tried this round: only the warning's flag is new. */
+            if (stays[i] && warned && !(r->st.flags & warned))
+                qmgr_set_status(wfd, m, i, r->st.status, r->st.dsn, r->st.attempts,
+                                r->st.next_attempt, warned);
             if (!qmgr_rcpt_final(r) && r->st.next_attempt
                 && (earliest == 0 || r->st.next_attempt < earliest))
                 earliest = r->st.next_attempt;
@@ -564,6 +588,7 @@ out:
         close(wfd);
     free(fail);
     free(succ);
+    free(stays);
     qmgr_msg_retire(m);
 }
 

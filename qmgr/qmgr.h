@@ -8,8 +8,8 @@
  *               defer with backoff, bounce), delete/hold/release
  *   transport.c delivery jobs and the connection to local; choosing the
  *               transport for a recipient
- *   bounce.c    RFC 3464 delivery status notifications, submitted to
- *               cleanup
+ *   bounce.c    RFC 3464 delivery status notifications (failed, delayed,
+ *               delivered or relayed), submitted to cleanup
  *
  * One process, one event loop; nothing here blocks for long except the
  * bounded IPC calls (local, cleanup) whose peers are our own services.
@@ -21,6 +21,7 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+#include "dsn.h"
 #include "event.h"
 #include "queue.h"
 
@@ -40,6 +41,7 @@ struct qmgr_rcpt_state {
     char             *relay;        /* where it went, for the log */
     char             *diag_type;    /* "smtp" with the remote reply, or NULL */
     char             *diag_text;
+    int               relayed;      /* SENT: DELIVER_RELAYED(_DSN), or DELIVER_FINAL */
 };
 
 /* Actions deferred until a message's deliveries in flight have reported. */
@@ -74,11 +76,12 @@ size_t qmgr_scan_deferred_domain(const char *domain);
 int    qmgr_activate(const char *dir, const char *id, int force);
 /* The outcome of one recipient's delivery, through relay ("local",
  * "host[addr]:port", "none"), with the remote diagnostic if there was one
- * (diag_type "smtp" and the reply; NULL or "" otherwise): logged, and the
- * message's round ends with its last one (m may be freed). */
+ * (diag_type "smtp" and the reply; NULL or "" otherwise) and, for a
+ * delivery, whether it was relayed (lib/deliver_proto DELIVER_*): logged,
+ * and the message's round ends with its last one (m may be freed). */
 void   qmgr_msg_outcome(struct qmgr_msg *m, size_t rcpt, int dsn_class, const char *dsn,
                         const char *text, const char *relay, const char *diag_type,
-                        const char *diag_text);
+                        const char *diag_text, int relayed);
 /* Control; each returns the number of messages affected. */
 size_t qmgr_ctl_delete(const char *id);     /* id or QMGR_ALL */
 size_t qmgr_ctl_hold(const char *id);
@@ -95,10 +98,18 @@ void   qmgr_transport_kick(void);       /* dispatch what the limits allow */
 void   qmgr_transport_resume(const char *domain);
 const char *qmgr_transport_name(const char *address);   /* "local", ... for the log */
 
-/* bounce.c: build and submit a DSN for the recipients of m whose index is
- * in rcpts (n of them) with the given action ("failed" or "delivered").
+/* bounce.c: build and submit a DSN of the given kind for the recipients
+ * of m whose index is in rcpts (n of them), with this round's outcomes
+ * (DSN_SUCCESS: "relayed" for those handed to a server without DSN).
  * Returns 0 when cleanup committed it (or nothing had to be sent: null
  * sender), -1 when it must be tried again later (logged). */
-int    qmgr_bounce(struct qmgr_msg *m, const size_t *rcpts, size_t n, const char *action);
+int    qmgr_bounce(struct qmgr_msg *m, const size_t *rcpts, size_t n, enum dsn_kind kind);
+/* delay_warning_time: at the end of a round that leaves recipients of m
+ * deferred (stays[i] set), if m is that old, its sender is not <> and
+ * some of them want it (NOTIFY) and have not been warned yet
+ * (QUEUE_RCPT_F_DELAY_WARNED), send the sender one "delayed" DSN for
+ * those.  1: it was committed (the caller marks every recipient that
+ * stays); 0: none due; -1: it must be tried again (logged). */
+int    qmgr_delay_warning(struct qmgr_msg *m, const unsigned char *stays);
 
 #endif

@@ -346,7 +346,7 @@ static void qmgr_job_done(struct qmgr_job *j, int dsn_class, const char *dsn, co
     qmgr_job_free(j);
     /* The last outcome may free m: nothing of m after it. */
     for (size_t i = 0; i < n; i++)
-        qmgr_msg_outcome(m, rcpts[i], dsn_class, dsn, text, relay, NULL, NULL);
+        qmgr_msg_outcome(m, rcpts[i], dsn_class, dsn, text, relay, NULL, NULL, DELIVER_FINAL);
     free(rcpts);
 }
 
@@ -757,7 +757,7 @@ static void qmgr_conn_read(event_loop_t *loop, int fd, int events, void *arg)
         for (size_t i = 0; i < n; i++)
             qmgr_msg_outcome(msg, rcpts[i], res.status[i].dsn_class, res.status[i].dsn,
                              res.status[i].text, res.relay, res.status[i].diag_type,
-                             res.status[i].diag_text);
+                             res.status[i].diag_text, res.status[i].relayed);
         free(rcpts);
     }
     if (tr->one_per_conn && c->nflight == 0)

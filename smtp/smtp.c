@@ -106,6 +106,7 @@ void smtp_status_copy(struct smtp_status *to, const struct smtp_status *from)
     memcpy(to->dsn, from->dsn, sizeof(to->dsn));
     to->text = from->text ? xstrdup(from->text) : NULL;
     to->diag = from->diag ? xstrdup(from->diag) : NULL;
+    to->relayed = from->relayed;
 }
 
 void smtp_status_clear(struct smtp_status *st)
@@ -440,6 +441,7 @@ static int smtp_request(int fd, uint32_t reqid, struct deliver_request *req)
         res.status[i].text = st->text ? st->text : "";
         res.status[i].diag_type = st->diag ? "smtp" : "";
         res.status[i].diag_text = st->diag ? st->diag : "";
+        res.status[i].relayed = st->dsn_class == 2 ? st->relayed : DELIVER_FINAL;
     }
     m = deliver_result_encode(reqid, &res);
     rc = ipc_send(fd, m, SMTP_IPC_MS);

@@ -17,8 +17,10 @@
  * Statuses.  Every outcome for a recipient is a struct smtp_status: a
  * class (2, 4, 5), an enhanced status code, the text for the log and the
  * DSN, and the remote reply for the DSN's Diagnostic-Code when there was
- * one.  A status is "final" when no other server of the next hop should
- * be tried for that recipient.
+ * one, and for a delivery whether the server announced DSN (then it got
+ * NOTIFY and reports success itself; otherwise qmgr reports "relayed" to a
+ * sender who asked for NOTIFY=SUCCESS).  A status is "final" when no other
+ * server of the next hop should be tried for that recipient.
  */
 #ifndef POSTHORN_SMTP_SMTP_H
 #define POSTHORN_SMTP_SMTP_H
@@ -45,6 +47,7 @@ struct smtp_status {
     char  dsn[12];
     char *text;
     char *diag;             /* the remote reply (Diagnostic-Code: smtp), or NULL */
+    int   relayed;          /* class 2: DELIVER_RELAYED(_DSN): did the server take DSN? */
 };
 
 void smtp_status_set(struct smtp_status *st, int dsn_class, const char *dsn, const char *diag,

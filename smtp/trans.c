@@ -17,7 +17,10 @@
  * data apply to every recipient still in the transaction; each RCPT reply
  * to its own recipient.  5xx is final; 4xx only when this is the last
  * server to try (otherwise the next server gets the recipient); a lost
- * connection or a timeout is a 4.4.2 for every recipient still open.
+ * connection or a timeout is a 4.4.2 for every recipient still open.  A
+ * delivery says whether the server announced DSN (DELIVER_RELAYED_DSN: it
+ * got NOTIFY and reports success itself) or not (DELIVER_RELAYED: qmgr
+ * reports "relayed" on NOTIFY=SUCCESS).
  * Texts are Postfix's: "host mx[addr] said: 550 5.1.1 ... (in reply to
  * RCPT TO command)".  A server without 8BITMIME gets 8-bit content
  * converted (content.c).
@@ -317,6 +320,9 @@ void trans_run(session_t *s, struct smtp_request *r, bool final)
         snprintf(dsnbuf, sizeof(dsnbuf), "%s",
                  s->reply.dsn[0] == '2' ? s->reply.dsn : "2.0.0");
         smtp_status_set(&st, 2, dsnbuf, s->reply.text, "%s", s->reply.text);
+        /* Postfix: a server that announced DSN got our NOTIFY and reports
+         * success itself; to one that did not, the mail was "relayed". */
+        st.relayed = dsn ? DELIVER_RELAYED_DSN : DELIVER_RELAYED;
         trans_fail_open(r, &st, true, true);
     }
 out:

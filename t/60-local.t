@@ -66,7 +66,7 @@ def connect_as(uid, gid, groups):
 
 def qmgr_conn():
     c = connect_as(owner.pw_uid, owner.pw_gid, [owner.pw_gid])
-    c.hello("deliver", 1, timeout=10)
+    c.hello("deliver", 2, timeout=10)
     return c
 
 
@@ -102,7 +102,7 @@ def result(c, timeout=20, raw=False):
         return None
     if raw or f.type != DELIVER_RESULT:
         return (f.type, f.reqid, f.fields)
-    if f.fields[:4] != [0, "", "local", 1] or f.fields[7:] != ["", ""]:
+    if f.fields[:4] != [0, "", "local", 1] or f.fields[7:] != ["", "", 0]:
         return (f.type, f.reqid, f.fields)
     return (f.type, f.reqid, f.fields[4:7])
 
@@ -264,9 +264,9 @@ qid, path = mkqueue(b"Subject: two\r\n\r\nx\r\n", rcpts=[rcpt, "nosuchuser4712@"
 request(c, 304, qid, path, rcpt, fields=[qid, "alice@example.org", "", 0, 2, 0, rcpt, "",
                                          1, "nosuchuser4712@" + DOMAIN, ""])
 is_(result(c, raw=True), (DELIVER_RESULT, 304, [0, "", "local", 2,
-                                               2, "2.0.0", "delivered to maildir", "", "",
+                                               2, "2.0.0", "delivered to maildir", "", "", 0,
                                                5, "5.1.1", 'unknown user: "nosuchuser4712"',
-                                               "", ""]),
+                                               "", "", 0]),
     "two recipients in one request: a status for each, in order")
 is_(len(maildir_files()), before + 1, "and one copy delivered")
 
@@ -310,7 +310,7 @@ try:
     pg = grp.getgrnam("posthorn").gr_gid
     bad_peer = connect_as(upw.pw_uid, upw.pw_gid, [pg])
     try:
-        bad_peer.send(ipcframe.HELLO, 0, ["deliver", 1])
+        bad_peer.send(ipcframe.HELLO, 0, ["deliver", 2])
         f = bad_peer.recv(10)
         is_(f, None, "a peer that is not mail_owner gets no hello: the connection is closed")
     except OSError as e:

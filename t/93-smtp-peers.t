@@ -7,10 +7,12 @@ delivering into the Maildir of a user of its own.
 
 A to B, with NOTIFY=SUCCESS,FAILURE: delivered over STARTTLS (B's
 self-signed certificate: "Untrusted TLS connection established") with
-BDAT, B's success report comes back to A's sender; an unknown user at B is
+BDAT, B's success report comes back to A's sender, the only one (B
+announced DSN, so A sends none of its own); an unknown user at B is
 refused at RCPT and bounced by A with B's reply as the Diagnostic-Code.
 A to Postfix and Postfix to A, both with NOTIFY=SUCCESS,FAILURE: delivered,
-and each side's success report reaches the other's sender; an unknown user
+and each side's success report (only Postfix's for A's message) reaches the
+other's sender; an unknown user
 at A is bounced by Postfix.
 Skips without nsd, postfix or root."""
 import atexit
@@ -97,6 +99,9 @@ like(A.log(), "Untrusted TLS connection established to mx.b.test[127.0.0.4]:%d: 
 rep = report(A, alice_home, "success", b"ab1@a.test")
 ok(rep, "  B's success report (NOTIFY=SUCCESS went along) reaches Alice on A")
 like(rep and rep[0].decode("latin-1"), "Original-Envelope-Id: AB1", "  with the ENVID")
+is_(len(rep), 1, "  the only one: A sends none of its own to a server with DSN (Postfix)")
+like(rep and rep[0].decode("latin-1"), "Reporting-MTA: dns; mx.b.test", "  it is B's")
+ok("%s: sender delivery status notification" % qid not in A.log(), "  A logs none")
 
 content = b"From: <%s>\r\nSubject: a to nobody\r\n\r\nHi\r\n" % ALICE.encode()
 qid = A.submit(content, ALICE, [("nosuchuser@b.test", 0x3, "")])
@@ -131,6 +136,8 @@ like(o and o["text"], " bytes queued as",
 ok(wait_mail(A, carol_home, b"Subject: a to postfix"), "  in Carol's Maildir (Postfix's delivery)")
 rep = report(A, alice_home, "success", b"ap1@a.test")
 ok(rep, "  Postfix's success report reaches Alice") or diag(pf.log()[-2000:])
+is_(len(rep), 1, "  the only one (Postfix announces DSN: A sends none)")
+like(rep and rep[0].decode("latin-1"), "Reporting-MTA: dns; mx.pf.test", "  it is Postfix's")
 
 s = smtplib.SMTP("127.0.0.5", PORT, timeout=30)
 s.ehlo("client.test")

@@ -16,8 +16,9 @@
  * and its descriptor closed; an accepted one has every string set, 1 to
  * DELIVER_MAX_RCPTS recipients, flags 0, and re-encoded decodes to the
  * same fields; an accepted result has 1 to DELIVER_MAX_RCPTS statuses,
- * each of class 2, 4 or 5 with a dsn of that class, and re-encoded decodes
- * to the same.  No descriptor leaks.
+ * each of class 2, 4 or 5 with a dsn of that class and a known relayed
+ * value (other than DELIVER_FINAL only for class 2), and re-encoded
+ * decodes to the same.  No descriptor leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,15 +43,24 @@ static void check_result(ipc_msg_t *m)
     for (size_t i = 0; i < r.n; i++)
         if ((r.status[i].dsn_class != 2 && r.status[i].dsn_class != 4
              && r.status[i].dsn_class != 5)
-            || !dsn_code_valid(r.status[i].dsn, r.status[i].dsn_class) || !r.status[i].text)
-            fuzz_fail("an accepted status breaks its rules: class %d dsn %s",
-                      r.status[i].dsn_class, r.status[i].dsn ? r.status[i].dsn : "(null)");
+            || !dsn_code_valid(r.status[i].dsn, r.status[i].dsn_class) || !r.status[i].text
+            || r.status[i].relayed < DELIVER_FINAL || r.status[i].relayed > DELIVER_RELAYED_DSN
+            || (r.status[i].relayed != DELIVER_FINAL && r.status[i].dsn_class != 2))
+            fuzz_fail("an accepted status breaks its rules: class %d dsn %s relayed %d",
+                      r.status[i].dsn_class, r.status[i].dsn ? r.status[i].dsn : "(null)",
+                      r.status[i].relayed);
     again = deliver_result_encode(9, &r);
-    if (deliver_result_decode(again, &r2) < 0)
+    if (deliver_result_decode(again, &r2) < 0) {
         fuzz_fail("a re-encoded result is refused");
-    else if (r2.n != r.n || strcmp(r.relay, r2.relay) != 0
-             || strcmp(r.status[r.n - 1].dsn, r2.status[r.n - 1].dsn) != 0)
-        fuzz_fail("a re-encoded result decodes differently");
+    } else {
+        int same = r2.n == r.n && strcmp(r.relay, r2.relay) == 0;
+
+        for (size_t i = 0; same && i < r.n; i++)
+            same = strcmp(r.status[i].dsn, r2.status[i].dsn) == 0
+                   && r.status[i].relayed == r2.status[i].relayed;
+        if (!same)
+            fuzz_fail("a re-encoded result decodes differently");
+    }
     deliver_result_free(&r2);
     ipc_msg_free(&again);
     deliver_result_free(&r);

@@ -1,11 +1,13 @@
 /*
  * t/unit/deliver_proto.c - unit tests for lib/deliver_proto.c: a request
  * with several recipients and a descriptor, and a result with a site part
- * and several statuses, each encoded and decoded back; texts cut to
- * DELIVER_TEXT_LIMIT with control characters replaced; and the refusals:
+ * and several statuses (with how each left us: relayed or not), each
+ * encoded and decoded back; texts cut to DELIVER_TEXT_LIMIT with control
+ * characters replaced; and the refusals:
  * no descriptor, no or too many recipients, a count beyond the fields, a
  * bad queue ID, flags, a status of the wrong class, a site class other than
- * 0 or 4, trailing fields.
+ * 0 or 4, trailing fields, a relayed value out of range or on a failure,
+ * a status without it.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -127,8 +129,9 @@ static void test_result(void)
 {
     char *long_text = xmalloc(DELIVER_TEXT_LIMIT * 2 + 1);
     struct deliver_status st[2] = {
-        {2, "2.0.0", "250 2.0.0 Ok: queued as X", NULL, NULL},
-        {5, "5.1.1", long_text, "smtp", "550 5.1.1 <bob@example.test>: no such user"},
+        {2, "2.0.0", "250 2.0.0 Ok: queued as X", NULL, NULL, DELIVER_RELAYED},
+        {5, "5.1.1", long_text, "smtp", "550 5.1.1 <bob@example.test>: no such user",
+         DELIVER_FINAL},
     };
     struct deliver_result in = {.site_class = 4, .site_text = "lost\r\nconnection",
                                 .relay = "mx.example.test[192.0.2.1]:25", .n = 2, .status = st},
@@ -148,8 +151,62 @@ static void test_result(void)
     ok(strcmp(out.status[0].diag_type, "") == 0 && strcmp(out.status[1].diag_type, "smtp") == 0
        && strcmp(out.status[1].diag_text, "550 5.1.1 <bob@example.test>: no such user") == 0,
        "the diagnostic type and text (none: empty)");
+    ok(out.status[0].relayed == DELIVER_RELAYED && out.status[1].relayed == DELIVER_FINAL,
+       "relayed, per recipient");
     deliver_result_free(&out);
     ipc_msg_free(&m);
+
+    st[0].relayed = DELIVER_RELAYED_DSN;
+    m = deliver_result_encode(6, &in);
+    ok(deliver_result_decode(m, &out) == 0 && out.status[0].relayed == DELIVER_RELAYED_DSN,
+       "relayed to a server with DSN");
+    deliver_result_free(&out);
+    ipc_msg_free(&m);
+    st[0].relayed = DELIVER_RELAYED_DSN + 1;
+    m = deliver_result_encode(6, &in);
+    ok(deliver_result_decode(m, &out) < 0, "an unknown relayed value: refused");
+    ipc_msg_free(&m);
+    st[0].relayed = -1;
+    m = deliver_result_encode(6, &in);
+    ok(deliver_result_decode(m, &out) < 0, "a negative relayed value: refused");
+    ipc_msg_free(&m);
+    st[0].relayed = DELIVER_FINAL;
+    st[1].relayed = DELIVER_RELAYED;
+    m = deliver_result_encode(6, &in);
+    ok(deliver_result_decode(m, &out) < 0, "relayed on a failure (class 5): refused");
+    ipc_msg_free(&m);
+    st[1].relayed = DELIVER_FINAL;
+    {
+        /* A version 1 result (no relayed field) is short: refused. */
+        ipc_msg_t *v1 = ipc_msg_new(DELIVER_RESULT, 6);
+
+        ipc_put_int(v1, 0);
+        ipc_put_str(v1, "");
+        ipc_put_str(v1, "local");
+        ipc_put_int(v1, 1);
+        ipc_put_int(v1, 2);
+        ipc_put_str(v1, "2.0.0");
+        ipc_put_str(v1, "delivered to maildir");
+        ipc_put_str(v1, "");
+        ipc_put_str(v1, "");
+        ok(deliver_result_decode(v1, &out) < 0, "a status without its relayed field: refused");
+        ipc_msg_free(&v1);
+        v1 = ipc_msg_new(DELIVER_RESULT, 6);
+        ipc_put_int(v1, 0);
+        ipc_put_str(v1, "");
+        ipc_put_str(v1, "local");
+        ipc_put_int(v1, 1);
+        ipc_put_int(v1, 2);
+        ipc_put_str(v1, "2.0.0");
+        ipc_put_str(v1, "delivered to maildir");
+        ipc_put_str(v1, "");
+        ipc_put_str(v1, "");
+        ipc_put_int(v1, DELIVER_FINAL);
+        ok(deliver_result_decode(v1, &out) == 0 && out.status[0].relayed == DELIVER_FINAL,
+           "the same with it: accepted");
+        deliver_result_free(&out);
+        ipc_msg_free(&v1);
+    }
 
     st[1].dsn = "4.1.1";
     m = deliver_result_encode(6, &in);

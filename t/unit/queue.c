@@ -9,9 +9,11 @@
  * 2000 recipients); the commit protocol (incoming/ID, mode 0600, nothing
  * left in tmp/, no replacing an existing file, failures leave nothing);
  * abort; status updates in place (seen by a fresh reader, size unchanged,
- * bad offsets refused); corrupt files built by hand (every prefix, every
- * unknown type byte, huge lengths, missing version or end record, trailing
- * garbage, records out of order, bad field values) all rejected with
+ * bad offsets refused; the delay-warned flag beside the status, an
+ * unknown flag refused; a file without flags reads as before); corrupt
+ * files built by hand (every prefix, every unknown type byte, huge
+ * lengths, missing version or end record, trailing garbage, records out
+ * of order, bad field values, unknown status flags) all rejected with
  * EBADMSG and a reason; I/O errors (EFBIG via RLIMIT_FSIZE, missing
  * directories) returned, not fatal; misuse of the writer panics; the
  * directory helpers; queue_open's rule (a FIFO, a symbolic link, a
@@ -604,6 +606,7 @@ static void test_status(void)
        "fresh reader sees the deferred status");
     ok(q2->rcpts[2].st.status == QUEUE_RCPT_DELIVERED && q2->rcpts[2].st.dsn[0] == 0
        && q2->rcpts[2].st.attempts == UINT32_MAX, "fresh reader sees the delivered status");
+    ok(q2->rcpts[1].st.flags == 0 && q2->rcpts[2].st.flags == 0, "no flags unless set");
     is_str(q2->rcpts[1].address, "rcpt1@example.com", "address intact after update");
 
     errno = 0;
@@ -626,6 +629,31 @@ static void test_status(void)
     bad = st;
     bad.next_attempt = -1;
     ok(queue_set_rcpt_status(rwfd, o, &bad, 0) < 0 && errno == EINVAL, "negative time: EINVAL");
+    bad = st;
+    bad.flags = 0x40;
+    errno = 0;
+    ok(queue_set_rcpt_status(rwfd, o, &bad, 0) < 0 && errno == EINVAL,
+       "a flag the format does not know: EINVAL");
+    {
+        queue_status_t warned = { .status = QUEUE_RCPT_DEFERRED, .flags = QUEUE_RCPT_F_DELAY_WARNED,
+                                  .dsn = "4.7.1", .attempts = 4, .next_attempt = 1800000001 };
+        queue_file_t *q3;
+        int fd3 = -1;
+
+        ok(queue_set_rcpt_status(rwfd, q2->rcpts[0].status_offset, &warned, QUEUE_SYNC) == 0,
+           "status update with the delay-warned flag");
+        if ((q3 = read_queued("incoming", id, &fd3)) != NULL) {
+            ok(q3->rcpts[0].st.status == QUEUE_RCPT_DEFERRED
+               && q3->rcpts[0].st.flags == QUEUE_RCPT_F_DELAY_WARNED
+               && strcmp(q3->rcpts[0].st.dsn, "4.7.1") == 0 && q3->rcpts[0].st.attempts == 4
+               && q3->rcpts[0].st.next_attempt == 1800000001 && q3->rcpts[1].st.flags == 0,
+               "fresh reader sees the flag beside the status, on that recipient only");
+            queue_file_free(&q3);
+            close(fd3);
+        } else {
+            ok(0, "fresh reader after the flag");
+        }
+    }
     rofd = queue_open(qfd, "incoming", id, O_RDONLY, NULL);
     errno = 0;
     ok(queue_set_rcpt_status(rofd, o, &st, 0) < 0 && errno == EBADF,
@@ -777,8 +805,9 @@ static void test_corrupt(void)
         ok(q && q->ndata == 3 && q->content_len == 22 && q->nrcpt == 2
            && q->rcpts[1].st.status == QUEUE_RCPT_DEFERRED
            && strcmp(q->rcpts[1].st.dsn, "4.4.1") == 0 && q->ret == QUEUE_RET_HDRS
-           && strcmp(q->rcpts[1].orcpt, "rfc822;orig@example.com") == 0,
-           "hand-made file decodes as written");
+           && strcmp(q->rcpts[1].orcpt, "rfc822;orig@example.com") == 0
+           && q->rcpts[0].st.flags == 0 && q->rcpts[1].st.flags == 0,
+           "hand-made file decodes as written (a file without flags: none set)");
         ok(q && queue_content_copy(q, collect, got) == 0 && got->len == 22
            && memcmp(got->data, "Subject: x\r\n\r\nbody\0\377\r\n", 22) == 0,
            "content spread over three data records");
@@ -955,6 +984,12 @@ static void test_corrupt(void)
     ONE_BAD("attribute with NUL", "bad attribute", HEAD; rec(b, 'A', "a=\0", 3); TAIL);
     ONE_BAD("status byte 7", "status area", HEAD; rec_rcpt_raw(b, 7, NULL, 0, "a@b\0\0", 5);
             rec_end(b, 0, 1));
+    ONE_BAD("an unknown recipient flag (0x40)", "status area", HEAD;
+            rec_rcpt_raw(b, 0x40 | QUEUE_RCPT_DEFERRED, NULL, 0, "a@b\0\0", 5);
+            rec_end(b, 0, 1));
+    ONE_BAD("the delay-warned flag on status 7", "status area", HEAD;
+            rec_rcpt_raw(b, QUEUE_RCPT_F_DELAY_WARNED | 7, NULL, 0, "a@b\0\0", 5);
+            rec_end(b, 0, 1));
     ONE_BAD("DSN code with a letter", "status area", HEAD;
             rec_rcpt_raw(b, 3, "4.x.1\0\0\0\0\0\0", 0, "a@b\0\0", 5); rec_end(b, 0, 1));
     ONE_BAD("DSN code not NUL padded", "status area", HEAD;
@@ -999,6 +1034,24 @@ static void test_corrupt(void)
     rec_version(b); rec_arrival(b, 0); rec_str(b, 'S', ""); rec_rcpt(b, "a@b"); rec_end(b, 0, 1);
     is_int(parse_bytes(b->data, b->len, NULL), 0, "minimal file with no content is valid");
     buf_free(&b);
+
+    /* The delay-warned flag beside each status is valid and reads apart. */
+    for (int stv = QUEUE_RCPT_PENDING, good = 0; stv <= QUEUE_RCPT_DEFERRED; stv++) {
+        queue_file_t *q = NULL;
+
+        b = buf_new(0);
+        rec_version(b); rec_arrival(b, 0); rec_str(b, 'S', "");
+        rec_rcpt_raw(b, QUEUE_RCPT_F_DELAY_WARNED | stv, "4.4.1\0\0\0\0\0\0", 0, "a@b\0\0", 5);
+        rec_end(b, 0, 1);
+        if (parse_bytes(b->data, b->len, NULL) == 0 && queue_read(scratch, &q, NULL) == 0
+            && q->rcpts[0].st.status == stv && q->rcpts[0].st.flags == QUEUE_RCPT_F_DELAY_WARNED)
+            good++;
+        queue_file_free(&q);
+        buf_free(&b);
+        if (stv == QUEUE_RCPT_DEFERRED)
+            is_int(good, 4, "status byte with the delay-warned flag: valid, flag and status "
+                   "apart, for each of the 4 statuses");
+    }
     buf_free(&img);
 }
 
