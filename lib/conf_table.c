@@ -191,6 +191,9 @@ const struct conf_param conf_params[] = {
      "mailbox path relative to the home directory; a trailing / means Maildir", NULL},
     {"relayhost", CONF_STR, "", NOB,
      "next hop for non-local mail (empty: direct delivery by MX)", NULL},
+    {"transport_maps", CONF_STR, "", NOB,
+     "tables that choose a recipient's transport and next hop (transport(5); empty: no "
+     "lookups, mydestination goes to local, the rest to smtp)", NULL},
 
     /* The SMTP client (smtp; see smtp(8)). */
     {"inet_protocols", CONF_STR, "all", NOB,

@@ -19,6 +19,8 @@ static const struct ipc_name lookup_proto_names[] = {
     {LOOKUP_VIRTUAL, "lookup-virtual"},
     {LOOKUP_CLIENT_NAME, "lookup-client-name"},
     {LOOKUP_NAME_REPLY, "lookup-name-reply"},
+    {LOOKUP_TRANSPORT, "lookup-transport"},
+    {LOOKUP_TRANSPORT_REPLY, "lookup-transport-reply"},
 };
 
 static const unsigned char lookup_v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -115,7 +117,8 @@ int lookup_request_decode(ipc_msg_t *m, struct lookup_request *r, const char **w
     memset(r, 0, sizeof(*r));
     r->type = m->type;
     r->reqid = m->reqid;
-    if (m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL && m->type != LOOKUP_CLIENT_NAME) {
+    if (m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL && m->type != LOOKUP_TRANSPORT
+        && m->type != LOOKUP_CLIENT_NAME) {
         *why = "not a request";
         goto bad;
     }
@@ -245,6 +248,144 @@ int lookup_name_reply_decode(ipc_msg_t *m, struct lookup_name_reply *r, const ch
     return 0;
 bad:
     lookup_name_reply_clear(r);
+    return -1;
+}
+
+/* ---- transport_maps entries ---- */
+
+static int lookup_no_controls(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The rules of a transport name and a next hop; NULL if both keep them. */
+static const char *lookup_transport_check(const char *transport, const char *nexthop)
+{
+    size_t n = strlen(transport);
+
+    if (n > LOOKUP_TRANSPORT_NAME_MAX)
+        return "transport name too long";
+    if (strspn(transport, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        != n)
+        return "transport name with characters other than letters, digits, '.', '_' and '-'";
+    if (strlen(nexthop) > LOOKUP_NEXTHOP_LIMIT)
+        return "next hop too long";
+    if (!lookup_no_controls(nexthop))
+        return "control character in the next hop";
+    return NULL;
+}
+
+int lookup_transport_split(const char *value, char **transport, char **nexthop,
+                           const char **why)
+{
+    char *copy = xstrdup(value), *start = copy, *end, *colon;
+
+    *transport = *nexthop = NULL;
+    for (char *p = copy; *p; p++)
+        if (*p == '\t')
+            *p = ' ';
+    while (*start == ' ')
+        start++;
+    end = start + strlen(start);
+    while (end > start && end[-1] == ' ')
+        *--end = '\0';
+    colon = strchr(start, ':');
+    if (colon) {
+        *colon = '\0';
+        *nexthop = xstrdup(colon + 1);
+    } else {
+        *nexthop = xstrdup("");
+    }
+    *transport = xstrdup(start);
+    free(copy);
+    if ((*why = lookup_transport_check(*transport, *nexthop)) != NULL) {
+        free(*transport);
+        free(*nexthop);
+        *transport = *nexthop = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void lookup_transport_reply_clear(struct lookup_transport_reply *r)
+{
+    free(r->transport);
+    free(r->nexthop);
+    free(r->text);
+    memset(r, 0, sizeof(*r));
+}
+
+ipc_msg_t *lookup_transport_reply_encode(uint32_t reqid, const struct lookup_transport_reply *r)
+{
+    const char *transport = r->transport ? r->transport : "";
+    const char *nexthop = r->nexthop ? r->nexthop : "";
+    size_t n = r->text ? strlen(r->text) : 0;
+    const char *bad;
+    ipc_msg_t *m;
+    char *safe;
+
+    if (r->result != LOOKUP_OK && r->result != LOOKUP_NOTFOUND && r->result != LOOKUP_TEMPFAIL)
+        msg_panic("lookup_transport_reply_encode: result %d", r->result);
+    if (r->result != LOOKUP_OK && (*transport || *nexthop))
+        msg_panic("lookup_transport_reply_encode: an entry with result %d", r->result);
+    if ((bad = lookup_transport_check(transport, nexthop)) != NULL)
+        msg_panic("lookup_transport_reply_encode: %s", bad);
+    if (n > LOOKUP_TEXT_LIMIT)
+        n = LOOKUP_TEXT_LIMIT;
+    safe = xstrndup(r->text ? r->text : "", n);
+    for (char *p = safe; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    m = ipc_msg_new(LOOKUP_TRANSPORT_REPLY, reqid);
+    ipc_put_int(m, r->result);
+    ipc_put_str(m, transport);
+    ipc_put_str(m, nexthop);
+    ipc_put_str(m, safe);
+    free(safe);
+    return m;
+}
+
+int lookup_transport_reply_decode(ipc_msg_t *m, struct lookup_transport_reply *r,
+                                  const char **why)
+{
+    int64_t res;
+
+    memset(r, 0, sizeof(*r));
+    if (m->type != LOOKUP_TRANSPORT_REPLY || m->fd >= 0) {
+        *why = "not a transport reply";
+        goto bad;
+    }
+    if (ipc_get_int(m, &res) < 0 || ipc_get_str(m, &r->transport) < 0
+        || ipc_get_str(m, &r->nexthop) < 0 || ipc_get_str(m, &r->text) < 0
+        || ipc_get_end(m) < 0) {
+        *why = "malformed fields";
+        goto bad;
+    }
+    if (res != LOOKUP_OK && res != LOOKUP_NOTFOUND && res != LOOKUP_TEMPFAIL) {
+        *why = "bad result";
+        goto bad;
+    }
+    r->result = (int)res;
+    if (res != LOOKUP_OK && (r->transport[0] || r->nexthop[0])) {
+        *why = "an entry without an OK result";
+        goto bad;
+    }
+    if ((*why = lookup_transport_check(r->transport, r->nexthop)) != NULL)
+        goto bad;
+    if (strlen(r->text) > LOOKUP_TEXT_LIMIT) {
+        *why = "text too long";
+        goto bad;
+    }
+    if (!lookup_no_controls(r->text)) {
+        *why = "control character in text";
+        goto bad;
+    }
+    return 0;
+bad:
+    lookup_transport_reply_clear(r);
     return -1;
 }
 

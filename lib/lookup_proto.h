@@ -21,6 +21,21 @@
  *   LOOKUP_VIRTUAL  str address: its virtual_alias_maps entry
  *   LOOKUP_REPLY    int result (LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL),
  *                   str text: the entry's value (an address list) when OK
+ *   LOOKUP_TRANSPORT  str address: its transport_maps entry (qmgr asks,
+ *                   for each recipient it is about to deliver)
+ *   LOOKUP_TRANSPORT_REPLY  int result, str transport, str nexthop, str
+ *                   text: LOOKUP_OK with the entry's value split at its
+ *                   first ':' (transport(5): "smtp:[host]:port" gives
+ *                   "smtp" and "[host]:port"; either may be empty; a value
+ *                   without ':' is all transport) and, as text, which key
+ *                   of which table matched; LOOKUP_NOTFOUND (no entry:
+ *                   the built-in routing applies) or LOOKUP_TEMPFAIL (a
+ *                   table could not be read, or its entry is malformed:
+ *                   text says which), both with transport and nexthop "".
+ *                   The transport is at most LOOKUP_TRANSPORT_NAME_MAX
+ *                   letters, digits, '.', '_' or '-'; the next hop at most
+ *                   LOOKUP_NEXTHOP_LIMIT bytes and the text at most
+ *                   LOOKUP_TEXT_LIMIT, neither with control characters.
  *   LOOKUP_CLIENT_NAME  str address (an IPv4 or IPv6 address in text form)
  *   LOOKUP_NAME_REPLY   int result, str name, str text:
  *                   LOOKUP_OK: name is the client's name, confirmed (a PTR
@@ -40,9 +55,12 @@
  * lookup_request_decode() and encodes replies with the *_reply_encode()
  * calls; the clients' calls (lookup_rcpt, lookup_virtual,
  * lookup_client_name) encode requests and decode replies with the same
- * code.  A decoder checks every field (types, an address that parses, a
- * name that is a valid host name, texts without control characters) and
- * returns -1 for anything else: a peer error, never an abort.
+ * code; qmgr, which must not wait, sends LOOKUP_TRANSPORT with
+ * lookup_request_encode() and decodes the answers as they come with
+ * lookup_transport_reply_decode().  A decoder checks every field (types,
+ * an address that parses, a name that is a valid host name, texts without
+ * control characters) and returns -1 for anything else: a peer error,
+ * never an abort.
  *
  * Also here, because the client-name rules are shared by lookupd (which
  * applies them) and the decoder (which enforces them):
@@ -78,8 +96,12 @@
 /* Client-name lookups one client may have in flight; more are answered
  * TEMPFAIL at once. */
 #define LOOKUP_NAME_MAX_INFLIGHT 8
-/* Longest text of a LOOKUP_NAME_REPLY (encoders cut to it). */
+/* Longest text of a LOOKUP_NAME_REPLY or LOOKUP_TRANSPORT_REPLY (encoders
+ * cut to it). */
 #define LOOKUP_TEXT_LIMIT        512
+/* A transport_maps entry: the longest transport name and next hop. */
+#define LOOKUP_TRANSPORT_NAME_MAX  64
+#define LOOKUP_NEXTHOP_LIMIT       1000
 
 enum {
     LOOKUP_RCPT = 0x500,
@@ -87,6 +109,8 @@ enum {
     LOOKUP_VIRTUAL,
     LOOKUP_CLIENT_NAME,
     LOOKUP_NAME_REPLY,
+    LOOKUP_TRANSPORT,
+    LOOKUP_TRANSPORT_REPLY,
 };
 
 #define LOOKUP_OK        0
@@ -96,9 +120,11 @@ enum {
 
 /* A request as lookupd sees it. */
 struct lookup_request {
-    uint32_t       type;        /* LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_CLIENT_NAME */
+    uint32_t       type;        /* LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_TRANSPORT,
+                                   LOOKUP_CLIENT_NAME */
     uint32_t       reqid;
-    char          *address;     /* RCPT, VIRTUAL: the address (not empty);
+    char          *address;     /* RCPT, VIRTUAL, TRANSPORT: the address (not
+                                   empty);
                                    CLIENT_NAME: the IP address, in canonical
                                    text form (an IPv4-mapped one as IPv4) */
     struct netaddr client;      /* CLIENT_NAME: the address parsed */
@@ -109,6 +135,14 @@ struct lookup_name_reply {
     int   result;               /* LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL */
     char *name;                 /* OK: the name; else "" */
     char *text;                 /* a warning for the log, or "" */
+};
+
+/* The answer to LOOKUP_TRANSPORT. */
+struct lookup_transport_reply {
+    int   result;               /* LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL */
+    char *transport;            /* OK: "smtp", "local", "error", ..., or ""; else "" */
+    char *nexthop;              /* OK: what follows the ':', or ""; else "" */
+    char *text;                 /* OK: the key and table that matched; TEMPFAIL: why */
 };
 
 void lookup_proto_init(void);
@@ -132,6 +166,23 @@ ipc_msg_t *lookup_name_reply_encode(uint32_t reqid, const struct lookup_name_rep
 /* 0, or -1 with *why (static) and r cleared. */
 int        lookup_name_reply_decode(ipc_msg_t *m, struct lookup_name_reply *r, const char **why);
 void       lookup_name_reply_clear(struct lookup_name_reply *r);
+
+/* LOOKUP_TRANSPORT_REPLY.  The encoder cuts text to LOOKUP_TEXT_LIMIT and
+ * replaces control characters; a transport or next hop that breaks the
+ * rules above, or either of them with a result other than OK, is our bug
+ * (panic): lookupd checks entries with lookup_transport_split(). */
+ipc_msg_t *lookup_transport_reply_encode(uint32_t reqid, const struct lookup_transport_reply *r);
+/* 0, or -1 with *why (static) and r cleared. */
+int        lookup_transport_reply_decode(ipc_msg_t *m, struct lookup_transport_reply *r,
+                                         const char **why);
+void       lookup_transport_reply_clear(struct lookup_transport_reply *r);
+/* Split a transport_maps value as transport(5) reads it: blanks around it
+ * are dropped and tabs count as spaces; the transport is what comes before
+ * the first ':', the next hop the rest (a value without ':' is all
+ * transport).  0 with *transport and *nexthop (fresh), or -1 with *why
+ * (static) when the parts break the rules of LOOKUP_TRANSPORT_REPLY. */
+int        lookup_transport_split(const char *value, char **transport, char **nexthop,
+                                  const char **why);
 
 /* Client: ask about one local recipient over an open connection.  Returns
  * LOOKUP_OK / LOOKUP_NOTFOUND / LOOKUP_TEMPFAIL, or -1 with errno on an

@@ -26,6 +26,10 @@
  * entry (else NOTFOUND), an address of a mydestination domain also when
  * it has one, and answers LOOKUP_REMOTE for every other domain.
  *
+ * Transports.  LOOKUP_TRANSPORT returns the transport_maps entry of a
+ * recipient (transport.c), for qmgr, which routes with it; answered at
+ * once, like the recipient questions.
+ *
  * Client names.  LOOKUP_CLIENT_NAME is reverse DNS with forward
  * confirmation through lib/dns (libunbound in the event loop; see
  * clientname.h for the rule and the answers), answered when DNS has
@@ -44,7 +48,7 @@
  * answers (TEMPFAIL or NOTFOUND), never errors.
  *
  * Parameters: local_recipient_maps, recipient_delimiter, mydestination,
- * virtual_alias_maps, virtual_alias_domains, dns_forwarders,
+ * virtual_alias_maps, virtual_alias_domains, transport_maps, dns_forwarders,
  * dns_stub_zones, dnssec_trust_anchor_file, dns_query_timeout,
  * network_user, mail_owner (and the server skeleton's).
  */
@@ -64,6 +68,7 @@
 #include "ipc.h"
 #include "ipcconn.h"
 #include "lookup_proto.h"
+#include "lookupd.h"
 #include "map.h"
 #include "msg.h"
 #include "privs.h"
@@ -78,9 +83,8 @@ static event_loop_t *lookupd_loop;
 static dns_t *lookupd_dns;             /* NULL: DNS is not usable */
 static char *lookupd_dns_why;
 
-/* One key against one table: 1 found (*value fresh if value is not NULL),
- * 0 not, -1 error (*text set). */
-static int lookupd_table(const char *spec, const char *local, char **value_out, char **text)
+/* One key against one table (lookupd.h). */
+int lookupd_table(const char *spec, const char *local, char **value_out, char **text)
 {
     char *err = NULL, *value = NULL;
     map_t *m;
@@ -378,6 +382,24 @@ static void lookupd_client_name(struct lookupd_client *cl, const struct lookup_r
                              req->address, LOOKUP_NAME_DEADLINE_MS, lookupd_name_done, p);
 }
 
+/* LOOKUP_TRANSPORT: answered at once (transport.c). */
+static void lookupd_transport(struct lookupd_client *cl, const struct lookup_request *req)
+{
+    struct lookup_transport_reply r;
+    ipc_msg_t *reply;
+
+    transport_find(req->address, &r);
+    if (msg_verbose && r.result == LOOKUP_OK)
+        msg_info("lookupd: %s <%s>: \"%s:%s\" (%s)", ipc_type_name(req->type), req->address,
+                 r.transport, r.nexthop, r.text);
+    else if (msg_verbose)
+        msg_info("lookupd: %s <%s>: %s (%s)", ipc_type_name(req->type), req->address,
+                 r.result == LOOKUP_NOTFOUND ? "unknown" : "failed", r.text);
+    reply = lookup_transport_reply_encode(req->reqid, &r);
+    lookup_transport_reply_clear(&r);
+    (void)lookupd_send(cl, &reply);
+}
+
 /* LOOKUP_RCPT, LOOKUP_VIRTUAL: answered at once. */
 static void lookupd_recipient(struct lookupd_client *cl, const struct lookup_request *req)
 {
@@ -439,6 +461,8 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
     ipc_msg_free(&m);
     if (req.type == LOOKUP_CLIENT_NAME)
         lookupd_client_name(cl, &req);
+    else if (req.type == LOOKUP_TRANSPORT)
+        lookupd_transport(cl, &req);
     else
         lookupd_recipient(cl, &req);
     lookup_request_clear(&req);

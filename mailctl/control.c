@@ -147,6 +147,7 @@ int cmd_start(int argc, char **argv)
         fprintf(stderr, "mailctl: not starting: the alias tables are not usable\n");
         return 1;
     }
+    maps_transport_ready(0);        /* warnings: qmgr defers what it cannot route */
     master = xasprintf("%s/master", conf_str("daemon_directory"));
     if (foreground) {
         execl(master, "master", "-f", "-c", conf_confdir(), (char *)NULL);

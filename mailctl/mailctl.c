@@ -191,7 +191,7 @@ int mailctl_load_config(int full)
 
 static int cmd_check(int argc, char **argv)
 {
-    int ch, dump = 0;
+    int ch, dump = 0, rc;
 
     optind = 0;         /* re-initialise getopt: main() used it with "+" */
     while ((ch = getopt(argc, argv, "dn")) != -1) {
@@ -218,7 +218,10 @@ static int cmd_check(int argc, char **argv)
     if (access(conf_str("queue_directory"), F_OK) < 0)
         fprintf(stderr, "mailctl: warning: queue_directory %s does not exist yet "
                 "(mailctl start creates it)\n", conf_str("queue_directory"));
-    return maps_aliases_ready(0) < 0 ? 1 : 0;
+    rc = maps_aliases_ready(0);
+    if (maps_transport_ready(1) < 0)
+        rc = -1;
+    return rc < 0 ? 1 : 0;
 }
 
 static _Noreturn void usage(void)

@@ -46,6 +46,12 @@ int  cmd_map(int argc, char **argv);
  * (mailctl check).  -1 (reasons printed) when one has neither source nor
  * .db, or cannot be built and has no .db. */
 int  maps_aliases_ready(int build);
+/* Every table of transport_maps usable?  Its type must be hash: or btree:
+ * and its .db must exist (qmgr would defer every recipient otherwise: it
+ * is not built on its own, as in Postfix); a .db older than its source is
+ * a warning.  -1 (reasons printed) when one is not; strict 0 (mailctl
+ * start) prints those as warnings too and returns 0. */
+int  maps_transport_ready(int strict);
 
 /* tlsgen.c */
 /* key.pem and cert.pem, created in dirfd (dir in messages); 0 or -1. */

@@ -25,6 +25,11 @@
  * .db stops the start with the command that fixes it, because local would
  * otherwise defer every local recipient.
  *
+ * maps_transport_ready() checks transport_maps the same way for mailctl
+ * check (and warns at start): a table of another type, or one whose .db
+ * is missing, is reported with the command that builds it, because qmgr
+ * would defer all mail; a .db older than its source is a warning.
+ *
  * Exit codes: 0 built, 1 a source had errors or could not be read, 2 usage.
  */
 #include <errno.h>
@@ -116,6 +121,52 @@ int maps_aliases_ready(int build)
     }
     conf_split_free(&maps);
     return rc;
+}
+
+/* Is the .db older than its source? */
+static int maps_stale(const struct stat *src, const struct stat *db)
+{
+    return db->st_mtim.tv_sec < src->st_mtim.tv_sec
+           || (db->st_mtim.tv_sec == src->st_mtim.tv_sec
+               && db->st_mtim.tv_nsec < src->st_mtim.tv_nsec);
+}
+
+int maps_transport_ready(int strict)
+{
+    char **maps = conf_split(conf_str("transport_maps"));
+    const char *severity = strict ? "" : "warning: ";
+    int rc = 0;
+
+    for (size_t i = 0; maps[i]; i++) {
+        struct stat src, dbst;
+        const char *file;
+        char *db;
+        int have_src, have_db;
+
+        if (!maps_is_built(maps[i])) {
+            fprintf(stderr, "mailctl: %stransport_maps: unsupported table '%s' (hash:FILE or "
+                    "btree:FILE)\n", severity, maps[i]);
+            rc = -1;
+            continue;
+        }
+        file = strchr(maps[i], ':') + 1;
+        db = xasprintf("%s.db", file);
+        have_src = stat(file, &src) == 0;
+        have_db = stat(db, &dbst) == 0;
+        if (!have_db) {
+            fprintf(stderr, "mailctl: %stransport_maps: %s does not exist, so qmgr would defer "
+                    "all mail: %s%s (see transport(5))\n", severity, db,
+                    have_src ? "run mailctl map " : "write the table and run mailctl map ",
+                    maps[i]);
+            rc = -1;
+        } else if (have_src && maps_stale(&src, &dbst)) {
+            fprintf(stderr, "mailctl: warning: transport_maps: %s is older than its source "
+                    "(run mailctl map %s)\n", db, file);
+        }
+        free(db);
+    }
+    conf_split_free(&maps);
+    return strict ? rc : 0;
 }
 
 int cmd_newaliases(int argc, char **argv)

@@ -329,7 +329,7 @@ int qmgr_activate(const char *dir, const char *id, int force)
         qmgr_finish(m);
         return 0;
     }
-    qmgr_jobs_add(m);
+    qmgr_route_message(m);
     return 0;
 }
 
@@ -598,6 +598,7 @@ out:
 static void qmgr_ctl_active(struct qmgr_msg *m, int action)
 {
     m->action = action;
+    qmgr_route_cancel(m);
     qmgr_jobs_cancel(m);
     if (m->jobs == 0)
         qmgr_finish(m);

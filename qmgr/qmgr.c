@@ -14,8 +14,8 @@
  *     has come);
  *   - mailctl's QMGR_FLUSH, QMGR_DELETE, QMGR_HOLD, QMGR_RELEASE (root
  *     only) are answered with QMGR_REPLY.
- * The rest is in message.c (the active set), transport.c (deliveries) and
- * bounce.c (DSNs).
+ * The rest is in message.c (the active set), route.c (where each
+ * recipient goes), transport.c (deliveries) and bounce.c (DSNs).
  *
  * Peers: mail_owner (cleanup) and root (mailctl), checked at the hello;
  * control requests only from root.  A malformed or unexpected message is a
@@ -27,7 +27,7 @@
  * "ID: removed".
  *
  * Parameters: queue_run_delay, mail_owner, and those of message.c,
- * transport.c and bounce.c.
+ * route.c, transport.c and bounce.c.
  */
 #include <errno.h>
 #include <fcntl.h>

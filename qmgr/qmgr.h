@@ -6,13 +6,15 @@
  *   message.c   the active set: bringing messages in from incoming/ and
  *               deferred/, recording outcomes, finishing a round (remove,
  *               defer with backoff, bounce), delete/hold/release
- *   transport.c delivery jobs and the connection to local; choosing the
- *               transport for a recipient
+ *   route.c     choosing each recipient's transport and next hop: the
+ *               built-in rule, or transport_maps through lookupd
+ *   transport.c delivery jobs and the connections to the transports
  *   bounce.c    RFC 3464 delivery status notifications (failed, delayed,
  *               delivered or relayed), submitted to cleanup
  *
  * One process, one event loop; nothing here blocks for long except the
- * bounded IPC calls (local, cleanup) whose peers are our own services.
+ * bounded IPC calls (local, cleanup, lookupd) whose peers are our own
+ * services.
  */
 #ifndef POSTHORN_QMGR_H
 #define POSTHORN_QMGR_H
@@ -44,6 +46,22 @@ struct qmgr_rcpt_state {
     int               relayed;      /* SENT: DELIVER_RELAYED(_DSN), or DELIVER_FINAL */
 };
 
+/* Where one recipient goes (route.c). */
+enum qmgr_route_kind {
+    QMGR_ROUTE_LOCAL = 1,       /* the local transport */
+    QMGR_ROUTE_SMTP,            /* the smtp transport, to nexthop */
+    QMGR_ROUTE_SETTLE,          /* no delivery: the outcome is dsn/text (error:,
+                                   retry:, discard:, an unknown transport, a
+                                   failed lookup) */
+};
+
+struct qmgr_route {
+    enum qmgr_route_kind kind;
+    char                *nexthop;   /* SMTP: "domain", "[host]:port", ...; else NULL */
+    char                *dsn;       /* SETTLE: "2.0.0" sent, "4.x.y" deferred, "5.x.y" bounced */
+    char                *text;
+};
+
 /* Actions deferred until a message's deliveries in flight have reported. */
 #define QMGR_ACT_DELETE  1
 #define QMGR_ACT_HOLD    2
@@ -55,6 +73,9 @@ struct qmgr_msg {
     struct qmgr_rcpt_state *rs;         /* q->nrcpt entries */
     int                     jobs;       /* recipients in jobs: queued + in flight */
     int                     action;     /* QMGR_ACT_* pending */
+    struct qmgr_route      *routes;     /* transport_maps answers, q->nrcpt entries,
+                                           while they come in; else NULL */
+    int                     routing;    /* recipients whose route is still asked for */
     RB_ENTRY(qmgr_msg)      tree;
 };
 RB_HEAD(qmgr_msg_tree, qmgr_msg);
@@ -87,10 +108,25 @@ size_t qmgr_ctl_delete(const char *id);     /* id or QMGR_ALL */
 size_t qmgr_ctl_hold(const char *id);
 size_t qmgr_ctl_release(const char *id);
 
+/* route.c */
+/* Route m's recipients whose outcome is QMGR_OUT_WAITING and queue their
+ * jobs (qmgr_jobs_add): at once when transport_maps is empty, else once
+ * lookupd has answered for every one of them (m->routing counts them;
+ * m->jobs stays 0 meanwhile). */
+void   qmgr_route_message(struct qmgr_msg *m);
+/* Stop routing m (delete, hold): its lookups are forgotten and the
+ * recipients being routed go back to QMGR_OUT_NONE. */
+void   qmgr_route_cancel(struct qmgr_msg *m);
+/* The route of recipient i of m (fresh strings; qmgr_route_clear). */
+void   qmgr_route_of(const struct qmgr_msg *m, size_t i, struct qmgr_route *r);
+void   qmgr_route_clear(struct qmgr_route *r);
+
 /* transport.c */
 void   qmgr_transport_init(void);
 /* Queue jobs for every recipient of m whose outcome is QMGR_OUT_WAITING
- * (grouped by transport and destination); m->jobs counts them. */
+ * (qmgr_route_of says where; grouped by transport and destination; one
+ * that needs no delivery settled at the next dispatch); m->jobs counts
+ * them. */
 void   qmgr_jobs_add(struct qmgr_msg *m);
 size_t qmgr_jobs_cancel(struct qmgr_msg *m);  /* drop m's queued (not in-flight) jobs */
 void   qmgr_transport_kick(void);       /* dispatch what the limits allow */

@@ -3,14 +3,15 @@
  * destination through one transport, queued per destination in arrival
  * order and handed to the transport as the concurrency limits allow.
  *
- * Routing (qmgr_route, the one place that chooses).  A recipient in
- * mydestination goes to local, one recipient per job, its destination
- * the recipient itself (addr_local_recipient_key: local part without
- * extension, lower-cased).  Any other goes to smtp: its next hop is
- * relayhost when that is set, else the recipient's domain (lower-cased);
- * its destination is the next hop, and the recipients of one message
- * for one next hop travel together, up to smtp_destination_recipient_limit
- * per job.
+ * Routing is route.c's (qmgr_route_of): a recipient routed to local is
+ * one job, its destination the recipient itself
+ * (addr_local_recipient_key: local part without extension, lower-cased);
+ * the recipients of one message routed to smtp with one next hop travel
+ * together, up to smtp_destination_recipient_limit per job, the next hop
+ * being their destination.  A recipient that needs no delivery (error:,
+ * retry:, discard: in transport_maps, an unknown transport, a failed
+ * lookup) is settled with route.c's outcome at the next dispatch, with
+ * relay=none.
  *
  * Transports.  Every transport is driven through the one delivery
  * protocol (lib/deliver_proto): requests with a read-only descriptor of
@@ -51,9 +52,9 @@
  * connection its waiting jobs are deferred.
  *
  * Failure modes: a malformed result is a peer error (connection dropped,
- * its jobs resent).  Parameters: mydestination, relayhost,
- * local_concurrency_limit, local_destination_concurrency_limit,
- * default_process_limit, initial_destination_concurrency,
+ * its jobs resent).  Parameters: local_concurrency_limit,
+ * local_destination_concurrency_limit, default_process_limit,
+ * initial_destination_concurrency,
  * smtp_destination_concurrency_limit, smtp_destination_recipient_limit,
  * default_destination_concurrency_failed_cohort_limit,
  * minimal_backoff_time.
@@ -183,25 +184,18 @@ void qmgr_transport_init(void)
 
 /* ------------------------------------------------------------- routing */
 
-/* The transport, destination key and next hop of an address (fresh
- * strings). */
-static struct qmgr_transport *qmgr_route(const char *address, char **key, char **nexthop)
+/* The transport, destination key and next hop (fresh strings) of a
+ * recipient that route.c sends to a transport. */
+static struct qmgr_transport *qmgr_route(const struct qmgr_route *r, const char *address,
+                                         char **key, char **nexthop)
 {
-    char *domain;
-
-    if (addr_is_local(address)) {
+    if (r->kind == QMGR_ROUTE_LOCAL) {
         *key = addr_local_recipient_key(address);
         *nexthop = xstrdup("");
         return QMGR_LOCAL;
     }
-    if (*conf_str("relayhost")) {
-        *nexthop = addr_lowercase(conf_str("relayhost"));
-    } else {
-        addr_split(address, NULL, &domain);
-        *nexthop = addr_lowercase(domain);
-        free(domain);
-    }
-    *key = xstrdup(*nexthop);
+    *nexthop = xstrdup(r->nexthop);
+    *key = xstrdup(r->nexthop);
     return QMGR_SMTP;
 }
 
@@ -274,6 +268,19 @@ static void qmgr_job_settle_later(struct qmgr_job *j, const char *dsn, const cha
     qmgr_transport_kick();
 }
 
+/* A job for recipient i of m alone, settled at the next dispatch without
+ * a delivery. */
+static void qmgr_job_settle_rcpt(struct qmgr_msg *m, size_t i, const char *dsn, const char *why)
+{
+    struct qmgr_job *j = xcalloc(1, sizeof(*j));
+
+    j->msg = m;
+    j->rcpts = xcalloc(1, sizeof(*j->rcpts));
+    j->rcpts[j->nrcpt++] = i;
+    m->jobs++;
+    qmgr_job_settle_later(j, dsn, why);
+}
+
 /* Queue a new job, or settle it at once for a suspended destination. */
 static void qmgr_job_queue(struct qmgr_job *j)
 {
@@ -302,12 +309,20 @@ void qmgr_jobs_add(struct qmgr_msg *m)
     for (size_t i = 0; i < m->q->nrcpt; i++) {
         struct qmgr_transport *tr;
         struct qmgr_job *j = NULL;
+        struct qmgr_route route;
         char *key, *nexthop;
         size_t limit;
 
         if (m->rs[i].outcome != QMGR_OUT_WAITING)
             continue;
-        tr = qmgr_route(m->q->rcpts[i].address, &key, &nexthop);
+        qmgr_route_of(m, i, &route);
+        if (route.kind == QMGR_ROUTE_SETTLE) {
+            qmgr_job_settle_rcpt(m, i, route.dsn, route.text);
+            qmgr_route_clear(&route);
+            continue;
+        }
+        tr = qmgr_route(&route, m->q->rcpts[i].address, &key, &nexthop);
+        qmgr_route_clear(&route);
         limit = tr->recipient_limit ? (size_t)conf_int(tr->recipient_limit) : 1;
         for (size_t k = 0; k < nopen && j == NULL; k++)
             if (open[k]->tr == tr && open[k]->nrcpt < limit && strcmp(open[k]->key, key) == 0)

@@ -1,9 +1,11 @@
 /*
  * fuzz/lookup_proto - libFuzzer harness for lib/lookup_proto.c: the
  * request decoder lookupd runs on what every smtpd (network_user) sends
- * (LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_CLIENT_NAME), and the
+ * (LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_TRANSPORT, LOOKUP_CLIENT_NAME), the
  * LOOKUP_NAME_REPLY decoder smtpd runs on lookupd's answers, whose name
- * goes into log lines and Received: headers.
+ * goes into log lines and Received: headers, and the
+ * LOOKUP_TRANSPORT_REPLY decoder qmgr runs, whose next hop goes to the
+ * transports and whose texts go into log lines and bounces.
  *
  * Input layout: byte 0 is a control byte, the rest the payload (typed
  * fields, as ipc builds them):
@@ -14,14 +16,21 @@
  *             the fuzzer gets past the framing
  *   bits 3-4  the request's type: RCPT, VIRTUAL, CLIENT_NAME, or the
  *             reply type (which must be refused)
+ *   bit 5     transport: with bit 0 decode as LOOKUP_TRANSPORT_REPLY, else
+ *             the request's type is LOOKUP_TRANSPORT
  *
  * Promises checked: a refused message leaves *why set and the output
  * cleared; an accepted request has a known type and a non-empty address,
  * and for CLIENT_NAME an address that parses and is already in canonical
  * form; an accepted reply has a known result, a valid host name exactly
  * when OK, a text of at most LOOKUP_TEXT_LIMIT bytes without control
- * characters; both re-encode to what decodes to the same.  No descriptor
- * leaks.
+ * characters; an accepted transport reply has a known result, an entry
+ * only when OK, a transport name of at most LOOKUP_TRANSPORT_NAME_MAX
+ * letters, digits, '.', '_', '-', a next hop of at most
+ * LOOKUP_NEXTHOP_LIMIT bytes and texts without control characters, and
+ * "transport:nexthop" splits back into the same parts
+ * (lookup_transport_split); all re-encode to what decodes to the same.
+ * No descriptor leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,7 +55,8 @@ static void check_request(ipc_msg_t *m)
             fuzz_fail("a refused request is not cleared");
         return;
     }
-    if ((r.type != LOOKUP_RCPT && r.type != LOOKUP_VIRTUAL && r.type != LOOKUP_CLIENT_NAME)
+    if ((r.type != LOOKUP_RCPT && r.type != LOOKUP_VIRTUAL && r.type != LOOKUP_TRANSPORT
+         && r.type != LOOKUP_CLIENT_NAME)
         || r.address == NULL || r.address[0] == '\0')
         fuzz_fail("an accepted request of type %#x with a missing address", r.type);
     if (r.type == LOOKUP_CLIENT_NAME) {
@@ -103,6 +113,66 @@ static void check_reply(ipc_msg_t *m)
     lookup_name_reply_clear(&r);
 }
 
+static void no_controls(const char *what, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            fuzz_fail("an accepted transport reply with a control character in its %s", what);
+}
+
+static void check_transport_reply(ipc_msg_t *m)
+{
+    struct lookup_transport_reply r, r2;
+    const char *why = NULL;
+    ipc_msg_t *again;
+    char *value, *t, *n;
+
+    if (lookup_transport_reply_decode(m, &r, &why) < 0) {
+        if (why == NULL)
+            fuzz_fail("a refused transport reply without a reason");
+        if (r.transport || r.nexthop || r.text || r.result)
+            fuzz_fail("a refused transport reply is not cleared");
+        return;
+    }
+    if (r.result != LOOKUP_OK && r.result != LOOKUP_NOTFOUND && r.result != LOOKUP_TEMPFAIL)
+        fuzz_fail("an accepted transport reply with result %d", r.result);
+    if (r.result != LOOKUP_OK && (r.transport[0] || r.nexthop[0]))
+        fuzz_fail("an accepted transport reply with an entry and result %d", r.result);
+    if (strlen(r.transport) > LOOKUP_TRANSPORT_NAME_MAX
+        || strspn(r.transport, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789._-") != strlen(r.transport))
+        fuzz_fail("an accepted transport name '%s'", r.transport);
+    if (strlen(r.nexthop) > LOOKUP_NEXTHOP_LIMIT || strlen(r.text) > LOOKUP_TEXT_LIMIT)
+        fuzz_fail("an accepted transport reply with a next hop or text too long");
+    no_controls("next hop", r.nexthop);
+    no_controls("text", r.text);
+    /* The value lookupd would have split it from splits back the same,
+     * but for blanks at the end (the split drops them). */
+    value = xasprintf("%s:%s", r.transport, r.nexthop);
+    if (lookup_transport_split(value, &t, &n, &why) < 0)
+        fuzz_fail("an accepted entry does not split: %s", why);
+    {
+        size_t len = strlen(r.nexthop);
+
+        while (len > 0 && r.nexthop[len - 1] == ' ')
+            len--;
+        if (strcmp(t, r.transport) != 0 || strlen(n) != len || strncmp(n, r.nexthop, len) != 0)
+            fuzz_fail("an accepted entry splits differently: '%s' '%s'", t, n);
+    }
+    free(t);
+    free(n);
+    free(value);
+    again = lookup_transport_reply_encode(9, &r);
+    if (lookup_transport_reply_decode(again, &r2, &why) < 0)
+        fuzz_fail("a re-encoded transport reply is refused: %s", why);
+    else if (r2.result != r.result || strcmp(r2.transport, r.transport)
+             || strcmp(r2.nexthop, r.nexthop) || strcmp(r2.text, r.text))
+        fuzz_fail("a re-encoded transport reply decodes differently");
+    lookup_transport_reply_clear(&r2);
+    ipc_msg_free(&again);
+    lookup_transport_reply_clear(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint32_t types[4] = {LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_CLIENT_NAME,
@@ -120,8 +190,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     ctl = data[0];
     mark = fuzz_fd_mark();
-    m = fuzz_ipc_msg(ctl & 1 ? LOOKUP_NAME_REPLY : types[(ctl >> 3) & 3], data, size);
-    if (ctl & 1)
+    if (ctl & 0x20)
+        m = fuzz_ipc_msg(ctl & 1 ? LOOKUP_TRANSPORT_REPLY : LOOKUP_TRANSPORT, data, size);
+    else
+        m = fuzz_ipc_msg(ctl & 1 ? LOOKUP_NAME_REPLY : types[(ctl >> 3) & 3], data, size);
+    if ((ctl & 0x21) == 0x21)
+        check_transport_reply(m);
+    else if (ctl & 1)
         check_reply(m);
     else
         check_request(m);

@@ -5,7 +5,9 @@
  * decoded back (a client address in canonical form), the recipient reply
  * (REMOTE only for RCPT), the client-name reply (texts cut to
  * LOOKUP_TEXT_LIMIT with control characters replaced) and the refusals of
- * each decoder; and the client call lookup_client_name against a forked
+ * each decoder; the transport_maps entries (lookup_transport_split) and the
+ * transport reply (an entry only with OK, transport names and next hops
+ * checked); and the client call lookup_client_name against a forked
  * server: an answer, a reply to another request, a server that never
  * answers (the total timeout), one that closes.
  */
@@ -168,6 +170,16 @@ static void test_requests(void)
     is_str(r.address, "joe@example.test", "  address");
     lookup_request_clear(&r);
     ipc_msg_free(&m);
+
+    m = lookup_request_encode(LOOKUP_TRANSPORT, 14, "Bob+x@Sub.Example.TEST");
+    ok(lookup_request_decode(m, &r, &why) == 0 && r.type == LOOKUP_TRANSPORT
+       && strcmp(r.address, "Bob+x@Sub.Example.TEST") == 0, "LOOKUP_TRANSPORT decodes");
+    lookup_request_clear(&r);
+    ipc_msg_free(&m);
+    ok(request_of(LOOKUP_TRANSPORT, "s", "", 0, &r, &why) < 0, "LOOKUP_TRANSPORT without an "
+       "address: refused");
+    ok(request_of(LOOKUP_TRANSPORT_REPLY, "s", "a@b", 0, &r, &why) < 0,
+       "a transport reply as a request: refused");
 
     m = lookup_request_encode(LOOKUP_VIRTUAL, 12, "ann@virtual.test");
     ok(lookup_request_decode(m, &r, &why) == 0 && r.type == LOOKUP_VIRTUAL
@@ -390,6 +402,124 @@ static void test_client(void)
     }
 }
 
+/* Split value; "transport|nexthop", or "-1: why". */
+static char *split(const char *value)
+{
+    static char out[2048];
+    char *t, *n;
+    const char *why = NULL;
+
+    if (lookup_transport_split(value, &t, &n, &why) < 0) {
+        snprintf(out, sizeof(out), "-1: %s%s", why, t || n ? " (and parts left)" : "");
+        return out;
+    }
+    snprintf(out, sizeof(out), "%s|%s", t, n);
+    free(t);
+    free(n);
+    return out;
+}
+
+static int transport_reply_of(int64_t result, const char *transport, const char *nexthop,
+                              const char *text, int extra, const char **why)
+{
+    struct lookup_transport_reply r;
+    ipc_msg_t *m = ipc_msg_new(LOOKUP_TRANSPORT_REPLY, 1);
+    int rc;
+
+    ipc_put_int(m, result);
+    if (transport)
+        ipc_put_str(m, transport);
+    if (nexthop)
+        ipc_put_str(m, nexthop);
+    if (text)
+        ipc_put_str(m, text);
+    if (extra)
+        ipc_put_int(m, 0);
+    rc = lookup_transport_reply_decode(m, &r, why);
+    ipc_msg_free(&m);
+    if (rc < 0 && (r.transport || r.nexthop || r.text || r.result))
+        rc = -2;                /* refused but not cleared */
+    lookup_transport_reply_clear(&r);
+    return rc;
+}
+
+static void test_transport(void)
+{
+    struct lookup_transport_reply in = {.result = LOOKUP_OK, .transport = "smtp",
+                                        .nexthop = "[127.0.0.2]:2525",
+                                        .text = "example.test in hash:/etc/transport"}, out;
+    char big[LOOKUP_NEXTHOP_LIMIT + 2], name[LOOKUP_TRANSPORT_NAME_MAX + 2], *value;
+    const char *why = NULL;
+    ipc_msg_t *m;
+
+    is_str(split("smtp:[127.0.0.2]:2525"), "smtp|[127.0.0.2]:2525",
+           "split at the first ':' only");
+    is_str(split("smtp:[ipv6:::1]:25"), "smtp|[ipv6:::1]:25", "  an IPv6 next hop");
+    is_str(split("  smtp:mx.example.test \t"), "smtp|mx.example.test", "  blanks around dropped");
+    is_str(split("smtp:"), "smtp|", "an empty next hop");
+    is_str(split(":[gw.example.test]"), "|[gw.example.test]", "an empty transport");
+    is_str(split(":"), "|", "both empty");
+    is_str(split("local"), "local|", "no ':': all transport");
+    is_str(split("error:5.1.1\tUser unknown: gone"), "error|5.1.1 User unknown: gone",
+           "error text: a tab counts as a space, later colons are text");
+    is_str(split("sm tp:x"), "-1: transport name with characters other than letters, digits, "
+           "'.', '_' and '-'", "a blank in the transport: refused");
+    is_str(split("smtp:a\001b"), "-1: control character in the next hop",
+           "a control character in the next hop: refused");
+    memset(name, 'a', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    value = xasprintf("%s:x", name);
+    like(split(value), "-1: transport name too long", "a transport name too long: refused");
+    free(value);
+    memset(big, 'h', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    value = xasprintf("smtp:%s", big);
+    like(split(value), "-1: next hop too long", "a next hop too long: refused");
+    free(value);
+    value = xasprintf("smtp:%s", big + 1);
+    like(split(value), "smtp|hhh", "  one byte less: accepted");
+    free(value);
+
+    m = lookup_transport_reply_encode(31, &in);
+    ok(lookup_transport_reply_decode(m, &out, &why) == 0, "an OK transport reply decodes");
+    is_int(out.result, LOOKUP_OK, "  result");
+    is_str(out.transport, "smtp", "  transport");
+    is_str(out.nexthop, "[127.0.0.2]:2525", "  next hop");
+    is_str(out.text, "example.test in hash:/etc/transport", "  text");
+    lookup_transport_reply_clear(&out);
+    ipc_msg_free(&m);
+    in = (struct lookup_transport_reply){.result = LOOKUP_TEMPFAIL,
+                                         .text = "hash:/x: cannot open\r\nX: y"};
+    m = lookup_transport_reply_encode(32, &in);
+    ok(lookup_transport_reply_decode(m, &out, &why) == 0 && out.result == LOOKUP_TEMPFAIL
+       && *out.transport == '\0' && *out.nexthop == '\0', "a TEMPFAIL reply decodes, no entry");
+    is_str(out.text, "hash:/x: cannot open??X: y", "  control characters in the text replaced");
+    lookup_transport_reply_clear(&out);
+    ipc_msg_free(&m);
+
+    ok(transport_reply_of(LOOKUP_OK, "", "", "", 0, &why) == 0, "OK with an empty entry (\":\")");
+    ok(transport_reply_of(LOOKUP_NOTFOUND, "", "", "not found", 0, &why) == 0, "NOTFOUND");
+    is_int(transport_reply_of(LOOKUP_NOTFOUND, "smtp", "", "", 0, &why), -1,
+           "NOTFOUND with a transport: refused and cleared (%s)", why);
+    is_int(transport_reply_of(LOOKUP_TEMPFAIL, "", "x", "", 0, &why), -1,
+           "TEMPFAIL with a next hop: refused and cleared");
+    is_int(transport_reply_of(LOOKUP_REMOTE, "", "", "", 0, &why), -1, "REMOTE: refused");
+    is_int(transport_reply_of(LOOKUP_OK, "sm/tp", "", "", 0, &why), -1,
+           "a transport with '/': refused (%s)", why);
+    is_int(transport_reply_of(LOOKUP_OK, "smtp", "a\nb", "", 0, &why), -1,
+           "a next hop with a newline: refused (%s)", why);
+    is_int(transport_reply_of(LOOKUP_OK, "smtp", big, "", 0, &why), -1,
+           "a next hop too long: refused");
+    is_int(transport_reply_of(LOOKUP_OK, "smtp", "x", "a\rb", 0, &why), -1,
+           "a text with CR: refused");
+    is_int(transport_reply_of(LOOKUP_OK, "smtp", "x", NULL, 0, &why), -1, "a missing text: refused");
+    is_int(transport_reply_of(LOOKUP_OK, "smtp", "x", "", 1, &why), -1, "a field too many: refused");
+    m = lookup_transport_reply_encode(33, &(struct lookup_transport_reply){.result = LOOKUP_OK});
+    m->type = LOOKUP_REPLY;
+    ok(lookup_transport_reply_decode(m, &out, &why) < 0, "another type: refused");
+    ipc_msg_free(&m);
+}
+
 int main(void)
 {
     msg_init("lookup-proto-test", MSG_STDERR);
@@ -399,6 +529,7 @@ int main(void)
     test_requests();
     test_replies();
     test_name_replies();
+    test_transport();
     test_client();
     return done_testing();
 }
