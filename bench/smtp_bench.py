@@ -68,7 +68,10 @@ def count_new(home):
         return 0
 
 
-def settle(seconds):
+SETTLE = 30.0
+
+
+def settle(seconds=SETTLE):
     """After the last run's thousands of deletions, a file created on this
     disk costs far more for about a minute (shared/notes/performance.md):
     whichever system ran right after the other's deletions was slowed.
@@ -77,21 +80,31 @@ def settle(seconds):
     time.sleep(seconds)
 
 
+def send_load(port, rcpt, messages, length, sessions, reuse=True, timeout=DELIVERY_TIMEOUT):
+    """smtp-source: messages of length body bytes to rcpt at 127.0.0.1:port
+    over sessions concurrent sessions (each reusing its connection if
+    reuse); returns None once every message had its 250, else the error."""
+    cmd = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(length),
+           "-f", "bench@example.org", "-t", rcpt, "-M", "client.example.org"]
+    if reuse:
+        cmd.append("-d")
+    cmd.append("127.0.0.1:%d" % port)
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        return "smtp-source failed (%d): %s" % (r.returncode, (r.stdout + r.stderr)[-500:])
+    return None
+
+
 def one_run(name, port, rcpt, home, args):
     """Send the load; return (accepted msg/s, delivered msg/s) or None."""
     empty_maildir(home)
     settle(args.settle)
-    cmd = [SMTP_SOURCE, "-s", str(args.sessions), "-m", str(args.messages), "-l", str(args.length),
-           "-f", "bench@example.org", "-t", rcpt, "-M", "client.example.org"]
-    if not args.new_conn:
-        cmd.append("-d")
-    cmd.append("127.0.0.1:%d" % port)
     t0 = time.time()
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=DELIVERY_TIMEOUT)
+    err = send_load(port, rcpt, args.messages, args.length, args.sessions, not args.new_conn)
     t_accept = time.time() - t0
-    if r.returncode != 0:
-        print("  %s: smtp-source failed (%d): %s" % (name, r.returncode, (r.stdout + r.stderr)[-500:]))
+    if err:
+        print("  %s: %s" % (name, err))
         return None
     end = t0 + DELIVERY_TIMEOUT
     while count_new(home) < args.messages and time.time() < end:
@@ -107,19 +120,20 @@ def one_run(name, port, rcpt, home, args):
     return acc, dlv
 
 
-def print_medians(results, first):
-    """results: {system: [(first-figure, delivered), ...]}; print the medians
-    of each system and the Posthorn/Postfix ratios."""
-    print("medians:")
+def print_medians(results, first, second="delivered", title="medians:"):
+    """results: {system: [(first-figure, second-figure), ...]}; print the
+    medians of each system and the Posthorn/Postfix ratios."""
+    print(title)
     med = {}
     for name, runs in results.items():
         if runs:
             med[name] = (statistics.median(a for a, _ in runs),
                          statistics.median(d for _, d in runs))
-            print("  %-8s %s %7.0f msg/s   delivered %7.0f msg/s" % (name, first, *med[name]))
+            print("  %-8s %s %7.0f msg/s   %s %7.0f msg/s"
+                  % (name, first, med[name][0], second, med[name][1]))
     if "posthorn" in med and "postfix" in med:
         (pa, pd), (fa, fd) = med["posthorn"], med["postfix"]
-        print("posthorn/postfix: %s %.2fx, delivered %.2fx" % (first, pa / fa, pd / fd))
+        print("posthorn/postfix: %s %.2fx, %s %.2fx" % (first, pa / fa, second, pd / fd))
 
 
 def main():
@@ -131,7 +145,7 @@ def main():
     ap.add_argument("-r", "--runs", type=int, default=3)
     ap.add_argument("--no-postfix", action="store_true", help="measure Posthorn only")
     ap.add_argument("--keep", action="store_true", help="keep the instances' directory")
-    ap.add_argument("--settle", type=float, default=30.0,
+    ap.add_argument("--settle", type=float, default=SETTLE,
                     help="seconds to wait (after sync) before each run (default 30)")
     args = ap.parse_args()
     if os.geteuid() != 0:
