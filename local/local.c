@@ -601,11 +601,10 @@ static void local_start(struct local_req *q, const char *account, const char *co
                         int no_forward)
 {
     const char *mailbox = conf_str("home_mailbox");
+    const struct local_account *a;
     struct local_job *j;
-    struct passwd *pw;
     char *user = xstrdup(account), *text = NULL, *base, *key;
-    gid_t *groups = NULL;
-    size_t ngroups;
+    int r;
 
 #define ANSWER(cls, dsn, ...) do { \
         text = xasprintf(__VA_ARGS__); \
@@ -613,37 +612,32 @@ static void local_start(struct local_req *q, const char *account, const char *co
         goto done; \
     } while (0)
 
-    errno = 0;
-    pw = *user ? getpwnam(user) : NULL;
-    if (pw == NULL && *user && (base = addr_unextended(user)) != NULL) {
+    r = *user ? account_lookup(user, &a) : 0;
+    if (r == 0 && *user && (base = addr_unextended(user)) != NULL) {
         /* user+tag: delivered to user (recipient_delimiter). */
-        errno = 0;
-        pw = getpwnam(base);
-        if (pw) {
+        r = account_lookup(base, &a);
+        if (r == 1) {
             free(user);
             user = base;
         } else {
             free(base);
         }
     }
-    if (pw == NULL) {
-        if (*user && errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF
-            && errno != EPERM) {
-            msg_warn("%s: to=<%s>: cannot look up user \"%s\": %s", q->queue_id,
-                     q->recipient, user, strerror(errno));
-            ANSWER(4, "4.3.0", "cannot look up user \"%s\": %s", user, strerror(errno));
-        }
-        ANSWER(5, "5.1.1", "unknown user: \"%s\"", user);
+    if (r < 0) {
+        msg_warn("%s: to=<%s>: cannot look up user \"%s\": %s", q->queue_id, q->recipient,
+                 user, strerror(errno));
+        ANSWER(4, "4.3.0", "cannot look up user \"%s\": %s", user, strerror(errno));
     }
+    if (r == 0)
+        ANSWER(5, "5.1.1", "unknown user: \"%s\"", user);
     /* Nothing a table or a .forward names runs as root (alias.c hands
      * those to default_privs); root's own mail goes to root's Maildir. */
-    if (pw->pw_uid == 0 && command != NULL)
+    if (a->uid == 0 && command != NULL)
         ANSWER(4, "4.3.5", "refusing to run \"%s\" as root", command);
-    if (command == NULL && pw->pw_uid != 0
-        && (long long)pw->pw_uid < conf_int("first_valid_uid"))
+    if (command == NULL && a->uid != 0 && (long long)a->uid < conf_int("first_valid_uid"))
         ANSWER(4, "4.3.5", "mail for system account \"%s\" (uid %ld, below first_valid_uid) "
-               "must be aliased to a user", user, (long)pw->pw_uid);
-    if (pw->pw_dir == NULL || pw->pw_dir[0] != '/') {
+               "must be aliased to a user", user, (long)a->uid);
+    if (a->home == NULL || a->home[0] != '/') {
         msg_warn("%s: to=<%s>: home directory of %s is not an absolute path", q->queue_id,
                  q->recipient, user);
         ANSWER(4, "4.3.0", "home directory of \"%s\" is not an absolute path", user);
@@ -654,21 +648,19 @@ static void local_start(struct local_req *q, const char *account, const char *co
                  mailbox);
         ANSWER(4, "4.3.5", "mbox delivery not supported");
     }
-
-    j = xcalloc(1, sizeof(*j));
-    /* getgrouplist() may reuse getpwnam()'s static buffer: copy first. */
-    j->t.user = xstrdup(pw->pw_name);
-    j->t.home = xstrdup(pw->pw_dir);
-    j->t.uid = pw->pw_uid;
-    j->t.gid = pw->pw_gid;
-    if (deliver_groups(j->t.user, j->t.gid, &groups, &ngroups) < 0) {
+    if (a->too_many_groups) {
         msg_warn("%s: to=<%s>: user %s is in too many groups", q->queue_id, q->recipient,
-                 j->t.user);
-        local_job_free(&j);
+                 a->name);
         ANSWER(4, "4.3.0", "user \"%s\" is in too many groups", user);
     }
-    j->t.groups = groups;
-    j->t.ngroups = ngroups;
+
+    j = xcalloc(1, sizeof(*j));
+    j->t.user = xstrdup(a->name);
+    j->t.home = xstrdup(a->home);
+    j->t.uid = a->uid;
+    j->t.gid = a->gid;
+    j->t.groups = xmemdup(a->groups, a->ngroups * sizeof(*a->groups));
+    j->t.ngroups = a->ngroups;
     j->t.queue_id = q->queue_id;
     j->t.sender = q->sender;
     j->t.recipient = q->recipient;

@@ -85,6 +85,20 @@ int include_read(uid_t as_uid, const char *path, const uid_t *owners, size_t now
  * *list (fresh) its flattened targets; other outcomes end the child. */
 int forward_read(const struct local_target *t, char **list);
 
+/* account.c: a recipient's account as the parent needs it. */
+struct local_account {
+    char   *name;               /* pw_name */
+    char   *home;               /* pw_dir, or NULL */
+    uid_t   uid;
+    gid_t   gid;
+    gid_t  *groups;             /* getgrouplist(); NULL if too many */
+    size_t  ngroups;
+    int     too_many_groups;
+};
+/* 1 with *a (valid until the next call), 0 no such account, -1 the lookup
+ * failed (errno).  Answers are remembered for a few seconds (account.c). */
+int account_lookup(const char *name, const struct local_account **a);
+
 /* The user's groups, looked up in the parent (so that the NSS modules are
  * loaded once, not in every child): 0 with a fresh array, or -1 if the
  * user is in more than DELIVER_MAX_GROUPS groups. */
