@@ -312,6 +312,7 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
     struct stat st;
     unsigned char ver[4] = { 'P', 'H', 'Q', QUEUE_VERSION };
     char *name = NULL;
+    char *spare;
     int fd = -1, tries, saved, recycled = 0;
 
     *wp = NULL;
@@ -320,9 +321,11 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
         name = xasprintf("%s/%s%ld.%lld%06ld.%u", maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_TMP,
                          maildrop ? QUEUE_MAILDROP_TMP_PREFIX : "", (long)getpid(),
                          (long long)tv.tv_sec, (long)tv.tv_usec, counter++);
-        /* A spare queue file first (queue_spare.h); sendmail's files are
-         * the caller's own and never come from the pool. */
-        if (!maildrop && (fd = queue_spare_claim(qdirfd, name)) >= 0) {
+        /* A spare queue file first (queue_spare.h), under its own name;
+         * sendmail's files are the caller's own and never from the pool. */
+        if (!maildrop && tries == 0 && (fd = queue_spare_claim(qdirfd, &spare)) >= 0) {
+            free(name);
+            name = spare;
             recycled = 1;
             break;
         }
@@ -570,7 +573,8 @@ static void w_free(queue_writer_t **wp, int unlink_tmp)
         return;
     if (w->fd >= 0)
         close(w->fd);
-    if (unlink_tmp && w->tmpname)
+    /* A spare stays one (tmp/spare.ID) whatever was written into it. */
+    if (unlink_tmp && w->tmpname && !w->recycled)
         unlinkat(w->qdirfd, w->tmpname, 0);
     free(w->tmpname);
     buf_free(&w->out);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,12 +89,40 @@ static int spare_refill(int qdirfd)
     return 1;
 }
 
-int queue_spare_claim(int qdirfd, const char *name)
+/* Open and lock tmp/spare: the fd, or -1 (taken by another writer, gone,
+ * or not a spare we can use; a bad one that is still there is removed). */
+static int spare_take(int qdirfd, const char *path)
 {
-    struct stat st;
-    char *spare, *from;
-    int fd, ok, refilled = 0;
+    struct stat st, named;
+    int fd, usable;
 
+    fd = openat(qdirfd, path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    /* Another writer holds it, or has committed it under this lock and
+     * only then let go: the name must still be this file. */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0
+        || fstatat(qdirfd, path, &named, AT_SYMLINK_NOFOLLOW) < 0
+        || named.st_dev != st.st_dev || named.st_ino != st.st_ino) {
+        close(fd);
+        return -1;
+    }
+    usable = S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid == geteuid()
+             && (st.st_mode & 07777) == 0600 && fcntl(fd, F_SETFL, 0) == 0;
+    if (!usable) {
+        unlinkat(qdirfd, path, 0);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int queue_spare_claim(int qdirfd, char **name)
+{
+    char *spare, *path;
+    int fd, refilled = 0;
+
+    *name = NULL;
     for (;;) {
         if (spare_count == 0) {
             if (refilled || !spare_refill(qdirfd))
@@ -104,21 +133,13 @@ int queue_spare_claim(int qdirfd, const char *name)
         spare = spare_names[spare_next];
         spare_names[spare_next] = spare_names[--spare_count];
         spare_names[spare_count] = NULL;
-        from = xasprintf("%s/%s", QUEUE_DIR_TMP, spare);
+        path = xasprintf("%s/%s", QUEUE_DIR_TMP, spare);
         free(spare);
-        /* Another writer may have taken it first: then try the next. */
-        ok = renameat(qdirfd, from, qdirfd, name) == 0;
-        free(from);
-        if (!ok)
-            continue;
-        fd = openat(qdirfd, name, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
-            && st.st_uid == geteuid() && (st.st_mode & 07777) == 0600
-            && fcntl(fd, F_SETFL, 0) == 0)
+        if ((fd = spare_take(qdirfd, path)) >= 0) {
+            *name = path;
             return fd;
-        if (fd >= 0)
-            close(fd);
-        unlinkat(qdirfd, name, 0);
+        }
+        free(path);
     }
     errno = ENOENT;
     return -1;

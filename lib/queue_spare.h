@@ -14,11 +14,16 @@
  *
  * The pool.  A spare is tmp/spare.ID, ID being the queue ID the file last
  * had (unique, so retiring never collides).  The spool owner's writers
- * (cleanup) claim one by renaming it to their own temporary name in tmp/,
- * which only one of several racing writers can win; the file is then
- * checked like any queue file we open (regular, one link, ours) and
- * written from offset 0; the writer truncates it to what it wrote before
- * its fsync, so no byte of the old message survives in the new one.  qmgr
+ * (cleanup) claim one by opening it and taking an exclusive flock(); only
+ * one of several racing writers gets it, and the name must still be that
+ * file once locked (a writer lets go only after its commit renamed it
+ * away).  The file is checked like any queue file we open (regular, one
+ * link, ours, 0600), written from offset 0 under its spare name and
+ * renamed into incoming/ by the commit; the writer truncates it to what
+ * it wrote before its fsync, so no byte of the old message survives in
+ * the new one.  A writer that gives up leaves it a spare.  No directory
+ * is changed to claim a spare: creating and renaming files in tmp/ takes
+ * its lock, which every writer and qmgr contend for.  qmgr
  * retires a finished message's file into the pool when the file is at
  * most QUEUE_SPARE_SIZE_MAX bytes and the pool holds fewer than
  * QUEUE_SPARE_MAX spares (an estimate per process, recounted at least
@@ -26,16 +31,17 @@
  * holds at most QUEUE_SPARE_MAX x QUEUE_SPARE_SIZE_MAX bytes (256 MB) and
  * usually a few KB per spare.
  *
- * Crash safety: a spare holds no message.  A crash between the claim and
- * the commit leaves a stale file in tmp/, as a crashed writer always did;
- * nothing in incoming/ or later depends on a spare, and losing a retiring
- * rename in a crash at worst brings the finished message back from
- * active/ (the same as losing an unlink).
+ * Crash safety: a spare holds no message.  A writer that crashes after
+ * its claim leaves a spare with part of a new message in it, which the
+ * next claim writes over; nothing in incoming/ or later depends on a
+ * spare, and losing a retiring rename in a crash at worst brings the
+ * finished message back from active/ (the same as losing an unlink).
  *
  * Interface:
- *   queue_spare_claim(qdirfd, name)     a spare renamed to name (a path
- *                                       below tmp/), opened O_RDWR; -1 when
- *                                       none could be had (then create one)
+ *   queue_spare_claim(qdirfd, &name)    a spare opened O_RDWR and locked,
+ *                                       *name its path ("tmp/spare.ID",
+ *                                       fresh); -1 when none could be had
+ *                                       (then create a file)
  *   queue_spare_retire(qdirfd, dir, id, size)
  *                                       remove dir/id from the queue: into
  *                                       the pool, or unlink; 0 or -1/errno
@@ -53,7 +59,7 @@
 #define QUEUE_SPARE_MAX      4096
 #define QUEUE_SPARE_SIZE_MAX (64 * 1024)
 
-int queue_spare_claim(int qdirfd, const char *name);
+int queue_spare_claim(int qdirfd, char **name);
 int queue_spare_retire(int qdirfd, const char *dir, const char *id, off_t size);
 
 #endif

@@ -1271,6 +1271,36 @@ static void test_spares(void)
         ok(0, "the reused file reads back");
     }
 
+    /* A spare being written is no other writer's; one given up stays a
+     * spare. */
+    {
+        queue_writer_t *wa, *wb;
+        char ida[QUEUE_ID_SIZE], idb[QUEUE_ID_SIZE];
+
+        ok(queue_spare_retire(qfd, "incoming", id2, 100) == 0, "retire again");
+        usleep(1100000);
+        ok(queue_writer_open(qfd, &wa) == 0, "writer A opens");
+        snprintf(ida, sizeof(ida), "%s", queue_writer_id(wa));
+        ok(queue_writer_open(qfd, &wb) == 0, "writer B opens");
+        snprintf(idb, sizeof(idb), "%s", queue_writer_id(wb));
+        {
+            int64_t sec;
+            uint32_t usec;
+            uint64_t ia = 0, ib = 0;
+
+            queue_id_parse(ida, &sec, &usec, &ia);
+            queue_id_parse(idb, &sec, &usec, &ib);
+            ok(ia == (uint64_t)ino1, "A writes in the spare (its ID has the spare's inode)");
+            ok(ib != (uint64_t)ino1, "B does not get the spare A holds");
+        }
+        queue_writer_abort(&wa);
+        queue_writer_abort(&wb);
+        is_int(count_in(qfd, "tmp"), 1, "A's spare is a spare again, B's file is gone");
+        usleep(1100000);
+        ok(small_message(id2, "again", 1) == 0, "a message is queued");
+        ok(queued_inode("incoming", id2) == ino1, "... in that spare once more");
+    }
+
     /* A spare with a second link is not used (and is removed). */
     ok(queue_spare_retire(qfd, "incoming", id2, 100) == 0, "retire the short one");
     p = xasprintf("%s/tmp/%s%s", dir, QUEUE_SPARE_PREFIX, id2);
