@@ -364,7 +364,7 @@ def main():
     ap.add_argument("-r", "--runs", type=int, default=3)
     ap.add_argument("--mode", choices=("both", "reuse", "noreuse"), default="both")
     ap.add_argument("--settle", type=float, default=SETTLE,
-                    help="seconds to wait (after sync) before each run (default 30)")
+                    help="seconds to wait (after sync) before each run (default %(default)s)")
     ap.add_argument("--cpu", action="store_true", help="print CPU seconds per process name")
     ap.add_argument("--no-postfix", action="store_true", help="measure Posthorn only")
     ap.add_argument("--keep", action="store_true", help="keep the instances' directory")
