@@ -157,7 +157,6 @@ struct local_job {
     struct local_req  *req;
     struct fairq_item  fq;          /* in local_jobs: waiting, or out (running) */
     struct local_target t;          /* its strings and groups are ours */
-    struct local_run  *run;         /* NULL until it runs */
     char              *queue_id;
     char              *recipient;
     char              *user;        /* the account delivered to, as named */
@@ -526,8 +525,6 @@ static int local_job_spawn(struct local_job *j)
         fairq_remove(local_jobs, next);
         run->jobs[run->njobs++] = fairq_entry(next, struct local_job, fq);
     }
-    for (i = 0; i < run->njobs; i++)
-        run->jobs[i]->run = run;
     if (pipe2(p, O_CLOEXEC) < 0) {
         err = errno;
         goto fail;
