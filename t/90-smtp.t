@@ -26,31 +26,20 @@ recipient bounced (5.6.7) by a server without SMTPUTF8 and passed with
 SMTPUTF8 to one that has it.
 Process: smtp runs as network_user in the empty chroot.
 Skips without nsd or root."""
-import atexit
 import email
 import email.policy
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
 import nsd  # noqa: E402
+from smtptest import prelude, problems, free_port_on, outcome, outcomes, bounce_for  # noqa: E402
 
-if nsd.missing():
-    skip_all("needs %s (Debian: nsd)" % ", ".join(nsd.missing()))
-if os.geteuid() != 0:
-    skip_all("master must run as root")
-
+work = prelude("posthorn-smtp-")
 import posthorn  # noqa: E402
 from fakesmtp import FakeSMTP, stop_all  # noqa: E402
-from smtptest import problems, free_port_on, outcome, outcomes, bounce_for  # noqa: E402
-
-atexit.register(stop_all)
-work = tempfile.mkdtemp(prefix="posthorn-smtp-")
-atexit.register(shutil.rmtree, work, True)
 
 ADDRS = ["127.0.0.%d" % i for i in range(2, 10)] + ["::1"]
 PORT = free_port_on(ADDRS)

@@ -16,28 +16,17 @@ BDAT (deferred, and after "mailctl queue flush" the message arrives whole);
 a TLS handshake that fails (opportunistic TLS: delivered in plaintext on a
 new connection).  Afterwards: no smtp process crashed.
 Skips without nsd or root."""
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
 import nsd  # noqa: E402
+from smtptest import prelude, problems, free_port_on, outcome  # noqa: E402
 
-if nsd.missing():
-    skip_all("needs %s (Debian: nsd)" % ", ".join(nsd.missing()))
-if os.geteuid() != 0:
-    skip_all("master must run as root")
-
+work = prelude("posthorn-smtp-bad-")
 import posthorn  # noqa: E402
 from fakesmtp import FakeSMTP, stop_all  # noqa: E402
-from smtptest import problems, free_port_on, outcome  # noqa: E402
-
-atexit.register(stop_all)
-work = tempfile.mkdtemp(prefix="posthorn-smtp-bad-")
-atexit.register(shutil.rmtree, work, True)
 ADDR = "127.0.0.2"
 PORT = free_port_on([ADDR])
 

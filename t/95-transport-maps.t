@@ -26,30 +26,19 @@ nothing (a new connection); a lookupd that stops answering defers the
 mail after two tries of LOOKUP_TIMEOUT_MS (20 s) each, and it goes out
 once lookupd answers again.  Nothing panics.
 Skips without nsd or root."""
-import atexit
 import os
 import re
-import shutil
 import signal
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
 import nsd  # noqa: E402
+from smtptest import prelude, problems, free_port_on, outcome, outcomes, bounce_for  # noqa: E402
 
-if nsd.missing():
-    skip_all("needs %s (Debian: nsd)" % ", ".join(nsd.missing()))
-if os.geteuid() != 0:
-    skip_all("master must run as root")
-
+work = prelude("posthorn-transport-")
 import posthorn  # noqa: E402
 from fakesmtp import FakeSMTP, stop_all  # noqa: E402
-from smtptest import problems, free_port_on, outcome, outcomes, bounce_for  # noqa: E402
-
-atexit.register(stop_all)
-work = tempfile.mkdtemp(prefix="posthorn-transport-")
-atexit.register(shutil.rmtree, work, True)
 
 ADDRS = ["127.0.0.%d" % i for i in range(3, 9)]
 PORT = free_port_on(ADDRS)

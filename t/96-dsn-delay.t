@@ -22,30 +22,19 @@ in one message: one success report, "Action: relayed" (relayed to
 non-DSN-aware mailer) and "Action: delivered"; NOTIFY=SUCCESS to the
 server with DSN: NOTIFY is passed on and B sends no report of its own.
 Skips without nsd or root."""
-import atexit
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
 import nsd  # noqa: E402
+from smtptest import prelude, problems, free_port_on, outcome, outcomes  # noqa: E402
 
-if nsd.missing():
-    skip_all("needs %s (Debian: nsd)" % ", ".join(nsd.missing()))
-if os.geteuid() != 0:
-    skip_all("master must run as root")
-
+work = prelude("posthorn-dsn-delay-")
 import posthorn  # noqa: E402
 from fakesmtp import FakeSMTP, stop_all  # noqa: E402
-from smtptest import problems, free_port_on, outcome, outcomes  # noqa: E402
-
-atexit.register(stop_all)
-work = tempfile.mkdtemp(prefix="posthorn-dsn-delay-")
-atexit.register(shutil.rmtree, work, True)
 ADDRS = ["127.0.0.3", "127.0.0.4", "127.0.0.5"]
 PORT = free_port_on(ADDRS)
 NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY, NOTIFY_NEVER = 1, 2, 4, 8

@@ -16,12 +16,22 @@ and reading delivery outcomes from an instance's log.
     problems(inst)                the log lines that say a process of inst
         panicked, died of a signal or exited in error (a sanitizer's
         report ends that way too), or hit a fatal error
+    prelude(prefix)               what every such test starts with: skip
+        without nsd or root, stop the fake servers and remove the work
+        directory (made here, returned) at exit
 """
+import atexit
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+
+import nsd
+from fakesmtp import stop_all
+from tap import skip_all
 
 LINE = re.compile(r"(?P<qid>\S+): to=<(?P<rcpt>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>\S+), "
                   r"delay=\S+, (?:delays=\S+, )?dsn=(?P<dsn>[0-9.]+), status=(?P<status>\w+) "
@@ -106,3 +116,14 @@ _PROBLEM = re.compile(r"panic|fatal|killed by signal|\) exit status [1-9]")
 
 def problems(inst):
     return [l for l in inst.log().splitlines() if _PROBLEM.search(l)]
+
+
+def prelude(prefix):
+    if nsd.missing():
+        skip_all("needs %s (Debian: nsd)" % ", ".join(nsd.missing()))
+    if os.geteuid() != 0:
+        skip_all("master must run as root")
+    atexit.register(stop_all)
+    work = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, work, True)
+    return work
