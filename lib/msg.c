@@ -4,14 +4,24 @@
  * One line per call, assembled in a local buffer and written with a single
  * write(2) so that lines from concurrent processes appending to the same
  * maillog_file never interleave.  errno is preserved across every call.
+ *
+ * syslog: opened at msg_init (LOG_NDELAY, so a process that chroots later
+ * keeps its connection).  When /dev/log cannot be reached then (no syslog
+ * daemon: a container, a bare VM), glibc would try to connect again on
+ * every line, which a chrooted process never can: a socket, a connect
+ * and a close per line for nothing.  Such a process logs to maillog_file
+ * only, if one is open; with none, syslog keeps being tried.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <paths.h>
 #include <syslog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +33,27 @@ static char msg_name[64] = "posthorn";
 static char msg_ident[80] = "posthorn";
 static int msg_flags = MSG_STDERR;
 static int msg_log_fd = -1;
+static char msg_host[64] = "localhost";   /* for maillog_file lines: read when it is opened */
+static int msg_syslog_unreachable;     /* /dev/log could not be reached at msg_init */
 static void (*msg_hook)(void);
+
+/* Can a syslog daemon be reached at _PATH_LOG (as glibc reaches it: a
+ * datagram socket, or a stream one)? */
+static int msg_syslog_reachable(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, ok, saved = errno;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", _PATH_LOG);
+    if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+        errno = saved;
+        return 1;               /* cannot tell: let syslog() try */
+    }
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EPROTOTYPE;
+    close(fd);
+    errno = saved;
+    return ok;
+}
 
 /* Open /dev/null on whichever of 0, 1, 2 is closed. */
 static void msg_sane_stdio(void)
@@ -51,8 +81,10 @@ void msg_init(const char *progname, int flags)
     snprintf(msg_name, sizeof(msg_name), "%s", progname);
     snprintf(msg_ident, sizeof(msg_ident), "posthorn/%s", progname);
     msg_flags = flags;
-    if (flags & MSG_SYSLOG)
+    if (flags & MSG_SYSLOG) {
         openlog(msg_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+        msg_syslog_unreachable = !msg_syslog_reachable();
+    }
 }
 
 int msg_logfile(const char *path)
@@ -81,6 +113,8 @@ int msg_logfile(const char *path)
     }
     fcntl(fd, F_SETFL, O_APPEND);
     msg_log_fd = fd;
+    if (gethostname(msg_host, sizeof(msg_host) - 1) < 0)
+        snprintf(msg_host, sizeof(msg_host), "localhost");
     return 0;
 }
 
@@ -129,7 +163,7 @@ static void msg_vlog(int level, const char *fmt, va_list ap)
     for (char *p = text; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
-    if (msg_flags & MSG_SYSLOG)
+    if ((msg_flags & MSG_SYSLOG) && !(msg_syslog_unreachable && msg_log_fd >= 0))
         syslog(msg_prio[level], "%s%s", msg_label[level], text);
     if (msg_flags & MSG_STDERR) {
         len = snprintf(line, sizeof(line), "%s: %s%s\n", msg_ident,
@@ -143,15 +177,14 @@ static void msg_vlog(int level, const char *fmt, va_list ap)
             (void)0;
     }
     if (msg_log_fd >= 0) {
-        char stamp[64], host[64] = "localhost";
+        char stamp[64];
         time_t now = time(NULL);
         struct tm tm;
 
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-        gethostname(host, sizeof(host) - 1);
         len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n",
-                       stamp, host, msg_ident, (long)getpid(),
+                       stamp, msg_host, msg_ident, (long)getpid(),
                        msg_label[level], text);
         n = len < 0 ? 0 : (size_t)len;
         if (n >= sizeof(line)) {
