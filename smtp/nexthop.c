@@ -221,19 +221,17 @@ static void nexthop_add(struct nexthop *nh, const char *host, unsigned pref,
 static void nexthop_dns_fail(struct smtp_status *st, const char *name, enum dns_type type,
                              const dns_result_t *res)
 {
+    const char *reason;
+
     switch (res->status) {
     case DNS_NXDOMAIN:
-        smtp_status_set(st, 5, "5.4.4", NULL, "Host or domain name not found. Name service "
-                        "error for name=%s type=%s: Host not found", name, dns_type_str(type));
-        break;
     case DNS_NODATA:
-        smtp_status_set(st, 5, "5.4.4", NULL, "Host or domain name not found. Name service "
-                        "error for name=%s type=%s: No address associated with hostname",
-                        name, dns_type_str(type));
-        break;
     case DNS_INVALID:
+        reason = res->status == DNS_NXDOMAIN ? "Host not found"
+                 : res->status == DNS_NODATA ? "No address associated with hostname"
+                 : "invalid name";
         smtp_status_set(st, 5, "5.4.4", NULL, "Host or domain name not found. Name service "
-                        "error for name=%s type=%s: invalid name", name, dns_type_str(type));
+                        "error for name=%s type=%s: %s", name, dns_type_str(type), reason);
         break;
     case DNS_BOGUS:
         smtp_status_set(st, 4, "4.4.3", NULL, "Host or domain name not found. Name service "

@@ -117,6 +117,17 @@ def deliver(content, recipient=None, sender="alice@example.org", reqid=1, conn=N
     return res
 
 
+def results_by_reqid(c, n):
+    """Up to n results of pipelined requests: {reqid: [class, dsn, text]}."""
+    got = {}
+    for _ in range(n):
+        r_ = result(c)
+        if r_ is None:
+            break
+        got[r_[1]] = r_[2]
+    return got
+
+
 def local_pids():
     return inst.service_pids("local")
 
@@ -191,12 +202,7 @@ for i in range(8):
     qid, path = mkqueue(b"Subject: pipelined %d\r\n\r\nbody %d\r\n" % (i, i))
     request(c, 100 + i, qid, path, rcpt)
     sent[100 + i] = qid
-got = {}
-for i in range(8):
-    r_ = result(c)
-    if r_ is None:
-        break
-    got[r_[1]] = r_[2]
+got = results_by_reqid(c, 8)
 is_(sorted(got), sorted(sent), "8 pipelined requests get 8 results, one per request id")
 ok(all(v == [2, "2.0.0", "delivered to maildir"] for v in got.values()), "all delivered")
 is_(len(maildir_files()), before + 8, "8 more messages in the Maildir")
@@ -216,12 +222,7 @@ sent = {}
 for i, (qid, path) in enumerate(queued):
     request(c, 400 + i, qid, bad if i == 40 else path, rcpt)
     sent[400 + i] = qid
-got = {}
-for i in range(60):
-    r_ = result(c)
-    if r_ is None:
-        break
-    got[r_[1]] = r_[2]
+got = results_by_reqid(c, 60)
 is_(sorted(got), sorted(sent), "60 pipelined requests for one user get 60 results")
 ok(all(v == [2, "2.0.0", "delivered to maildir"] for k, v in got.items() if k != 440),
    "59 are delivered")

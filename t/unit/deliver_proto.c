@@ -125,6 +125,24 @@ static void test_request(void)
     }
 }
 
+
+/* A one-recipient result as protocol version 1 wrote it: no relayed field. */
+static ipc_msg_t *v1_result(void)
+{
+    ipc_msg_t *m = ipc_msg_new(DELIVER_RESULT, 6);
+
+    ipc_put_int(m, 0);
+    ipc_put_str(m, "");
+    ipc_put_str(m, "local");
+    ipc_put_int(m, 1);
+    ipc_put_int(m, 2);
+    ipc_put_str(m, "2.0.0");
+    ipc_put_str(m, "delivered to maildir");
+    ipc_put_str(m, "");
+    ipc_put_str(m, "");
+    return m;
+}
+
 static void test_result(void)
 {
     char *long_text = xmalloc(DELIVER_TEXT_LIMIT * 2 + 1);
@@ -178,29 +196,11 @@ static void test_result(void)
     st[1].relayed = DELIVER_FINAL;
     {
         /* A version 1 result (no relayed field) is short: refused. */
-        ipc_msg_t *v1 = ipc_msg_new(DELIVER_RESULT, 6);
+        ipc_msg_t *v1 = v1_result();
 
-        ipc_put_int(v1, 0);
-        ipc_put_str(v1, "");
-        ipc_put_str(v1, "local");
-        ipc_put_int(v1, 1);
-        ipc_put_int(v1, 2);
-        ipc_put_str(v1, "2.0.0");
-        ipc_put_str(v1, "delivered to maildir");
-        ipc_put_str(v1, "");
-        ipc_put_str(v1, "");
         ok(deliver_result_decode(v1, &out) < 0, "a status without its relayed field: refused");
         ipc_msg_free(&v1);
-        v1 = ipc_msg_new(DELIVER_RESULT, 6);
-        ipc_put_int(v1, 0);
-        ipc_put_str(v1, "");
-        ipc_put_str(v1, "local");
-        ipc_put_int(v1, 1);
-        ipc_put_int(v1, 2);
-        ipc_put_str(v1, "2.0.0");
-        ipc_put_str(v1, "delivered to maildir");
-        ipc_put_str(v1, "");
-        ipc_put_str(v1, "");
+        v1 = v1_result();
         ipc_put_int(v1, DELIVER_FINAL);
         ok(deliver_result_decode(v1, &out) == 0 && out.status[0].relayed == DELIVER_FINAL,
            "the same with it: accepted");
