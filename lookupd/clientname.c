@@ -5,16 +5,54 @@
  * query per candidate name, all in flight at once, and one deadline timer.
  * finish() detaches every query and the timer before it calls back, so a
  * callback never finds anything of the lookup still running.
+ *
+ * The cache: an answer that DNS settled (OK or NOTFOUND, every answer it
+ * rests on received) is kept under the address text until the smallest
+ * TTL among those answers runs out, at most CLIENTNAME_CACHE_TTL_MS.  Why:
+ * libunbound caches the records, but each query still goes to its thread
+ * and back (two pipes, two context switches, some thirty system calls),
+ * and FCrDNS is three queries: about 0.15 ms of lookupd's CPU per SMTP
+ * session, a tenth of all the work a short session costs, paid again for
+ * every connection of a client that connects often.  Temporary failures
+ * and answers cut short by the deadline are never kept.  At most
+ * CLIENTNAME_CACHE_MAX entries; when full, the expired ones go, and if
+ * none has, all of them.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/tree.h>
 
 #include "clientname.h"
 #include "msg.h"
 #include "xalloc.h"
 
 enum { CN_A, CN_AAAA };
+
+#define CLIENTNAME_CACHE_TTL_MS  (60 * 1000)
+#define CLIENTNAME_CACHE_MAX     4096
+
+struct cn_cache_entry {
+    RB_ENTRY(cn_cache_entry) tree;
+    char                    *addr_text;
+    long long                expires;   /* event_now_ms() */
+    int                      result;    /* LOOKUP_OK or LOOKUP_NOTFOUND */
+    char                    *name;      /* "" unless OK */
+    char                    *text;      /* NULL for none */
+};
+
+static int cn_cache_cmp(const struct cn_cache_entry *x, const struct cn_cache_entry *y)
+{
+    return strcmp(x->addr_text, y->addr_text);
+}
+
+RB_HEAD(cn_cache_tree, cn_cache_entry);
+RB_PROTOTYPE(cn_cache_tree, cn_cache_entry, tree, cn_cache_cmp)
+RB_GENERATE(cn_cache_tree, cn_cache_entry, tree, cn_cache_cmp)
+
+static struct cn_cache_tree cn_cache = RB_INITIALIZER(&cn_cache);
+static size_t cn_cache_count;
 
 struct clientname;
 
@@ -47,10 +85,68 @@ struct clientname {
     event_timer_t  *timer;
     clientname_cb   cb;
     void           *arg;
-    /* Answer at the first timer event instead (no DNS). */
+    unsigned        min_ttl;        /* the smallest TTL of the answers so far */
+    /* Answer at the first timer event instead (no DNS, or from the cache). */
     int             now_result;
+    char           *now_name;
     char           *now_text;
 };
+
+static void cn_cache_free(struct cn_cache_entry *e)
+{
+    RB_REMOVE(cn_cache_tree, &cn_cache, e);
+    cn_cache_count--;
+    free(e->addr_text);
+    free(e->name);
+    free(e->text);
+    free(e);
+}
+
+/* The entry for addr_text if it has not expired (an expired one goes). */
+static const struct cn_cache_entry *cn_cache_find(const char *addr_text)
+{
+    struct cn_cache_entry find = {.addr_text = (char *)addr_text}, *e;
+
+    if ((e = RB_FIND(cn_cache_tree, &cn_cache, &find)) == NULL)
+        return NULL;
+    if (e->expires > event_now_ms())
+        return e;
+    cn_cache_free(e);
+    return NULL;
+}
+
+/* Keep a settled answer for ttl seconds (at most CLIENTNAME_CACHE_TTL_MS). */
+static void cn_cache_store(const char *addr_text, unsigned ttl, int result, const char *name,
+                           const char *text)
+{
+    struct cn_cache_entry find = {.addr_text = (char *)addr_text}, *e, *next;
+    long long now = event_now_ms(), keep_ms;
+
+    if (ttl == 0)
+        return;
+    keep_ms = (long long)ttl * 1000 < CLIENTNAME_CACHE_TTL_MS ? (long long)ttl * 1000
+                                                               : CLIENTNAME_CACHE_TTL_MS;
+    if ((e = RB_FIND(cn_cache_tree, &cn_cache, &find)) != NULL)
+        cn_cache_free(e);
+    if (cn_cache_count >= CLIENTNAME_CACHE_MAX) {
+        size_t before = cn_cache_count;
+
+        RB_FOREACH_SAFE(e, cn_cache_tree, &cn_cache, next)
+            if (e->expires <= now)
+                cn_cache_free(e);
+        if (cn_cache_count == before)
+            RB_FOREACH_SAFE(e, cn_cache_tree, &cn_cache, next)
+                cn_cache_free(e);
+    }
+    e = xcalloc(1, sizeof(*e));
+    e->addr_text = xstrdup(addr_text);
+    e->expires = now + keep_ms;
+    e->result = result;
+    e->name = xstrdup(name ? name : "");
+    e->text = text ? xstrdup(text) : NULL;
+    RB_INSERT(cn_cache_tree, &cn_cache, e);
+    cn_cache_count++;
+}
 
 static void clientname_free(struct clientname *cn)
 {
@@ -59,6 +155,7 @@ static void clientname_free(struct clientname *cn)
         free(cn->names[i].tempfail);
     }
     free(cn->addr_text);
+    free(cn->now_name);
     free(cn->now_text);
     free(cn);
 }
@@ -75,13 +172,16 @@ static void clientname_detach(struct clientname *cn)
     event_cancel_timer(cn->loop, &cn->timer);
 }
 
-/* Answer and free the lookup; text NULL means "". */
+/* Answer and free the lookup; text NULL means "".  settled: every DNS
+ * answer the result rests on came (it may be cached). */
 static void clientname_finish(struct clientname *cn, int result, const char *name,
-                              char *text_owned)
+                              char *text_owned, int settled)
 {
     struct lookup_name_reply r;
 
     clientname_detach(cn);
+    if (settled && (result == LOOKUP_OK || result == LOOKUP_NOTFOUND))
+        cn_cache_store(cn->addr_text, cn->min_ttl, result, name, text_owned);
     r.result = result;
     r.name = (char *)(name ? name : "");
     r.text = text_owned ? text_owned : (char *)"";
@@ -109,7 +209,7 @@ static void clientname_decide(struct clientname *cn)
         const struct cn_name *n = &cn->names[i];
 
         if (n->matched) {
-            clientname_finish(cn, LOOKUP_OK, n->name, NULL);
+            clientname_finish(cn, LOOKUP_OK, n->name, NULL, 1);
             return;
         }
         if (n->ndone < 2)
@@ -121,13 +221,13 @@ static void clientname_decide(struct clientname *cn)
         clientname_finish(cn, LOOKUP_TEMPFAIL, NULL,
                           xasprintf("hostname %s does not resolve to address %s: "
                                     "temporary failure (%s)", tf->name, cn->addr_text,
-                                    tf->tempfail));
+                                    tf->tempfail), 0);
         return;
     }
     clientname_finish(cn, LOOKUP_NOTFOUND, NULL,
                       xasprintf("hostname %s does not resolve to address %s%s",
                                 cn->names[0].name, cn->addr_text,
-                                cn->names[0].has_addr ? "" : ": host not found"));
+                                cn->names[0].has_addr ? "" : ": host not found"), 1);
 }
 
 static void clientname_on_addr(dns_result_t *res, void *arg)
@@ -138,6 +238,8 @@ static void clientname_on_addr(dns_result_t *res, void *arg)
 
     n->q[q->which] = NULL;
     n->ndone++;
+    if (res->ttl < cn->min_ttl)
+        cn->min_ttl = res->ttl;
     switch (res->status) {
     case DNS_OK:
         for (size_t i = 0; i < res->nrr; i++) {
@@ -167,9 +269,10 @@ static void clientname_on_ptr(dns_result_t *res, void *arg)
     cn->ptr_done = 1;
     if (res->status == DNS_TEMPFAIL || res->status == DNS_BOGUS) {
         dns_result_free(&res);
-        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL);
+        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL, 0);
         return;
     }
+    cn->min_ttl = res->ttl;
     for (size_t i = 0; res->status == DNS_OK && i < res->nrr; i++) {
         const char *name = res->rr[i].u.name;
         size_t k;
@@ -188,7 +291,7 @@ static void clientname_on_ptr(dns_result_t *res, void *arg)
     if (cn->nnames == 0) {
         clientname_finish(cn, LOOKUP_NOTFOUND, NULL,
                           bad ? xasprintf("malformed host name in the PTR record of %s: %s",
-                                          cn->addr_text, bad) : NULL);
+                                          cn->addr_text, bad) : NULL, 1);
         free(bad);
         return;
     }
@@ -217,15 +320,15 @@ static void clientname_on_timer(event_loop_t *loop, void *arg)
         char *text = cn->now_text;
 
         cn->now_text = NULL;
-        clientname_finish(cn, cn->now_result, NULL, text);
+        clientname_finish(cn, cn->now_result, cn->now_name, text, 0);
         return;
     }
     if ((name = clientname_matched(cn)) != NULL) {
-        clientname_finish(cn, LOOKUP_OK, name, NULL);
+        clientname_finish(cn, LOOKUP_OK, name, NULL, 0);
         return;
     }
     if (!cn->ptr_done) {
-        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL);
+        clientname_finish(cn, LOOKUP_TEMPFAIL, NULL, NULL, 0);
         return;
     }
     for (size_t i = 0; i < cn->nnames; i++)
@@ -233,7 +336,7 @@ static void clientname_on_timer(event_loop_t *loop, void *arg)
             clientname_finish(cn, LOOKUP_TEMPFAIL, NULL,
                               xasprintf("hostname %s does not resolve to address %s: "
                                         "temporary failure (timed out)", cn->names[i].name,
-                                        cn->addr_text));
+                                        cn->addr_text), 0);
             return;
         }
     msg_panic("clientname: deadline after every answer");
@@ -244,6 +347,7 @@ clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *lo
                                long deadline_ms, clientname_cb cb, void *arg)
 {
     struct clientname *cn = xcalloc(1, sizeof(*cn));
+    const struct cn_cache_entry *hit;
     char *rname = NULL;
 
     cn->dns = dns;
@@ -253,7 +357,15 @@ clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *lo
     cn->cb = cb;
     cn->arg = arg;
     cn->now_result = -1;
-    if (dns == NULL) {
+    cn->min_ttl = UINT_MAX;
+    if (dns != NULL && (hit = cn_cache_find(addr_text)) != NULL) {
+        msg_debug("clientname: %s: %s, from the cache", addr_text,
+                  hit->result == LOOKUP_OK ? hit->name : "unknown");
+        cn->now_result = hit->result;
+        cn->now_name = xstrdup(hit->name);
+        cn->now_text = hit->text ? xstrdup(hit->text) : NULL;
+        deadline_ms = 0;
+    } else if (dns == NULL) {
         cn->now_result = LOOKUP_TEMPFAIL;
         cn->now_text = xasprintf("cannot look up the name of %s: %s", addr_text,
                                  dns_why ? dns_why : "DNS is not usable");

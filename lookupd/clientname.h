@@ -36,6 +36,10 @@
  * and timer and frees everything (no callback).  Neither may be called
  * from inside cb for the same handle.
  *
+ * Answers that DNS settled (OK, NOTFOUND) are cached by address for the
+ * smallest TTL they rest on, at most a minute (clientname.c says why); a
+ * cached answer also comes through cb from the event loop.
+ *
  * Failure modes: none of its own; DNS failures are results.  Out of
  * memory is fatal.
  */

@@ -32,7 +32,8 @@
  *
  * Client names.  LOOKUP_CLIENT_NAME is reverse DNS with forward
  * confirmation through lib/dns (libunbound in the event loop; see
- * clientname.h for the rule and the answers), answered when DNS has
+ * clientname.h for the rule, the answers and the cache of settled
+ * answers), answered when DNS has
  * answered or LOOKUP_NAME_DEADLINE_MS has passed, while every other
  * request and client is served.  A client may have
  * LOOKUP_NAME_MAX_INFLIGHT such lookups in flight; another is answered

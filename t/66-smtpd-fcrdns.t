@@ -22,6 +22,9 @@ Clients connect from 127.0.0.x (loopback accepts any source address):
 - lookupd stopped (SIGSTOP): unknown after smtpd's own 5 s, and the next
   session has its name again; lookupd killed and restarted: smtpd's kept
   connection is replaced and the name found, without a warning;
+- lookupd's cache: a client seen before gets the same name or warning
+  without DNS; never longer than the records' TTL; temporary failures
+  are asked again;
 - a resolver lookupd cannot set up (a bad trust anchor file): a warning,
   unknown names with the reason, recipients still checked.
 Then lookupd itself, over its socket: many lookups in flight while other
@@ -64,6 +67,7 @@ second IN A 127.0.0.11
 mapped IN AAAA ::ffff:127.0.0.12
 bad\(name\) IN A 127.0.0.8
 evil\013\010X-Evil:\032yes IN A 127.0.0.10
+brief 3 IN A 127.0.0.20
 """
 REVERSE = "$ORIGIN 127.in-addr.arpa.\n$TTL 300\n" + SOA + r"""
 5.0.0 IN PTR good.test.
@@ -76,10 +80,15 @@ REVERSE = "$ORIGIN 127.in-addr.arpa.\n$TTL 300\n" + SOA + r"""
 13.0.0 IN PTR nxname.test.
 14.0.0 IN PTR slow.dead.test.
 16.0.0 IN PTR 1.2.3.4.
+20.0.0 3 IN PTR brief.test.
 """
 
 server = nsd.Nsd([("test.", FORWARD), ("127.in-addr.arpa.", REVERSE)])
 dead = nsd.DeadServer()
+# Its own silent server for the direct questions to lookupd below: after
+# enough timeouts libunbound stops waiting for a server it has marked as
+# down and fails at once, which those questions must not meet.
+dead2 = nsd.DeadServer()
 ok(True, "nsd serves 127.in-addr.arpa and test. on port %d" % server.port)
 
 stubs = " ".join([
@@ -87,6 +96,8 @@ stubs = " ".join([
     "127.in-addr.arpa=127.0.0.1@%d" % server.port,
     "9.0.0.127.in-addr.arpa=127.0.0.1@%d" % dead.port,   # never answers
     "dead.test=127.0.0.1@%d" % dead.port,
+    "21.0.0.127.in-addr.arpa=127.255.255.255",           # fails at once
+    "23.0.0.127.in-addr.arpa=127.0.0.1@%d" % dead2.port, # never answers
 ])
 inst = posthorn.Instance(main_conf={
     "dns_stub_zones": stubs,
@@ -210,6 +221,45 @@ for src, warning, what in (("127.0.0.9", None, "a reverse zone whose server neve
         like(log, warning, "  " + warning)
     ok("cannot look up the name" not in log, "  lookupd answered in time (no client timeout)")
 
+# ------------------------------------------------------------ the cache
+# lookupd keeps a settled answer for the smallest TTL it rests on (at most
+# a minute): a client seen before gets the same name, or the same warning,
+# without DNS; a temporary failure is asked again.
+for src, name, warning in (
+        ("127.0.0.5", "good.test", None),
+        ("127.0.0.6", "unknown",
+         "warning: hostname liar.test does not resolve to address 127.0.0.6")):
+    mark = len(inst.log())
+    session(src)
+    ok(wait_log("disconnect from %s[%s]" % (name, src), mark),
+       "%s again: %s[%s]" % (src, name, src))
+    log = log_since(mark)
+    like(log, "clientname: %s: %s, from the cache" % (src, name), "  from lookupd's cache")
+    if warning:
+        like(log, warning, "  with the same warning")
+tempfail = []
+for i in range(2):
+    mark = len(inst.log())
+    session("127.0.0.21")
+    wait_log("disconnect from unknown[127.0.0.21]", mark)
+    log = log_since(mark)
+    tempfail.append(("client name of 127.0.0.21: unknown (temporary failure)" in log,
+                     "127.0.0.21: unknown, from the cache" in log))
+is_(tempfail, [(True, False), (True, False)],
+    "a temporary failure (a reverse zone that fails at once) is not kept: asked again")
+brief = []
+for i in range(3):
+    if i == 2:
+        time.sleep(3.5)
+    mark = len(inst.log())
+    session("127.0.0.20")
+    wait_log("disconnect from brief.test[127.0.0.20]", mark)
+    log = log_since(mark)
+    brief.append(("disconnect from brief.test[127.0.0.20]" in log,
+                  "127.0.0.20: brief.test, from the cache" in log))
+is_(brief, [(True, False), (True, True), (True, False)],
+    "records with a TTL of 3 s: asked, then kept, then asked again after 3.5 s")
+
 # ------------------------------------------------------------ lookupd stopped
 pids = inst.service_pids("lookupd")
 is_(len(pids), 1, "one lookupd process")
@@ -233,6 +283,7 @@ like(received_of("after stop"), "(good.test [127.0.0.5])", "  in Received: too")
 
 # ------------------------------------------------------------ lookupd directly
 private = os.path.join(inst.spool, "private", "lookupd")
+SLOW = "127.0.0.23"     # its reverse zone's server never answers
 
 
 def ask(c, reqid, addr):
@@ -256,7 +307,7 @@ a = ipcframe.connect(private, "lookup", 1)
 b = ipcframe.connect(private, "lookup", 1)
 t0 = time.time()
 for i in range(1, 9):
-    ask(a, i, "127.0.0.9")
+    ask(a, i, SLOW)
 ask(a, 9, "127.0.0.5")
 got = replies(a, 1, 2)
 ok(9 in got and got[9].type == LOOKUP_NAME_REPLY and got[9].fields[0] == TEMPFAIL
@@ -270,7 +321,7 @@ ok(10 in got and got[10].type == LOOKUP_REPLY and got[10].fields[0] == OK_,
 others = [ipcframe.connect(private, "lookup", 1) for _ in range(4)]
 for o in others:
     for i in range(1, 5):
-        ask(o, i, "127.0.0.9" if i % 2 else "127.0.0.14")
+        ask(o, i, SLOW if i % 2 else "127.0.0.14")
 t1 = time.time()
 ask(b, 1, "127.0.0.5")
 got = replies(b, 1, 2)
@@ -296,7 +347,7 @@ for n, o in enumerate(others):
 # A client that leaves while its lookups are pending.
 c = ipcframe.connect(private, "lookup", 1)
 for i in range(1, 6):
-    ask(c, i, "127.0.0.9")
+    ask(c, i, SLOW)
 ask(c, 6, "127.0.0.14")
 time.sleep(0.3)
 c.close()
