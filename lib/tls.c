@@ -4,13 +4,16 @@
  * handshake both share.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -32,6 +35,9 @@ struct tls_cache_entry {
 
 struct tls_client {
     SSL_CTX                *ctx;
+    char                   *ca_file;        /* the trusted CAs' file, for messages */
+    char                   *ca_pem;         /* its contents until parsed, else NULL */
+    size_t                  ca_len;
     long                    timeout;        /* cache lifetime, seconds; 0: no cache */
     struct tls_cache_entry  cache[TLS_CLIENT_CACHE_MAX];
     size_t                  ncache;
@@ -314,42 +320,127 @@ static int tls_cache_new_session(SSL *ssl, SSL_SESSION *sess)
     return 1;
 }
 
+/* The whole of a CA file, read as root before the chroot: 0, or -1 with
+ * errno (EFBIG over TLS_CA_FILE_MAX). */
+#define TLS_CA_FILE_MAX (64 * 1024 * 1024)
+
+static int tls_read_ca_file(const char *path, char **data, size_t *len)
+{
+    struct stat st;
+    size_t got = 0;
+    ssize_t n;
+    int fd, saved;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+        return -1;
+    if (fstat(fd, &st) < 0)
+        goto fail;
+    if (!S_ISREG(st.st_mode) || st.st_size > TLS_CA_FILE_MAX) {
+        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        goto fail;
+    }
+    *data = xmalloc((size_t)st.st_size + 1);
+    while (got < (size_t)st.st_size
+           && ((n = read(fd, *data + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
+        if (n > 0)
+            got += (size_t)n;
+    if (got < (size_t)st.st_size && n < 0) {
+        saved = errno;
+        free(*data);
+        *data = NULL;
+        errno = saved;
+        goto fail;
+    }
+    (*data)[got] = '\0';
+    *len = got;
+    close(fd);
+    return 0;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int tls_client_load_cas(tls_client_t *t, buf_t *err)
+{
+    STACK_OF(X509_INFO) *infos;
+    X509_STORE *store = SSL_CTX_get_cert_store(t->ctx);
+    BIO *bio;
+    int ncerts = 0, rc = -1;
+
+    if (t->ca_pem == NULL)
+        return 0;
+    ERR_clear_error();
+    if ((bio = BIO_new_mem_buf(t->ca_pem, (int)t->ca_len)) == NULL) {
+        buf_printf(err, "cannot load the CA file %s: %s", t->ca_file, tls_error_text());
+        goto out;
+    }
+    infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (infos == NULL) {
+        buf_printf(err, "cannot load the CA file %s: %s", t->ca_file, tls_error_text());
+        goto out;
+    }
+    for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+
+        if (info->x509 && X509_STORE_add_cert(store, info->x509) == 1)
+            ncerts++;
+        if (info->crl)
+            X509_STORE_add_crl(store, info->crl);
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (ncerts == 0) {
+        buf_printf(err, "cannot load the CA file %s: no certificate in it", t->ca_file);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(t->ca_pem);
+    t->ca_pem = NULL;
+    return rc;
+}
+
 tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
 {
     tls_client_t *t;
     SSL_CTX *ctx;
+    const char *path = cafile;
+    char *pem = NULL;
+    size_t len = 0;
 
+    /* Read the CAs now (the chroot hides the file later); they are parsed
+     * when a handshake first needs them (tls_client_load_cas). */
+    if (path == NULL || *path == '\0') {
+        path = getenv(X509_get_default_cert_file_env());
+        if (path == NULL || *path == '\0')
+            path = X509_get_default_cert_file();
+        if (tls_read_ca_file(path, &pem, &len) < 0 && errno != ENOENT && errno != EACCES) {
+            buf_printf(err, "cannot load the system CA file %s: %s", path, strerror(errno));
+            return NULL;
+        }
+    } else if (tls_read_ca_file(path, &pem, &len) < 0) {
+        buf_printf(err, "cannot load the CA file %s: %s", path, strerror(errno));
+        return NULL;
+    }
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
         buf_printf(err, "cannot make a TLS context: %s", tls_error_text());
+        free(pem);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
                                  | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Read every CA now: the chroot hides the files later. */
-    if (cafile && *cafile) {
-        if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
-            buf_printf(err, "cannot load the CA file %s: %s", cafile, tls_error_text());
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-    } else {
-        const char *def = getenv(X509_get_default_cert_file_env());
-
-        if (def == NULL || *def == '\0')
-            def = X509_get_default_cert_file();
-        if (access(def, R_OK) == 0 && SSL_CTX_load_verify_locations(ctx, def, NULL) != 1) {
-            buf_printf(err, "cannot load the system CA file %s: %s", def, tls_error_text());
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-        ERR_clear_error();
-    }
     t = xcalloc(1, sizeof(*t));
     t->ctx = ctx;
+    t->ca_file = xstrdup(path);
+    t->ca_pem = pem;
+    t->ca_len = len;
     t->timeout = cache_timeout > 0 ? cache_timeout : 0;
     if (t->timeout > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
@@ -369,6 +460,8 @@ void tls_client_free(tls_client_t **tp)
     while (t->ncache > 0)
         tls_cache_remove(t, &t->cache[0]);
     SSL_CTX_free(t->ctx);
+    free(t->ca_file);
+    free(t->ca_pem);
     free(t);
     *tp = NULL;
 }
@@ -381,6 +474,13 @@ tls_conn_t *tls_client_start(tls_client_t *t, stream_t *s, const struct tls_clie
     int fd = stream_fd(s);
     long res;
 
+    if (t->ca_pem != NULL) {
+        buf_t *err = buf_new(0);
+
+        if (tls_client_load_cas(t, err) < 0)
+            msg_warn("%s: no server certificate will verify", buf_cstr(err));
+        buf_free(&err);
+    }
     ERR_clear_error();
     c = xcalloc(1, sizeof(*c));
     c->client = t;

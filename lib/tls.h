@@ -18,9 +18,15 @@
  * the TLS layer.
  *
  * The client half (the outbound smtp client): tls_client_new() makes one
- * context per process before the chroot, with the trusted CAs read at
- * once (cafile, or the system's default CA file: a chrooted process can
- * no longer open either).  Per connection, tls_client_start() runs the
+ * context per process before the chroot, with the trusted CAs' file read
+ * at once (cafile, or the system's default CA file: a chrooted process
+ * can no longer open either) but parsed only when the first handshake
+ * needs it, or when the caller asks (tls_client_load_cas): parsing
+ * Debian's bundle of some 140 CAs costs about 30 ms, which a process
+ * that never meets a STARTTLS server, or one whose level makes the
+ * certificate only a word in the log, should not pay at every start.  A
+ * file that then does not parse is a warning, and nothing verifies.  Per
+ * connection, tls_client_start() runs the
  * handshake with SNI (servername), and with reference names to check the
  * server's certificate against (a name that starts with "." matches any
  * subdomain of the rest).  The chain and the names are always checked, and
@@ -68,6 +74,11 @@ tls_conn_t *tls_server_start(tls_server_t *t, stream_t *s, int timeout_ms, const
  * appended to err. */
 tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err);
 void          tls_client_free(tls_client_t **tp);
+/* Parse the CAs now (once; later calls do nothing): 0, or -1 with a reason
+ * appended to err (the file is then dropped and nothing verifies).  For
+ * callers whose every handshake verifies, so that a bad file is fatal at
+ * start. */
+int           tls_client_load_cas(tls_client_t *t, buf_t *err);
 
 struct tls_client_params {
     const char        *servername;  /* SNI; NULL: none (an IP address) */

@@ -240,6 +240,12 @@ static void smtp_pre_init(void)
 
         smtp_tls = tls_client_new(conf_str("smtp_tls_CAfile"),
                                   (long)conf_time("smtp_tls_session_cache_timeout"), err);
+        /* With verify and secure every handshake checks the chain: parse
+         * the CAs now, so that a bad file stops smtp at once.  Otherwise
+         * the first handshake parses them (tls.h says why). */
+        if (smtp_tls != NULL && smtp_param.tls_level >= SMTP_TLS_VERIFY
+            && tls_client_load_cas(smtp_tls, err) < 0)
+            tls_client_free(&smtp_tls);
         if (smtp_tls == NULL) {
             if (smtp_param.tls_level > SMTP_TLS_MAY)
                 msg_fatal("TLS is required (smtp_tls_security_level) but unusable: %s",

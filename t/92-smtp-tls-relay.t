@@ -10,7 +10,8 @@ second connection resumes the TLS session); encrypt (a server without
 STARTTLS: deferred, "TLS is required, but was not offered"); verify (the
 certificate must name the MX host: "Verified", or deferred with "Server
 certificate not verified"); secure (it must name the next-hop domain: an
-MX elsewhere fails).
+MX elsewhere fails); a CA file that does not parse: a warning at the
+first handshake under may, smtp stopped at start under verify.
 relayhost: [address]:port without any DNS (the instance has none), also
 [IPv6:::1]:port, and domain:port through its MX record.
 SASL: PLAIN and LOGIN over TLS to the relayhost, the password never in the
@@ -139,6 +140,30 @@ o = send(i2, "c@tls.test")
 is_(o and o["status"], "sent", "encrypt: a server with STARTTLS (a certificate nobody vouches for)")
 like(i2.log(), "Untrusted TLS connection established to mx.tls.test", "  Untrusted, and used")
 clean(i2)
+
+# ------------------------------------------------------------------ a CA file that does not parse
+# It is read at start and parsed at the first handshake (verify and secure:
+# at start).
+badca = os.path.join(work, "bad-ca.pem")
+with open(badca, "w") as f:
+    f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+os.chmod(badca, 0o644)
+i5 = instance(smtp_tls_CAfile=badca)
+o = send(i5, "d@plain.test")
+is_(o and o["status"], "sent", "may, a CA file that does not parse: a server without STARTTLS")
+ok("cannot load the CA file" not in i5.log(), "  no TLS handshake, so the file is not parsed")
+o = send(i5, "d@tls.test")
+is_(o and o["status"], "sent", "  a server with STARTTLS: the mail goes over TLS")
+like(i5.log(), "warning: cannot load the CA file %s: " % badca, "  a warning names the file")
+like(i5.log(), "Untrusted TLS connection established to mx.tls.test", "  and nothing is trusted")
+clean(i5)
+i6 = instance(smtp_tls_security_level="verify", smtp_tls_CAfile=badca)
+o = send(i6, "b@verified.test")
+is_(o and o["status"], "deferred", "verify, a CA file that does not parse: deferred")
+like(i6.log(), "fatal: TLS is required (smtp_tls_security_level) but unusable: "
+     "cannot load the CA file %s: " % badca, "  smtp stops at start, naming the file")
+ok(not [m for m in tls_srv.messages() if b"t92 %d" % N[0] in m["data"]], "  nothing sent")
+i6.stop()
 
 # ------------------------------------------------------------------ verify
 i3 = instance(smtp_tls_security_level="verify", smtp_tls_CAfile=ca["pem"])
