@@ -4,8 +4,21 @@
  *
  * One session per process at a time (SERVER_SINGLE), so the session state
  * is one static struct; the SIGTERM handler needs to reach it.
+ *
+ * The connection to cleanup is made at a session's first message and, once
+ * smtpserver_keep_cleanup() has given an event loop, outlives the session:
+ * a process that serves sessions back to back (a client that connects for
+ * every message, a busy MX) hands each message over on the same
+ * connection, as it does within one session, instead of paying a connect,
+ * a hello round trip, and cleanup's accept and two status reports to
+ * master per session.  It is closed SMTPSERVER_CLEANUP_KEEP_MS after a
+ * session ends unless another one starts, so an idle smtpd holds no
+ * cleanup process.  A kept connection that cleanup has closed meanwhile
+ * (max_idle, a reload) is noticed before it is used (readable with
+ * nothing to read) and replaced, so no message meets it.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +31,7 @@
 #include "buf.h"
 #include "cleanup_proto.h"
 #include "conf.h"
+#include "event.h"
 #include "ipc.h"
 #include "msg.h"
 #include "queue.h"
@@ -27,6 +41,7 @@
 #include "xalloc.h"
 
 #define SMTPSERVER_BDAT_PIECE   65536
+#define SMTPSERVER_CLEANUP_KEEP_MS 1000
 #define SMTPSERVER_TLS_MS       (60 * 1000)
 #define SMTPSERVER_NVERBS       (SMTPP_VERB_AUTH + 1)
 
@@ -53,7 +68,6 @@ struct smtpserver {
     int         last_code;
     bool        done;               /* end the session */
     const char *where;              /* last command, for "lost connection after X" */
-    int         cleanup_fd;
     char       *client_name;        /* the policy's name for the client, or NULL */
     smtpcontent_t *bdat;            /* a BDAT transfer is under way */
     unsigned    verb_total[SMTPSERVER_NVERBS], verb_ok[SMTPSERVER_NVERBS];
@@ -61,6 +75,58 @@ struct smtpserver {
 };
 
 static struct smtpserver S;
+
+/* The connection to cleanup (see the top); kept: from an earlier session. */
+static int smtpserver_cleanup_fd = -1;
+static bool smtpserver_cleanup_kept;
+static event_loop_t *smtpserver_cleanup_loop;
+static event_timer_t *smtpserver_cleanup_timer;
+
+static void smtpserver_cleanup_close(void)
+{
+    if (smtpserver_cleanup_fd >= 0)
+        close(smtpserver_cleanup_fd);
+    smtpserver_cleanup_fd = -1;
+    smtpserver_cleanup_kept = false;
+}
+
+static void smtpserver_cleanup_expire(event_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    smtpserver_cleanup_timer = NULL;
+    smtpserver_cleanup_close();
+}
+
+void smtpserver_keep_cleanup(event_loop_t *loop)
+{
+    smtpserver_cleanup_loop = loop;
+}
+
+/* The connection to cleanup for a message: the kept one if cleanup has
+ * not closed it, else a new one.  -1 (logged) if cleanup cannot be
+ * reached. */
+static int smtpserver_cleanup_conn(void)
+{
+    const char *why = NULL;
+
+    if (smtpserver_cleanup_fd >= 0 && smtpserver_cleanup_kept) {
+        struct pollfd p = {.fd = smtpserver_cleanup_fd, .events = POLLIN};
+
+        /* cleanup never speaks unasked: readable means closed. */
+        if (poll(&p, 1, 0) != 0)
+            smtpserver_cleanup_close();
+        smtpserver_cleanup_kept = false;
+    }
+    if (smtpserver_cleanup_fd < 0) {
+        smtpserver_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
+                                                CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
+        if (smtpserver_cleanup_fd < 0)
+            msg_warn("cannot reach cleanup (%s): %s", CLEANUP_SOCKET,
+                     why ? why : strerror(errno));
+    }
+    return smtpserver_cleanup_fd;
+}
 
 /* For the SIGTERM handler: a session is waiting for a command with all
  * replies sent, and the plaintext 421 to send then. */
@@ -206,7 +272,6 @@ static void smtpserver_submit(int content_fd, uint64_t len)
 {
     struct cleanup_request r;
     struct cleanup_result res;
-    const char *why = NULL;
     char bits[16];
 
     cleanup_request_init(&r);
@@ -238,19 +303,14 @@ static void smtpserver_submit(int content_fd, uint64_t len)
             smtpserver_send(451, "4.3.0", "Error: queue file write error");
             goto out;
         }
-    } else if (S.cleanup_fd < 0) {
-        S.cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION,
-                                       CLEANUP_TIMEOUT_MS, &why);
-        if (S.cleanup_fd < 0) {
-            msg_warn("cannot reach cleanup (%s): %s", CLEANUP_SOCKET, why ? why : strerror(errno));
-            smtpserver_send(451, "4.3.0", "Error: queue file write error");
-            goto out;
-        }
+    } else if (smtpserver_cleanup_conn() < 0) {
+        smtpserver_send(451, "4.3.0", "Error: queue file write error");
+        goto out;
     }
-    if (!S.policy->submit && cleanup_submit(S.cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
+    if (!S.policy->submit
+        && cleanup_submit(smtpserver_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
         msg_warn("lost the connection to cleanup: %s", strerror(errno));
-        close(S.cleanup_fd);
-        S.cleanup_fd = -1;
+        smtpserver_cleanup_close();
         smtpserver_send(451, "4.3.0", "Error: queue file write error");
         goto out;
     }
@@ -829,8 +889,9 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
     S.tls_server = tls;
     S.ss.fd = fd;
     S.ss.policy_ctx = policy_ctx;
-    S.cleanup_fd = -1;
     S.where = "CONNECT";
+    if (smtpserver_cleanup_timer)
+        event_cancel_timer(smtpserver_cleanup_loop, &smtpserver_cleanup_timer);
     smtpserver_limits();
     S.line = buf_new(0);
     S.reply = buf_new(0);
@@ -875,8 +936,14 @@ out:
     if (policy->disconnect)
         policy->disconnect(&S.ss);
     smtpserver_reset();
-    if (S.cleanup_fd >= 0)
-        close(S.cleanup_fd);
+    if (smtpserver_cleanup_fd >= 0 && smtpserver_cleanup_loop) {
+        smtpserver_cleanup_kept = true;
+        smtpserver_cleanup_timer = event_add_timer(smtpserver_cleanup_loop,
+                                                   SMTPSERVER_CLEANUP_KEEP_MS,
+                                                   smtpserver_cleanup_expire, NULL);
+    } else {
+        smtpserver_cleanup_close();
+    }
     free(S.ss.helo_name);
     S.ss.client_name = "unknown";
     free(S.client_name);

@@ -54,6 +54,7 @@
 #include <stddef.h>
 
 #include "cleanup_proto.h"
+#include "event.h"
 #include "netaddr.h"
 #include "smtpproto.h"
 #include "stream.h"
@@ -127,6 +128,11 @@ void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t
  * -bs): no TLS, the client is "local". */
 void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *policy,
                          void *policy_ctx);
+
+/* Let the connection to cleanup outlive a session, for a moment, on
+ * loop's timer (SERVER_SINGLE programs; smtpserver.c says why).  Without
+ * it each session closes its own connection. */
+void smtpserver_keep_cleanup(event_loop_t *loop);
 
 /* Fill a reply for a policy callback; returns code. */
 int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,

@@ -24,6 +24,9 @@
  *    any other domain is relaying, allowed only to clients in mynetworks
  *    (554 5.7.1 Relay access denied);
  *  - VRFY (disable_vrfy_command = no) asks the same questions.
+ * Its connections to lookupd and anvil last as long as the process; the
+ * one to cleanup outlives a session by a second (lib/smtpserver.c), so
+ * that sessions back to back share it.
  * The TLS certificate and key are loaded as root before the privilege drop;
  * if they cannot be, STARTTLS is not offered (smtpd_tls_security_level =
  * may) or smtpd stops with the reason (encrypt, or wrappermode).
@@ -100,10 +103,10 @@ static void smtpd_post_init(event_loop_t *loop)
 {
     struct sigaction sa;
 
-    (void)loop;
     lookup_proto_init();
     anvil_proto_init();
     cleanup_proto_init();
+    smtpserver_keep_cleanup(loop);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = smtpserver_on_sigterm;
     sigemptyset(&sa.sa_mask);
