@@ -33,7 +33,8 @@ systems' defaults: Posthorn's smtp_connection_cache_time_limit = 2s,
 Postfix's smtp_connection_cache_on_demand = yes) and off (Posthorn's
 smtp_connection_cache_time_limit = 0, Postfix's
 smtp_connection_cache_on_demand = no).  Concurrency is each system's
-default (printed).  TLS is not involved: the sink offers no STARTTLS.
+default (printed).  Both offer STARTTLS with the same certificate and
+use it when offered (each system's default "may"); the sink offers none.
 
 Every run starts both systems afresh in the mode it measures; runs
 alternate (Posthorn, Postfix, ...), each after a sync and --settle seconds
@@ -247,10 +248,10 @@ class PosthornSide:
 class PostfixSide:
     name = "postfix"
 
-    def __init__(self, base, sink_port):
+    def __init__(self, base, sink_port, tls):
         resolv = os.path.join(base, "resolv.conf")
         self.pf = ResolvPostfix(resolv, os.path.join(base, "postfix"), "127.0.0.1", free_port(),
-                                "pf.example.test", "example.test")
+                                "pf.example.test", "example.test", None, tls)
         with open(resolv, "w") as f:
             f.write("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
         self.postconf("-e", "smtp_dns_support_level = enabled", "smtp_tcp_port = %d" % sink_port)
@@ -399,7 +400,11 @@ def main():
         sides.append(PosthornSide(sink_port))
         sink = Sink(sink_port, os.path.join(sides[0].inst.dir, "sink.out"))
         if not args.no_postfix:
-            sides.append(PostfixSide(sides[0].inst.dir, sink_port))
+            # TLS as each system has it by default: STARTTLS offered (with
+            # Posthorn's certificate) and used when offered ("may").
+            sides.append(PostfixSide(sides[0].inst.dir, sink_port,
+                                     tuple(os.path.join(sides[0].inst.etc, "tls", f)
+                                           for f in ("cert.pem", "key.pem"))))
         print("%d messages of %d bytes from smtp-source (%d sessions, connections reused, "
               "from 127.0.0.1 in mynetworks) to %s;\nMX mx.sink.test = %s (nsd on 127.0.0.1:53 "
               "for both), smtp-sink on %s:%d (smtp_tcp_port in both); %d runs each, alternating"

@@ -29,7 +29,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
 sys.path.insert(0, os.path.join(TOP, "bench"))
 from posthorn import BUILD, Instance, free_port  # noqa: E402
-from smtp_bench import (PostfixInstance, count_new, empty_maildir,  # noqa: E402
+from smtp_bench import (PostfixInstance, instance_tls, count_new, empty_maildir,  # noqa: E402
                         print_medians, settle)
 
 BODY = b"Subject: bench\n\n" + (b"x" * 71 + b"\n") * 14
@@ -86,7 +86,7 @@ def main():
                                  ph_user], ph_home)]
         if not args.no_postfix:
             pf_user, pf_home = inst.add_user()
-            pf = PostfixInstance(os.path.join(inst.dir, "postfix"), free_port())
+            pf = PostfixInstance(os.path.join(inst.dir, "postfix"), free_port(), instance_tls(inst))
             pf.start()
             systems.append(("postfix", ["/usr/sbin/sendmail", "-C", pf.etc, pf_user], pf_home))
         print("%d sendmail runs, %d at a time; %d runs each, alternating"

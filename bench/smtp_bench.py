@@ -17,7 +17,9 @@ Posthorn runs as a throwaway instance (mailctl init on a free loopback port
 base, t/lib/posthorn.py, programs from $POSTHORN_BUILD or ./build); Postfix
 as a private instance: its own config, queue and data directories under the
 same temporary directory, smtpd on a free loopback port, Maildir delivery
-(home_mailbox = Maildir/) as another throwaway user.  The runs alternate
+(home_mailbox = Maildir/) as another throwaway user.  Both offer STARTTLS
+with the same certificate (Posthorn's instance's), as each does by default,
+so both smtpd start-ups set up TLS; smtp-source does not use it.  The runs alternate
 (Posthorn, Postfix, Posthorn, ...); before each the recipient's Maildir is
 emptied (its files moved aside, not deleted), the disk synced and the
 machine left alone for --settle seconds (default 65: on ext4 without a
@@ -49,10 +51,16 @@ SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 DELIVERY_TIMEOUT = 600
 
 
-def PostfixInstance(base, port, hostname="pf.example.test"):
+def PostfixInstance(base, port, tls, hostname="pf.example.test"):
     """A private Postfix: config, queue and data under base, smtpd on
-    127.0.0.1:port, Maildir delivery (t/lib/postfixinst.py)."""
-    return postfixinst.Postfix(base, "127.0.0.1", port, hostname, "example.test")
+    127.0.0.1:port offering STARTTLS with tls = (certificate, key) as a
+    default Debian Postfix does, Maildir delivery (t/lib/postfixinst.py)."""
+    return postfixinst.Postfix(base, "127.0.0.1", port, hostname, "example.test", tls=tls)
+
+
+def instance_tls(inst):
+    """The Posthorn instance's certificate and key (mailctl init makes them)."""
+    return tuple(os.path.join(inst.etc, "tls", f) for f in ("cert.pem", "key.pem"))
 
 
 def empty_maildir(home):
@@ -182,7 +190,7 @@ def main():
         systems = [("posthorn", inst.port(25), "%s@mail.example.test" % ph_user, ph_home)]
         if not args.no_postfix:
             pf_user, pf_home = inst.add_user()
-            pf = PostfixInstance(os.path.join(inst.dir, "postfix"), free_port())
+            pf = PostfixInstance(os.path.join(inst.dir, "postfix"), free_port(), instance_tls(inst))
             pf.start()
             systems.append(("postfix", pf.port, "%s@%s" % (pf_user, pf.hostname), pf_home))
         print("%d messages of %d bytes, %d sessions, %s; %d runs each, alternating"

@@ -5,7 +5,10 @@ Maildir/, no DNS (mail for other domains goes where transport says), and
 no chroot.  bench/smtp_bench.py runs its Postfix with it too.
 
     missing()                       True if postfix is not installed
-    Postfix(base, addr, port, hostname, domain, transport={domain: nexthop})
+    Postfix(base, addr, port, hostname, domain, transport={domain: nexthop},
+            tls=(cert_file, key_file))
+        tls: STARTTLS offered by smtpd with that certificate and used by
+        smtp when offered (both "may", Debian's default); without it no TLS
         .start(), .stop() (postfix stop, then SIGKILL by PID to whatever
         of it is left), .log(), .base, .port, .hostname; stop() also runs
         at exit.
@@ -28,7 +31,7 @@ def missing():
 
 
 class Postfix:
-    def __init__(self, base, addr, port, hostname, domain, transport=None):
+    def __init__(self, base, addr, port, hostname, domain, transport=None, tls=None):
         self.base, self.addr, self.port, self.hostname = base, addr, port, hostname
         self.etc = os.path.join(base, "etc")
         self.queue = os.path.join(base, "queue")
@@ -64,8 +67,15 @@ class Postfix:
                 "biff = no",
                 "maillog_file = " + self.logfile,
                 "maillog_file_prefixes = " + base,
+            ] + ([
+                "smtpd_tls_security_level = may",
+                "smtpd_tls_cert_file = " + tls[0],
+                "smtpd_tls_key_file = " + tls[1],
+                "smtp_tls_security_level = may",
+            ] if tls else [
                 "smtpd_tls_security_level = none",
                 "smtp_tls_security_level = none",
+            ]) + [
                 "smtp_dns_support_level = disabled",
                 "transport_maps = inline:{%s}" % tmap if tmap else "transport_maps =",
                 "smtpd_client_restrictions =",
