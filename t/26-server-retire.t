@@ -19,19 +19,8 @@ if os.geteuid() != 0:
     skip_all("master must run as root")
 
 inst = posthorn.Instance()
-path = os.path.join(inst.etc, "master.conf")
-with open(path) as f:
-    lines = f.read().splitlines()
-out = []
-for line in lines:
-    words = line.split()
-    if words and words[-1] == "smtpd":
-        line += " -o max_use=1"
-    elif words and words[-1] == "lookupd":
-        line += " -o max_use=2"
-    out.append(line)
-with open(path, "w") as f:
-    f.write("\n".join(out) + "\n")
+inst.edit_service("smtpd", "-o max_use=1")
+inst.edit_service("lookupd", "-o max_use=2")
 r = inst.start()
 is_(r.returncode, 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()

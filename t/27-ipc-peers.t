@@ -37,12 +37,7 @@ inst = Instance(main_conf={"smtpd_client_connection_count_limit": "1",
                            "mynetworks": "127.0.0.1/32"})
 # One session per smtpd process: every session is a new lookupd client,
 # queued behind the stalling ones (as a busy server's new smtpd is).
-path = os.path.join(inst.etc, "master.conf")
-with open(path) as f:
-    lines = [l + " -o max_use=1" if l.split() and l.split()[-1] == "smtpd" else l
-             for l in f.read().splitlines()]
-with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
+inst.edit_service("smtpd", "-o max_use=1")
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()

@@ -104,14 +104,7 @@ inst = posthorn.Instance(main_conf={
     "dnssec_trust_anchor_file": "",
     "mynetworks": "127.0.0.1/32",
 })
-path = os.path.join(inst.etc, "master.conf")
-with open(path) as f:
-    lines = f.read().splitlines()
-with open(path, "w") as f:
-    for line in lines:
-        if line.split() and line.split()[-1] == "lookupd":
-            line += " -v"           # logs the cancelled lookups
-        f.write(line + "\n")
+inst.edit_service("lookupd", "-v")     # logs the cancelled lookups and the cache
 r = inst.start()
 is_(r.returncode, 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()

@@ -26,18 +26,8 @@ if os.geteuid() != 0:
 import posthorn  # noqa: E402
 
 inst = posthorn.Instance()
-path = os.path.join(inst.etc, "master.conf")
-with open(path) as f:
-    lines = f.read().splitlines()
-with open(path, "w") as f:
-    for line in lines:
-        w = line.split()
-        if w and w[-1] == "smtpd":
-            w[4] = "1"
-            line = " ".join(w)
-        elif w and w[-1] == "cleanup":
-            line += " -o max_use=1"
-        f.write(line + "\n")
+inst.edit_service("smtpd", maxproc=1)
+inst.edit_service("cleanup", "-o max_use=1")
 r = inst.start()
 is_(r.returncode, 0, "an instance with one smtpd process and cleanup's max_use = 1") \
     or diag(r.stderr)

@@ -11,7 +11,8 @@ service lines.  Its resolver settings never reach the real DNS (a
 forwarder that never answers; loopback's reverse zone fails at once, so
 smtpd's clients are unknown[127.x.y.z]); a test that needs DNS sets
 dns_stub_zones to its own server (t/lib/nsd.py).
-start(), stop(), mailctl(...), status(), log(), procs().
+start(), stop(), mailctl(...), status(), log(), procs(); edit_service()
+changes a program's master.conf lines before start().
 cleanup() kills, by PID, every process the instance started (master and all
 its descendants) and removes the directory; it runs at exit too, so a failing
 test never leaves processes behind.
@@ -217,6 +218,22 @@ class Instance:
         with open(os.path.join(self.etc, "master.conf"), "w") as f:
             f.write("# test master.conf\n")
             for line in services:
+                f.write(line + "\n")
+
+    def edit_service(self, program, append="", maxproc=None):
+        """Change master.conf's lines that run program: append arguments
+        to them ("-o max_use=1", "-v") and set their process limit."""
+        path = os.path.join(self.etc, "master.conf")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        with open(path, "w") as f:
+            for line in lines:
+                words = line.split()
+                if len(words) >= 6 and not line.lstrip().startswith("#") \
+                        and words[5] == program:
+                    if maxproc is not None:
+                        words[4] = str(maxproc)
+                    line = " ".join(words + ([append] if append else []))
                 f.write(line + "\n")
 
     def mailctl(self, *args, confdir=True, timeout=60):
