@@ -15,16 +15,15 @@
  * session, a tenth of all the work a short session costs, paid again for
  * every connection of a client that connects often.  Temporary failures
  * and answers cut short by the deadline are never kept.  At most
- * CLIENTNAME_CACHE_MAX entries; when full, the expired ones go, and if
- * none has, all of them.
+ * CLIENTNAME_CACHE_MAX entries (lib/expcache).
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/tree.h>
 
 #include "clientname.h"
+#include "expcache.h"
 #include "msg.h"
 #include "xalloc.h"
 
@@ -33,26 +32,14 @@ enum { CN_A, CN_AAAA };
 #define CLIENTNAME_CACHE_TTL_MS  (60 * 1000)
 #define CLIENTNAME_CACHE_MAX     4096
 
-struct cn_cache_entry {
-    RB_ENTRY(cn_cache_entry) tree;
-    char                    *addr_text;
-    long long                expires;   /* event_now_ms() */
-    int                      result;    /* LOOKUP_OK or LOOKUP_NOTFOUND */
-    char                    *name;      /* "" unless OK */
-    char                    *text;      /* NULL for none */
+/* A settled answer in the cache, under the address text. */
+struct cn_cached {
+    int   result;                   /* LOOKUP_OK or LOOKUP_NOTFOUND */
+    char *name;                     /* "" unless OK */
+    char *text;                     /* NULL for none */
 };
 
-static int cn_cache_cmp(const struct cn_cache_entry *x, const struct cn_cache_entry *y)
-{
-    return strcmp(x->addr_text, y->addr_text);
-}
-
-RB_HEAD(cn_cache_tree, cn_cache_entry);
-RB_PROTOTYPE(cn_cache_tree, cn_cache_entry, tree, cn_cache_cmp)
-RB_GENERATE(cn_cache_tree, cn_cache_entry, tree, cn_cache_cmp)
-
-static struct cn_cache_tree cn_cache = RB_INITIALIZER(&cn_cache);
-static size_t cn_cache_count;
+static expcache_t *cn_cache;
 
 struct clientname;
 
@@ -92,60 +79,33 @@ struct clientname {
     char           *now_text;
 };
 
-static void cn_cache_free(struct cn_cache_entry *e)
+static void cn_cached_free(void *v)
 {
-    RB_REMOVE(cn_cache_tree, &cn_cache, e);
-    cn_cache_count--;
-    free(e->addr_text);
+    struct cn_cached *e = v;
+
     free(e->name);
     free(e->text);
     free(e);
-}
-
-/* The entry for addr_text if it has not expired (an expired one goes). */
-static const struct cn_cache_entry *cn_cache_find(const char *addr_text)
-{
-    struct cn_cache_entry find = {.addr_text = (char *)addr_text}, *e;
-
-    if ((e = RB_FIND(cn_cache_tree, &cn_cache, &find)) == NULL)
-        return NULL;
-    if (e->expires > event_now_ms())
-        return e;
-    cn_cache_free(e);
-    return NULL;
 }
 
 /* Keep a settled answer for ttl seconds (at most CLIENTNAME_CACHE_TTL_MS). */
 static void cn_cache_store(const char *addr_text, unsigned ttl, int result, const char *name,
                            const char *text)
 {
-    struct cn_cache_entry find = {.addr_text = (char *)addr_text}, *e, *next;
     long long now = event_now_ms(), keep_ms;
+    struct cn_cached *e;
 
     if (ttl == 0)
         return;
     keep_ms = (long long)ttl * 1000 < CLIENTNAME_CACHE_TTL_MS ? (long long)ttl * 1000
                                                                : CLIENTNAME_CACHE_TTL_MS;
-    if ((e = RB_FIND(cn_cache_tree, &cn_cache, &find)) != NULL)
-        cn_cache_free(e);
-    if (cn_cache_count >= CLIENTNAME_CACHE_MAX) {
-        size_t before = cn_cache_count;
-
-        RB_FOREACH_SAFE(e, cn_cache_tree, &cn_cache, next)
-            if (e->expires <= now)
-                cn_cache_free(e);
-        if (cn_cache_count == before)
-            RB_FOREACH_SAFE(e, cn_cache_tree, &cn_cache, next)
-                cn_cache_free(e);
-    }
+    if (cn_cache == NULL)
+        cn_cache = expcache_new(CLIENTNAME_CACHE_MAX, cn_cached_free);
     e = xcalloc(1, sizeof(*e));
-    e->addr_text = xstrdup(addr_text);
-    e->expires = now + keep_ms;
     e->result = result;
     e->name = xstrdup(name ? name : "");
     e->text = text ? xstrdup(text) : NULL;
-    RB_INSERT(cn_cache_tree, &cn_cache, e);
-    cn_cache_count++;
+    expcache_put(cn_cache, addr_text, e, now + keep_ms, now);
 }
 
 static void clientname_free(struct clientname *cn)
@@ -347,7 +307,7 @@ clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *lo
                                long deadline_ms, clientname_cb cb, void *arg)
 {
     struct clientname *cn = xcalloc(1, sizeof(*cn));
-    const struct cn_cache_entry *hit;
+    const struct cn_cached *hit;
     char *rname = NULL;
 
     cn->dns = dns;
@@ -358,7 +318,8 @@ clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *lo
     cn->arg = arg;
     cn->now_result = -1;
     cn->min_ttl = UINT_MAX;
-    if (dns != NULL && (hit = cn_cache_find(addr_text)) != NULL) {
+    if (dns != NULL && cn_cache != NULL
+        && (hit = expcache_get(cn_cache, addr_text, event_now_ms())) != NULL) {
         msg_debug("clientname: %s: %s, from the cache", addr_text,
                   hit->result == LOOKUP_OK ? hit->name : "unknown");
         cn->now_result = hit->result;
