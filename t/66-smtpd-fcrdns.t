@@ -230,27 +230,29 @@ for src, name, warning in (
     like(log, "clientname: %s: %s, from the cache" % (src, name), "  from lookupd's cache")
     if warning:
         like(log, warning, "  with the same warning")
-tempfail = []
-for i in range(2):
-    mark = len(inst.log())
-    session("127.0.0.21")
-    wait_log("disconnect from unknown[127.0.0.21]", mark)
-    log = log_since(mark)
-    tempfail.append(("client name of 127.0.0.21: unknown (temporary failure)" in log,
-                     "127.0.0.21: unknown, from the cache" in log))
-is_(tempfail, [(True, False), (True, False)],
+
+
+def cache_sessions(src, answer, sleeps):
+    """A session from src after each pause in sleeps: for each, whether
+    lookupd logged the answer and whether it came from the cache."""
+    seen = []
+    for pause in sleeps:
+        time.sleep(pause)
+        mark = len(inst.log())
+        session(src)
+        wait_log("disconnect from %s[%s]" % ("unknown" if "unknown" in answer else answer, src),
+                 mark)
+        log = log_since(mark)
+        seen.append(("client name of %s: %s" % (src, answer) in log,
+                     "%s: %s, from the cache" % (src, answer.split(" ")[0]) in log))
+    return seen
+
+
+is_(cache_sessions("127.0.0.21", "unknown (temporary failure)", [0, 0]),
+    [(True, False), (True, False)],
     "a temporary failure (a reverse zone that fails at once) is not kept: asked again")
-brief = []
-for i in range(3):
-    if i == 2:
-        time.sleep(3.5)
-    mark = len(inst.log())
-    session("127.0.0.20")
-    wait_log("disconnect from brief.test[127.0.0.20]", mark)
-    log = log_since(mark)
-    brief.append(("disconnect from brief.test[127.0.0.20]" in log,
-                  "127.0.0.20: brief.test, from the cache" in log))
-is_(brief, [(True, False), (True, True), (True, False)],
+is_(cache_sessions("127.0.0.20", "brief.test", [0, 0, 3.5]),
+    [(True, False), (True, True), (True, False)],
     "records with a TTL of 3 s: asked, then kept, then asked again after 3.5 s")
 
 # ------------------------------------------------------------ lookupd stopped
