@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "msg.h"
@@ -148,4 +149,22 @@ char *buf_steal(buf_t *b, size_t *lenp)
     b->data = xmalloc(b->cap);
     buf_reset(b);
     return p;
+}
+
+int buf_read_all(buf_t *b, int fd)
+{
+    char chunk[8192];
+    ssize_t n;
+
+    for (;;) {
+        n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : 0;
+        if (buf_append(b, chunk, (size_t)n) < 0) {
+            errno = EFBIG;
+            return -1;
+        }
+    }
 }

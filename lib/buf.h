@@ -9,7 +9,9 @@
  *
  * Interface: buf_new, buf_free, buf_reset, buf_append, buf_append_str,
  * buf_putc, buf_printf, buf_consume (drop bytes from the front), buf_cstr,
- * buf_steal (hand the storage to the caller).
+ * buf_steal (hand the storage to the caller), buf_read_all (append what a
+ * descriptor has until its end: 0, or -1 with errno, EFBIG when that
+ * would pass the limit; the buffer then holds what was read).
  */
 #ifndef POSTHORN_BUF_H
 #define POSTHORN_BUF_H
@@ -34,5 +36,6 @@ void   buf_consume(buf_t *b, size_t n);
 void   buf_truncate(buf_t *b, size_t len);
 const char *buf_cstr(const buf_t *b);
 char  *buf_steal(buf_t *b, size_t *lenp);   /* buffer becomes empty */
+int    buf_read_all(buf_t *b, int fd);
 
 #endif

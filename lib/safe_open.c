@@ -71,9 +71,7 @@ int safe_read_file(int dirfd, const char *path, const uid_t *owners, size_t nown
 {
     struct stat sb;
     buf_t *b;
-    char chunk[8192];
-    ssize_t n;
-    int fd, err;
+    int fd, err, n;
 
     if (st == NULL)
         st = &sb;
@@ -86,18 +84,7 @@ int safe_read_file(int dirfd, const char *path, const uid_t *owners, size_t nown
         return -1;
     }
     b = buf_new(max);
-    for (;;) {
-        n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (buf_append(b, chunk, (size_t)n) < 0) {     /* it grew while we read */
-            n = -1;
-            errno = EFBIG;
-            break;
-        }
-    }
+    n = buf_read_all(b, fd);        /* EFBIG: it grew while we read */
     err = errno;
     close(fd);
     if (n < 0) {

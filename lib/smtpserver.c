@@ -14,8 +14,9 @@
  * master per session.  It is closed SMTPSERVER_CLEANUP_KEEP_MS after a
  * session ends unless another one starts, so an idle smtpd holds no
  * cleanup process.  A kept connection that cleanup has closed meanwhile
- * (max_idle, a reload) is noticed before it is used (readable with
- * nothing to read) and replaced, so no message meets it.
+ * (max_idle, a reload) is noticed when the next session starts (readable
+ * with nothing to read) and replaced at its first message, so no message
+ * meets it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -76,9 +77,8 @@ struct smtpserver {
 
 static struct smtpserver S;
 
-/* The connection to cleanup (see the top); kept: from an earlier session. */
+/* The connection to cleanup (see the top). */
 static int smtpserver_cleanup_fd = -1;
-static bool smtpserver_cleanup_kept;
 static event_loop_t *smtpserver_cleanup_loop;
 static event_timer_t *smtpserver_cleanup_timer;
 
@@ -87,7 +87,6 @@ static void smtpserver_cleanup_close(void)
     if (smtpserver_cleanup_fd >= 0)
         close(smtpserver_cleanup_fd);
     smtpserver_cleanup_fd = -1;
-    smtpserver_cleanup_kept = false;
 }
 
 static void smtpserver_cleanup_expire(event_loop_t *loop, void *arg)
@@ -103,21 +102,25 @@ void smtpserver_keep_cleanup(event_loop_t *loop)
     smtpserver_cleanup_loop = loop;
 }
 
-/* The connection to cleanup for a message: the kept one if cleanup has
- * not closed it, else a new one.  -1 (logged) if cleanup cannot be
- * reached. */
+/* A session starts: take over the connection kept from the last one,
+ * unless cleanup has closed it (it never speaks unasked, so readable
+ * means closed). */
+static void smtpserver_cleanup_resume(void)
+{
+    struct pollfd p = {.fd = smtpserver_cleanup_fd, .events = POLLIN};
+
+    if (smtpserver_cleanup_timer)
+        event_cancel_timer(smtpserver_cleanup_loop, &smtpserver_cleanup_timer);
+    if (smtpserver_cleanup_fd >= 0 && poll(&p, 1, 0) != 0)
+        smtpserver_cleanup_close();
+}
+
+/* The connection to cleanup for a message, opened if there is none.  -1
+ * (logged) if cleanup cannot be reached. */
 static int smtpserver_cleanup_conn(void)
 {
     const char *why = NULL;
 
-    if (smtpserver_cleanup_fd >= 0 && smtpserver_cleanup_kept) {
-        struct pollfd p = {.fd = smtpserver_cleanup_fd, .events = POLLIN};
-
-        /* cleanup never speaks unasked: readable means closed. */
-        if (poll(&p, 1, 0) != 0)
-            smtpserver_cleanup_close();
-        smtpserver_cleanup_kept = false;
-    }
     if (smtpserver_cleanup_fd < 0) {
         smtpserver_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
                                                 CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
@@ -890,8 +893,7 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
     S.ss.fd = fd;
     S.ss.policy_ctx = policy_ctx;
     S.where = "CONNECT";
-    if (smtpserver_cleanup_timer)
-        event_cancel_timer(smtpserver_cleanup_loop, &smtpserver_cleanup_timer);
+    smtpserver_cleanup_resume();
     smtpserver_limits();
     S.line = buf_new(0);
     S.reply = buf_new(0);
@@ -937,7 +939,6 @@ out:
         policy->disconnect(&S.ss);
     smtpserver_reset();
     if (smtpserver_cleanup_fd >= 0 && smtpserver_cleanup_loop) {
-        smtpserver_cleanup_kept = true;
         smtpserver_cleanup_timer = event_add_timer(smtpserver_cleanup_loop,
                                                    SMTPSERVER_CLEANUP_KEEP_MS,
                                                    smtpserver_cleanup_expire, NULL);

@@ -36,8 +36,7 @@ struct tls_cache_entry {
 struct tls_client {
     SSL_CTX                *ctx;
     char                   *ca_file;        /* the trusted CAs' file, for messages */
-    char                   *ca_pem;         /* its contents until parsed, else NULL */
-    size_t                  ca_len;
+    buf_t                  *ca_pem;         /* its contents until parsed, else NULL */
     long                    timeout;        /* cache lifetime, seconds; 0: no cache */
     struct tls_cache_entry  cache[TLS_CLIENT_CACHE_MAX];
     size_t                  ncache;
@@ -320,46 +319,32 @@ static int tls_cache_new_session(SSL *ssl, SSL_SESSION *sess)
     return 1;
 }
 
-/* The whole of a CA file, read as root before the chroot: 0, or -1 with
- * errno (EFBIG over TLS_CA_FILE_MAX). */
+/* The whole of a CA file, read as root before the chroot: the contents,
+ * or NULL with errno (EINVAL: not a regular file, EFBIG: over
+ * TLS_CA_FILE_MAX). */
 #define TLS_CA_FILE_MAX (64 * 1024 * 1024)
 
-static int tls_read_ca_file(const char *path, char **data, size_t *len)
+static buf_t *tls_read_ca_file(const char *path)
 {
     struct stat st;
-    size_t got = 0;
-    ssize_t n;
-    int fd, saved;
+    buf_t *b = NULL;
+    int fd, err;
 
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-        return -1;
-    if (fstat(fd, &st) < 0)
-        goto fail;
-    if (!S_ISREG(st.st_mode) || st.st_size > TLS_CA_FILE_MAX) {
-        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-        goto fail;
+        return NULL;
+    if (fstat(fd, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            errno = EINVAL;
+        } else {
+            b = buf_new(TLS_CA_FILE_MAX);
+            if (buf_read_all(b, fd) < 0)
+                buf_free(&b);
+        }
     }
-    *data = xmalloc((size_t)st.st_size + 1);
-    while (got < (size_t)st.st_size
-           && ((n = read(fd, *data + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
-        if (n > 0)
-            got += (size_t)n;
-    if (got < (size_t)st.st_size && n < 0) {
-        saved = errno;
-        free(*data);
-        *data = NULL;
-        errno = saved;
-        goto fail;
-    }
-    (*data)[got] = '\0';
-    *len = got;
+    err = errno;
     close(fd);
-    return 0;
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+    errno = err;
+    return b;
 }
 
 int tls_client_load_cas(tls_client_t *t, buf_t *err)
@@ -372,7 +357,7 @@ int tls_client_load_cas(tls_client_t *t, buf_t *err)
     if (t->ca_pem == NULL)
         return 0;
     ERR_clear_error();
-    if ((bio = BIO_new_mem_buf(t->ca_pem, (int)t->ca_len)) == NULL) {
+    if ((bio = BIO_new_mem_buf(t->ca_pem->data, (int)t->ca_pem->len)) == NULL) {
         buf_printf(err, "cannot load the CA file %s: %s", t->ca_file, tls_error_text());
         goto out;
     }
@@ -398,8 +383,7 @@ int tls_client_load_cas(tls_client_t *t, buf_t *err)
     }
     rc = 0;
 out:
-    free(t->ca_pem);
-    t->ca_pem = NULL;
+    buf_free(&t->ca_pem);
     return rc;
 }
 
@@ -408,20 +392,20 @@ tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
     tls_client_t *t;
     SSL_CTX *ctx;
     const char *path = cafile;
-    char *pem = NULL;
-    size_t len = 0;
+    buf_t *pem;
 
     /* Read the CAs now (the chroot hides the file later); they are parsed
-     * when a handshake first needs them (tls_client_load_cas). */
+     * when a handshake first needs them (tls_client_load_cas).  A missing
+     * or unreadable system file only means that nothing verifies. */
     if (path == NULL || *path == '\0') {
         path = getenv(X509_get_default_cert_file_env());
         if (path == NULL || *path == '\0')
             path = X509_get_default_cert_file();
-        if (tls_read_ca_file(path, &pem, &len) < 0 && errno != ENOENT && errno != EACCES) {
+        if ((pem = tls_read_ca_file(path)) == NULL && errno != ENOENT && errno != EACCES) {
             buf_printf(err, "cannot load the system CA file %s: %s", path, strerror(errno));
             return NULL;
         }
-    } else if (tls_read_ca_file(path, &pem, &len) < 0) {
+    } else if ((pem = tls_read_ca_file(path)) == NULL) {
         buf_printf(err, "cannot load the CA file %s: %s", path, strerror(errno));
         return NULL;
     }
@@ -429,7 +413,7 @@ tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
         buf_printf(err, "cannot make a TLS context: %s", tls_error_text());
-        free(pem);
+        buf_free(&pem);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -440,7 +424,6 @@ tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
     t->ctx = ctx;
     t->ca_file = xstrdup(path);
     t->ca_pem = pem;
-    t->ca_len = len;
     t->timeout = cache_timeout > 0 ? cache_timeout : 0;
     if (t->timeout > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
@@ -461,7 +444,7 @@ void tls_client_free(tls_client_t **tp)
         tls_cache_remove(t, &t->cache[0]);
     SSL_CTX_free(t->ctx);
     free(t->ca_file);
-    free(t->ca_pem);
+    buf_free(&t->ca_pem);
     free(t);
     *tp = NULL;
 }

@@ -233,6 +233,31 @@ static void test_printf_self(void)
     buf_free(&b);
 }
 
+/* buf_read_all: what a pipe holds until its end; EFBIG past the limit. */
+static void test_read_all(void)
+{
+    buf_t *b = buf_new(16);
+    int p[2];
+
+    if (pipe(p) < 0)
+        abort();
+    if (write(p[1], "0123456789", 10) != 10)
+        abort();
+    close(p[1]);
+    ok(buf_read_all(b, p[0]) == 0 && b->len == 10 && memcmp(b->data, "0123456789", 10) == 0,
+       "read_all: the whole of a pipe");
+    close(p[0]);
+    if (pipe(p) < 0)
+        abort();
+    if (write(p[1], "0123456789", 10) != 10)
+        abort();
+    close(p[1]);
+    errno = 0;
+    ok(buf_read_all(b, p[0]) == -1 && errno == EFBIG, "read_all: past the limit is EFBIG");
+    close(p[0]);
+    buf_free(&b);
+}
+
 int main(void)
 {
     alarm(60);
@@ -244,5 +269,6 @@ int main(void)
     test_steal();
     test_binary();
     test_printf_self();
+    test_read_all();
     return done_testing();
 }
