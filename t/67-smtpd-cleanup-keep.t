@@ -82,6 +82,9 @@ ok(gone and 0.5 < took < 3,
 # A kept connection whose cleanup process went away.
 code3, _, pid3 = session()
 ok(code3 == 250 and pid3 and pid3 != pid1, "a third session gets a new cleanup process")
+# cleanup tells qmgr after it answers smtpd: let it finish with the message
+# (a kill in between only delays it to qmgr's next scan of incoming/).
+ok(inst.wait_copies(home, "keep 3"), "message 3 delivered")
 mark = len(inst.log())
 os.kill(pid3, signal.SIGKILL)
 inst.wait_for(lambda: not alive(pid3), timeout=5)
@@ -92,7 +95,7 @@ log = inst.log()[mark:]
 ok("lost the connection to cleanup" not in log and "cannot reach cleanup" not in log,
    "  without a warning: the dead connection was replaced before use") or diag(log)
 
-for n in range(1, 5):
+for n in (1, 2, 4):
     ok(inst.wait_copies(home, "keep %d" % n), "message %d delivered" % n)
 inst.stop()
 done()
