@@ -19,6 +19,7 @@
 #define SPARE_BATCH       256   /* names remembered from one directory read */
 #define SPARE_EMPTY_WAIT  1     /* seconds before looking again after none */
 #define SPARE_RECOUNT     60    /* seconds an estimate of the pool is trusted */
+#define SPARE_RECOUNT_FULL 1    /* seconds a "full" estimate is trusted */
 
 static char  *spare_names[SPARE_BATCH];
 static size_t spare_count, spare_next;
@@ -155,7 +156,12 @@ int queue_spare_retire(int qdirfd, const char *dir, const char *id, off_t size)
         errno = EINVAL;
         return -1;
     }
-    if (spare_estimate < 0 || now - spare_counted_at >= SPARE_RECOUNT || now < spare_counted_at) {
+    /* The estimate counts our retires, not the writers' claims: under a
+     * steady flow it grows by one a message while the pool stays small,
+     * so a pool that looks full is counted again (at most once a second)
+     * before a file is unlinked for it. */
+    if (spare_estimate < 0 || now - spare_counted_at >= SPARE_RECOUNT || now < spare_counted_at
+        || (spare_estimate >= QUEUE_SPARE_MAX && now - spare_counted_at >= SPARE_RECOUNT_FULL)) {
         spare_estimate = spare_scan(qdirfd, NULL, NULL);
         spare_counted_at = now;
     }

@@ -26,8 +26,11 @@
  * its lock, which every writer and qmgr contend for.  qmgr
  * retires a finished message's file into the pool when the file is at
  * most QUEUE_SPARE_SIZE_MAX bytes and the pool holds fewer than
- * QUEUE_SPARE_MAX spares (an estimate per process, recounted at least
- * once a minute); otherwise the file is unlinked as before.  So the pool
+ * QUEUE_SPARE_MAX spares (an estimate per process that counts its own
+ * retires but not the writers' claims: recounted at least once a minute,
+ * and at most once a second while it says the pool is full, so a steady
+ * flow of messages, whose pool stays small, keeps reusing files);
+ * otherwise the file is unlinked as before.  So the pool
  * holds at most QUEUE_SPARE_MAX x QUEUE_SPARE_SIZE_MAX bytes (256 MB) and
  * usually a few KB per spare.
  *

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -1329,6 +1330,59 @@ static void test_spares(void)
     buf_free(&got);
 }
 
+/* An empty file incoming/ID retired into the pool; the ID is made up. */
+static int retire_made_up(unsigned serial, char id[QUEUE_ID_SIZE])
+{
+    char *p;
+    int fd;
+
+    queue_id_format(id, time(NULL), serial % 1000000, 900000 + serial);
+    p = xasprintf("%s/incoming/%s", dir, id);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    free(p);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return queue_spare_retire(qfd, "incoming", id, 0);
+}
+
+/* A steady flow: every retired file is claimed again at once, so the pool
+ * stays empty although more than QUEUE_SPARE_MAX files were retired; the
+ * estimate that counts only retires must not stop the reuse.  And a pool
+ * that is really full still is. */
+static void test_spare_flow(void)
+{
+    char id[QUEUE_ID_SIZE], *p;
+    unsigned serial = 0, failed = 0;
+    int n;
+
+    for (n = 0; n <= QUEUE_SPARE_MAX; n++, serial++) {
+        if (retire_made_up(serial, id) < 0) {
+            failed++;
+            continue;
+        }
+        p = xasprintf("%s/tmp/%s%s", dir, QUEUE_SPARE_PREFIX, id);
+        if (unlink(p) < 0)          /* a writer's claim */
+            failed++;
+        free(p);
+    }
+    is_int((int)failed, 0, "spare flow: QUEUE_SPARE_MAX + 1 files retired and claimed");
+    usleep(1100000);
+    ok(retire_made_up(serial++, id) == 0, "one more is retired");
+    p = xasprintf("%s%s", QUEUE_SPARE_PREFIX, id);
+    ok(queued_inode("tmp", p) != 0, "... into the pool, which is empty");
+    free(p);
+    for (n = 1, failed = 0; n < QUEUE_SPARE_MAX; n++, serial++)
+        if (retire_made_up(serial, id) < 0)
+            failed++;
+    is_int((int)failed, 0, "the pool filled to QUEUE_SPARE_MAX");
+    usleep(1100000);
+    ok(retire_made_up(serial++, id) == 0, "one more is retired");
+    is_int(count_in(qfd, "tmp"), QUEUE_SPARE_MAX, "... by unlinking it: the pool is full");
+    rm_tree_at(qfd, "tmp");
+    ok(mkdirat(qfd, "tmp", 0700) == 0, "the pool emptied");
+}
+
 static void test_misuse(void)
 {
     ok(dies_with_abort(misuse_envelope_twice), "envelope twice panics");
@@ -1371,6 +1425,7 @@ int main(void)
     test_dirs();
     test_open_rule();
     test_spares();
+    test_spare_flow();
     test_misuse();
 
     close(scratch);
