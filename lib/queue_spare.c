@@ -33,8 +33,9 @@ static int spare_name(const char *name)
     return strncmp(name, QUEUE_SPARE_PREFIX, sizeof(QUEUE_SPARE_PREFIX) - 1) == 0;
 }
 
-/* Calls fn(name, ctx) for each spare in tmp/; returns how many or -1. */
-static long spare_scan(int qdirfd, void (*fn)(const char *, void *), void *ctx)
+/* Calls fn(name, ctx) for each spare in tmp/, or for the first max of
+ * them when max > 0; returns how many or -1. */
+static long spare_scan(int qdirfd, long max, void (*fn)(const char *, void *), void *ctx)
 {
     struct dirent *de;
     long n = 0;
@@ -47,7 +48,7 @@ static long spare_scan(int qdirfd, void (*fn)(const char *, void *), void *ctx)
         close(fd);
         return -1;
     }
-    while ((de = readdir(d)) != NULL)
+    while ((max <= 0 || n < max) && (de = readdir(d)) != NULL)
         if (spare_name(de->d_name)) {
             n++;
             if (fn)
@@ -79,7 +80,8 @@ static int spare_refill(int qdirfd)
     spare_forget();
     if (spare_empty_at != 0 && now - spare_empty_at < SPARE_EMPTY_WAIT && now >= spare_empty_at)
         return 0;
-    spare_scan(qdirfd, spare_remember, NULL);
+    /* A full pool is thousands of names: the first batch will do. */
+    spare_scan(qdirfd, SPARE_BATCH, spare_remember, NULL);
     if (spare_count == 0) {
         spare_empty_at = now;
         return 0;
@@ -162,7 +164,7 @@ int queue_spare_retire(int qdirfd, const char *dir, const char *id, off_t size)
      * before a file is unlinked for it. */
     if (spare_estimate < 0 || now - spare_counted_at >= SPARE_RECOUNT || now < spare_counted_at
         || (spare_estimate >= QUEUE_SPARE_MAX && now - spare_counted_at >= SPARE_RECOUNT_FULL)) {
-        spare_estimate = spare_scan(qdirfd, NULL, NULL);
+        spare_estimate = spare_scan(qdirfd, 0, NULL, NULL);
         spare_counted_at = now;
     }
     from = xasprintf("%s/%s", dir, id);

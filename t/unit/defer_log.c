@@ -72,7 +72,7 @@ int main(void)
     defer_log_free(&out, n);
 
     unlink(path);
-    symlink("/etc/passwd", path);
+    ok(symlink("/etc/passwd", path) == 0, "a symbolic link in place of the log");
     defer_log_read(qfd, ID, geteuid(), &out, &n);
     is_int((int)n, 0, "a symbolic link is not followed");
     defer_log_free(&out, n);
