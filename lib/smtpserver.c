@@ -3,7 +3,11 @@
  * smtpserver.h).
  *
  * One session per process at a time (SERVER_SINGLE), so the session state
- * is one static struct; the SIGTERM handler needs to reach it.
+ * is one static struct.  The connection itself (the client's address and
+ * name, the command reader, TLS, the error limits, timeouts and the 421
+ * on SIGTERM) is lib/session's, which POP3 and IMAP share; this file is
+ * SMTP: the commands, dispatched by verb from smtpserver_commands[], the
+ * transaction, and the hand-over to cleanup.
  *
  * The connection to cleanup is made at a session's first message and, once
  * smtpserver_keep_cleanup() has given an event loop, outlives the session:
@@ -49,27 +53,22 @@
 enum smtpserver_tls_level { TLS_LEVEL_NONE, TLS_LEVEL_MAY, TLS_LEVEL_ENCRYPT };
 
 struct smtpserver {
+    session_t                        sess;  /* the connection (lib/session) */
     struct smtp_session              ss;
     const struct smtpserver_policy  *policy;
-    tls_server_t                    *tls_server;
     buf_t                           *line;
     buf_t                           *reply;
 
     /* Limits, read at the start of the session. */
-    size_t   line_limit;
+    struct session_limits lim;
     size_t   data_line_limit;
     uint64_t size_limit;
     size_t   rcpt_limit;
-    long     soft_errors, hard_errors, error_sleep;
-    int      cmd_timeout_ms, data_timeout_ms;
+    int      data_timeout_ms;
     enum smtpserver_tls_level tls_level;
     unsigned ext;                   /* SMTPEXT_* offered after EHLO */
 
-    int         errors;
     int         last_code;
-    bool        done;               /* end the session */
-    const char *where;              /* last command, for "lost connection after X" */
-    char       *client_name;        /* the policy's name for the client, or NULL */
     smtpcontent_t *bdat;            /* a BDAT transfer is under way */
     unsigned    verb_total[SMTPSERVER_NVERBS], verb_ok[SMTPSERVER_NVERBS];
     unsigned    unknown_total;
@@ -131,12 +130,6 @@ static int smtpserver_cleanup_conn(void)
     return smtpserver_cleanup_fd;
 }
 
-/* For the SIGTERM handler: a session is waiting for a command with all
- * replies sent, and the plaintext 421 to send then. */
-static volatile sig_atomic_t smtpserver_idle;
-static int smtpserver_sig_fd = -1;
-static char *smtpserver_sig_text;
-
 static const char *smtpserver_verb_log[SMTPSERVER_NVERBS] = {
     [SMTPP_VERB_EHLO] = "ehlo", [SMTPP_VERB_HELO] = "helo", [SMTPP_VERB_MAIL] = "mail",
     [SMTPP_VERB_RCPT] = "rcpt", [SMTPP_VERB_DATA] = "data", [SMTPP_VERB_BDAT] = "bdat",
@@ -174,17 +167,12 @@ static void smtpserver_reply_clear(struct smtpserver_reply *r)
 static void smtpserver_send_lines(int code, const char *dsn, const char *const *lines, size_t n)
 {
     S.last_code = code;
-    if (code >= 400) {
-        S.errors++;
-        if (S.errors > S.soft_errors && S.error_sleep > 0 && code != 421) {
-            stream_flush(S.ss.stream);
-            sleep((unsigned)S.error_sleep);
-        }
-    }
+    if (code >= 400)
+        session_error(&S.sess, code == 421);
     buf_reset(S.reply);
     if (smtpreply_format(S.reply, code, dsn, lines, n) < 0)
         msg_panic("smtpserver: reply does not fit");
-    stream_write(S.ss.stream, S.reply->data, S.reply->len);
+    stream_write(S.sess.stream, S.reply->data, S.reply->len);
 }
 
 static void smtpserver_vsend(int code, const char *dsn, const char *fmt, va_list ap)
@@ -214,18 +202,18 @@ static void smtpserver_send_err(const struct smtpreply_err *err)
 }
 
 /* The client, Postfix style: "unknown[127.0.0.1]", "mx.example.org[192.0.2.1]". */
-#define CLIENT_FMT "%s[%s]"
-#define CLIENT_ARGS S.ss.client_name, S.ss.client_addr
+#define CLIENT_FMT SESSION_PEER_FMT
+#define CLIENT_ARGS SESSION_PEER_ARGS(&S.sess)
 
 static const char *smtpserver_protocol(void)
 {
     bool utf8 = S.ss.have_mail && S.ss.mail.params.smtputf8;
 
     if (!S.ss.esmtp)
-        return S.ss.tls ? "SMTPS" : "SMTP";
+        return S.sess.tls ? "SMTPS" : "SMTP";
     if (utf8)
-        return S.ss.tls ? "UTF8SMTPS" : "UTF8SMTP";
-    return S.ss.tls ? "ESMTPS" : "ESMTP";
+        return S.sess.tls ? "UTF8SMTPS" : "UTF8SMTP";
+    return S.sess.tls ? "ESMTPS" : "ESMTP";
 }
 
 /* "NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 550 5.1.1 <x>: text;
@@ -235,8 +223,8 @@ static void smtpserver_log_reject(const char *stage, int code, const char *dsn, 
 {
     if (from == NULL)
         from = S.ss.have_mail ? S.ss.mail.path.addr : "";
-    msg_info("NOQUEUE: reject: %s from " CLIENT_FMT ": %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>",
-             stage, CLIENT_ARGS, code, dsn ? dsn : "", text,
+    msg_info("NOQUEUE: reject: %s from " CLIENT_FMT
+             ": %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>", stage, CLIENT_ARGS, code, dsn ? dsn : "", text,
              from, to ? " to=<" : "", to ? to : "",
              to ? ">" : "", smtpserver_protocol(), S.ss.helo_name ? S.ss.helo_name : "");
 }
@@ -285,16 +273,16 @@ static void smtpserver_submit(int content_fd, uint64_t len)
     r.ret = S.ss.mail.params.ret == SMTPP_RET_FULL   ? QUEUE_RET_FULL
             : S.ss.mail.params.ret == SMTPP_RET_HDRS ? QUEUE_RET_HDRS
                                                      : QUEUE_RET_NONE;
-    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_NAME, S.ss.client_name);
-    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_ADDR, S.ss.client_addr);
-    cleanup_request_attr(&r, CLEANUP_ATTR_CLIENT_PORT, S.ss.client_port);
+    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_NAME, S.sess.peer.name);
+    cleanup_request_attr(&r, QUEUE_ATTR_CLIENT_ADDR, S.sess.peer.addr_text);
+    cleanup_request_attr(&r, CLEANUP_ATTR_CLIENT_PORT, S.sess.peer.port);
     if (S.ss.helo_name)
         cleanup_request_attr(&r, QUEUE_ATTR_HELO, S.ss.helo_name);
     cleanup_request_attr(&r, QUEUE_ATTR_PROTOCOL, smtpserver_protocol());
-    if (S.ss.tls) {
-        snprintf(bits, sizeof(bits), "%d", tls_conn_bits(S.ss.tls));
-        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_PROTOCOL, tls_conn_protocol(S.ss.tls));
-        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_CIPHER, tls_conn_cipher(S.ss.tls));
+    if (S.sess.tls) {
+        snprintf(bits, sizeof(bits), "%d", tls_conn_bits(S.sess.tls));
+        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_PROTOCOL, tls_conn_protocol(S.sess.tls));
+        cleanup_request_attr(&r, CLEANUP_ATTR_TLS_CIPHER, tls_conn_cipher(S.sess.tls));
         cleanup_request_attr(&r, CLEANUP_ATTR_TLS_BITS, bits);
     }
     for (size_t i = 0; i < S.ss.nrcpt; i++)
@@ -318,9 +306,9 @@ static void smtpserver_submit(int content_fd, uint64_t len)
         goto out;
     }
     if (res.code == 250) {
-        if (S.ss.tls)
+        if (S.sess.tls)
             msg_info("%s: client=" CLIENT_FMT ", tls=%s", res.text, CLIENT_ARGS,
-                     tls_conn_protocol(S.ss.tls));
+                     tls_conn_protocol(S.sess.tls));
         else
             msg_info("%s: client=" CLIENT_FMT, res.text, CLIENT_ARGS);
         smtpserver_send(250, "2.0.0", "Ok: queued as %s", res.text);
@@ -366,7 +354,7 @@ static void smtpserver_ehlo(const struct smtpproto_cmd *cmd)
     }
     if (!conf_bool("disable_vrfy_command"))
         lines[n++] = "VRFY";
-    if (S.tls_server && !S.ss.tls && S.tls_level != TLS_LEVEL_NONE)
+    if (S.sess.tls_server && !S.sess.tls && S.tls_level != TLS_LEVEL_NONE)
         lines[n++] = "STARTTLS";
     lines[n++] = "ENHANCEDSTATUSCODES";
     lines[n++] = "8BITMIME";
@@ -383,7 +371,7 @@ static void smtpserver_mail(const struct smtpproto_cmd *cmd)
     struct smtpserver_reply r = { 0 };
     struct smtp_addrcmd ac;
 
-    if (S.tls_level == TLS_LEVEL_ENCRYPT && !S.ss.tls) {
+    if (S.tls_level == TLS_LEVEL_ENCRYPT && !S.sess.tls) {
         smtpserver_send(530, "5.7.0", "Must issue a STARTTLS command first");
         return;
     }
@@ -486,14 +474,11 @@ static void smtpserver_rcpt(const struct smtpproto_cmd *cmd)
 /* Read the rest of a session that cannot go on. */
 static void smtpserver_io_failed(ssize_t n)
 {
+    session_io_failed(&S.sess, n);
     if (n == STREAM_TIMEOUT) {
-        msg_info("timeout after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
         smtpserver_send(421, "4.4.2", "%s Error: timeout exceeded", conf_str("myhostname"));
-        stream_flush(S.ss.stream);
-    } else {
-        msg_info("lost connection after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
+        stream_flush(S.sess.stream);
     }
-    S.done = true;
 }
 
 static void smtpserver_data(void)
@@ -512,16 +497,16 @@ static void smtpserver_data(void)
         return;
     }
     smtpserver_send(354, NULL, "End data with <CR><LF>.<CR><LF>");
-    if (stream_flush(S.ss.stream) < 0) {
+    if (stream_flush(S.sess.stream) < 0) {
         smtpserver_io_failed(STREAM_ERROR);
         return;
     }
     c = smtpcontent_new(0, 0);
     smtpdata_init(&d, NULL, S.size_limit, S.data_line_limit);
     smtpdata_set_sink(&d, smtpcontent_sink, c);
-    stream_set_timeout(S.ss.stream, S.data_timeout_ms);
+    stream_set_timeout(S.sess.stream, S.data_timeout_ms);
     for (;;) {
-        n = stream_getline(S.ss.stream, S.line, S.data_line_limit * 2);
+        n = stream_getline(S.sess.stream, S.line, S.data_line_limit * 2);
         if (n == STREAM_TOOLONG) {
             smtpdata_feed_toolong(&d);
             continue;
@@ -533,9 +518,9 @@ static void smtpserver_data(void)
         if (smtpdata_feed(&d, S.line->data, S.line->len) == 1)
             break;
     }
-    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
-    if (!S.done) {
-        S.where = "END-OF-MESSAGE";
+    stream_set_timeout(S.sess.stream, S.lim.timeout_ms);
+    if (!S.sess.done) {
+        S.sess.where = "END-OF-MESSAGE";
         if (smtpdata_result(&d, &err) < 0 || smtpcontent_finish(c, &fd, &len, &err) < 0) {
             smtpserver_send_err(&err);
             smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL, NULL);
@@ -560,7 +545,7 @@ static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
         /* How many octets follow is unknown: the session cannot go on. */
         smtpserver_send_err(&err);
         msg_info("bad BDAT command from " CLIENT_FMT ": ending the session", CLIENT_ARGS);
-        S.done = true;
+        S.sess.done = true;
         return;
     }
     if (S.ss.have_mail && S.ss.nrcpt > 0 && S.bdat == NULL)
@@ -568,10 +553,10 @@ static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
     /* The chunk is read in any case, so that its octets are never taken
      * for commands. */
     piece = xmalloc(SMTPSERVER_BDAT_PIECE);
-    stream_set_timeout(S.ss.stream, S.data_timeout_ms);
+    stream_set_timeout(S.sess.stream, S.data_timeout_ms);
     for (left = size; left > 0;) {
-        ssize_t n = stream_read(S.ss.stream, piece,
-                                left < SMTPSERVER_BDAT_PIECE ? (size_t)left : SMTPSERVER_BDAT_PIECE);
+        size_t want = left < SMTPSERVER_BDAT_PIECE ? (size_t)left : SMTPSERVER_BDAT_PIECE;
+        ssize_t n = stream_read(S.sess.stream, piece, want);
 
         if (n <= 0) {
             smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
@@ -582,8 +567,8 @@ static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
         left -= (uint64_t)n;
     }
     free(piece);
-    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
-    if (S.done)
+    stream_set_timeout(S.sess.stream, S.lim.timeout_ms);
+    if (S.sess.done)
         return;
     if (!S.ss.have_mail) {
         smtpserver_send(503, "5.5.1", "Error: need MAIL command");
@@ -599,7 +584,7 @@ static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
     }
     /* The last chunk, or one that broke a rule: the transaction ends here
      * (later chunks of a refused message meet "need MAIL command"). */
-    S.where = "END-OF-MESSAGE";
+    S.sess.where = "END-OF-MESSAGE";
     if (smtpcontent_finish(S.bdat, &fd, &len, &err) < 0) {
         smtpserver_send_err(&err);
         smtpserver_log_reject("END-OF-MESSAGE", err.code, err.dsn, err.text, NULL, NULL);
@@ -609,48 +594,25 @@ static void smtpserver_bdat(const struct smtpproto_cmd *cmd)
     smtpserver_reset();
 }
 
-/* The TLS handshake (STARTTLS or wrappermode); false: end the session. */
-static bool smtpserver_tls_start(void)
-{
-    const char *why = NULL;
-
-    S.ss.tls = tls_server_start(S.tls_server, S.ss.stream, SMTPSERVER_TLS_MS, &why);
-    if (S.ss.tls == NULL) {
-        msg_info("TLS handshake failed with " CLIENT_FMT ": %s", CLIENT_ARGS, why);
-        return false;
-    }
-    msg_info("Anonymous TLS connection established from " CLIENT_FMT ": %s with cipher %s "
-             "(%d/%d bits)", CLIENT_ARGS, tls_conn_protocol(S.ss.tls), tls_conn_cipher(S.ss.tls),
-             tls_conn_bits(S.ss.tls), tls_conn_bits(S.ss.tls));
-    return true;
-}
-
 static void smtpserver_starttls(void)
 {
-    size_t junk;
-
-    if (S.ss.tls) {
+    if (S.sess.tls) {
         smtpserver_send(554, "5.5.1", "Error: TLS already active");
         return;
     }
-    if (S.tls_server == NULL || S.tls_level == TLS_LEVEL_NONE) {
+    if (S.sess.tls_server == NULL || S.tls_level == TLS_LEVEL_NONE) {
         smtpserver_send(502, "5.5.1", "Error: command not implemented");
         return;
     }
     smtpserver_send(220, "2.0.0", "Ready to start TLS");
-    if (stream_flush(S.ss.stream) < 0) {
+    if (stream_flush(S.sess.stream) < 0) {
         smtpserver_io_failed(STREAM_ERROR);
         return;
     }
     /* RFC 3207 5: nothing the client sent before the handshake counts. */
-    junk = stream_pending(S.ss.stream);
-    if (junk > 0) {
-        msg_warn("discarding %zu bytes of plaintext pipelined after STARTTLS from " CLIENT_FMT,
-                 junk, CLIENT_ARGS);
-        stream_discard_input(S.ss.stream);
-    }
-    if (!smtpserver_tls_start()) {
-        S.done = true;
+    session_starttls_discard(&S.sess, "STARTTLS");
+    if (!session_tls_start(&S.sess, SMTPSERVER_TLS_MS)) {
+        S.sess.done = true;
         return;
     }
     /* RFC 3207 4.2: forget everything learnt from the client. */
@@ -704,52 +666,68 @@ static void smtpserver_vrfy(const struct smtpproto_cmd *cmd)
     free(arg);
 }
 
+static void smtpserver_rset(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_reset();
+    smtpserver_send(250, "2.0.0", "Ok");
+}
+
+static void smtpserver_noop(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_send(250, "2.0.0", "Ok");
+}
+
+static void smtpserver_quit(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_send(221, "2.0.0", "Bye");
+    S.sess.done = true;
+}
+
+static void smtpserver_help(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+                                  "VRFY HELP STARTTLS");
+}
+
+static void smtpserver_auth(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
+}
+
+static void smtpserver_data_cmd(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_data();
+}
+
+static void smtpserver_starttls_cmd(const struct smtpproto_cmd *cmd)
+{
+    (void)cmd;
+    smtpserver_starttls();
+}
+
+/* The commands, by verb (lib/smtpproto parses them). */
+static void (*const smtpserver_commands[SMTPSERVER_NVERBS])(const struct smtpproto_cmd *) = {
+    [SMTPP_VERB_EHLO] = smtpserver_ehlo,         [SMTPP_VERB_HELO] = smtpserver_ehlo,
+    [SMTPP_VERB_MAIL] = smtpserver_mail,         [SMTPP_VERB_RCPT] = smtpserver_rcpt,
+    [SMTPP_VERB_DATA] = smtpserver_data_cmd,     [SMTPP_VERB_BDAT] = smtpserver_bdat,
+    [SMTPP_VERB_RSET] = smtpserver_rset,         [SMTPP_VERB_NOOP] = smtpserver_noop,
+    [SMTPP_VERB_QUIT] = smtpserver_quit,         [SMTPP_VERB_VRFY] = smtpserver_vrfy,
+    [SMTPP_VERB_HELP] = smtpserver_help,         [SMTPP_VERB_STARTTLS] = smtpserver_starttls_cmd,
+    [SMTPP_VERB_AUTH] = smtpserver_auth,
+};
+
 static void smtpserver_command(const struct smtpproto_cmd *cmd)
 {
-    switch (cmd->verb) {
-    case SMTPP_VERB_EHLO:
-    case SMTPP_VERB_HELO:
-        smtpserver_ehlo(cmd);
-        break;
-    case SMTPP_VERB_MAIL:
-        smtpserver_mail(cmd);
-        break;
-    case SMTPP_VERB_RCPT:
-        smtpserver_rcpt(cmd);
-        break;
-    case SMTPP_VERB_DATA:
-        smtpserver_data();
-        break;
-    case SMTPP_VERB_BDAT:
-        smtpserver_bdat(cmd);
-        break;
-    case SMTPP_VERB_RSET:
-        smtpserver_reset();
-        smtpserver_send(250, "2.0.0", "Ok");
-        break;
-    case SMTPP_VERB_NOOP:
-        smtpserver_send(250, "2.0.0", "Ok");
-        break;
-    case SMTPP_VERB_QUIT:
-        smtpserver_send(221, "2.0.0", "Bye");
-        S.done = true;
-        break;
-    case SMTPP_VERB_VRFY:
-        smtpserver_vrfy(cmd);
-        break;
-    case SMTPP_VERB_HELP:
-        smtpserver_send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
-                                      "VRFY HELP STARTTLS");
-        break;
-    case SMTPP_VERB_STARTTLS:
-        smtpserver_starttls();
-        break;
-    case SMTPP_VERB_AUTH:
-        smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
-        break;
-    case SMTPP_VERB_NONE:
-        msg_panic("smtpserver: no verb");
-    }
+    if (cmd->verb <= SMTPP_VERB_NONE || cmd->verb >= SMTPSERVER_NVERBS
+        || smtpserver_commands[cmd->verb] == NULL)
+        msg_panic("smtpserver: no handler for verb %d", (int)cmd->verb);
+    smtpserver_commands[cmd->verb](cmd);
 }
 
 /* ---- the session ---- */
@@ -759,14 +737,14 @@ static void smtpserver_limits(void)
     const char *level = conf_str("smtpd_tls_security_level");
     long long size = conf_size("message_size_limit");
 
-    S.line_limit = (size_t)conf_int("line_length_limit");
+    S.lim.line_limit = (size_t)conf_int("line_length_limit");
+    S.lim.timeout_ms = (int)(conf_time("smtpd_timeout") * 1000);
+    S.lim.soft_errors = conf_int("smtpd_soft_error_limit");
+    S.lim.hard_errors = conf_int("smtpd_hard_error_limit");
+    S.lim.error_sleep = conf_time("smtpd_error_sleep_time");
     S.data_line_limit = (size_t)conf_int("smtpd_data_line_limit");
     S.size_limit = size > 0 ? (uint64_t)size : 0;
     S.rcpt_limit = (size_t)conf_int("smtpd_recipient_limit");
-    S.soft_errors = conf_int("smtpd_soft_error_limit");
-    S.hard_errors = conf_int("smtpd_hard_error_limit");
-    S.error_sleep = conf_time("smtpd_error_sleep_time");
-    S.cmd_timeout_ms = (int)(conf_time("smtpd_timeout") * 1000);
     S.data_timeout_ms = (int)(conf_time("smtpd_data_timeout") * 1000);
     if (strcasecmp(level, "none") == 0)
         S.tls_level = TLS_LEVEL_NONE;
@@ -811,48 +789,20 @@ static void smtpserver_log_disconnect(void)
     buf_free(&b);
 }
 
-/* Fill in who the client is; -1 for a socket that is not IP. */
-static int smtpserver_peer(int fd)
-{
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    unsigned port = 0;
-
-    S.ss.client_name = "unknown";
-    if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0
-        || netaddr_from_sockaddr((struct sockaddr *)&sa, len, &S.ss.client, S.ss.client_addr,
-                                 &port) < 0) {
-        snprintf(S.ss.client_addr, sizeof(S.ss.client_addr), "local");
-        snprintf(S.ss.client_port, sizeof(S.ss.client_port), "0");
-        return -1;
-    }
-    snprintf(S.ss.client_port, sizeof(S.ss.client_port), "%u", port);
-    return 0;
-}
-
 static void smtpserver_loop(void)
 {
     struct smtpproto_cmd cmd;
     struct smtpreply_err err;
     ssize_t n;
 
-    while (!S.done) {
-        if (S.errors >= S.hard_errors) {
-            msg_info("too many errors after %s from " CLIENT_FMT, S.where, CLIENT_ARGS);
+    while (!S.sess.done) {
+        if (session_too_many_errors(&S.sess)) {
+            msg_info("too many errors after %s from " CLIENT_FMT, S.sess.where, CLIENT_ARGS);
             smtpserver_send(421, "4.7.0", "%s Error: too many errors", conf_str("myhostname"));
-            stream_flush(S.ss.stream);
+            stream_flush(S.sess.stream);
             break;
         }
-        /* Pipelining: replies wait until the client's input is used up. */
-        if (stream_pending(S.ss.stream) == 0) {
-            if (stream_flush(S.ss.stream) < 0) {
-                smtpserver_io_failed(STREAM_ERROR);
-                break;
-            }
-            smtpserver_idle = S.ss.tls == NULL;
-        }
-        n = stream_getline(S.ss.stream, S.line, S.line_limit);
-        smtpserver_idle = 0;
+        n = session_read_command(&S.sess, S.line);
         if (n == STREAM_TOOLONG) {
             smtpserver_send(500, "5.5.0", "Error: line too long");
             S.unknown_total++;
@@ -865,15 +815,15 @@ static void smtpserver_loop(void)
         if (smtpproto_parse_cmd(S.line->data, S.line->len, &cmd, &err) != SMTPP_OK) {
             if (cmd.verb != SMTPP_VERB_NONE) {
                 S.verb_total[cmd.verb]++;
-                S.where = cmd.name;
+                S.sess.where = cmd.name;
             } else {
                 S.unknown_total++;
-                S.where = "UNKNOWN";
+                S.sess.where = "UNKNOWN";
             }
             smtpserver_send_err(&err);
             continue;
         }
-        S.where = cmd.name;
+        S.sess.where = cmd.name;
         S.last_code = 0;
         smtpserver_command(&cmd);
         S.verb_total[cmd.verb]++;
@@ -886,29 +836,23 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
                                tls_server_t *tls, void *policy_ctx)
 {
     struct smtpserver_reply r = { 0 };
+    char *goodbye;
 
     memset(&S, 0, sizeof(S));
     S.policy = policy;
-    S.tls_server = tls;
-    S.ss.fd = fd;
     S.ss.policy_ctx = policy_ctx;
-    S.where = "CONNECT";
     smtpserver_cleanup_resume();
     smtpserver_limits();
     S.line = buf_new(0);
     S.reply = buf_new(0);
-    S.ss.stream = stream_open(fd);
-    if (out_fd != fd)
-        stream_set_write_fd(S.ss.stream, out_fd);
-    stream_set_timeout(S.ss.stream, S.cmd_timeout_ms);
-    if (smtpserver_peer(fd) == 0 && policy->client_name
-        && (S.client_name = policy->client_name(&S.ss)) != NULL)
-        S.ss.client_name = S.client_name;
+    session_open(&S.sess, fd, out_fd, tls, &S.lim);
+    S.ss.sess = &S.sess;
+    if (S.sess.peer.ip && policy->client_name)
+        session_set_name(&S.sess, policy->client_name(&S.ss));
     msg_info("connect from " CLIENT_FMT, CLIENT_ARGS);
-    free(smtpserver_sig_text);
-    smtpserver_sig_text = xasprintf("421 4.3.2 %s Service shutting down\r\n",
-                                    conf_str("myhostname"));
-    smtpserver_sig_fd = fd;
+    goodbye = xasprintf("421 4.3.2 %s Service shutting down\r\n", conf_str("myhostname"));
+    session_set_goodbye(&S.sess, goodbye);
+    free(goodbye);
 
     if (conf_bool("smtpd_tls_wrappermode")) {
         if (tls == NULL) {
@@ -916,7 +860,7 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
                      "dropping " CLIENT_FMT, CLIENT_ARGS);
             goto out;
         }
-        if (!smtpserver_tls_start())
+        if (!session_tls_start(&S.sess, SMTPSERVER_TLS_MS))
             goto out;
     }
     if (policy->connect && policy->connect(&S.ss, &r) != 0) {
@@ -924,16 +868,12 @@ static void smtpserver_session(int fd, int out_fd, const struct smtpserver_polic
         msg_info("NOQUEUE: reject: CONNECT from " CLIENT_FMT ": %d %s %s", CLIENT_ARGS, r.code,
                  r.dsn ? r.dsn : "", r.text);
         smtpserver_reply_clear(&r);
-        stream_flush(S.ss.stream);
+        stream_flush(S.sess.stream);
         goto out;
     }
     smtpserver_send(220, NULL, "%s", conf_str("smtpd_banner"));
     smtpserver_loop();
 out:
-    smtpserver_idle = 0;
-    stream_flush(S.ss.stream);          /* the last reply (221, 421, ...) */
-    if (S.ss.tls)
-        tls_conn_free(&S.ss.tls, S.ss.stream);
     smtpserver_log_disconnect();
     if (policy->disconnect)
         policy->disconnect(&S.ss);
@@ -946,13 +886,9 @@ out:
         smtpserver_cleanup_close();
     }
     free(S.ss.helo_name);
-    S.ss.client_name = "unknown";
-    free(S.client_name);
-    S.client_name = NULL;
-    stream_free(&S.ss.stream);
+    session_close(&S.sess);
     buf_free(&S.line);
     buf_free(&S.reply);
-    smtpserver_sig_fd = -1;
 }
 
 void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t *tls,
@@ -965,13 +901,4 @@ void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *
                          void *policy_ctx)
 {
     smtpserver_session(in_fd, out_fd, policy, NULL, policy_ctx);
-}
-
-void smtpserver_on_sigterm(int signo)
-{
-    (void)signo;
-    if (smtpserver_idle && smtpserver_sig_fd >= 0 && smtpserver_sig_text)
-        (void)!send(smtpserver_sig_fd, smtpserver_sig_text, strlen(smtpserver_sig_text),
-                    MSG_NOSIGNAL | MSG_DONTWAIT);
-    _exit(0);
 }

@@ -56,6 +56,7 @@
 #include "cleanup_proto.h"
 #include "event.h"
 #include "netaddr.h"
+#include "session.h"
 #include "smtpproto.h"
 #include "stream.h"
 #include "tls.h"
@@ -74,16 +75,12 @@ struct smtpserver_rcpt {
 };
 
 struct smtp_session {
-    stream_t       *stream;
-    int             fd;
-    struct netaddr  client;
-    char            client_addr[NETADDR_TEXT_MAX];
-    char            client_port[8];
-    const char     *client_name;    /* "unknown", or the name the policy's
-                                       client_name hook gave */
+    /* The connection (lib/session): the stream, TLS, and the client in
+     * peer: its address (addr, addr_text, port) and name ("unknown", or
+     * what the policy's client_name hook gave). */
+    session_t      *sess;
     char           *helo_name;      /* NULL before HELO/EHLO */
     bool            esmtp;
-    tls_conn_t     *tls;
     void           *policy_ctx;     /* the program's */
 
     /* The transaction. */
@@ -137,9 +134,5 @@ void smtpserver_keep_cleanup(event_loop_t *loop);
 /* Fill a reply for a policy callback; returns code. */
 int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,
                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* The SIGTERM handler of a SERVER_SINGLE program: if the session is idle
- * between commands (all replies sent), tell the client 421 4.3.2 first. */
-void smtpserver_on_sigterm(int signo);
 
 #endif

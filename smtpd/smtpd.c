@@ -108,7 +108,7 @@ static void smtpd_post_init(event_loop_t *loop)
     cleanup_proto_init();
     smtpserver_keep_cleanup(loop);
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = smtpserver_on_sigterm;
+    sa.sa_handler = session_on_sigterm;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
 }
@@ -154,7 +154,8 @@ static char *smtpd_client_name(struct smtp_session *ss)
             return NULL;
         if ((left = deadline - event_now_ms()) < 1)
             left = 1;
-        if ((res = lookup_client_name(smtpd_lookup_fd, ss->client_addr, &r, (int)left)) >= 0)
+        res = lookup_client_name(smtpd_lookup_fd, ss->sess->peer.addr_text, &r, (int)left);
+        if (res >= 0)
             break;
         /* A late answer must not be read as the answer to the next
          * question: start over with a new connection. */
@@ -162,7 +163,8 @@ static char *smtpd_client_name(struct smtp_session *ss)
         close(smtpd_lookup_fd);
         smtpd_lookup_fd = -1;
         if (err == ETIMEDOUT || fresh || attempt > 0) {
-            msg_warn("cannot look up the name of client %s: lookupd: %s", ss->client_addr,
+            msg_warn("cannot look up the name of client %s: lookupd: %s",
+                     ss->sess->peer.addr_text,
                      err == ETIMEDOUT ? "no answer in time" : strerror(err));
             return NULL;
         }
@@ -183,13 +185,13 @@ static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
     long long limit = conf_int("smtpd_client_connection_count_limit");
     int count;
 
-    sd->trusted = netaddr_list_match(smtpd_mynetworks, &ss->client);
+    sd->trusted = netaddr_list_match(smtpd_mynetworks, &ss->sess->peer.addr);
     if (limit == 0 || sd->trusted)
         return 0;
     if (smtpd_service_fd(&smtpd_anvil_fd, ANVIL_SOCKET, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION,
                          ANVIL_TIMEOUT_MS) < 0)
         return 0;
-    count = anvil_connect(smtpd_anvil_fd, "smtpd", ss->client_addr);
+    count = anvil_connect(smtpd_anvil_fd, "smtpd", ss->sess->peer.addr_text);
     if (count < 0) {
         smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
         return 0;
@@ -197,9 +199,9 @@ static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
     sd->anvil_counted = true;
     if (count > limit) {
         msg_warn("too many connections from %s: %d (smtpd_client_connection_count_limit = %lld)",
-                 ss->client_addr, count, limit);
+                 ss->sess->peer.addr_text, count, limit);
         return smtpserver_reply_set(r, 421, "4.7.0", "%s Error: too many connections from %s",
-                                    conf_str("myhostname"), ss->client_addr);
+                                    conf_str("myhostname"), ss->sess->peer.addr_text);
     }
     return 0;
 }
@@ -209,7 +211,7 @@ static void smtpd_disconnect(struct smtp_session *ss)
     struct smtpd_session *sd = ss->policy_ctx;
 
     if (sd->anvil_counted && smtpd_anvil_fd >= 0
-        && anvil_disconnect(smtpd_anvil_fd, "smtpd", ss->client_addr) < 0)
+        && anvil_disconnect(smtpd_anvil_fd, "smtpd", ss->sess->peer.addr_text) < 0)
         smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
 }
 
