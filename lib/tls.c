@@ -20,6 +20,7 @@
 
 #include "msg.h"
 #include "tls.h"
+#include "trustpath.h"
 #include "xalloc.h"
 
 struct tls_server {
@@ -63,6 +64,40 @@ static const char *tls_error_text(void)
     return text;
 }
 
+/* Root reads certificates, keys and CA files before its privilege drop:
+ * only files that no other account can change or swap, all the way up
+ * (DESIGN.md §1, lib/trustpath).  0 (also for a missing file, which the
+ * loader reports), or -1 with errno and the reason in err. */
+static int tls_path_trusted(const char *path, const char *what, buf_t *err)
+{
+    uid_t owners[2];
+    size_t n, len;
+    buf_t *why;
+    int saved;
+
+    if (geteuid() != 0)
+        return 0;
+    n = trustpath_owners(owners);
+    why = buf_new(0);
+    if (trustpath_check(path, TRUSTPATH_FILE, owners, n, why) == 0) {
+        buf_free(&why);
+        return 0;
+    }
+    saved = errno;
+    if (saved == ENOENT) {
+        /* Nothing to swap: the loader says the file is missing. */
+        buf_free(&why);
+        return 0;
+    }
+    len = why->len;
+    while (len > 0 && (why->data[len - 1] == '\n' || why->data[len - 1] == '\0'))
+        len--;
+    buf_printf(err, "%s %s is not safe to read as root: %.*s", what, path, (int)len, why->data);
+    buf_free(&why);
+    errno = saved;
+    return -1;
+}
+
 tls_server_t *tls_server_new(const char *cert_file, const char *key_file, buf_t *err)
 {
     tls_server_t *t;
@@ -72,6 +107,9 @@ tls_server_t *tls_server_new(const char *cert_file, const char *key_file, buf_t 
         buf_printf(err, "no certificate file is configured");
         return NULL;
     }
+    if (tls_path_trusted(cert_file, "the certificate", err) < 0
+        || (key_file && *key_file && tls_path_trusted(key_file, "the private key", err) < 0))
+        return NULL;
     ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         buf_printf(err, "cannot make a TLS context: %s", tls_error_text());
@@ -398,13 +436,27 @@ tls_client_t *tls_client_new(const char *cafile, long cache_timeout, buf_t *err)
      * when a handshake first needs them (tls_client_load_cas).  A missing
      * or unreadable system file only means that nothing verifies. */
     if (path == NULL || *path == '\0') {
+        buf_t *why = buf_new(0);
+
         path = getenv(X509_get_default_cert_file_env());
         if (path == NULL || *path == '\0')
             path = X509_get_default_cert_file();
-        if ((pem = tls_read_ca_file(path)) == NULL && errno != ENOENT && errno != EACCES) {
+        pem = NULL;
+        if (tls_path_trusted(path, "the system CA file", why) < 0) {
+            if (errno != ENOENT && errno != EACCES) {
+                buf_append(err, why->data, why->len);
+                buf_free(&why);
+                return NULL;
+            }
+        } else if ((pem = tls_read_ca_file(path)) == NULL && errno != ENOENT
+                   && errno != EACCES) {
             buf_printf(err, "cannot load the system CA file %s: %s", path, strerror(errno));
+            buf_free(&why);
             return NULL;
         }
+        buf_free(&why);
+    } else if (tls_path_trusted(path, "the CA file", err) < 0) {
+        return NULL;
     } else if ((pem = tls_read_ca_file(path)) == NULL) {
         buf_printf(err, "cannot load the CA file %s: %s", path, strerror(errno));
         return NULL;

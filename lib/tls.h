@@ -5,7 +5,10 @@
  * A server context is made once per process in pre_init, while still
  * root, so that a private key readable only by root can be used after the
  * privilege drop: tls_server_new() loads the certificate chain and the key
- * and checks that they belong together.  Per connection, tls_server_start()
+ * and checks that they belong together.  Root reads only a certificate,
+ * key or CA file that no other account can change or swap: the file and
+ * every directory above it (lib/trustpath); another is refused with the
+ * reason.  Per connection, tls_server_start()
  * runs the handshake on the stream's descriptor (non-blocking, bounded by a
  * deadline) and then routes the stream's reads and writes through the TLS
  * session; the stream's output must be flushed and its input discarded by

@@ -19,6 +19,7 @@ shutdown; and the log lines admins grep for.
 """
 import email
 import os
+import pwd
 import socket
 import ssl
 import sys
@@ -485,6 +486,36 @@ if c:
     c.close()
 like(inst.log(), "STARTTLS is not offered: cannot load the certificate /nonexistent/cert.pem",
      "the reason is logged")
+
+# A key that another account could change or swap (smtpd reads it as root,
+# before the privilege drop) is not read, whatever its contents.
+tlsdir = os.path.join(inst.etc, "tls")
+key = os.path.join(tlsdir, "key.pem")
+inst.set_main({"smtpd_tls_cert_file": os.path.join(tlsdir, "cert.pem"),
+               "smtpd_tls_key_file": key})
+nobody = pwd.getpwnam("nobody")
+cert = os.path.join(tlsdir, "cert.pem")
+for what, change, undo, file, culprit in (
+        ("a group-writable key", lambda: os.chmod(key, 0o620), lambda: os.chmod(key, 0o600),
+         "the private key " + key, key + ": writable by its group"),
+        ("the TLS directory owned by another account",
+         lambda: os.chown(tlsdir, nobody.pw_uid, nobody.pw_gid), lambda: os.chown(tlsdir, 0, 0),
+         "the certificate " + cert, tlsdir + ": not owned by root")):
+    change()
+    mark = len(inst.log())
+    inst.mailctl("reload")
+    c = session_where(lambda c, lines: "STARTTLS" not in lines)
+    ok(c is not None, "%s: EHLO offers no STARTTLS" % what)
+    if c:
+        c.close()
+    like(inst.log()[mark:], "STARTTLS is not offered: %s is not safe to read as root: %s"
+         % (file, culprit), "  and smtpd says why: %s" % culprit)
+    undo()
+inst.mailctl("reload")
+c = session_where(lambda c, lines: "STARTTLS" in lines)
+ok(c is not None, "the key safe again: STARTTLS is offered")
+if c:
+    c.close()
 
 # ---- shutdown: an idle session is told 421 ----
 c = Conv()
