@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -608,6 +609,36 @@ const char *tls_conn_verify_error(const tls_conn_t *c)
 int tls_conn_resumed(const tls_conn_t *c)
 {
     return SSL_session_reused(c->ssl) == 1;
+}
+
+int tls_conn_channel_binding(const tls_conn_t *c, buf_t *out, const char **type)
+{
+    unsigned char data[EVP_MAX_MD_SIZE];
+    size_t n;
+    int resumed = SSL_session_reused(c->ssl) == 1, own, rc;
+
+    if (SSL_version(c->ssl) >= TLS1_3_VERSION) {
+        n = 32;
+        if (SSL_export_keying_material(c->ssl, data, n, "EXPORTER-Channel-Binding", 24,
+                                       (const unsigned char *)"", 0, 1) != 1) {
+            ERR_clear_error();
+            return -1;
+        }
+        *type = "tls-exporter";
+    } else {
+        if (resumed && SSL_get_extms_support(c->ssl) != 1)
+            return -1;
+        /* The first Finished: the client's, unless the handshake resumed. */
+        own = SSL_is_server(c->ssl) ? resumed : !resumed;
+        n = own ? SSL_get_finished(c->ssl, data, sizeof(data))
+                : SSL_get_peer_finished(c->ssl, data, sizeof(data));
+        if (n == 0 || n > sizeof(data))
+            return -1;
+        *type = "tls-unique";
+    }
+    rc = buf_append(out, data, n);
+    explicit_bzero(data, sizeof(data));
+    return rc < 0 ? -1 : 0;
 }
 
 const char *tls_conn_protocol(const tls_conn_t *c)

@@ -112,6 +112,16 @@ const char *tls_trust_str(enum tls_trust t);           /* "Verified", ... */
 const char *tls_conn_verify_error(const tls_conn_t *c);
 int         tls_conn_resumed(const tls_conn_t *c);     /* 1: an abbreviated handshake */
 
+/* Channel binding data for SCRAM-*-PLUS (either end of a connection):
+ * on TLS 1.3 "tls-exporter" (RFC 9266: 32 bytes exported under the label
+ * "EXPORTER-Channel-Binding" with an empty context); below it "tls-unique"
+ * (RFC 5929: the handshake's first Finished message, the client's in a
+ * full handshake, the server's in a resumed one), but none for a resumed
+ * session without extended master secret (the triple handshake attack,
+ * RFC 7627).  0 with *type set and the data appended to out, or -1 if
+ * there is none (out unchanged). */
+int         tls_conn_channel_binding(const tls_conn_t *c, buf_t *out, const char **type);
+
 /* Send close_notify (best effort, no waiting), put s back on the raw
  * descriptor and free the session.  s's output must be flushed first. */
 void        tls_conn_free(tls_conn_t **cp, stream_t *s);

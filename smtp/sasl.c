@@ -15,9 +15,10 @@
  * live for max_use connections or max_idle seconds; "mailctl reload"
  * restarts them).
  *
- * Mechanisms: PLAIN, else LOGIN, whichever the server offers.  Both send
- * the password as it is, so they are used only where the security options
- * allow plaintext mechanisms: smtp_sasl_security_options (default
+ * Mechanisms: PLAIN, else LOGIN, whichever the server offers, run by
+ * lib/sasl's client (the messages) with lib/base64 (the encoding).  Both
+ * send the password as it is, so they are used only where the security
+ * options allow plaintext mechanisms: smtp_sasl_security_options (default
  * "noplaintext, noanonymous") on a session without TLS,
  * smtp_sasl_tls_security_options (default "noanonymous") on a TLS session.
  * A server that offers no AUTH gets the mail without authentication, as
@@ -33,11 +34,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
+#include "base64.h"
 #include "conf.h"
 #include "map.h"
 #include "msg.h"
+#include "sasl.h"
 #include "smtp.h"
 #include "trustpath.h"
 #include "xalloc.h"
@@ -140,14 +141,6 @@ static bool sasl_plaintext_ok(const char *param)
     return ok;
 }
 
-static char *sasl_b64(const char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
-    return out;
-}
-
 /* Send a line the log must not show; then read the reply. */
 static int sasl_step(session_t *s, const char *line, const char *shown, const char **why)
 {
@@ -160,6 +153,64 @@ static int sasl_step(session_t *s, const char *line, const char *shown, const ch
         return SESS_LOST;
     }
     rc = session_read(s, smtp_param.helo_ms, why);
+    return rc;
+}
+
+/* Wipe and free a buffer that held credentials. */
+static void sasl_wipe(buf_t **bp)
+{
+    if (*bp)
+        explicit_bzero((*bp)->data, (*bp)->len);
+    buf_free(bp);
+}
+
+/* Run mech's exchange (lib/sasl's client) up to the server's last reply,
+ * which is left in s->reply: AUTH with the initial response if the
+ * mechanism has one, then an answer to each 334 challenge while the
+ * mechanism has one.  A SESS_* code. */
+static int sasl_exchange(session_t *s, const char *mech, const struct sasl_entry *e,
+                         const char **why)
+{
+    sasl_client_t *c = sasl_client_new(mech, e->user, e->pass, NULL);
+    buf_t *resp = buf_new(0), *line = buf_new(0), *chal = buf_new(0);
+    bool login = strcmp(mech, "LOGIN") == 0;
+    int rc, n = 0;
+
+    if (c == NULL)
+        msg_panic("sasl_exchange: no client for %s", mech);
+    buf_printf(line, "AUTH %s", mech);
+    if (sasl_client_start(c, resp)) {
+        buf_putc(line, ' ');
+        if (resp->len == 0)
+            buf_putc(line, '=');
+        else
+            base64_encode(line, resp->data, resp->len);
+    }
+    rc = sasl_step(s, buf_cstr(line), login ? "AUTH LOGIN" : "AUTH PLAIN (credentials)", why);
+    while (rc == SESS_OK && s->reply.code == 334) {
+        const struct smtpreply *r = s->parsed;
+        const char *text = r && r->nlines == 1 ? r->lines[0] : "";
+
+        /* A prompt that is not base64 is read as empty: LOGIN's client
+         * does not read its prompts (as before), and PLAIN's refuses any
+         * challenge after its credentials. */
+        buf_reset(chal);
+        if (base64_decode(chal, text, strlen(text)) < 0)
+            buf_reset(chal);
+        if (sasl_client_step(c, chal->data, chal->len, resp) != SASL_CONTINUE) {
+            msg_debug("%s: %s", s->namaddr, sasl_client_reason(c));
+            break;              /* the caller cancels the exchange */
+        }
+        explicit_bzero(line->data, line->len);
+        buf_reset(line);
+        base64_encode(line, resp->data, resp->len);
+        rc = sasl_step(s, buf_cstr(line), !login ? "(credentials)"
+                                          : n++ == 0 ? "(user name)" : "(password)", why);
+    }
+    sasl_wipe(&line);
+    sasl_wipe(&resp);
+    buf_free(&chal);
+    sasl_client_free(&c);
     return rc;
 }
 
@@ -188,39 +239,7 @@ int sasl_authenticate(session_t *s, const char *nexthop, struct smtp_status *st)
                         plain_ok ? "allowed" : s->tls ? "not allowed" : "need TLS");
         return -1;
     }
-    if (strcmp(mech, "PLAIN") == 0) {
-        size_t ul = strlen(e->user), pl = strlen(e->pass);
-        char *raw = xmalloc(ul + pl + 2), *b64, *line;
-
-        raw[0] = '\0';
-        memcpy(raw + 1, e->user, ul);
-        raw[1 + ul] = '\0';
-        memcpy(raw + 2 + ul, e->pass, pl);
-        b64 = sasl_b64(raw, ul + pl + 2);
-        line = xasprintf("AUTH PLAIN %s", b64);
-        rc = sasl_step(s, line, "AUTH PLAIN (credentials)", &why);
-        explicit_bzero(raw, ul + pl + 2);
-        explicit_bzero(b64, strlen(b64));
-        explicit_bzero(line, strlen(line));
-        free(raw);
-        free(b64);
-        free(line);
-    } else {
-        char *b64;
-
-        rc = sasl_step(s, "AUTH LOGIN", "AUTH LOGIN", &why);
-        if (rc == SESS_OK && s->reply.code == 334) {
-            b64 = sasl_b64(e->user, strlen(e->user));
-            rc = sasl_step(s, b64, "(user name)", &why);
-            free(b64);
-        }
-        if (rc == SESS_OK && s->reply.code == 334) {
-            b64 = sasl_b64(e->pass, strlen(e->pass));
-            rc = sasl_step(s, b64, "(password)", &why);
-            explicit_bzero(b64, strlen(b64));
-            free(b64);
-        }
-    }
+    rc = sasl_exchange(s, mech, e, &why);
     if (rc != SESS_OK) {
         session_error(s, rc, why, "authenticating", "AUTH", st);
         return -1;
