@@ -35,7 +35,7 @@ HARDEN_CFLAGS  = -fstack-protector-strong -fstack-clash-protection \
                  $(if $(SAN),,-D_FORTIFY_SOURCE=2)
 HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
 ALLCFLAGS  = $(OPT) $(SAN) $(HARDEN_CFLAGS) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
-LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn
+LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt
 LDFLAGS   += $(SAN) $(HARDEN_LDFLAGS)
 
 LIB_SRC    = $(wildcard lib/*.c)

@@ -1,8 +1,8 @@
 /*
  * map - Berkeley DB lookup tables (see map.h).
  *
- * Interface: map_open, map_close, map_lookup, map_foreach, map_name,
- * map_build.
+ * Interface: map_open, map_open_file, map_close, map_lookup, map_foreach,
+ * map_name, map_build, map_write.
  *
  * Readers open "FILE.db" read-only with db_create() + DB->open(), without a
  * DB_ENV: a map is never written in place, so readers need no locking.
@@ -50,6 +50,8 @@ struct map {
     DBTYPE  type;
     DB     *db;
     struct stat st;             /* identity of the file db reads */
+    map_check_fn check;         /* map_open_file's check, or NULL */
+    void   *check_ctx;
 };
 
 /* Berkeley DB reports through this instead of stderr. */
@@ -109,6 +111,7 @@ static int map_same_file(const struct stat *a, const struct stat *b)
 /* Open dbpath read-only; fill *st from the descriptor the handle really
  * uses.  0, or -1 with errno and *err. */
 static int map_db_open(const char *spec, const char *dbpath, DBTYPE type,
+                       map_check_fn check, void *check_ctx,
                        DB **dbp, struct stat *st, char **err)
 {
     DB *db;
@@ -144,6 +147,13 @@ static int map_db_open(const char *spec, const char *dbpath, DBTYPE type,
         errno = e;
         return -1;
     }
+    if (check && check(dbpath, st, check_ctx, err) < 0) {
+        int e = errno;
+
+        db->close(db, 0);
+        errno = e;
+        return -1;
+    }
     *dbp = db;
     return 0;
 }
@@ -169,7 +179,38 @@ map_t *map_open(const char *spec, char **err)
     m->dbpath = xasprintf("%s.db", path);
     m->type = type;
     free(path);
-    if (map_db_open(m->spec, m->dbpath, m->type, &m->db, &m->st, &msg) < 0) {
+    if (map_db_open(m->spec, m->dbpath, m->type, NULL, NULL, &m->db, &m->st, &msg) < 0) {
+        int e = errno;
+
+        if (err)
+            *err = msg;
+        else
+            free(msg);
+        free(m->spec);
+        free(m->dbpath);
+        free(m);
+        errno = e;
+        return NULL;
+    }
+    return m;
+}
+
+map_t *map_open_file(const char *path, int type, map_check_fn check, void *ctx, char **err)
+{
+    map_t *m;
+    char *msg = NULL;
+
+    if (err)
+        *err = NULL;
+    if (path == NULL || (type != MAP_TYPE_HASH && type != MAP_TYPE_BTREE))
+        msg_panic("map_open_file: bad arguments");
+    m = xcalloc(1, sizeof(*m));
+    m->spec = xasprintf("%s:%s", type == MAP_TYPE_HASH ? "hash" : "btree", path);
+    m->dbpath = xstrdup(path);
+    m->type = type == MAP_TYPE_HASH ? DB_HASH : DB_BTREE;
+    m->check = check;
+    m->check_ctx = ctx;
+    if (map_db_open(m->spec, m->dbpath, m->type, check, ctx, &m->db, &m->st, &msg) < 0) {
         int e = errno;
 
         if (err)
@@ -220,7 +261,7 @@ static int map_refresh(map_t *m)
     }
     if (map_same_file(&st, &m->st))
         return 0;
-    if (map_db_open(m->spec, m->dbpath, m->type, &db, &nst, &msg) < 0) {
+    if (map_db_open(m->spec, m->dbpath, m->type, m->check, m->check_ctx, &db, &nst, &msg) < 0) {
         int e = errno;
 
         msg_warn("%s", msg);
@@ -489,8 +530,11 @@ static void map_build_read(struct map_builder *mb, FILE *fp)
         map_build_error(mb, 0, "read error: %s", strerror(errno));
 }
 
-static void map_fsync_dir(const char *path)
+/* 0, or -1 with errno kept (a failed directory fsync is only warned
+ * about by map_build: the table itself is complete). */
+static int map_fsync_dir(const char *path)
 {
+    int rc, e;
     char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 
     if (slash == dir)
@@ -499,9 +543,13 @@ static void map_fsync_dir(const char *path)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    if (durable_fsync_dir(AT_FDCWD, dir) < 0)
-        msg_warn("cannot fsync directory %s: %s", dir, strerror(errno));
+    rc = durable_fsync_dir(AT_FDCWD, dir);
+    e = errno;
+    if (rc < 0)
+        msg_warn("cannot fsync directory %s: %s", dir, strerror(e));
     free(dir);
+    errno = e;
+    return rc;
 }
 
 int map_build(const char *spec, int format, buf_t *errs, long *count)
@@ -582,7 +630,7 @@ int map_build(const char *spec, int format, buf_t *errs, long *count)
     }
     free(tmp);
     tmp = NULL;
-    map_fsync_dir(dbpath);
+    (void)map_fsync_dir(dbpath);
     result = 0;
 
 out:
@@ -618,4 +666,99 @@ map_t *map_cached(const char *spec, char **err)
     map_cache = xreallocarray(map_cache, map_ncache + 1, sizeof(*map_cache));
     map_cache[map_ncache++] = m;
     return m;
+}
+
+int map_write(const char *path, int type, const char *const *keys, const char *const *values,
+              size_t n, mode_t mode, uid_t uid, gid_t gid, char **err)
+{
+    char *tmp = xasprintf("%s.XXXXXX", path);
+    DB *db = NULL;
+    int fd, ret, e = 0;
+
+    *err = NULL;
+    if (type != MAP_TYPE_HASH && type != MAP_TYPE_BTREE)
+        msg_panic("map_write: unknown type %d", type);
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+        e = errno;
+        *err = xasprintf("cannot create a temporary file %s: %s", tmp, strerror(e));
+        free(tmp);
+        errno = e;
+        return -1;
+    }
+    if (fchmod(fd, mode) < 0 || ((uid != (uid_t)-1 || gid != (gid_t)-1)
+                                 && fchown(fd, uid, gid) < 0)) {
+        e = errno;
+        *err = xasprintf("cannot set the owner or mode of %s: %s", tmp, strerror(e));
+        goto fail;
+    }
+    if ((ret = db_create(&db, NULL, 0)) != 0) {
+        db = NULL;
+        e = map_errno(ret);
+        *err = xasprintf("cannot create a Berkeley DB handle: %s", db_strerror(ret));
+        goto fail;
+    }
+    db->set_errcall(db, map_errcall);
+    db->set_errpfx(db, tmp);
+    if ((ret = db->open(db, NULL, tmp, NULL, type == MAP_TYPE_HASH ? DB_HASH : DB_BTREE,
+                        DB_CREATE | DB_TRUNCATE, 0600)) != 0) {
+        e = map_errno(ret);
+        *err = xasprintf("cannot create %s: %s", tmp, db_strerror(ret));
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *key = xstrdup(keys[i]);
+        DBT k, v;
+
+        map_fold(key);
+        memset(&k, 0, sizeof(k));
+        memset(&v, 0, sizeof(v));
+        k.data = key;
+        k.size = (u_int32_t)strlen(key) + 1;
+        v.data = (void *)values[i];
+        v.size = (u_int32_t)strlen(values[i]) + 1;
+        ret = db->put(db, NULL, &k, &v, DB_NOOVERWRITE);
+        if (ret != 0) {
+            e = ret == DB_KEYEXIST ? EEXIST : map_errno(ret);
+            *err = ret == DB_KEYEXIST ? xasprintf("duplicate key '%s'", key)
+                                      : xasprintf("cannot write %s: %s", tmp, db_strerror(ret));
+            free(key);
+            goto fail;
+        }
+        free(key);
+    }
+    ret = db->close(db, 0);
+    db = NULL;
+    if (ret != 0) {
+        e = map_errno(ret);
+        *err = xasprintf("cannot write %s: %s", tmp, db_strerror(ret));
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        e = errno;
+        *err = xasprintf("cannot fsync %s: %s", tmp, strerror(e));
+        goto fail;
+    }
+    if (rename(tmp, path) < 0) {
+        e = errno;
+        *err = xasprintf("cannot rename %s to %s: %s", tmp, path, strerror(e));
+        goto fail;
+    }
+    close(fd);
+    free(tmp);
+    if (map_fsync_dir(path) < 0) {
+        e = errno;
+        *err = xasprintf("cannot fsync the directory of %s: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
+    return 0;
+
+fail:
+    if (db)
+        db->close(db, 0);
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    errno = e;
+    return -1;
 }

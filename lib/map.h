@@ -18,18 +18,36 @@
  * '#' starts a comment line, blank lines are skipped, a line that starts with
  * whitespace continues the previous one.  Errors are "FILE:LINE: message".
  *
+ * Tables kept by a program rather than built from a source (the mail
+ * password store, lib/passdb) are opened by their own file name with
+ * map_open_file(), which runs a caller's check on the descriptor Berkeley
+ * DB reads at every (re)open, and are replaced as a whole by map_write():
+ * the same temporary file, fsync, rename and directory fsync as map_build.
+ *
  * Failure modes: open/lookup errors are returned (-1, errno, message), never
  * fatal: the caller decides (e.g. defer the mail).
  */
 #ifndef POSTHORN_MAP_H
 #define POSTHORN_MAP_H
 
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
 #include "buf.h"
 
 #define MAP_FORMAT_POSTMAP  0
 #define MAP_FORMAT_ALIASES  1
 
+#define MAP_TYPE_HASH  0
+#define MAP_TYPE_BTREE 1
+
 typedef struct map map_t;
+
+/* Run on every (re)open of a map_open_file() table: path, and what fstat
+ * says of the descriptor Berkeley DB reads.  0, or -1 with errno and *err
+ * (a fresh "PATH: reason"); the open then fails. */
+typedef int (*map_check_fn)(const char *path, const struct stat *st, void *ctx, char **err);
 
 /* NULL on failure with a message in *err (caller frees). */
 map_t *map_open(const char *spec, char **err);
@@ -51,5 +69,21 @@ map_t *map_cached(const char *spec, char **err);
  * "FILE:LINE: message" line per problem appended to errs.  Returns the
  * number of entries in *count when count is not NULL. */
 int    map_build(const char *spec, int format, buf_t *errs, long *count);
+
+/* Open the table file path itself (no ".db" appended) read-only; type
+ * MAP_TYPE_HASH or MAP_TYPE_BTREE; check (may be NULL) as above.  map_name
+ * is "hash:PATH" or "btree:PATH".  NULL with errno and *err as map_open. */
+map_t *map_open_file(const char *path, int type, map_check_fn check, void *ctx, char **err);
+/* Replace (or create) the table file path with exactly the n pairs
+ * keys[i] -> values[i] (keys lower-cased as map_build does; two keys that
+ * fold to the same one are an error, EEXIST): a temporary file in the same
+ * directory with mode, owner uid and group gid ((uid_t)-1 / (gid_t)-1:
+ * leave as created), fsync, rename over path, fsync of the directory.
+ * 0, or -1 with errno and *err (fresh); path is then untouched, except
+ * when only the last step, the directory fsync, failed: the new table is
+ * in place then but might not survive a crash. */
+int    map_write(const char *path, int type, const char *const *keys,
+                 const char *const *values, size_t n, mode_t mode, uid_t uid, gid_t gid,
+                 char **err);
 
 #endif

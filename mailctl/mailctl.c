@@ -5,6 +5,9 @@
  *   mailctl [-c CONFDIR] start [-f] | stop | reload | status | check [-d|-n]
  *   mailctl [-c CONFDIR] queue list | show ID | flush [DOMAIN] | delete ID|all |
  *                              hold ID|all | release ID|all   (queue.c)
+ *   mailctl [-c CONFDIR] newaliases | map [TYPE:]FILE              (maps.c)
+ *   mailctl [-c CONFDIR] user add NAME [--password-stdin] | passwd NAME
+ *                             [--password-stdin] | del NAME | list  (user.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -236,7 +239,11 @@ static _Noreturn void usage(void)
             "  check [-d|-n] check the configuration (-d: all parameters, -n: non-defaults)\n"
             "  queue list | show ID | flush [DOMAIN] | delete ID|all | hold ID|all | release ID|all\n"
             "                the mail queue: list, show one message, retry deferred mail now,\n"
-            "                delete, put on hold, release from hold\n");
+            "                delete, put on hold, release from hold\n"
+            "  newaliases    build the alias tables of alias_maps\n"
+            "  map [TYPE:]FILE  build FILE.db from FILE\n"
+            "  user add NAME [--password-stdin] | passwd NAME [--password-stdin] | del NAME | list\n"
+            "                mail passwords (SMTP AUTH) of the host's accounts\n");
     exit(2);
 }
 
@@ -249,6 +256,7 @@ int main(int argc, char **argv)
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
         {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
+        {"user", cmd_user},
     };
     int ch;
 

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 build-essential pkg-config make perl
-libssl-dev libbsd-dev libdb-dev db-util
+libssl-dev libbsd-dev libdb-dev db-util libcrypt-dev
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev libidn-dev
 openssl unbound python3 python3-dkim python3-dnspython
 nsd ldnsutils dns-root-data
