@@ -151,8 +151,9 @@ static void fuzz_fd_check(int mark)
 
 #ifdef POSTHORN_IPC_H
 /* Fill m's payload from "structured" fuzz input: lines "s TEXT" (a string
- * field) and "i N" (an int field), so a harness of a protocol decoder gets
- * past the field framing.  Include ipc.h before this file to have it. */
+ * field), "b TEXT" (a bytes field) and "i N" (an int field), so a harness
+ * of a protocol decoder gets past the field framing.  Include ipc.h before
+ * this file to have it. */
 __attribute__((unused))
 static void fuzz_ipc_fields(ipc_msg_t *m, const uint8_t *data, size_t size)
 {
@@ -163,6 +164,8 @@ static void fuzz_ipc_fields(ipc_msg_t *m, const uint8_t *data, size_t size)
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == 's' && line[1] == ' ')
             ipc_put_str(m, line + 2);
+        else if (line[0] == 'b' && line[1] == ' ')
+            ipc_put_bytes(m, line + 2, strlen(line + 2));
         else if (line[0] == 'i' && line[1] == ' ')
             ipc_put_int(m, strtoll(line + 2, NULL, 10));
     }
