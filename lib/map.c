@@ -158,6 +158,29 @@ static int map_db_open(const char *spec, const char *dbpath, DBTYPE type,
     return 0;
 }
 
+/* Open m's database (spec, dbpath, type, check set): m, or NULL with m
+ * freed and the message in *err (if err is not NULL). */
+static map_t *map_open_db(map_t *m, char **err)
+{
+    char *msg = NULL;
+
+    if (map_db_open(m->spec, m->dbpath, m->type, m->check, m->check_ctx, &m->db, &m->st,
+                    &msg) < 0) {
+        int e = errno;
+
+        if (err)
+            *err = msg;
+        else
+            free(msg);
+        free(m->spec);
+        free(m->dbpath);
+        free(m);
+        errno = e;
+        return NULL;
+    }
+    return m;
+}
+
 map_t *map_open(const char *spec, char **err)
 {
     map_t *m;
@@ -179,26 +202,12 @@ map_t *map_open(const char *spec, char **err)
     m->dbpath = xasprintf("%s.db", path);
     m->type = type;
     free(path);
-    if (map_db_open(m->spec, m->dbpath, m->type, NULL, NULL, &m->db, &m->st, &msg) < 0) {
-        int e = errno;
-
-        if (err)
-            *err = msg;
-        else
-            free(msg);
-        free(m->spec);
-        free(m->dbpath);
-        free(m);
-        errno = e;
-        return NULL;
-    }
-    return m;
+    return map_open_db(m, err);
 }
 
 map_t *map_open_file(const char *path, int type, map_check_fn check, void *ctx, char **err)
 {
     map_t *m;
-    char *msg = NULL;
 
     if (err)
         *err = NULL;
@@ -210,20 +219,7 @@ map_t *map_open_file(const char *path, int type, map_check_fn check, void *ctx, 
     m->type = type == MAP_TYPE_HASH ? DB_HASH : DB_BTREE;
     m->check = check;
     m->check_ctx = ctx;
-    if (map_db_open(m->spec, m->dbpath, m->type, check, ctx, &m->db, &m->st, &msg) < 0) {
-        int e = errno;
-
-        if (err)
-            *err = msg;
-        else
-            free(msg);
-        free(m->spec);
-        free(m->dbpath);
-        free(m);
-        errno = e;
-        return NULL;
-    }
-    return m;
+    return map_open_db(m, err);
 }
 
 void map_close(map_t **mp)
