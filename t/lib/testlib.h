@@ -15,6 +15,8 @@
  *   take_file(path)         slurp(path), then empty the file (for log files).
  *   write_text(path, text)  create or replace path with text; fatal on error.
  *   count_lines(s)          the number of '\n' in s.
+ *   count_dir(path)         the entries of a directory, "." and ".." aside;
+ *                           -1 if it cannot be read.
  *
  * In the children SIGABRT is at its default action, and fn returning counts
  * as exit status 0.  Uses lib/buf.h and lib/msg.h (the Makefile has -Ilib).
@@ -23,6 +25,7 @@
 #define POSTHORN_TESTLIB_H
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -166,6 +169,23 @@ static int count_lines(const char *s)
 
     for (; *s; s++)
         n += *s == '\n';
+    return n;
+}
+
+/* The entries of directory path, "." and ".." aside; -1 if unreadable. */
+__attribute__((unused))
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
     return n;
 }
 

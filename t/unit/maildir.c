@@ -43,20 +43,6 @@ static char top[PATH_MAX];
 
 /* ------------------------------------------------------------ helpers */
 
-static int count_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-
-    while (d && (de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    if (d)
-        closedir(d);
-    return d ? n : -1;
-}
-
 /* The one file name in dir (fresh string), or NULL. */
 static char *only_file(const char *dir)
 {
@@ -287,13 +273,13 @@ static void test_writer(void)
 
     maildir_create(md, NULL);
     is_int(maildir_writer_open(md, &w, &why), 0, "writer opens");
-    is_int(count_in(tmpd), 1, "a file appears in tmp/");
+    is_int(count_dir(tmpd), 1, "a file appears in tmp/");
     maildir_writer_write(w, "a\nbb\n", 5);
     maildir_writer_write(w, "ccc", 3);
     is_int(maildir_writer_size(w), 8, "size counts the bytes");
     is_int(maildir_writer_commit(&w, &path, &why), 0, "commit succeeds");
     ok(w == NULL, "commit NULLs the writer");
-    is_int(count_in(tmpd), 0, "nothing is left in tmp/");
+    is_int(count_dir(tmpd), 0, "nothing is left in tmp/");
     name = only_file(newd);
     ok(name != NULL, "one file in new/");
     want = xasprintf("%s/new/%s", md, name ? name : "");
@@ -312,7 +298,7 @@ static void test_writer(void)
     maildir_writer_write(w, "x", 1);
     maildir_writer_abort(&w);
     ok(w == NULL, "abort NULLs the writer");
-    is_int(count_in(tmpd) + count_in(newd), 0, "abort leaves nothing in tmp/ or new/");
+    is_int(count_dir(tmpd) + count_dir(newd), 0, "abort leaves nothing in tmp/ or new/");
     maildir_writer_abort(&w);
     ok(1, "abort of NULL is fine");
 
@@ -409,8 +395,8 @@ static void test_deliver_format(void)
     }
     ok(all_ok, "deliveries in pieces of 1, 2, 3, 5, 7, 13, 64 bytes succeed");
     ok(all_same, "and give the same bytes (CRLF split across pieces)");
-    is_int(count_in(newd), (int)(sizeof(steps) / sizeof(steps[0])), "one file each in new/");
-    is_int(count_in(tmpd), 0, "nothing left in tmp/");
+    is_int(count_dir(newd), (int)(sizeof(steps) / sizeof(steps[0])), "one file each in new/");
+    is_int(count_dir(tmpd), 0, "nothing left in tmp/");
     empty_dir(newd);
 
     is_int(deliver(md, "", "bob@example.test", "x\r\n", 3, 1, got, NULL), 0,
@@ -516,8 +502,8 @@ static void test_loop(void)
                    cases[i].loop ? "a loop" : "not a loop", step ? "1-byte pieces" : "one piece");
         }
     }
-    is_int(count_in(tmpd), 0, "loops leave nothing in tmp/");
-    is_int(count_in(newd), 12, "and nothing in new/ (only the 12 non-loops)");
+    is_int(count_dir(tmpd), 0, "loops leave nothing in tmp/");
+    is_int(count_dir(newd), 12, "and nothing in new/ (only the 12 non-loops)");
 
     /* A header field far longer than the address is not kept whole. */
     {
@@ -568,7 +554,7 @@ static void test_errors(void)
     is_int(errno, EIO, "with its errno");
     like(why, "read message content", "and says so");
     ok(path == NULL, "no path");
-    is_int(count_in(tmpd) + count_in(newd), 0, "nothing left behind");
+    is_int(count_dir(tmpd) + count_dir(newd), 0, "nothing left behind");
     xfree(&why);
 
     /* A file size limit: EFBIG while writing. */
@@ -595,7 +581,7 @@ static void test_errors(void)
         is_int(r, -1, "a write over RLIMIT_FSIZE fails");
         is_int(err, EFBIG, "with EFBIG");
         like(why, "write ", "the reason says write");
-        is_int(count_in(tmpd) + count_in(newd), 0, "nothing left behind");
+        is_int(count_dir(tmpd) + count_dir(newd), 0, "nothing left behind");
         xfree(&why);
         buf_free(&big);
     }
@@ -613,7 +599,7 @@ static void test_errors(void)
     ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
        "a read-only tmp/ fails with EACCES%s", geteuid() == 0 ? " (as nobody)" : "");
     chmod(tmpd, 0700);
-    is_int(count_in(tmpd) + count_in(newd), 0, "nothing left behind");
+    is_int(count_dir(tmpd) + count_dir(newd), 0, "nothing left behind");
     buf_free(&out);
     free(md);
     free(tmpd);
@@ -637,10 +623,10 @@ static void test_fixed_name(void)
     is_int(r, MAILDIR_DUPLICATE, "the same name again: MAILDIR_DUPLICATE");
     is_str(path2, path1, "and the path of the copy already there");
     sub = xasprintf("%s/new", dir);
-    is_int(count_in(sub), 1, "one file in new/");
+    is_int(count_dir(sub), 1, "one file in new/");
     free(sub);
     sub = xasprintf("%s/tmp", dir);
-    is_int(count_in(sub), 0, "nothing left in tmp/");
+    is_int(count_dir(sub), 0, "nothing left in tmp/");
     free(sub);
     free(path2);
     path2 = NULL;
@@ -648,7 +634,7 @@ static void test_fixed_name(void)
     d.source_ctx = &s3;
     is_int(maildir_deliver(dir, &d, &path2, &why), 0, "another name is another message");
     sub = xasprintf("%s/new", dir);
-    is_int(count_in(sub), 2, "two files in new/");
+    is_int(count_dir(sub), 2, "two files in new/");
     free(sub);
     free(path1);
     free(path2);
@@ -691,8 +677,8 @@ static void test_commit_many(void)
         ok(c[i].w == NULL && c[i].why == NULL, "writer %zu freed, no error", i);
         free(c[i].path);
     }
-    is_int(count_in(newd), 4, "new/ holds the first message and three of the group");
-    is_int(count_in(tmpd), 0, "nothing is left in tmp/");
+    is_int(count_dir(newd), 4, "new/ holds the first message and three of the group");
+    is_int(count_dir(tmpd), 0, "nothing is left in tmp/");
     maildir_commit_many(c, 0);
     ok(1, "an empty group is fine");
     free(md);

@@ -15,7 +15,6 @@
  * second hard link, another owner when run as root, an untrusted
  * directory).  Works in a mkdtemp directory under /tmp, removed at the end.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "scram.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
+#include "../lib/testlib.h"
 
 static char *dir;
 
@@ -249,20 +249,6 @@ static void test_records(void)
     free(text);
 }
 
-static int count_entries(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-
-    while (d && (de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void test_file(void)
 {
     char *db = path("passwords.db"), *lock = path("passwords.db.lock");
@@ -288,7 +274,7 @@ static void test_file(void)
     ok(stat(db, &st) == 0 && (st.st_mode & 07777) == 0640, "the file has mode 0640");
     ok(st.st_uid == geteuid(), "and is the caller's (root's when root)");
     ok(stat(lock, &st) == 0 && (st.st_mode & 07777) == 0600, "the lock file has mode 0600");
-    is_int(count_entries(), 2, "no temporary file left behind");
+    is_int(count_dir(dir), 2, "no temporary file left behind");
 
     ok(passdb_put(db, "alice", ra2, PASSDB_PUT_NEW, (gid_t)-1, &err) == -1 && errno == EEXIST,
        "a second put NEW of alice: EEXIST");
@@ -339,7 +325,7 @@ static void test_file(void)
     ok(passdb_list(db, &names, &n, &err) == 0 && n == 2 && strcmp(names[0], "alice") == 0
        && strcmp(names[1], "carol") == 0, "list: alice carol");
     passdb_list_free(&names, n);
-    is_int(count_entries(), 2, "still nothing left behind");
+    is_int(count_dir(dir), 2, "still nothing left behind");
 
     /* Trust checks. */
     chmod(db, 0660);
