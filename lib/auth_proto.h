@@ -3,7 +3,7 @@
  * mail passwords: submission (and the POP3 and IMAP login halves) relay a
  * client's SASL exchange (RFC 4422) to it and learn who logged in.
  *
- * Socket: private/auth.  Protocol "auth" version 1; the client sends its
+ * Socket: private/authd.  Protocol "auth" version 1; the client sends its
  * hello first.  Allowed peers: network_user (submission), login_user
  * (the login halves), root.  A connection carries any number of
  * conversations, one at a time or several, each under its own request id:
@@ -52,7 +52,7 @@
 
 #define AUTH_PROTO_NAME     "auth"
 #define AUTH_PROTO_VERSION  1
-#define AUTH_SOCKET         "private/auth"
+#define AUTH_SOCKET         "private/authd"
 #define AUTH_TIMEOUT_MS     (30 * 1000)
 
 #define AUTH_MECH_MAX       32

@@ -59,7 +59,7 @@ static const struct std_service {
     {0, "showq", "n", "-", "-", "showq", "the queue listing for mailq"},
     {0, "smtp", "y", "-", "-", "smtp", "outbound SMTP client"},
     {0, "local", "y", "-", "-", "local", "delivery into Maildir"},
-    {0, "authd", "y", "-", "-", "authd", "password checks"},
+    {0, "authd", "y", "-", "1", "authd", "password checks (one process: it throttles)"},
     {0, "lookupd", "y", "-", "-", "lookupd", "recipient checks for smtpd; later SPF, DKIM, DNSBL"},
     {0, "anvil", "y", "-", "1", "anvil", "session counts per client address"},
 };

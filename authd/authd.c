@@ -1,0 +1,506 @@
+/*
+ * authd - checks mail passwords: the one process that reads
+ * auth_password_file (lib/passdb) or any other password data.
+ * submission (and later the POP3 and IMAP login halves) relay their
+ * clients' SASL exchanges to it over private/authd (lib/auth_proto) and
+ * learn who logged in; they never see a hash.
+ *
+ * One process (master.conf maxproc 1), auth_user, SERVER_MULTI with no idle
+ * exit, not chrooted (the password file is re-opened when mailctl replaces
+ * it).  Peers: network_user, login_user and root (SO_PEERCRED, lib/ipcconn).
+ * Each client connection holds up to AUTHD_MAX_CONVERSATIONS exchanges by
+ * request id; each exchange is a lib/sasl server (PLAIN, LOGIN,
+ * SCRAM-SHA-256, SCRAM-SHA-256-PLUS: plaintext mechanisms only when the
+ * client says the connection allows them, -PLUS only with its channel
+ * binding data) whose callbacks read the password store.
+ *
+ * Throttling (all in this process, which sees every attempt):
+ *  - a failure counts against the client address and against the account
+ *    named for auth_failure_window from the latest one;
+ *  - a failure is answered only after auth_failure_delay times the larger
+ *    of the two counts (at most AUTHD_DELAY_FACTOR_MAX times): a guesser
+ *    slows down, a user who logs in right is never delayed;
+ *  - an address with auth_failure_limit failures is refused at once
+ *    (AUTH_TEMPFAIL, "too many authentication failures") until its window
+ *    has passed.  Accounts are never locked: that would let anyone lock a
+ *    user out.
+ * A right PLAIN or LOGIN password is remembered for AUTHD_CACHE_SECONDS as
+ * an HMAC (a per-process secret) of the account's record and the password,
+ * so that a client logging in again and again pays yescrypt once; a changed
+ * record (a new password) never matches.
+ *
+ * Logging: one line per exchange: "authd: MECH authentication of NAME from
+ * ADDR (SERVICE): ok", or "failed: REASON"; the fail2ban-style line with the
+ * client's name is the service's to write.  No password or SASL data is
+ * ever logged.
+ *
+ * Failure modes: a malformed request, a request id in use, too many
+ * exchanges or a wrong peer drop that client (peer error).  An unreadable
+ * or untrusted password file is TEMPFAIL for the exchange, logged.  Memory
+ * is bounded by the clients' process limits, AUTHD_MAX_CONVERSATIONS and
+ * the caches' sizes.
+ *
+ * Parameters: auth_password_file, auth_failure_delay, auth_failure_limit,
+ * auth_failure_window, network_user, login_user, auth_user, and the server
+ * skeleton's.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "auth_proto.h"
+#include "buf.h"
+#include "conf.h"
+#include "event.h"
+#include "expcache.h"
+#include "ipc.h"
+#include "ipcconn.h"
+#include "msg.h"
+#include "passdb.h"
+#include "privs.h"
+#include "sasl.h"
+#include "server.h"
+#include "xalloc.h"
+
+#define AUTHD_MAX_CONVERSATIONS 64      /* open exchanges per client connection */
+#define AUTHD_DELAY_FACTOR_MAX  8       /* failure delay: at most 8 x auth_failure_delay */
+#define AUTHD_CACHE_SECONDS     60      /* a verified plaintext password is remembered */
+#define AUTHD_TRACKED_MAX       65536   /* addresses and accounts with recent failures */
+#define AUTHD_CACHED_MAX        4096    /* remembered passwords */
+
+struct authd_client;
+
+/* One SASL exchange. */
+struct authd_conv {
+    struct authd_client *cl;
+    struct authd_conv   *next;
+    uint32_t             reqid;
+    char                *service;
+    char                *client_addr;
+    sasl_server_t       *sasl;
+    event_timer_t       *delay;         /* a failure reply waiting for its delay */
+    ipc_msg_t           *reply;         /* ... that reply */
+};
+
+struct authd_client {
+    ipcconn_t         *conn;
+    struct authd_conv *convs;
+    size_t             nconvs;
+};
+
+static event_loop_t *authd_loop;
+static uid_t authd_peer_uids[3];
+static passdb_t *authd_passdb;
+static expcache_t *authd_failures;      /* "a ADDR" / "u NAME" -> struct authd_count */
+static expcache_t *authd_verified;      /* NAME -> HMAC of record and password */
+static unsigned char authd_secret[32];
+
+struct authd_count {
+    long n;
+};
+
+/* ------------------------------------------------------------ the store */
+
+/* The account's record: 1 (*text fresh), 0 none, -1 the store failed. */
+static int authd_record(const char *user, char **text)
+{
+    char *err = NULL;
+
+    if (authd_passdb == NULL) {
+        authd_passdb = passdb_open(conf_str("auth_password_file"), &err);
+        if (authd_passdb == NULL) {
+            msg_warn("authd: %s", err ? err : strerror(errno));
+            free(err);
+            return -1;
+        }
+    }
+    return passdb_lookup(authd_passdb, user, text);
+}
+
+/* HMAC(secret, record NUL password): what a verified password is
+ * remembered as. */
+static void authd_digest(const char *record, const char *password, unsigned char out[32])
+{
+    size_t rl = strlen(record), pl = strlen(password);
+    unsigned char *data = xmalloc(rl + 1 + pl);
+    unsigned int len = 32;
+
+    memcpy(data, record, rl + 1);
+    memcpy(data + rl + 1, password, pl);
+    if (HMAC(EVP_sha256(), authd_secret, sizeof(authd_secret), data, rl + 1 + pl, out, &len)
+        == NULL)
+        msg_fatal("authd: HMAC-SHA-256 failed");
+    OPENSSL_cleanse(data, rl + 1 + pl);
+    free(data);
+}
+
+static int authd_verify_plain(void *ctx, const char *user, const char *password)
+{
+    unsigned char digest[32], *known;
+    char *record = NULL;
+    int r, ok;
+
+    (void)ctx;
+    if ((r = authd_record(user, &record)) < 0)
+        return SASL_TEMPFAIL;
+    if (r == 0)
+        return SASL_FAIL;
+    authd_digest(record, password, digest);
+    known = expcache_get(authd_verified, user, event_now_ms());
+    if (known && CRYPTO_memcmp(known, digest, sizeof(digest)) == 0) {
+        free(record);
+        return SASL_OK;
+    }
+    ok = passdb_verify_plain(record, password);
+    free(record);
+    if (ok < 0) {
+        msg_warn("authd: the password record of %s cannot be used", user);
+        return SASL_TEMPFAIL;
+    }
+    if (ok == 1) {
+        known = xmalloc(sizeof(digest));
+        memcpy(known, digest, sizeof(digest));
+        expcache_put(authd_verified, user, known, event_now_ms() + AUTHD_CACHE_SECONDS * 1000LL,
+                     event_now_ms());
+        return SASL_OK;
+    }
+    return SASL_FAIL;
+}
+
+static int authd_scram_lookup(void *ctx, const char *user, struct scram_credentials *out)
+{
+    char *record = NULL;
+    int r;
+
+    (void)ctx;
+    if ((r = authd_record(user, &record)) < 0)
+        return SCRAM_LOOKUP_TEMPFAIL;
+    if (r == 0)
+        return SCRAM_LOOKUP_NOTFOUND;
+    r = passdb_scram(record, out);
+    free(record);
+    if (r < 0) {
+        msg_warn("authd: the password record of %s cannot be used", user);
+        return SCRAM_LOOKUP_TEMPFAIL;
+    }
+    return SCRAM_LOOKUP_OK;
+}
+
+/* ------------------------------------------------------------ throttling */
+
+static long authd_failures_of(char kind, const char *name)
+{
+    char *key = xasprintf("%c %s", kind, name);
+    struct authd_count *c = expcache_get(authd_failures, key, event_now_ms());
+
+    free(key);
+    return c ? c->n : 0;
+}
+
+static void authd_count_failure(char kind, const char *name)
+{
+    char *key = xasprintf("%c %s", kind, name);
+    long long now = event_now_ms();
+    struct authd_count *c = expcache_get(authd_failures, key, now), *fresh;
+
+    fresh = xmalloc(sizeof(*fresh));
+    fresh->n = (c ? c->n : 0) + 1;
+    expcache_put(authd_failures, key, fresh, now + conf_time("auth_failure_window") * 1000LL,
+                 now);
+    free(key);
+}
+
+/* ------------------------------------------------------------ exchanges */
+
+static void authd_drop(struct authd_client *cl);
+
+static void authd_conv_free(struct authd_conv *cv)
+{
+    struct authd_conv **pp;
+
+    for (pp = &cv->cl->convs; *pp && *pp != cv; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = cv->next;
+    cv->cl->nconvs--;
+    if (cv->delay)
+        event_cancel_timer(authd_loop, &cv->delay);
+    ipc_msg_free(&cv->reply);
+    sasl_server_free(&cv->sasl);
+    free(cv->service);
+    free(cv->client_addr);
+    free(cv);
+}
+
+static struct authd_conv *authd_conv_find(struct authd_client *cl, uint32_t reqid)
+{
+    for (struct authd_conv *cv = cl->convs; cv; cv = cv->next)
+        if (cv->reqid == reqid)
+            return cv;
+    return NULL;
+}
+
+/* Send a reply; a client that cannot take it is dropped (-1). */
+static int authd_send(struct authd_client *cl, ipc_msg_t *m)
+{
+    int rc = ipcconn_send(cl->conn, m);
+
+    ipc_msg_free(&m);
+    if (rc < 0) {
+        msg_warn("authd: cannot answer a client (uid %ld): %s", (long)cl->conn->uid,
+                 strerror(errno));
+        authd_drop(cl);
+    }
+    return rc;
+}
+
+static void authd_delayed(event_loop_t *loop, void *arg)
+{
+    struct authd_conv *cv = arg;
+    struct authd_client *cl = cv->cl;
+    ipc_msg_t *m = cv->reply;
+
+    (void)loop;
+    cv->delay = NULL;
+    cv->reply = NULL;
+    authd_conv_free(cv);
+    authd_send(cl, m);
+}
+
+static const char *authd_user_for_log(const struct authd_conv *cv)
+{
+    const char *u = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
+
+    return u ? u : "(unknown)";
+}
+
+/* The exchange ended: log, count, reply (a failure after its delay). */
+static void authd_finish(struct authd_conv *cv, int result, const char *reason, const buf_t *final)
+{
+    struct authd_client *cl = cv->cl;
+    const char *mech = cv->sasl ? sasl_server_mech(cv->sasl) : "-";
+    const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
+    long delay_ms = 0, n, nu;
+    ipc_msg_t *m;
+
+    if (result == AUTH_OK) {
+        msg_info("authd: %s authentication of %s from %s (%s): ok", mech, user, cv->client_addr,
+                 cv->service);
+        m = auth_done_encode(cv->reqid, AUTH_OK, user, final ? final->data : NULL,
+                             final ? final->len : 0, "");
+        authd_conv_free(cv);
+        authd_send(cl, m);
+        return;
+    }
+    msg_info("authd: %s authentication of %s from %s (%s) failed: %s", mech,
+             authd_user_for_log(cv), cv->client_addr, cv->service, reason);
+    if (result == AUTH_FAIL) {
+        authd_count_failure('a', cv->client_addr);
+        n = authd_failures_of('a', cv->client_addr);
+        if (user) {
+            authd_count_failure('u', user);
+            if ((nu = authd_failures_of('u', user)) > n)
+                n = nu;
+        }
+        if (n > AUTHD_DELAY_FACTOR_MAX)
+            n = AUTHD_DELAY_FACTOR_MAX;
+        delay_ms = n * conf_time("auth_failure_delay") * 1000L;
+    }
+    m = auth_done_encode(cv->reqid, result, NULL, final ? final->data : NULL,
+                         final ? final->len : 0, reason);
+    if (delay_ms > 0) {
+        sasl_server_free(&cv->sasl);
+        cv->reply = m;
+        cv->delay = event_add_timer(authd_loop, delay_ms, authd_delayed, cv);
+        return;
+    }
+    authd_conv_free(cv);
+    authd_send(cl, m);
+}
+
+/* Feed the client's response (or none) to the exchange and answer. */
+static void authd_step(struct authd_conv *cv, const void *data, size_t len, int have)
+{
+    buf_t *out = buf_new(AUTH_DATA_MAX);
+    int r = sasl_server_step(cv->sasl, data, len, have, out);
+    const char *reason = sasl_server_reason(cv->sasl);
+
+    switch (r) {
+    case SASL_CONTINUE:
+        authd_send(cv->cl, auth_continue_encode(cv->reqid, out->data, out->len));
+        break;
+    case SASL_OK:
+        authd_finish(cv, AUTH_OK, "", out);
+        break;
+    case SASL_TEMPFAIL:
+        authd_finish(cv, AUTH_TEMPFAIL, reason ? reason : "temporary failure", NULL);
+        break;
+    default:
+        authd_finish(cv, AUTH_FAIL, reason ? reason : "authentication failed", out);
+        break;
+    }
+    buf_free(&out);
+}
+
+static void authd_start(struct authd_client *cl, const struct auth_request *rq)
+{
+    struct sasl_server_config cfg = {
+        .verify_plain = authd_verify_plain,
+        .scram_lookup = authd_scram_lookup,
+        .plaintext_ok = (rq->flags & AUTH_F_PLAINTEXT_OK) != 0,
+        .cb_type = *rq->cb_type ? rq->cb_type : NULL,
+        .cb_data = rq->cb_data,
+        .cb_len = rq->cb_len,
+    };
+    struct authd_conv *cv = xcalloc(1, sizeof(*cv));
+
+    cv->cl = cl;
+    cv->reqid = rq->reqid;
+    cv->service = xstrdup(rq->service);
+    cv->client_addr = xstrdup(rq->client_addr);
+    cv->next = cl->convs;
+    cl->convs = cv;
+    cl->nconvs++;
+    if (authd_failures_of('a', rq->client_addr) >= conf_int("auth_failure_limit")) {
+        authd_finish(cv, AUTH_TEMPFAIL, "too many authentication failures", NULL);
+        return;
+    }
+    if ((cv->sasl = sasl_server_new(rq->mech, &cfg)) == NULL) {
+        msg_info("authd: %s authentication from %s (%s) refused: mechanism not available",
+                 rq->mech, rq->client_addr, rq->service);
+        authd_conv_free(cv);
+        authd_send(cl, auth_done_encode(rq->reqid, AUTH_FAIL, NULL, NULL, 0,
+                                        "mechanism not available"));
+        return;
+    }
+    authd_step(cv, rq->data, rq->data_len, rq->has_data);
+}
+
+/* ------------------------------------------------------------ clients */
+
+static void authd_drop(struct authd_client *cl)
+{
+    while (cl->convs)
+        authd_conv_free(cl->convs);
+    event_del_fd(authd_loop, cl->conn->fd);
+    ipcconn_free(&cl->conn);
+    free(cl);
+    server_conn_end();
+}
+
+static void authd_on_request(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct authd_client *cl = arg;
+    struct auth_request rq;
+    struct authd_conv *cv;
+    ipc_msg_t *m = NULL;
+    const char *why = NULL;
+    int rc;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    rc = ipcconn_recv(cl->conn, &m, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        if (why)
+            msg_warn("authd: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
+        authd_drop(cl);
+        return;
+    }
+    if (auth_request_decode(m, &rq, &why) < 0) {
+        msg_warn("authd: malformed %s from a client (uid %ld): %s; dropping it",
+                 ipc_type_name(m->type), (long)cl->conn->uid, why);
+        ipc_msg_free(&m);
+        authd_drop(cl);
+        return;
+    }
+    cv = authd_conv_find(cl, rq.reqid);
+    why = NULL;
+    if (rq.type == AUTH_START) {
+        if (cv)
+            why = "a request id already in use";
+        else if (cl->nconvs >= AUTHD_MAX_CONVERSATIONS)
+            why = "too many exchanges at once";
+        else
+            authd_start(cl, &rq);
+    } else if (cv == NULL || cv->sasl == NULL) {
+        /* None, or one whose failure waits for its delay: a client that
+         * cancels or answers then is ahead of us, not wrong. */
+        if (cv == NULL && rq.type == AUTH_STEP)
+            why = "a response to no exchange";
+    } else if (rq.type == AUTH_CANCEL) {
+        msg_info("authd: %s authentication of %s from %s (%s) cancelled by the client",
+                 sasl_server_mech(cv->sasl), authd_user_for_log(cv), cv->client_addr,
+                 cv->service);
+        authd_conv_free(cv);
+    } else {
+        authd_step(cv, rq.data, rq.data_len, 1);
+    }
+    auth_request_clear(&rq);
+    ipc_msg_free(&m);
+    if (why) {
+        msg_warn("authd: a client (uid %ld) sent %s; dropping it", (long)cl->conn->uid, why);
+        authd_drop(cl);
+    }
+}
+
+static void authd_accept(event_loop_t *loop, int fd)
+{
+    struct authd_client *cl;
+    const char *why;
+    ipcconn_t *c = ipcconn_accept(fd, AUTH_PROTO_NAME, AUTH_PROTO_VERSION, authd_peer_uids, 3,
+                                  AUTH_FRAME_MAX, &why);
+
+    if (c == NULL) {
+        msg_warn("authd: refusing a client: %s", why);
+        server_conn_end();
+        return;
+    }
+    cl = xcalloc(1, sizeof(*cl));
+    cl->conn = c;
+    event_add_fd(loop, c->fd, EVENT_READ, authd_on_request, cl);
+}
+
+static void authd_pre_init(void)
+{
+    static const char *const params[] = {"network_user", "login_user"};
+    gid_t gid;
+
+    for (size_t i = 0; i < 2; i++)
+        if (privs_lookup(conf_str(params[i]), &authd_peer_uids[i], &gid) < 0)
+            msg_fatal("%s account %s does not exist", params[i], conf_str(params[i]));
+    authd_peer_uids[2] = 0;
+}
+
+static void authd_post_init(event_loop_t *loop)
+{
+    authd_loop = loop;
+    auth_proto_init();
+    if (RAND_bytes(authd_secret, sizeof(authd_secret)) != 1)
+        msg_fatal("authd: no random bytes for the password cache");
+    authd_failures = expcache_new(AUTHD_TRACKED_MAX, free);
+    authd_verified = expcache_new(AUTHD_CACHED_MAX, free);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_MULTI,
+        .user_param = "auth_user",
+        .chroot = SERVER_CHROOT_NONE,
+        .no_idle_exit = 1,
+        .pre_init = authd_pre_init,
+        .post_init = authd_post_init,
+        .accept = authd_accept,
+    };
+
+    server_main(argc, argv, &opts);
+}

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""authd: mail passwords checked over private/authd (lib/auth_proto).
+
+A throwaway instance with a user whose mail password is set with
+`mailctl user add --password-stdin`; the test speaks the protocol itself
+(t/lib/ipcframe.py) as submission would:
+ - PLAIN with an initial response, right and wrong; without one (an
+   empty challenge, then the credentials); LOGIN through its two
+   challenges;
+ - SCRAM-SHA-256 with a client written here (RFC 5802 with hashlib/hmac):
+   the server's signature checked, a wrong password refused, an unknown
+   user given a plausible challenge and then refused;
+ - plaintext mechanisms refused when the client says the connection does
+   not allow them; -PLUS without channel binding data not offered;
+ - a cancelled exchange leaves the connection usable;
+ - throttling: failures are answered after auth_failure_delay times their
+   count; after auth_failure_limit failures an address is refused at once,
+   even with the right password, while another address is not;
+ - a request id reused, a malformed request and a peer that is not allowed
+   (nobody) are dropped; authd runs as auth_user and not as root;
+ - the log has one line per exchange and never the password.
+Every process is cleaned up by PID."""
+import base64
+import hashlib
+import hmac
+import os
+import pwd
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tap import ok, is_, like, diag, done  # noqa: E402
+import ipcframe  # noqa: E402
+import posthorn  # noqa: E402
+
+START, STEP, CANCEL, CONTINUE, DONE = 0x800, 0x801, 0x802, 0x803, 0x804
+OK_, FAIL, TEMPFAIL = 0, 1, 2
+F_TLS, F_PLAINTEXT_OK = 1, 2
+PASSWORD = "correct horse battery"
+
+inst = posthorn.Instance(main_conf={"auth_failure_delay": "0", "auth_failure_limit": "100"})
+r = inst.start()
+if r.returncode != 0:
+    diag(r.stderr)
+alice, _ = inst.add_user()
+r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", alice, "--password-stdin"],
+                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+is_(r.returncode, 0, "mailctl user add sets alice's mail password") or diag(r.stderr)
+sock = os.path.join(inst.spool, "private", "authd")
+reqids = iter(range(1, 1000000))
+
+
+def conn():
+    return ipcframe.connect(sock, "auth", 1, timeout=30)
+
+
+def start(c, mech, initial=None, addr="127.0.0.1", flags=F_TLS | F_PLAINTEXT_OK, cb=("", b"")):
+    rid = next(reqids)
+    c.send(START, rid, ["submission", mech, addr, flags, cb[0], cb[1],
+                        0 if initial is None else 1, b"" if initial is None else initial])
+    return rid
+
+
+def reply(c, timeout=30):
+    f = c.recv(timeout=timeout)
+    if f is None:
+        return None
+    return f
+
+
+def plain(c, user, password, **kw):
+    start(c, "PLAIN", b"\0" + user.encode() + b"\0" + password.encode(), **kw)
+    return reply(c)
+
+
+def result(f):
+    """(result, user, final data, reason) of a DONE frame."""
+    return tuple(f.fields) if f is not None and f.type == DONE else None
+
+
+c = conn()
+f = plain(c, alice, PASSWORD)
+is_(result(f)[:2], (OK_, alice), "PLAIN with the right password: OK, the user named")
+f = plain(c, alice, "wrong " + PASSWORD)
+is_(result(f)[0], FAIL, "PLAIN with a wrong password: FAIL")
+is_(result(f)[1], "", "  and no user")
+f = plain(c, "nosuchuser", PASSWORD)
+is_(result(f)[0], FAIL, "PLAIN for a user without a mail password: FAIL")
+
+rid = start(c, "plain")
+f = reply(c)
+ok(f is not None and f.type == CONTINUE and f.fields in ([b""], [""]),
+   "PLAIN without an initial response: an empty challenge")
+c.send(STEP, rid, [b"\0" + alice.encode() + b"\0" + PASSWORD.encode()])
+is_(result(reply(c))[:2], (OK_, alice), "  then the credentials: OK")
+is_(result(plain(c, "", "")) and result(plain(c, "", ""))[0], FAIL,
+    "PLAIN with empty fields: FAIL")
+
+rid = start(c, "LOGIN")
+f = reply(c)
+ok(f.type == CONTINUE and f.fields[0] in (b"Username:", "Username:"), "LOGIN asks Username:")
+c.send(STEP, rid, [alice.encode()])
+f = reply(c)
+ok(f.type == CONTINUE and f.fields[0] in (b"Password:", "Password:"), "  then Password:")
+c.send(STEP, rid, [PASSWORD.encode()])
+is_(result(reply(c))[:2], (OK_, alice), "  then OK")
+
+f = plain(c, alice, PASSWORD, flags=0)
+is_(result(f)[0], FAIL, "PLAIN where plaintext is not allowed: refused")
+like(result(f)[3], "mechanism not available", "  as a mechanism not available")
+f = None
+start(c, "SCRAM-SHA-256-PLUS", b"p=tls-exporter,,n=" + alice.encode() + b",r=abc")
+is_(result(reply(c))[0], FAIL, "-PLUS without channel binding data: not available")
+
+
+# ---- SCRAM-SHA-256 (RFC 5802), the client side written here ----
+def scram(c, user, password, bad_proof=False):
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    bare = "n=%s,r=%s" % (user, nonce)
+    rid = start(c, "SCRAM-SHA-256", ("n,," + bare).encode())
+    f = reply(c)
+    if f is None or f.type != CONTINUE:
+        return ("no challenge", f)
+    first = f.fields[0].decode() if isinstance(f.fields[0], bytes) else f.fields[0]
+    attrs = dict(a.split("=", 1) for a in first.split(","))
+    if not attrs["r"].startswith(nonce):
+        return ("nonce", first)
+    salt, it = base64.b64decode(attrs["s"]), int(attrs["i"])
+    sp = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, it)
+    ck = hmac.new(sp, b"Client Key", hashlib.sha256).digest()
+    sk = hmac.new(hashlib.sha256(ck).digest(), b"", hashlib.sha256)
+    final_wo = "c=biws,r=" + attrs["r"]
+    auth_msg = ",".join([bare, first, final_wo]).encode()
+    sig = hmac.new(hashlib.sha256(ck).digest(), auth_msg, hashlib.sha256).digest()
+    proof = bytes(a ^ b for a, b in zip(ck, sig))
+    if bad_proof:
+        proof = bytes([proof[0] ^ 1]) + proof[1:]
+    c.send(STEP, rid, [(final_wo + ",p=" + base64.b64encode(proof).decode()).encode()])
+    f = reply(c)
+    del sk
+    res = result(f)
+    if res is None:
+        return ("no result", f)
+    server_key = hmac.new(sp, b"Server Key", hashlib.sha256).digest()
+    want_v = b"v=" + base64.b64encode(hmac.new(server_key, auth_msg, hashlib.sha256).digest())
+    final = res[2] if isinstance(res[2], bytes) else res[2].encode()
+    return (res[0], res[1], final == want_v, res[3])
+
+
+r = scram(c, alice, PASSWORD)
+is_(r[:3], (OK_, alice, True), "SCRAM-SHA-256: OK, and the server's signature verifies")
+r = scram(c, alice, "not " + PASSWORD)
+is_(r[0], FAIL, "SCRAM-SHA-256 with a wrong password: FAIL")
+r = scram(c, "nosuchuser", PASSWORD)
+is_(r[0], FAIL, "SCRAM-SHA-256 for an unknown user: a challenge, then FAIL")
+
+# ---- cancel ----
+rid = start(c, "LOGIN")
+reply(c)
+c.send(CANCEL, rid, [])
+is_(result(plain(c, alice, PASSWORD))[:2], (OK_, alice), "after a cancelled exchange: still usable")
+
+# ---- throttling ----
+c.close()
+inst.stop()
+inst.set_main({"auth_failure_delay": "1s", "auth_failure_limit": "3"})
+r = inst.start()
+is_(r.returncode, 0, "restarted with auth_failure_delay = 1s, auth_failure_limit = 3")
+c = conn()
+t0 = time.time()
+is_(result(plain(c, alice, "guess1", addr="192.0.2.9"))[0], FAIL, "a first failure")
+t1 = time.time()
+is_(result(plain(c, alice, "guess2", addr="192.0.2.9"))[0], FAIL, "a second failure")
+t2 = time.time()
+ok(t1 - t0 >= 0.9, "  the first was answered after auth_failure_delay (%.1f s)" % (t1 - t0))
+ok(t2 - t1 >= 1.9, "  the second after twice that (%.1f s)" % (t2 - t1))
+plain(c, alice, "guess3", addr="192.0.2.9")
+t3 = time.time()
+f = plain(c, alice, PASSWORD, addr="192.0.2.9")
+is_(result(f)[0], TEMPFAIL, "after auth_failure_limit failures the address is refused, "
+    "even with the right password")
+like(result(f)[3], "too many authentication failures", "  and says why")
+ok(time.time() - t3 < 0.9, "  at once")
+is_(result(plain(c, alice, PASSWORD, addr="192.0.2.10"))[:2], (OK_, alice),
+    "another address still logs in")
+
+# ---- protocol errors and peers ----
+rid = start(c, "LOGIN")
+reply(c)
+c.send(START, rid, ["submission", "LOGIN", "127.0.0.1", 3, "", b"", 0, b""])
+ok(c.recv(timeout=10) is None, "a request id in use: the client is dropped")
+c.close()
+c = conn()
+c.send(START, 1, ["smtpd", "PLAIN", "127.0.0.1", 3, "", b"", 0, b""])
+ok(c.recv(timeout=10) is None, "a malformed request (unknown service): dropped")
+c.close()
+# Another account that can reach private/ (mail_owner's group), not one
+# authd serves: refused by SO_PEERCRED.
+owner = pwd.getpwnam("posthorn")
+other = pwd.getpwnam(inst.add_user()[0])
+try:
+    c = ipcframe.connect_as(sock, other.pw_uid, other.pw_gid, [owner.pw_gid])
+    c.send(0, 0, ["auth", 1])
+    got = c.recv(timeout=10)
+    c.close()
+except OSError as e:
+    got = e
+ok(got is None or isinstance(got, OSError), "a peer of another account gets no hello")
+like(inst.log(), "authd: refusing a client: uid %d: peer uid not allowed" % other.pw_uid,
+     "  and authd says why")
+
+pids = inst.service_pids("authd")
+is_(len(pids), 1, "one authd process")
+if pids:
+    st = open("/proc/%d/status" % pids[0]).read()
+    uid_line = [l for l in st.splitlines() if l.startswith("Uid:")][0].split()[1:]
+    auth = pwd.getpwnam("posthorn-auth")
+    is_(uid_line, [str(auth.pw_uid)] * 4, "authd runs as auth_user (real, effective, saved, fs)")
+
+log = inst.log()
+like(log, "authd: PLAIN authentication of %s from 127.0.0.1 (submission): ok" % alice,
+     "the log names mechanism, user, address and service")
+like(log, "authd: SCRAM-SHA-256 authentication of %s from 127.0.0.1 (submission) failed" % alice,
+     "  and failures")
+ok(PASSWORD not in log, "the password is never logged")
+ok("guess1" not in log, "  nor a wrong one")
+inst.stop()
+inst.cleanup()
+done()
