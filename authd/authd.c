@@ -81,6 +81,7 @@ struct authd_conv {
     struct authd_client *cl;
     struct authd_conv   *next;
     uint32_t             reqid;
+    char                *mech;          /* as the client named it */
     char                *service;
     char                *client_addr;
     sasl_server_t       *sasl;
@@ -233,6 +234,7 @@ static void authd_conv_free(struct authd_conv *cv)
         event_cancel_timer(authd_loop, &cv->delay);
     ipc_msg_free(&cv->reply);
     sasl_server_free(&cv->sasl);
+    free(cv->mech);
     free(cv->service);
     free(cv->client_addr);
     free(cv);
@@ -284,7 +286,7 @@ static const char *authd_user_for_log(const struct authd_conv *cv)
 static void authd_finish(struct authd_conv *cv, int result, const char *reason, const buf_t *final)
 {
     struct authd_client *cl = cv->cl;
-    const char *mech = cv->sasl ? sasl_server_mech(cv->sasl) : "-";
+    const char *mech = cv->sasl ? sasl_server_mech(cv->sasl) : cv->mech;
     const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
     long delay_ms = 0, n, nu;
     ipc_msg_t *m;
@@ -362,6 +364,7 @@ static void authd_start(struct authd_client *cl, const struct auth_request *rq)
 
     cv->cl = cl;
     cv->reqid = rq->reqid;
+    cv->mech = xstrdup(rq->mech);
     cv->service = xstrdup(rq->service);
     cv->client_addr = xstrdup(rq->client_addr);
     cv->next = cl->convs;

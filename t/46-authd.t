@@ -181,6 +181,8 @@ f = plain(c, alice, PASSWORD, addr="192.0.2.9")
 is_(result(f)[0], TEMPFAIL, "after auth_failure_limit failures the address is refused, "
     "even with the right password")
 like(result(f)[3], "too many authentication failures", "  and says why")
+like(inst.log(), "authd: PLAIN authentication of (unknown) from 192.0.2.9 (submission) failed: "
+     "too many authentication failures", "  in the log too")
 ok(time.time() - t3 < 0.9, "  at once")
 is_(result(plain(c, alice, PASSWORD, addr="192.0.2.10"))[:2], (OK_, alice),
     "another address still logs in")
