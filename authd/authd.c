@@ -115,6 +115,11 @@ static int authd_record(const char *user, char **text)
 
     if (authd_passdb == NULL) {
         authd_passdb = passdb_open(conf_str("auth_password_file"), &err);
+        if (authd_passdb == NULL && errno == ENOENT) {
+            /* No mail password has been set yet: nobody has one. */
+            free(err);
+            return 0;
+        }
         if (authd_passdb == NULL) {
             msg_warn("authd: %s", err ? err : strerror(errno));
             free(err);

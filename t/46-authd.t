@@ -44,10 +44,17 @@ r = inst.start()
 if r.returncode != 0:
     diag(r.stderr)
 alice, _ = inst.add_user()
+sock = os.path.join(inst.spool, "private", "authd")
+c = ipcframe.connect(sock, "auth", 1, timeout=30)
+c.send(0x800, 1, ["submission", "PLAIN", "127.0.0.1", 3, "", b"", 1,
+                  b"\0" + alice.encode() + b"\0x"])
+f = c.recv(timeout=30)
+ok(f is not None and f.fields[0] == 1, "before any mail password is set: FAIL, not a temporary "
+   "failure") or diag(repr(f))
+c.close()
 r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", alice, "--password-stdin"],
                    input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
 is_(r.returncode, 0, "mailctl user add sets alice's mail password") or diag(r.stderr)
-sock = os.path.join(inst.spool, "private", "authd")
 reqids = iter(range(1, 1000000))
 
 
