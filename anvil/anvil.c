@@ -33,7 +33,6 @@
 #include "ipc.h"
 #include "ipcconn.h"
 #include "msg.h"
-#include "privs.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -206,12 +205,8 @@ static void anvil_accept(event_loop_t *loop, int fd)
 static void anvil_pre_init(void)
 {
     static const char *const params[] = {"network_user", "login_user", "mail_owner"};
-    gid_t gid;
-    size_t i;
 
-    for (i = 0; i < 3; i++)
-        if (privs_lookup(conf_str(params[i]), &anvil_peer_uids[i], &gid) < 0)
-            msg_fatal("%s account %s does not exist", params[i], conf_str(params[i]));
+    server_peer_uids(params, 3, anvil_peer_uids);
 }
 
 static void anvil_post_init(event_loop_t *loop)

@@ -63,7 +63,6 @@
 #include "ipcconn.h"
 #include "msg.h"
 #include "passdb.h"
-#include "privs.h"
 #include "sasl.h"
 #include "server.h"
 #include "xalloc.h"
@@ -480,11 +479,8 @@ static void authd_accept(event_loop_t *loop, int fd)
 static void authd_pre_init(void)
 {
     static const char *const params[] = {"network_user", "login_user"};
-    gid_t gid;
 
-    for (size_t i = 0; i < 2; i++)
-        if (privs_lookup(conf_str(params[i]), &authd_peer_uids[i], &gid) < 0)
-            msg_fatal("%s account %s does not exist", params[i], conf_str(params[i]));
+    server_peer_uids(params, 2, authd_peer_uids);
     authd_peer_uids[2] = 0;
 }
 

@@ -308,3 +308,12 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     event_loop_run(server_loop);
     server_exit(0);
 }
+
+void server_peer_uids(const char *const *params, size_t n, uid_t *uids)
+{
+    gid_t gid;
+
+    for (size_t i = 0; i < n; i++)
+        if (privs_lookup(conf_str(params[i]), &uids[i], &gid) < 0)
+            msg_fatal("%s account %s does not exist", params[i], conf_str(params[i]));
+}

@@ -71,6 +71,11 @@ const char *server_service_name(void);
 void server_conn_begin(void);
 void server_conn_end(void);
 
+/* The uids of the accounts that main.conf parameters params[0..n) name,
+ * into uids[] (a service's allowed IPC peers); fatal if one does not
+ * exist (mailctl start creates them). */
+void server_peer_uids(const char *const *params, size_t n, uid_t *uids);
+
 /* SERVER_CHROOT_EMPTY jails into $queue_directory/SERVER_EMPTY_DIR (root, 0555, empty). */
 #define SERVER_EMPTY_DIR "empty"
 

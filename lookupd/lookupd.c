@@ -72,7 +72,6 @@
 #include "lookupd.h"
 #include "map.h"
 #include "msg.h"
-#include "privs.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -490,14 +489,11 @@ static void lookupd_accept(event_loop_t *loop, int fd)
 
 static void lookupd_pre_init(void)
 {
+    static const char *const params[] = {"network_user", "mail_owner"};
     struct dns_settings ds;
     const char *why = NULL;
-    gid_t gid;
 
-    if (privs_lookup(conf_str("network_user"), &lookupd_peer_uids[0], &gid) < 0)
-        msg_fatal("network_user account %s does not exist", conf_str("network_user"));
-    if (privs_lookup(conf_str("mail_owner"), &lookupd_peer_uids[1], &gid) < 0)
-        msg_fatal("mail_owner account %s does not exist", conf_str("mail_owner"));
+    server_peer_uids(params, 2, lookupd_peer_uids);
     /* As root: the trust anchor file may be root's alone. */
     ds.forwarders = conf_str("dns_forwarders");
     ds.stub_zones = conf_str("dns_stub_zones");
