@@ -138,6 +138,8 @@ const struct conf_param conf_params[] = {
      "answer VRFY with 252 without checking the address (no: check it)", NULL},
     {"smtpd_tls_security_level", CONF_STR, "may", NOB,
      "none: no STARTTLS; may: offer STARTTLS; encrypt: require it before MAIL", NULL},
+    {"smtpd_tls_auth_only", CONF_BOOL, "yes", NOB,
+     "submission: AUTH only over TLS (538 5.7.11 before STARTTLS)", NULL},
     {"smtpd_tls_wrappermode", CONF_BOOL, "no", NOB,
      "TLS from the first byte (port 465 style) instead of STARTTLS", NULL},
 

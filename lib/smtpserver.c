@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "cleanup_proto.h"
 #include "conf.h"
@@ -46,6 +47,7 @@
 #include "xalloc.h"
 
 #define SMTPSERVER_BDAT_PIECE   65536
+#define SMTPSERVER_AUTH_LINE_MAX 12290  /* RFC 4954 4: 12288 octets and CRLF */
 #define SMTPSERVER_CLEANUP_KEEP_MS 1000
 #define SMTPSERVER_TLS_MS       (60 * 1000)
 #define SMTPSERVER_NVERBS       (SMTPP_VERB_AUTH + 1)
@@ -196,6 +198,16 @@ static void smtpserver_send(int code, const char *dsn, const char *fmt, ...)
     va_end(ap);
 }
 
+void smtpserver_reply(struct smtp_session *ss, int code, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)ss;
+    va_start(ap, fmt);
+    smtpserver_vsend(code, dsn, fmt, ap);
+    va_end(ap);
+}
+
 static void smtpserver_send_err(const struct smtpreply_err *err)
 {
     smtpserver_send(err->code, err->dsn, "%s", err->text);
@@ -258,6 +270,13 @@ static void smtpserver_reset(void)
     smtpcontent_free(&S.bdat);
 }
 
+static void smtpserver_auth_forget(void)
+{
+    free(S.ss.auth_user);
+    free(S.ss.auth_method);
+    S.ss.auth_user = S.ss.auth_method = NULL;
+}
+
 /* Hand the content to cleanup and answer the end of the message. */
 static void smtpserver_submit(int content_fd, uint64_t len)
 {
@@ -306,11 +325,15 @@ static void smtpserver_submit(int content_fd, uint64_t len)
         goto out;
     }
     if (res.code == 250) {
+        buf_t *extra = buf_new(0);
+
+        if (S.ss.auth_user)     /* Postfix's words: log tools grep for them */
+            buf_printf(extra, ", sasl_method=%s, sasl_username=%s", S.ss.auth_method,
+                       S.ss.auth_user);
         if (S.sess.tls)
-            msg_info("%s: client=" CLIENT_FMT ", tls=%s", res.text, CLIENT_ARGS,
-                     tls_conn_protocol(S.sess.tls));
-        else
-            msg_info("%s: client=" CLIENT_FMT, res.text, CLIENT_ARGS);
+            buf_printf(extra, ", tls=%s", tls_conn_protocol(S.sess.tls));
+        msg_info("%s: client=" CLIENT_FMT "%s", res.text, CLIENT_ARGS, buf_cstr(extra));
+        buf_free(&extra);
         smtpserver_send(250, "2.0.0", "Ok: queued as %s", res.text);
     } else if (res.code >= 400 && res.code <= 599) {
         smtpserver_send(res.code, res.dsn, "%s", res.text);
@@ -361,6 +384,8 @@ static void smtpserver_ehlo(const struct smtpproto_cmd *cmd)
     lines[n++] = "DSN";
     lines[n++] = "SMTPUTF8";
     lines[n++] = "CHUNKING";
+    if (S.policy->ehlo_keywords)
+        S.policy->ehlo_keywords(&S.ss, lines, &n, sizeof(lines) / sizeof(lines[0]));
     smtpserver_send_lines(250, NULL, lines, n);
 }
 
@@ -617,6 +642,7 @@ static void smtpserver_starttls(void)
     }
     /* RFC 3207 4.2: forget everything learnt from the client. */
     smtpserver_reset();
+    smtpserver_auth_forget();
     free(S.ss.helo_name);
     S.ss.helo_name = NULL;
     S.ss.esmtp = false;
@@ -693,10 +719,50 @@ static void smtpserver_help(const struct smtpproto_cmd *cmd)
                                   "VRFY HELP STARTTLS");
 }
 
+/* AUTH (RFC 4954 4): the engine's rules, then the policy's exchange. */
 static void smtpserver_auth(const struct smtpproto_cmd *cmd)
 {
-    (void)cmd;
-    smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
+    if (S.policy->auth == NULL)
+        smtpserver_send(503, "5.5.1", "Error: authentication not enabled");
+    else if (!S.ss.esmtp)
+        smtpserver_send(503, "5.5.1", "Error: send EHLO first");
+    else if (S.ss.auth_user)
+        smtpserver_send(503, "5.5.1", "Error: already authenticated");
+    else if (S.ss.have_mail)
+        smtpserver_send(503, "5.5.1", "Error: MAIL transaction in progress");
+    else
+        S.policy->auth(&S.ss, cmd->arg, cmd->arg_len);
+}
+
+int smtpserver_auth_read(struct smtp_session *ss, const void *challenge, size_t len, buf_t *out)
+{
+    buf_t *b64 = buf_new(0);
+    ssize_t n;
+    size_t l;
+
+    (void)ss;
+    base64_encode(b64, challenge, len);
+    smtpserver_send(334, NULL, "%s", buf_cstr(b64));
+    buf_free(&b64);
+    if (stream_flush(S.sess.stream) < 0) {
+        smtpserver_io_failed(STREAM_ERROR);
+        return -1;
+    }
+    n = stream_getline(S.sess.stream, S.line, SMTPSERVER_AUTH_LINE_MAX);
+    if (n == STREAM_TOOLONG) {
+        smtpserver_send(500, "5.5.6", "Error: authentication exchange line is too long");
+        return -1;
+    }
+    if (n <= 0) {
+        smtpserver_io_failed(n == 0 ? STREAM_EOF : n);
+        return -1;
+    }
+    for (l = S.line->len; l > 0 && (S.line->data[l - 1] == '\n' || S.line->data[l - 1] == '\r');)
+        l--;
+    if (l == 1 && S.line->data[0] == '*')
+        return 0;
+    buf_reset(out);
+    return base64_decode(out, S.line->data, l) < 0 ? -2 : 1;
 }
 
 static void smtpserver_data_cmd(const struct smtpproto_cmd *cmd)
@@ -886,6 +952,7 @@ out:
         smtpserver_cleanup_close();
     }
     free(S.ss.helo_name);
+    smtpserver_auth_forget();
     session_close(&S.sess);
     buf_free(&S.line);
     buf_free(&S.reply);

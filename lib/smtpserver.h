@@ -81,6 +81,8 @@ struct smtp_session {
     session_t      *sess;
     char           *helo_name;      /* NULL before HELO/EHLO */
     bool            esmtp;
+    char           *auth_user;      /* the account AUTH logged in, or NULL */
+    char           *auth_method;    /* its SASL mechanism */
     void           *policy_ctx;     /* the program's */
 
     /* The transaction. */
@@ -108,6 +110,16 @@ struct smtpserver_policy {
                 struct smtpserver_reply *r);
     /* VRFY with disable_vrfy_command = no; address as for rcpt. */
     int (*vrfy)(struct smtp_session *ss, const char *address, struct smtpserver_reply *r);
+    /* EHLO: keywords to offer after the engine's (such as "AUTH PLAIN
+     * LOGIN"), appended to lines[*n] and counted in *n, at most max - *n;
+     * the strings must live until the next call. */
+    void (*ehlo_keywords)(struct smtp_session *ss, const char **lines, size_t *n, size_t max);
+    /* AUTH (RFC 4954) with the command's argument ("MECH [initial
+     * response]"), outside a transaction and before a success: run the
+     * exchange with smtpserver_auth_read(), answer with smtpserver_reply(),
+     * and on success set auth_user and auth_method (fresh strings).  NULL:
+     * "503 5.5.1 Error: authentication not enabled". */
+    void (*auth)(struct smtp_session *ss, const char *arg, size_t arg_len);
     /* The session ends (any way). */
     void (*disconnect)(struct smtp_session *ss);
     /* Queue a message instead of handing it to cleanup (sendmail -bs):
@@ -130,6 +142,15 @@ void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *
  * loop's timer (SERVER_SINGLE programs; smtpserver.c says why).  Without
  * it each session closes its own connection. */
 void smtpserver_keep_cleanup(event_loop_t *loop);
+
+/* For the auth hook: queue a reply (sent before the next read). */
+void smtpserver_reply(struct smtp_session *ss, int code, const char *dsn, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* For the auth hook: send "334 " and the challenge in base64, read the
+ * client's answer: 1 with it decoded into out (reset first), 0 when the
+ * client cancelled ("*"), -2 when the line is not base64 (answer 501
+ * 5.5.2), -1 when the session cannot go on (logged, and it ends). */
+int smtpserver_auth_read(struct smtp_session *ss, const void *challenge, size_t len, buf_t *out);
 
 /* Fill a reply for a policy callback; returns code. */
 int smtpserver_reply_set(struct smtpserver_reply *r, int code, const char *dsn,

@@ -1,0 +1,391 @@
+/*
+ * submission - mail clients send through Posthorn: SMTP on 587 (STARTTLS)
+ * and 465 (implicit TLS, -o smtpd_tls_wrappermode=yes), AUTH required.
+ *
+ * Runs as network_user, chrooted into the spool, one session per process
+ * (SERVER_SINGLE), on lib/smtpserver like smtpd; this file is the
+ * submission policy:
+ *  - EHLO offers AUTH with the mechanisms authd would run on this
+ *    connection: none before TLS unless smtpd_tls_auth_only = no; PLAIN and
+ *    LOGIN only over TLS (or where that parameter allows plaintext);
+ *    SCRAM-SHA-256-PLUS with the connection's channel binding;
+ *  - AUTH (RFC 4954): before TLS with smtpd_tls_auth_only (the default) it
+ *    is 538 5.7.11; otherwise the exchange is relayed to authd
+ *    (lib/auth_proto) one challenge at a time: 235 2.7.0 on success (a
+ *    mechanism's final data, SCRAM's "v=", goes first as a last 334
+ *    challenge, RFC 4954 4), 535 5.7.8 on failure, 454 4.7.0 when authd
+ *    cannot tell or refuses the address for now, 501 5.7.0 when the client
+ *    cancels.  Failures are logged the way fail2ban's postfix filter reads
+ *    them: "warning: NAME[ADDR]: SASL MECH authentication failed: ...";
+ *  - MAIL needs a successful AUTH first (530 5.7.0), and the sender must
+ *    be the user's own address (553 5.7.1 otherwise): LOGIN@DOMAIN or
+ *    LOGIN+TAG@DOMAIN (recipient_delimiter) with DOMAIN myorigin or one of
+ *    mydestination, or the null sender;
+ *  - RCPT: an authenticated client may send to anyone (it relays).
+ * The queue gets the session's messages over cleanup as smtpd's do, and
+ * the log line of each names the login (sasl_method=, sasl_username=).
+ *
+ * Failure modes: peer errors end or answer that session only.  authd that
+ * cannot be reached is 454 4.7.0 for that AUTH (logged).  A certificate
+ * that cannot be loaded is fatal: without TLS no client could log in.
+ *
+ * Parameters: smtpd_tls_auth_only, smtpd_tls_cert_file, smtpd_tls_key_file,
+ * smtpd_tls_wrappermode, myorigin, mydestination, recipient_delimiter,
+ * network_user, and lib/smtpserver's.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "auth_proto.h"
+#include "base64.h"
+#include "cleanup_proto.h"
+#include "conf.h"
+#include "event.h"
+#include "ipc.h"
+#include "msg.h"
+#include "sasl.h"
+#include "server.h"
+#include "session.h"
+#include "smtpserver.h"
+#include "tls.h"
+#include "xalloc.h"
+
+static tls_server_t *submission_tls;
+static int submission_auth_fd = -1;
+static uint32_t submission_reqid;
+
+/* ------------------------------------------------------------ mechanisms */
+
+/* submission only lists what authd would run: lib/sasl's offering rules
+ * need callbacks, which authd has and this process never calls. */
+static int submission_no_plain(void *ctx, const char *user, const char *password)
+{
+    (void)ctx;
+    (void)user;
+    (void)password;
+    msg_panic("submission: a SASL check outside authd");
+}
+
+static int submission_no_scram(void *ctx, const char *user, struct scram_credentials *out)
+{
+    (void)ctx;
+    (void)user;
+    (void)out;
+    msg_panic("submission: a SASL check outside authd");
+}
+
+struct submission_conn_auth {
+    unsigned flags;             /* AUTH_F_* */
+    const char *cb_type;        /* NULL: none */
+    buf_t *cb;                  /* the channel binding data */
+};
+
+static void submission_conn_auth(struct smtp_session *ss, struct submission_conn_auth *ca)
+{
+    bool tls = ss->sess->tls != NULL;
+
+    ca->flags = (tls ? AUTH_F_TLS : 0)
+                | (tls || !conf_bool("smtpd_tls_auth_only") ? AUTH_F_PLAINTEXT_OK : 0);
+    ca->cb_type = NULL;
+    ca->cb = buf_new(AUTH_CB_MAX);
+    if (tls && tls_conn_channel_binding(ss->sess->tls, ca->cb, &ca->cb_type) < 0)
+        ca->cb_type = NULL;
+    if (ca->cb_type == NULL)
+        buf_reset(ca->cb);
+}
+
+static void submission_ehlo_keywords(struct smtp_session *ss, const char **lines, size_t *n,
+                                     size_t max)
+{
+    static char *auth_line;
+    struct submission_conn_auth ca;
+    struct sasl_server_config cfg = {
+        .verify_plain = submission_no_plain, .scram_lookup = submission_no_scram,
+    };
+    buf_t *mechs = buf_new(0);
+
+    if (*n >= max || (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only"))) {
+        buf_free(&mechs);
+        return;
+    }
+    submission_conn_auth(ss, &ca);
+    cfg.plaintext_ok = (ca.flags & AUTH_F_PLAINTEXT_OK) != 0;
+    cfg.cb_type = ca.cb_type;
+    cfg.cb_data = (const unsigned char *)ca.cb->data;
+    cfg.cb_len = ca.cb->len;
+    if (sasl_server_mechs(&cfg, mechs) > 0) {
+        free(auth_line);
+        auth_line = xasprintf("AUTH %s", buf_cstr(mechs));
+        lines[(*n)++] = auth_line;
+    }
+    buf_free(&ca.cb);
+    buf_free(&mechs);
+}
+
+/* ------------------------------------------------------------ AUTH */
+
+static int submission_authd(void)
+{
+    const char *why = NULL;
+
+    if (submission_auth_fd < 0) {
+        submission_auth_fd = ipc_client_open(AUTH_SOCKET, AUTH_PROTO_NAME, AUTH_PROTO_VERSION,
+                                             AUTH_TIMEOUT_MS, &why);
+        if (submission_auth_fd < 0)
+            msg_warn("cannot reach authd (%s): %s", AUTH_SOCKET, why ? why : strerror(errno));
+    }
+    return submission_auth_fd;
+}
+
+static void submission_authd_lost(void)
+{
+    msg_warn("lost the connection to authd: %s", strerror(errno));
+    close(submission_auth_fd);
+    submission_auth_fd = -1;
+}
+
+/* One frame to authd and its answer: 0, or -1 (logged, connection gone). */
+static int submission_ask(ipc_msg_t *m, struct auth_reply *rep)
+{
+    ipc_msg_t *in = NULL;
+    const char *why = NULL;
+    int rc;
+
+    rc = ipc_send(submission_auth_fd, m, AUTH_TIMEOUT_MS);
+    ipc_msg_free(&m);
+    if (rc < 0) {
+        submission_authd_lost();
+        return -1;
+    }
+    rc = ipc_recv(submission_auth_fd, &in, AUTH_FRAME_MAX, AUTH_TIMEOUT_MS);
+    if (rc <= 0) {
+        if (rc == 0)
+            errno = ECONNRESET;
+        submission_authd_lost();
+        return -1;
+    }
+    if (auth_reply_decode(in, rep, &why) < 0 || rep->reqid != submission_reqid) {
+        if (why == NULL)
+            auth_reply_clear(rep);
+        msg_warn("authd answered with %s", why ? why : "another request's reply");
+        errno = EPROTO;
+        ipc_msg_free(&in);
+        submission_authd_lost();
+        return -1;
+    }
+    ipc_msg_free(&in);
+    return 0;
+}
+
+static void submission_cancel(void)
+{
+    ipc_msg_t *m = auth_cancel_encode(submission_reqid);
+
+    if (ipc_send(submission_auth_fd, m, AUTH_TIMEOUT_MS) < 0)
+        submission_authd_lost();
+    ipc_msg_free(&m);
+}
+
+/* The fail2ban-style line (Postfix's words). */
+static void submission_log_failure(struct smtp_session *ss, const char *mech, const char *what)
+{
+    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s",
+             SESSION_PEER_ARGS(ss->sess), mech, what);
+}
+
+static void submission_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
+{
+    struct submission_conn_auth ca = {0};
+    struct auth_reply rep = {0};
+    char *args = xstrndup(arg, arg_len), *mech = args, *initial;
+    buf_t *data = buf_new(AUTH_DATA_MAX);
+    int have = 0, rc;
+
+    initial = strchr(args, ' ');
+    if (initial)
+        *initial++ = '\0';
+    if (*mech == '\0') {
+        smtpserver_reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism");
+        goto out;
+    }
+    if (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only")) {
+        smtpserver_reply(ss, 538, "5.7.11", "Encryption required for requested authentication "
+                         "mechanism");
+        goto out;
+    }
+    if (initial) {
+        have = 1;
+        if (strcmp(initial, "=") != 0 && base64_decode(data, initial, strlen(initial)) < 0) {
+            smtpserver_reply(ss, 501, "5.5.2", "Error: malformed initial response");
+            goto out;
+        }
+    }
+    if (submission_authd() < 0) {
+        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+        goto out;
+    }
+    submission_conn_auth(ss, &ca);
+    submission_reqid++;
+    if (submission_ask(auth_start_encode(submission_reqid, AUTH_SERVICE_SUBMISSION, mech,
+                                         ss->sess->peer.addr_text, ca.flags,
+                                         ca.cb_type ? ca.cb_type : "", ca.cb->data, ca.cb->len,
+                                         have, data->data, data->len), &rep) < 0) {
+        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+        goto out;
+    }
+    while (rep.type == AUTH_CONTINUE) {
+        rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
+        auth_reply_clear(&rep);
+        if (rc < 0) {
+            submission_cancel();
+            if (rc == -2)
+                smtpserver_reply(ss, 501, "5.5.2", "Error: malformed authentication response");
+            goto out;
+        }
+        if (rc == 0) {
+            submission_cancel();
+            smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
+            submission_log_failure(ss, mech, "authentication aborted");
+            goto out;
+        }
+        if (submission_ask(auth_step_encode(submission_reqid, data->data, data->len), &rep) < 0) {
+            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+            goto out;
+        }
+    }
+    if (rep.result == AUTH_OK) {
+        /* RFC 4954 4: SMTP's 235 carries no data; a last challenge does. */
+        if (rep.data_len > 0) {
+            rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
+            if (rc < 0 || (rc == 1 && data->len > 0)) {
+                if (rc != -1)
+                    smtpserver_reply(ss, 501, "5.5.2", "Error: unexpected authentication "
+                                     "response");
+                goto out;
+            }
+            if (rc == 0) {
+                smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
+                goto out;
+            }
+        }
+        for (char *p = mech; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        ss->auth_user = xstrdup(rep.user);
+        ss->auth_method = xstrdup(mech);
+        smtpserver_reply(ss, 235, "2.7.0", "Authentication successful");
+    } else if (rep.result == AUTH_TEMPFAIL) {
+        submission_log_failure(ss, mech, rep.reason);
+        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+    } else {
+        submission_log_failure(ss, mech, "authentication failure");
+        smtpserver_reply(ss, 535, "5.7.8", "Error: authentication failed");
+    }
+out:
+    auth_reply_clear(&rep);
+    if (ca.cb)
+        buf_free(&ca.cb);
+    buf_free(&data);
+    free(args);
+}
+
+/* ------------------------------------------------------------ MAIL, RCPT */
+
+/* Is address (local@domain) one of the user's own?  LOGIN or LOGIN+TAG at
+ * myorigin or a mydestination domain. */
+static bool submission_sender_owned(const char *user, const char *address)
+{
+    char *local = NULL, *domain = NULL, *base;
+    bool owned = false;
+
+    addr_split(address, &local, &domain);
+    if (local && domain && (strcasecmp(domain, conf_str("myorigin")) == 0
+                            || addr_is_local(address))) {
+        base = addr_unextended(local);
+        owned = strcmp(local, user) == 0 || (base && strcmp(base, user) == 0);
+        free(base);
+    }
+    free(local);
+    free(domain);
+    return owned;
+}
+
+static int submission_mail(struct smtp_session *ss, const struct smtp_addrcmd *ac,
+                           struct smtpserver_reply *r)
+{
+    if (ss->auth_user == NULL)
+        return smtpserver_reply_set(r, 530, "5.7.0", "Authentication required");
+    if (!ac->path.null && !submission_sender_owned(ss->auth_user, ac->path.addr))
+        return smtpserver_reply_set(r, 553, "5.7.1", "<%s>: Sender address rejected: not owned "
+                                    "by user %s", ac->path.addr, ss->auth_user);
+    return 0;
+}
+
+static int submission_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *ac,
+                           const char *address, struct smtpserver_reply *r)
+{
+    (void)ac;
+    (void)address;
+    if (ss->auth_user == NULL)      /* MAIL needs it: the engine's 503 comes first */
+        return smtpserver_reply_set(r, 530, "5.7.0", "Authentication required");
+    return 0;
+}
+
+static const struct smtpserver_policy submission_policy = {
+    .service = "submission",
+    .ehlo_keywords = submission_ehlo_keywords,
+    .auth = submission_auth,
+    .mail = submission_mail,
+    .rcpt = submission_rcpt,
+};
+
+/* ------------------------------------------------------------ the program */
+
+static void submission_pre_init(void)
+{
+    buf_t *err = buf_new(0);
+
+    submission_tls = tls_server_new(conf_str("smtpd_tls_cert_file"),
+                                    conf_str("smtpd_tls_key_file"), err);
+    if (submission_tls == NULL)
+        msg_fatal("TLS is unusable, and mail clients cannot log in without it: %s",
+                  buf_cstr(err));
+    buf_free(&err);
+}
+
+static void submission_post_init(event_loop_t *loop)
+{
+    struct sigaction sa;
+
+    auth_proto_init();
+    cleanup_proto_init();
+    smtpserver_keep_cleanup(loop);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = session_on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void submission_serve(int fd)
+{
+    smtpserver_run(fd, &submission_policy, submission_tls, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .mode = SERVER_SINGLE,
+        .user_param = "network_user",
+        .chroot = SERVER_CHROOT_SPOOL,
+        .pre_init = submission_pre_init,
+        .post_init = submission_post_init,
+        .serve = submission_serve,
+    };
+
+    server_main(argc, argv, &opts);
+}

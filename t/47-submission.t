@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""submission on 587 (STARTTLS) and 465 (implicit TLS) with AUTH, through
+authd, with Python's smtplib as the mail client.
+
+ - before TLS: no AUTH offered, AUTH is 538 5.7.11; MAIL without AUTH is
+   530 5.7.0;
+ - after STARTTLS: AUTH offered with SCRAM-SHA-256(-PLUS), PLAIN and LOGIN;
+   a wrong password is 535 5.7.8 with the fail2ban-style log line; the
+   right one (PLAIN, then LOGIN on another session) is 235;
+ - a second AUTH is 503; the sender must be the user's own address (553
+   5.7.1 for another's), user+tag and the null sender are fine; an
+   authenticated client may relay (RCPT to another domain is 250);
+ - a message sent is delivered to a local user, and its log line names
+   the login (sasl_method=PLAIN, sasl_username=...);
+ - 465: implicit TLS, login and send.
+Every process is cleaned up by PID."""
+import os
+import smtplib
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tap import ok, is_, like, diag, done  # noqa: E402
+import posthorn  # noqa: E402
+
+PASSWORD = "n0t-a-login-password"
+inst = posthorn.Instance()
+r = inst.start()
+if r.returncode != 0:
+    diag(r.stderr)
+alice, _ = inst.add_user()
+bob, bob_home = inst.add_user()
+r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", alice, "--password-stdin"],
+                   input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+is_(r.returncode, 0, "alice gets a mail password") or diag(r.stderr)
+domain = "mail.example.test"
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+
+def client(port=587):
+    c = smtplib.SMTP("127.0.0.1", inst.port(port), timeout=30)
+    c.ehlo("client.example.org")
+    return c
+
+
+c = client()
+ok(not c.has_extn("auth"), "587 before STARTTLS: no AUTH offered")
+ok(c.has_extn("starttls"), "  STARTTLS is")
+is_(c.docmd("AUTH", "PLAIN AGFsaWNlAHg=")[0], 538, "  AUTH is 538 (encryption required)")
+is_(c.docmd("MAIL", "FROM:<%s@%s>" % (alice, domain))[0], 530, "  MAIL without AUTH is 530")
+c.starttls(context=ctx)
+c.ehlo("client.example.org")
+mechs = c.esmtp_features.get("auth", "").split()
+ok({"PLAIN", "LOGIN", "SCRAM-SHA-256"} <= set(mechs),
+   "after STARTTLS: AUTH offers PLAIN, LOGIN and SCRAM-SHA-256 (%s)" % " ".join(mechs))
+ok("SCRAM-SHA-256-PLUS" in mechs, "  and SCRAM-SHA-256-PLUS, with TLS channel binding")
+try:
+    c.login(alice, "wrong")
+    ok(False, "a wrong password is refused")
+except smtplib.SMTPAuthenticationError as e:
+    is_((e.smtp_code, e.smtp_error[:5]), (535, b"5.7.8"), "a wrong password is 535 5.7.8")
+ok(inst.wait_for(lambda: "warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: "
+                 "authentication failure" in inst.log(), 10),
+   "  logged as fail2ban's postfix filter reads it")
+code, _ = c.login(alice, PASSWORD)
+is_(code, 235, "the right password: 235")
+is_(c.docmd("AUTH", "PLAIN")[0], 503, "a second AUTH: 503")
+is_(c.docmd("MAIL", "FROM:<%s@%s>" % (bob, domain))[0], 553, "another user's address: 553")
+like(c.docmd("RSET")[1].decode(), "Ok", "RSET")
+is_(c.docmd("MAIL", "FROM:<%s+lists@%s>" % (alice, domain))[0], 250, "user+tag: 250")
+is_(c.docmd("RCPT", "TO:<someone@elsewhere.example>")[0], 250,
+    "an authenticated client relays (RCPT to another domain: 250)")
+c.docmd("RSET")
+c.sendmail("<>", ["%s@%s" % (bob, domain)], "Subject: bounce-like\r\n\r\nnull sender\r\n")
+subject = "sent-by-submission-%d" % os.getpid()
+c.sendmail("%s@%s" % (alice, domain), ["%s@%s" % (bob, domain)],
+           "From: %s@%s\r\nSubject: %s\r\n\r\nhello\r\n" % (alice, domain, subject))
+c.quit()
+newdir = os.path.join(bob_home, "Maildir", "new")
+
+
+def delivered():
+    try:
+        return any(subject in open(os.path.join(newdir, n), errors="replace").read()
+                   for n in os.listdir(newdir))
+    except OSError:
+        return False
+
+
+ok(inst.wait_for(delivered, 20), "the message reached bob's Maildir")
+like(inst.log(), "client=unknown[127.0.0.1], sasl_method=PLAIN, sasl_username=%s" % alice,
+     "its log line names the login")
+
+c = client()
+c.starttls(context=ctx)
+c.ehlo("client.example.org")
+c.user, c.password = alice, PASSWORD
+code, _ = c.auth("LOGIN", c.auth_login, initial_response_ok=False)
+is_(code, 235, "LOGIN: 235")
+c.quit()
+
+c = smtplib.SMTP_SSL("127.0.0.1", inst.port(465), timeout=30, context=ctx)
+c.ehlo("client.example.org")
+ok("PLAIN" in c.esmtp_features.get("auth", ""), "465: implicit TLS, AUTH offered at once")
+is_(c.login(alice, PASSWORD)[0], 235, "  login")
+c.sendmail("%s@%s" % (alice, domain), ["%s@%s" % (bob, domain)],
+           "Subject: via-465\r\n\r\nhi\r\n")
+c.quit()
+ok(inst.wait_for(lambda: any("via-465" in open(os.path.join(newdir, n), errors="replace").read()
+                             for n in os.listdir(newdir)), 20), "  and its message arrives")
+ok(PASSWORD not in inst.log(), "the password is never logged")
+inst.stop()
+inst.cleanup()
+done()
