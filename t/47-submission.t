@@ -12,7 +12,8 @@ authd, with Python's smtplib as the mail client.
    authenticated client may relay (RCPT to another domain is 250);
  - a message sent is delivered to a local user, and its log line names
    the login (sasl_method=PLAIN, sasl_username=...);
- - 465: implicit TLS, login and send.
+ - 465: implicit TLS, login and send;
+ - swaks with STARTTLS and AUTH PLAIN and LOGIN, and a wrong password.
 Every process is cleaned up by PID."""
 import os
 import smtplib
@@ -112,6 +113,24 @@ c.sendmail("%s@%s" % (alice, domain), ["%s@%s" % (bob, domain)],
 c.quit()
 ok(inst.wait_for(lambda: any("via-465" in open(os.path.join(newdir, n), errors="replace").read()
                              for n in os.listdir(newdir)), 20), "  and its message arrives")
+# swaks, as an admin would test it: STARTTLS + AUTH PLAIN and LOGIN.
+for mech in ("PLAIN", "LOGIN"):
+    r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % inst.port(587), "--tls",
+                        "--auth", mech, "--auth-user", alice, "--auth-password", PASSWORD,
+                        "--from", "%s@%s" % (alice, domain), "--to", "%s@%s" % (bob, domain),
+                        "--header", "Subject: swaks-%s" % mech, "--helo", "client.example.org"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    is_(r.returncode, 0, "swaks --tls --auth %s sends" % mech) or diag(r.stdout[-1500:])
+    like(r.stdout, "235 2.7.0 Authentication successful", "  authenticated")
+r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % inst.port(587), "--tls",
+                    "--auth", "PLAIN", "--auth-user", alice, "--auth-password", "nope",
+                    "--from", "%s@%s" % (alice, domain), "--to", "%s@%s" % (bob, domain)],
+                   capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+ok(r.returncode != 0 and "535 5.7.8" in r.stdout, "swaks with a wrong password: 535 5.7.8")
+ok(inst.wait_for(lambda: all(any("swaks-" + m in open(os.path.join(newdir, n),
+                                                       errors="replace").read()
+                                 for n in os.listdir(newdir)) for m in ("PLAIN", "LOGIN")), 20),
+   "swaks' messages arrive")
 ok(PASSWORD not in inst.log(), "the password is never logged")
 inst.stop()
 inst.cleanup()

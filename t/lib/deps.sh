@@ -10,7 +10,7 @@ libssl-dev libbsd-dev libdb-dev db-util libcrypt-dev
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev libidn-dev
 openssl unbound python3 python3-dkim python3-dnspython
 nsd ldnsutils dns-root-data
-procps iproute2 netcat-openbsd passwd swaks mutt s-nail postfix
+procps iproute2 netcat-openbsd passwd swaks libnet-ssleay-perl mutt s-nail postfix
 clang libclang-rt-14-dev
 "
 
@@ -33,6 +33,8 @@ export DEBIAN_FRONTEND=noninteractive
 # nsd and ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds) serve and
 # sign the zones of t/14-dns.t; dns-root-data is the root trust anchor that
 # dnssec_trust_anchor_file names by default (unbound only recommends it).
+# libnet-ssleay-perl gives swaks its TLS (--tls), which the submission
+# tests use.
 # postfix is here for its smtp-source (the benchmark's load generator) and
 # as the peer the benchmark compares with, in a private instance: the
 # system-wide Postfix must stay unconfigured and stopped.
