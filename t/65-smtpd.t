@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from posthorn import Instance  # noqa: E402
+from posthorn import Instance, free_port  # noqa: E402
 from tap import diag, done, is_, like, ok  # noqa: E402
 
 # 127.0.0.1 is trusted (mynetworks); connections from 127.0.0.2 are not.
@@ -39,9 +39,11 @@ inst = Instance(main_conf={
     "smtpd_timeout": "3s",
     "smtpd_client_connection_count_limit": "2",
 })
-# A second smtpd with TLS from the first byte, where submission will be.
+# A second smtpd with TLS from the first byte, on a port of its own (465
+# is submission's).
+SMTPS_PORT = free_port()
 with open(os.path.join(inst.etc, "master.conf"), "a") as f:
-    f.write("127.0.0.1:%d inet n - - smtpd -o smtpd_tls_wrappermode=yes\n" % inst.port(465))
+    f.write("127.0.0.1:%d inet n - - smtpd -o smtpd_tls_wrappermode=yes\n" % SMTPS_PORT)
 r = inst.start()
 ok(r.returncode == 0, "instance starts") or diag(r.stderr)
 user, home = inst.add_user()
@@ -282,7 +284,7 @@ ok(got and b" with ESMTPS id " in got[0] and b"(using TLSv1." in got[0],
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
-w = socket.create_connection(("127.0.0.1", inst.port(465)), timeout=15)
+w = socket.create_connection(("127.0.0.1", SMTPS_PORT), timeout=15)
 w = ctx.wrap_socket(w, server_hostname="mail.example.test")
 f = w.makefile("rwb")
 like(f.readline().decode(), "220 mail.example.test ESMTP", "wrappermode: the greeting comes over TLS")
