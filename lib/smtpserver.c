@@ -217,15 +217,19 @@ static void smtpserver_send_err(const struct smtpreply_err *err)
 #define CLIENT_FMT SESSION_PEER_FMT
 #define CLIENT_ARGS SESSION_PEER_ARGS(&S.sess)
 
+/* The WITH protocol of Received: (RFC 3848, RFC 6531): S for TLS, A for
+ * an authenticated session (AUTH needs EHLO). */
 static const char *smtpserver_protocol(void)
 {
+    static const char *const names[2][2][2] = {     /* [utf8][tls][auth] */
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+    };
     bool utf8 = S.ss.have_mail && S.ss.mail.params.smtputf8;
 
     if (!S.ss.esmtp)
         return S.sess.tls ? "SMTPS" : "SMTP";
-    if (utf8)
-        return S.sess.tls ? "UTF8SMTPS" : "UTF8SMTP";
-    return S.sess.tls ? "ESMTPS" : "ESMTP";
+    return names[utf8][S.sess.tls != NULL][S.ss.auth_user != NULL];
 }
 
 /* "NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 550 5.1.1 <x>: text;

@@ -95,6 +95,9 @@ def delivered():
 ok(inst.wait_for(delivered, 20), "the message reached bob's Maildir")
 like(inst.log(), "client=unknown[127.0.0.1], sasl_method=PLAIN, sasl_username=%s" % alice,
      "its log line names the login")
+msg = [open(os.path.join(newdir, n), errors="replace").read() for n in os.listdir(newdir)
+       if subject in open(os.path.join(newdir, n), errors="replace").read()]
+like(msg[0] if msg else "", "with ESMTPSA", "  and its Received: says ESMTPSA (RFC 3848)")
 
 c = client()
 c.starttls(context=ctx)
