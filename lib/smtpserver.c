@@ -10,7 +10,7 @@
  * transaction, and the hand-over to cleanup.
  *
  * The connection to cleanup is made at a session's first message and, once
- * smtpserver_keep_cleanup() has given an event loop, outlives the session:
+ * smtpserver_init() has given an event loop, outlives the session:
  * a process that serves sessions back to back (a client that connects for
  * every message, a busy MX) hands each message over on the same
  * connection, as it does within one session, instead of paying a connect,
@@ -98,9 +98,16 @@ static void smtpserver_cleanup_expire(event_loop_t *loop, void *arg)
     smtpserver_cleanup_close();
 }
 
-void smtpserver_keep_cleanup(event_loop_t *loop)
+void smtpserver_init(event_loop_t *loop)
 {
+    struct sigaction sa;
+
+    cleanup_proto_init();
     smtpserver_cleanup_loop = loop;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = session_on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* A session starts: take over the connection kept from the last one,

@@ -138,10 +138,13 @@ void smtpserver_run(int fd, const struct smtpserver_policy *policy, tls_server_t
 void smtpserver_run_pipe(int in_fd, int out_fd, const struct smtpserver_policy *policy,
                          void *policy_ctx);
 
-/* Let the connection to cleanup outlive a session, for a moment, on
- * loop's timer (SERVER_SINGLE programs; smtpserver.c says why).  Without
- * it each session closes its own connection. */
-void smtpserver_keep_cleanup(event_loop_t *loop);
+/* Once, in the post_init of a SERVER_SINGLE program that serves SMTP
+ * sessions (smtpd, submission): the cleanup protocol's names; the
+ * connection to cleanup outlives a session for a moment on loop's timer
+ * (smtpserver.c says why; without this each session closes its own);
+ * and SIGTERM ends the process, with the 421 goodbye to an idle session
+ * (session_on_sigterm). */
+void smtpserver_init(event_loop_t *loop);
 
 /* For the auth hook: queue a reply (sent before the next read). */
 void smtpserver_reply(struct smtp_session *ss, int code, const char *dsn, const char *fmt, ...)

@@ -44,7 +44,6 @@
  * smtpd_tls_wrappermode, network_user, and lib/smtpserver's.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,7 +51,6 @@
 
 #include "addr.h"
 #include "anvil_proto.h"
-#include "cleanup_proto.h"
 #include "conf.h"
 #include "event.h"
 #include "ipc.h"
@@ -101,16 +99,9 @@ static void smtpd_pre_init(void)
 
 static void smtpd_post_init(event_loop_t *loop)
 {
-    struct sigaction sa;
-
     lookup_proto_init();
     anvil_proto_init();
-    cleanup_proto_init();
-    smtpserver_keep_cleanup(loop);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = session_on_sigterm;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    smtpserver_init(loop);
 }
 
 /* A connection to one of the internal services, made on first use and

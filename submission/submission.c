@@ -35,7 +35,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,7 +43,6 @@
 #include "addr.h"
 #include "auth_proto.h"
 #include "base64.h"
-#include "cleanup_proto.h"
 #include "conf.h"
 #include "event.h"
 #include "ipc.h"
@@ -360,15 +358,8 @@ static void submission_pre_init(void)
 
 static void submission_post_init(event_loop_t *loop)
 {
-    struct sigaction sa;
-
     auth_proto_init();
-    cleanup_proto_init();
-    smtpserver_keep_cleanup(loop);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = session_on_sigterm;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    smtpserver_init(loop);
 }
 
 static void submission_serve(int fd)
