@@ -1,8 +1,9 @@
 /*
  * anvil - counts simultaneous sessions per (service, client address) for
  * every process of smtpd and the other network services, so that
- * smtpd_client_connection_count_limit holds across processes (Postfix's
- * anvil(8) does the same job).
+ * smtpd_client_connection_count_limit holds across processes, and events
+ * per (service, key) in a time window, so that submission's per-login
+ * hourly limits do (Postfix's anvil(8) does the same job).
  *
  * One process (master.conf maxproc 1), mail_owner, chrooted into the empty
  * directory, SERVER_MULTI with no idle exit.  Clients keep one connection
@@ -17,7 +18,9 @@
  * (peer error).  Memory is bounded by the number of sessions the clients
  * hold: at most ANVIL_MAX_HELD per connection (a client that asks for more
  * is dropped, which releases them all), and connections by the clients'
- * process limits.
+ * process limits.  Rate counters are an expcache of at most
+ * ANVIL_MAX_RATES keys, each dropped when its window ends; a flood of keys
+ * past that starts them all afresh (only authenticated logins make keys).
  *
  * Parameters: network_user, login_user, mail_owner (peers), and the
  * server skeleton's.
@@ -30,6 +33,8 @@
 
 #include "anvil_proto.h"
 #include "conf.h"
+#include "event.h"
+#include "expcache.h"
 #include "ipc.h"
 #include "ipcconn.h"
 #include "msg.h"
@@ -38,6 +43,7 @@
 
 #define ANVIL_MAX_MSG     4096
 #define ANVIL_MAX_HELD    1000  /* sessions one client may hold (an smtpd holds 1) */
+#define ANVIL_MAX_RATES   100000        /* rate keys kept (expcache: then start afresh) */
 
 struct anvil_counter {
     struct anvil_counter *next;     /* hash chain */
@@ -105,6 +111,29 @@ static void anvil_release(struct anvil_counter *c)
     free(c);
 }
 
+/* Rates: the count of each (service, key) in its current window. */
+struct anvil_rate {
+    long long count;
+};
+
+static expcache_t *anvil_rates;
+
+static long long anvil_rate_add(const char *service, const char *key, int64_t amount,
+                                int64_t window)
+{
+    long long now = event_now_ms();
+    char *name = xasprintf("%s %s", service, key);
+    struct anvil_rate *r = expcache_get(anvil_rates, name, now);
+
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        expcache_put(anvil_rates, name, r, now + window * 1000, now);
+    }
+    r->count += amount;
+    free(name);
+    return r->count;
+}
+
 static void anvil_drop(event_loop_t *loop, struct anvil_client *cl)
 {
     size_t i;
@@ -129,6 +158,7 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
 {
     struct anvil_client *cl = arg;
     char *service = NULL, *addr = NULL;
+    int64_t amount = 0, window = 0;
     ipc_msg_t *m = NULL;
     const char *why;
     int rc;
@@ -144,11 +174,20 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
         anvil_drop(loop, cl);
         return;
     }
-    if ((m->type != ANVIL_CONNECT && m->type != ANVIL_DISCONNECT) || m->fd >= 0
-        || ipc_get_str(m, &service) < 0 || ipc_get_str(m, &addr) < 0 || ipc_get_end(m) < 0
-        || !anvil_field_ok(service) || !anvil_field_ok(addr)) {
+    if ((m->type != ANVIL_CONNECT && m->type != ANVIL_DISCONNECT && m->type != ANVIL_RATE)
+        || m->fd >= 0 || ipc_get_str(m, &service) < 0 || ipc_get_str(m, &addr) < 0
+        || (m->type == ANVIL_RATE && (ipc_get_int(m, &amount) < 0 || ipc_get_int(m, &window) < 0
+                                      || amount < 0 || amount > ANVIL_AMOUNT_MAX
+                                      || window < 1 || window > ANVIL_WINDOW_MAX))
+        || ipc_get_end(m) < 0 || !anvil_field_ok(service) || !anvil_field_ok(addr)) {
         msg_warn("anvil: malformed %s from client; dropping it", ipc_type_name(m->type));
         rc = -1;
+    } else if (m->type == ANVIL_RATE) {
+        ipc_msg_t *reply = ipc_msg_new(ANVIL_REPLY, m->reqid);
+
+        ipc_put_int(reply, anvil_rate_add(service, addr, amount, window));
+        rc = ipcconn_send(cl->conn, reply);
+        ipc_msg_free(&reply);
     } else if (m->type == ANVIL_CONNECT && cl->nheld >= ANVIL_MAX_HELD) {
         msg_warn("anvil: a client (uid %ld) holds %d sessions already; dropping it",
                  (long)cl->conn->uid, ANVIL_MAX_HELD);
@@ -213,6 +252,7 @@ static void anvil_post_init(event_loop_t *loop)
 {
     (void)loop;
     anvil_proto_init();
+    anvil_rates = expcache_new(ANVIL_MAX_RATES, free);
 }
 
 int main(int argc, char **argv)

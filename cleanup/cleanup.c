@@ -12,7 +12,11 @@
  *      client attributes and the recipients;
  *   3. write a Received: header (not for qmgr's bounces), then copy the
  *      content from the client's memfd, counting Received: headers
- *      (hopcount_limit: 554 5.4.6) and noting the Message-ID;
+ *      (hopcount_limit: 554 5.4.6) and noting the Message-ID; the header
+ *      of a message from an authenticated client (sasl_username) is
+ *      completed as sendmail completes a local submission's: a missing
+ *      From: (the envelope sender), Date: or Message-ID: is added at the
+ *      end of the header;
  *   4. commit by the durability rule: fsync, rename into incoming/, fsync
  *      incoming/; only then answer 250 with the queue ID;
  *   5. tell qmgr about the new file (QMGR_NOTIFY, best effort: qmgr also
@@ -51,6 +55,7 @@
 #include "lookup_proto.h"
 #include "maildrop.h"
 #include "msg.h"
+#include "msgheader.h"
 #include "privs.h"
 #include "qmgr_proto.h"
 #include "queue.h"
@@ -200,6 +205,76 @@ static void cleanup_maildrop_release(void)
     cleanup_claim_fd = -1;
 }
 
+/* The header fields a message from an authenticated client (one with a
+ * sasl_username) lacks, as sendmail adds them to a local submission:
+ * From: (the envelope sender, which submission checked is the login's),
+ * Date: and Message-ID:, into add; and where the header ends, in *h. */
+static int cleanup_missing_fields(const struct cleanup_request *r, struct msgheader *h,
+                                  buf_t *add)
+{
+    time_t now = time(NULL);
+
+    if (msgheader_read(r->content_fd, r->content_len, h) < 0)
+        return -1;
+    if (msgheader_find(h, "from") == NULL && r->sender[0] != '\0')
+        buf_printf(add, "From: <%s>\r\n", r->sender);
+    if (msgheader_find(h, "date") == NULL)
+        msgheader_put_date(add, now);
+    if (msgheader_find(h, "message-id") == NULL)
+        msgheader_put_message_id(add, now, conf_str("myhostname"));
+    return 0;
+}
+
+/* Copy the client's content into the queue file, through the header scan;
+ * completed (cleanup_missing_fields) for an authenticated client, the
+ * fields added at the end of the header as Postfix adds them.  0, or -1
+ * with errno. */
+static int cleanup_copy_content(queue_writer_t *w, const struct cleanup_request *r,
+                                struct header_scan *hs)
+{
+    struct msgheader h;
+    buf_t *add;
+    int rc = -1;
+
+    if (cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) == NULL)
+        return queue_writer_copy_fd(w, r->content_fd, 0, r->content_len, cleanup_observe, hs);
+    add = buf_new(0);
+    if (cleanup_missing_fields(r, &h, add) < 0) {
+        buf_free(&add);
+        return -1;
+    }
+    if (queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs) < 0)
+        goto out;
+    if (add->len > 0) {
+        char last = '\n';
+        buf_t *lines = buf_new(0);
+
+        if (h.end > 0 && pread(r->content_fd, &last, 1, (off_t)(h.end - 1)) != 1) {
+            buf_free(&lines);
+            goto out;
+        }
+        if (last != '\n')          /* a header that ends the content without a line end */
+            buf_append(lines, "\r\n", 2);
+        buf_append(lines, add->data, add->len);
+        if (!h.separated && h.end < r->content_len)
+            buf_append(lines, "\r\n", 2);     /* the body began without the empty line */
+        cleanup_observe(hs, lines->data, lines->len);
+        rc = queue_writer_content(w, lines->data, lines->len);
+        buf_free(&lines);
+        if (rc < 0)
+            goto out;
+        rc = -1;
+    }
+    if (queue_writer_copy_fd(w, r->content_fd, h.end, r->content_len - h.end, cleanup_observe,
+                             hs) < 0)
+        goto out;
+    rc = 0;
+out:
+    msgheader_free(&h);
+    buf_free(&add);
+    return rc;
+}
+
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
  * (static or in *idbuf) describe the outcome. */
 static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **dsn,
@@ -241,7 +316,7 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }
-    if (queue_writer_copy_fd(w, r->content_fd, r->content_len, cleanup_observe, hs) < 0) {
+    if (cleanup_copy_content(w, r, hs) < 0) {
         int err = errno;
 
         queue_writer_abort(&w);

@@ -8,6 +8,8 @@
  *           for <RCPT>; DATE
  * NAME is the client_name attribute (smtpd's forward-confirmed name of the
  * client), "unknown" when there is none.
+ * With the hide_client flag (submission_hide_client) it is only
+ *   Received: by MYHOSTNAME (MAIL_NAME) with PROTOCOL id QUEUEID ...
  * "for" only when the message has one recipient (more would disclose the
  * others).  Peer-supplied text (the HELO name, the client's name) is
  * reduced to printable ASCII without parentheses or backslashes so it
@@ -106,6 +108,18 @@ static void header_put_safe(buf_t *out, const char *s, size_t max)
     }
 }
 
+/* The end of a Received: header: " id ID", the recipient when there is
+ * one, and the date. */
+static void header_received_end(buf_t *out, const struct cleanup_request *r, const char *id,
+                                const char *date)
+{
+    buf_printf(out, " id %s", id);
+    if (r->nrcpt == 1)
+        buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r->rcpts[0].address, date);
+    else
+        buf_printf(out, ";\r\n\t%s\r\n", date);
+}
+
 void header_received(buf_t *out, const struct cleanup_request *r, const char *id, time_t now)
 {
     const char *helo = cleanup_request_get_attr(r, QUEUE_ATTR_HELO);
@@ -131,6 +145,17 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
         buf_append_str(out, ", from userid ");
         header_put_safe(out, uid, 12);
         buf_printf(out, ")\r\n\tid %s; %s\r\n", id, date);
+        return;
+    }
+    if (r->flags & CLEANUP_FLAG_HIDE_CLIENT) {
+        /* submission_hide_client: nothing of the client, nor of its TLS. */
+        buf_append_str(out, "Received: by ");
+        header_put_safe(out, conf_str("myhostname"), 255);
+        buf_append_str(out, " (");
+        header_put_safe(out, conf_str("mail_name"), 64);
+        buf_append_str(out, ") with ");
+        header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
+        header_received_end(out, r, id, date);
         return;
     }
     buf_append_str(out, "Received: from ");
@@ -165,9 +190,5 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
     header_put_safe(out, conf_str("mail_name"), 64);
     buf_append_str(out, ") with ");
     header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
-    buf_printf(out, " id %s", id);
-    if (r->nrcpt == 1)
-        buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r->rcpts[0].address, date);
-    else
-        buf_printf(out, ";\r\n\t%s\r\n", date);
+    header_received_end(out, r, id, date);
 }

@@ -19,8 +19,7 @@ void addr_split(const char *addr, char **local, char **domain)
         *domain = xstrdup(at ? at + 1 : "");
 }
 
-/* Compare two domains, ignoring case and one trailing dot on either. */
-static int addr_domain_eq(const char *a, const char *b)
+int addr_domain_eq(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
 

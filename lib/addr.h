@@ -20,6 +20,9 @@
  * *domain of the domain ("" if there is no '@').  Either may be NULL. */
 void addr_split(const char *addr, char **local, char **domain);
 
+/* 1 if two domains are the same, ignoring case and one trailing dot on
+ * either (an empty domain equals none). */
+int addr_domain_eq(const char *a, const char *b);
 /* 1 if domain (without '@'; "" counts as local: a bare "postmaster") is
  * listed in mydestination (as read now from main.conf), else 0. */
 int addr_domain_is_local(const char *domain);

@@ -232,8 +232,9 @@ static int cleanup_request_privilege(const struct cleanup_request *r, enum clean
         msg_panic("cleanup_request_check: bad peer class %d", (int)peer);
     if (peer == CLEANUP_PEER_TRUSTED)
         return 0;
-    if (r->flags != 0) {
-        snprintf(reason, sizeof(reason), "the bounce flag from %s, which may not set it",
+    if ((r->flags & ~(peer == CLEANUP_PEER_NETWORK ? CLEANUP_FLAG_HIDE_CLIENT : 0)) != 0) {
+        snprintf(reason, sizeof(reason), "the %s flag from %s, which may not set it",
+                 r->flags & CLEANUP_FLAG_BOUNCE ? "bounce" : "hide_client",
                  cleanup_peer_name(peer));
         *why = reason;
         return -1;
@@ -268,7 +269,7 @@ int cleanup_request_check(const struct cleanup_request *r, enum cleanup_peer pee
 {
     size_t i, size = 64;
 
-    if ((r->flags & ~CLEANUP_FLAG_BOUNCE) != 0
+    if ((r->flags & ~CLEANUP_FLAGS) != 0
         || (r->ret != QUEUE_RET_NONE && r->ret != QUEUE_RET_FULL && r->ret != QUEUE_RET_HDRS)
         || r->nattr > CLEANUP_MAX_ATTRS || cleanup_clean_string(r->sender, 1) < 0
         || cleanup_clean_string(r->envid, 1) < 0) {
@@ -322,7 +323,7 @@ int cleanup_request_decode(ipc_msg_t *m, enum cleanup_peer peer, struct cleanup_
         || ipc_get_str(m, &r->envid) < 0 || ipc_get_int(m, &ret) < 0
         || ipc_get_int(m, &nattr) < 0)
         goto bad;
-    if ((flags & ~(int64_t)CLEANUP_FLAG_BOUNCE) != 0
+    if ((flags & ~(int64_t)CLEANUP_FLAGS) != 0
         || (ret != QUEUE_RET_NONE && ret != QUEUE_RET_FULL && ret != QUEUE_RET_HDRS)
         || nattr < 0 || nattr > CLEANUP_MAX_ATTRS) {
         *why = "bad envelope";

@@ -35,7 +35,8 @@
  * decoder enforce it, so no use of a field has to:
  *   CLEANUP_PEER_TRUSTED  mail_owner or root (qmgr's and pickup's bounces,
  *                         pickup, local's forwarding child): anything.
- *   CLEANUP_PEER_NETWORK  network_user (smtpd, submission): no flags; only
+ *   CLEANUP_PEER_NETWORK  network_user (smtpd, submission): of the flags
+ *                         only hide_client; of the attributes only
  *                         the client attributes client_name, client_addr
  *                         (required, non-empty), client_port, helo_name,
  *                         protocol, tls_protocol, tls_cipher, tls_bits,
@@ -83,8 +84,11 @@ enum cleanup_peer {
 };
 
 /* Request flags. */
-#define CLEANUP_FLAG_BOUNCE   (1 << 0)  /* a DSN made by qmgr: no Received:,
-                                           no hop count check */
+#define CLEANUP_FLAG_BOUNCE      (1 << 0)  /* a DSN made by qmgr: no Received:,
+                                              no hop count check */
+#define CLEANUP_FLAG_HIDE_CLIENT (1 << 1)  /* the Received: header leaves out
+                                              the client (submission_hide_client) */
+#define CLEANUP_FLAGS            (CLEANUP_FLAG_BOUNCE | CLEANUP_FLAG_HIDE_CLIENT)
 
 /* Attributes beyond queue.h's client_name, client_addr, helo_name, protocol,
  * sasl_username. */

@@ -140,6 +140,16 @@ const struct conf_param conf_params[] = {
      "none: no STARTTLS; may: offer STARTTLS; encrypt: require it before MAIL", NULL},
     {"smtpd_tls_auth_only", CONF_BOOL, "yes", NOB,
      "submission: AUTH only over TLS (538 5.7.11 before STARTTLS)", NULL},
+    {"smtpd_sender_login_maps", CONF_STR, "", NOB,
+     "submission: tables of the logins that own a sender address, besides each login's own "
+     "addresses", NULL},
+    {"submission_hide_client", CONF_BOOL, "no", NOB,
+     "submission: the Received: header of a client's message leaves out the client's name and "
+     "address", NULL},
+    {"submission_message_rate_limit", CONF_INT, "500", 0, 1000000000,
+     "submission: messages one login may send per hour (0: no limit)", NULL},
+    {"submission_recipient_rate_limit", CONF_INT, "2000", 0, 1000000000,
+     "submission: recipients one login may send to per hour (0: no limit)", NULL},
     {"smtpd_tls_wrappermode", CONF_BOOL, "no", NOB,
      "TLS from the first byte (port 465 style) instead of STARTTLS", NULL},
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "event.h"
 #include "lookup_proto.h"
 #include "msg.h"
 #include "xalloc.h"
@@ -21,6 +22,7 @@ static const struct ipc_name lookup_proto_names[] = {
     {LOOKUP_NAME_REPLY, "lookup-name-reply"},
     {LOOKUP_TRANSPORT, "lookup-transport"},
     {LOOKUP_TRANSPORT_REPLY, "lookup-transport-reply"},
+    {LOOKUP_SENDER_LOGIN, "lookup-sender-login"},
 };
 
 static const unsigned char lookup_v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -118,7 +120,7 @@ int lookup_request_decode(ipc_msg_t *m, struct lookup_request *r, const char **w
     r->type = m->type;
     r->reqid = m->reqid;
     if (m->type != LOOKUP_RCPT && m->type != LOOKUP_VIRTUAL && m->type != LOOKUP_TRANSPORT
-        && m->type != LOOKUP_CLIENT_NAME) {
+        && m->type != LOOKUP_SENDER_LOGIN && m->type != LOOKUP_CLIENT_NAME) {
         *why = "not a request";
         goto bad;
     }
@@ -470,6 +472,17 @@ int lookup_virtual(int sock, const char *address, char **value, int timeout_ms)
     return rc;
 }
 
+int lookup_sender_login(int sock, const char *address, char **value, int timeout_ms)
+{
+    int rc = lookup_ask(sock, LOOKUP_SENDER_LOGIN, address, value, timeout_ms);
+
+    if (rc != LOOKUP_OK) {
+        free(*value);
+        *value = NULL;
+    }
+    return rc;
+}
+
 int lookup_client_name(int sock, const char *address, struct lookup_name_reply *r,
                        int timeout_ms)
 {
@@ -488,4 +501,40 @@ int lookup_client_name(int sock, const char *address, struct lookup_name_reply *
         return -1;
     }
     return r->result;
+}
+
+char *lookup_client_name_kept(struct svcconn *c, const char *address)
+{
+    long long deadline = event_now_ms() + LOOKUP_NAME_TIMEOUT_MS, left;
+    struct lookup_name_reply r;
+    char *name = NULL;
+    int res, err, fresh;
+
+    for (int attempt = 0;; attempt++) {
+        fresh = c->fd < 0;
+        if ((left = deadline - event_now_ms()) < 1)
+            left = 1;
+        if (svcconn_fd(c, (int)left) < 0)
+            return NULL;
+        if ((left = deadline - event_now_ms()) < 1)
+            left = 1;
+        res = lookup_client_name(c->fd, address, &r, (int)left);
+        if (res >= 0)
+            break;
+        err = errno;
+        svcconn_close(c);
+        if (err == ETIMEDOUT || fresh || attempt > 0) {
+            msg_warn("cannot look up the name of client %s: lookupd: %s", address,
+                     err == ETIMEDOUT ? "no answer in time" : strerror(err));
+            return NULL;
+        }
+    }
+    if (r.text[0] != '\0')
+        msg_warn("%s", r.text);
+    if (res == LOOKUP_OK) {
+        name = r.name;
+        r.name = NULL;
+    }
+    lookup_name_reply_clear(&r);
+    return name;
 }

@@ -21,6 +21,12 @@
  *   LOOKUP_VIRTUAL  str address: its virtual_alias_maps entry
  *   LOOKUP_REPLY    int result (LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL),
  *                   str text: the entry's value (an address list) when OK
+ *   LOOKUP_SENDER_LOGIN  str address: the logins that own it by
+ *                   smtpd_sender_login_maps (submission asks, for the
+ *                   envelope sender and the From: addresses)
+ *   LOOKUP_REPLY    int result (LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL),
+ *                   str text: the entry's value (logins separated by commas
+ *                   or blanks) when OK
  *   LOOKUP_TRANSPORT  str address: its transport_maps entry (qmgr asks,
  *                   for each recipient it is about to deliver)
  *   LOOKUP_TRANSPORT_REPLY  int result, str transport, str nexthop, str
@@ -80,6 +86,7 @@
 #include "dns.h"
 #include "ipc.h"
 #include "netaddr.h"
+#include "svcconn.h"
 
 #define LOOKUP_PROTO_NAME     "lookup"
 #define LOOKUP_PROTO_VERSION  1
@@ -111,6 +118,7 @@ enum {
     LOOKUP_NAME_REPLY,
     LOOKUP_TRANSPORT,
     LOOKUP_TRANSPORT_REPLY,
+    LOOKUP_SENDER_LOGIN,
 };
 
 #define LOOKUP_OK        0
@@ -121,9 +129,9 @@ enum {
 /* A request as lookupd sees it. */
 struct lookup_request {
     uint32_t       type;        /* LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_TRANSPORT,
-                                   LOOKUP_CLIENT_NAME */
+                                   LOOKUP_SENDER_LOGIN, LOOKUP_CLIENT_NAME */
     uint32_t       reqid;
-    char          *address;     /* RCPT, VIRTUAL, TRANSPORT: the address (not
+    char          *address;     /* the others: the address (not
                                    empty);
                                    CLIENT_NAME: the IP address, in canonical
                                    text form (an IPv4-mapped one as IPv4) */
@@ -192,12 +200,23 @@ int lookup_rcpt(int sock, const char *address, int timeout_ms);
 /* Client: the virtual_alias_maps entry of address: LOOKUP_OK with *value
  * (fresh), LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL, or -1 with errno. */
 int lookup_virtual(int sock, const char *address, char **value, int timeout_ms);
+/* Client: the smtpd_sender_login_maps entry of address, the same way. */
+int lookup_sender_login(int sock, const char *address, char **value, int timeout_ms);
 /* Client: the name of the client at address (text form), waiting at most
  * timeout_ms in all: the result with *r filled (free with
  * lookup_name_reply_clear), or -1 with errno and r cleared.  After -1 a
  * late reply may still come: close the connection. */
 int lookup_client_name(int sock, const char *address, struct lookup_name_reply *r,
                        int timeout_ms);
+/* Client: the name of the client at address over the kept connection c,
+ * within LOOKUP_NAME_TIMEOUT_MS in all, connecting included, as smtpd and
+ * submission ask it: the name (fresh), or NULL for "unknown" (no name, a
+ * DNS failure, or lookupd unreachable or too slow: logged).  A warning
+ * lookupd gives ("hostname X does not resolve to address A") is logged.
+ * A kept connection that fails at once (lookupd was restarted since) is
+ * replaced, once; one that timed out is closed (a late answer must not
+ * be read as the next one's). */
+char *lookup_client_name_kept(struct svcconn *c, const char *address);
 
 /* Is name usable as a client's host name in logs and Received: headers?
  * A domain name (dns_name_valid) without the trailing dot, of labels of

@@ -43,7 +43,7 @@ int maildrop_write(int qdirfd, const struct cleanup_request *r, char id[QUEUE_ID
     strlcpy(id, queue_writer_id(w), QUEUE_ID_SIZE);
     if (maildrop_write_envelope(w, r) < 0)
         goto fail;
-    if (queue_writer_copy_fd(w, r->content_fd, r->content_len, NULL, NULL) < 0)
+    if (queue_writer_copy_fd(w, r->content_fd, 0, r->content_len, NULL, NULL) < 0)
         goto fail;
     return queue_writer_commit(&w);
 fail:

@@ -528,7 +528,7 @@ int queue_writer_content(queue_writer_t *w, const void *data, size_t len)
     return 0;
 }
 
-int queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t len,
+int queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t start, uint64_t len,
                          void (*observe)(void *ctx, const char *data, size_t len), void *ctx)
 {
     char *chunk = xmalloc(QUEUE_DATA_MAX);
@@ -537,7 +537,7 @@ int queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t len,
 
     while (off < len) {
         size_t want = len - off < QUEUE_DATA_MAX ? (size_t)(len - off) : QUEUE_DATA_MAX;
-        ssize_t n = pread(fd, chunk, want, (off_t)off);
+        ssize_t n = pread(fd, chunk, want, (off_t)(start + off));
 
         if (n < 0 && errno == EINTR)
             continue;

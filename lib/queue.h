@@ -240,10 +240,10 @@ int  queue_writer_envelope(queue_writer_t *w, const queue_env_t *env);
 int  queue_writer_attr(queue_writer_t *w, const char *name, const char *value);
 int  queue_writer_rcpt(queue_writer_t *w, const queue_rcpt_spec_t *r);
 int  queue_writer_content(queue_writer_t *w, const void *data, size_t len);
-/* Stream len bytes of fd (pread from offset 0, so the fd's offset does
+/* Stream len bytes of fd from offset off (pread, so the fd's offset does
  * not matter) into the content, showing each piece to observe (may be
  * NULL) first.  0, or -1 with errno (EBADMSG: fd holds fewer bytes). */
-int  queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t len,
+int  queue_writer_copy_fd(queue_writer_t *w, int fd, uint64_t off, uint64_t len,
                           void (*observe)(void *ctx, const char *data, size_t len), void *ctx);
 uint64_t queue_writer_content_len(const queue_writer_t *w);
 int  queue_writer_commit(queue_writer_t **wp);

@@ -315,10 +315,20 @@ static void smtpserver_submit(int content_fd, uint64_t len)
         cleanup_request_attr(&r, CLEANUP_ATTR_TLS_CIPHER, tls_conn_cipher(S.sess.tls));
         cleanup_request_attr(&r, CLEANUP_ATTR_TLS_BITS, bits);
     }
+    if (S.ss.auth_user)
+        cleanup_request_attr(&r, QUEUE_ATTR_SASL_USER, S.ss.auth_user);
     for (size_t i = 0; i < S.ss.nrcpt; i++)
         cleanup_request_rcpt(&r, S.ss.rcpts[i].address, S.ss.rcpts[i].address,
                              S.ss.rcpts[i].orcpt, S.ss.rcpts[i].notify);
 
+    if (S.policy->message) {
+        struct smtpserver_reply rep = { 0 };
+
+        if (S.policy->message(&S.ss, &r, &rep) != 0) {
+            smtpserver_send_policy("END-OF-MESSAGE", &rep, NULL, NULL);
+            goto out;
+        }
+    }
     if (S.policy->submit) {
         if (S.policy->submit(&S.ss, &r, &res) < 0) {
             smtpserver_send(451, "4.3.0", "Error: queue file write error");

@@ -120,6 +120,13 @@ struct smtpserver_policy {
      * and on success set auth_user and auth_method (fresh strings).  NULL:
      * "503 5.5.1 Error: authentication not enabled". */
     void (*auth)(struct smtp_session *ss, const char *arg, size_t arg_len);
+    /* The message is complete, before it is queued: r holds the envelope,
+     * the client attributes and the content (r->content_fd, r->content_len:
+     * CRLF lines); the policy may check the content and add flags or
+     * attributes, or refuse the message (a reply code, logged at
+     * END-OF-MESSAGE). */
+    int (*message)(struct smtp_session *ss, struct cleanup_request *r,
+                   struct smtpserver_reply *rep);
     /* The session ends (any way). */
     void (*disconnect)(struct smtp_session *ss);
     /* Queue a message instead of handing it to cleanup (sendmail -bs):

@@ -26,6 +26,11 @@
  * entry (else NOTFOUND), an address of a mydestination domain also when
  * it has one, and answers LOOKUP_REMOTE for every other domain.
  *
+ * Sender logins.  LOOKUP_SENDER_LOGIN returns an address's entry in
+ * smtpd_sender_login_maps (the logins that own it), with the key order of
+ * the virtual aliases; submission asks for the envelope sender and the
+ * From: addresses of an authenticated client's message.
+ *
  * Transports.  LOOKUP_TRANSPORT returns the transport_maps entry of a
  * recipient (transport.c), for qmgr, which routes with it; answered at
  * once, like the recipient questions.
@@ -49,7 +54,8 @@
  * answers (TEMPFAIL or NOTFOUND), never errors.
  *
  * Parameters: local_recipient_maps, recipient_delimiter, mydestination,
- * virtual_alias_maps, virtual_alias_domains, transport_maps, dns_forwarders,
+ * virtual_alias_maps, virtual_alias_domains, smtpd_sender_login_maps,
+ * myorigin, transport_maps, dns_forwarders,
  * dns_stub_zones, dnssec_trust_anchor_file, dns_query_timeout,
  * network_user, mail_owner (and the server skeleton's).
  */
@@ -143,14 +149,16 @@ static int lookupd_key(const char *key, char **text)
     return result;
 }
 
-/* The virtual_alias_maps entry of address, Postfix's search order: the
- * whole address, without its extension, for a mydestination domain the
+/* The entry of address in the tables of parameter param, Postfix's search
+ * order for virtual(5) and smtpd_sender_login_maps: the whole address,
+ * without its extension, for a domain of myorigin or mydestination the
  * bare local part (with and without extension), then the catch-all
  * "@domain"; each key in every table before the next key.  LOOKUP_OK with
  * *value (fresh), LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL with *text. */
-static int lookupd_virtual(const char *address, char **value, char **text)
+static int lookupd_address_entry(const char *param, const char *address, char **value,
+                                 char **text)
 {
-    char **tables = conf_split(conf_str("virtual_alias_maps"));
+    char **tables = conf_split(conf_str(param));
     char *lower = addr_lowercase(address), *local, *domain, *base, *keys[5];
     size_t nkeys = 0;
     int result = LOOKUP_NOTFOUND;
@@ -161,7 +169,7 @@ static int lookupd_virtual(const char *address, char **value, char **text)
     keys[nkeys++] = xstrdup(lower);
     if (base && *domain)
         keys[nkeys++] = xasprintf("%s@%s", base, domain);
-    if (addr_domain_is_local(domain)) {
+    if (addr_domain_is_local(domain) || addr_domain_eq(domain, conf_str("myorigin"))) {
         keys[nkeys++] = xstrdup(local);
         if (base)
             keys[nkeys++] = xstrdup(base);
@@ -185,6 +193,11 @@ static int lookupd_virtual(const char *address, char **value, char **text)
     free(base);
     conf_split_free(&tables);
     return result;
+}
+
+static int lookupd_virtual(const char *address, char **value, char **text)
+{
+    return lookupd_address_entry("virtual_alias_maps", address, value, text);
 }
 
 /* Is domain a virtual alias domain?  virtual_alias_domains lists domains
@@ -400,17 +413,18 @@ static void lookupd_transport(struct lookupd_client *cl, const struct lookup_req
     (void)lookupd_send(cl, &reply);
 }
 
-/* LOOKUP_RCPT, LOOKUP_VIRTUAL: answered at once. */
+/* LOOKUP_RCPT, LOOKUP_VIRTUAL, LOOKUP_SENDER_LOGIN: answered at once. */
 static void lookupd_recipient(struct lookupd_client *cl, const struct lookup_request *req)
 {
     char *text = NULL;
     ipc_msg_t *reply;
     int result;
 
-    if (req->type == LOOKUP_VIRTUAL) {
+    if (req->type == LOOKUP_VIRTUAL || req->type == LOOKUP_SENDER_LOGIN) {
         char *value = NULL;
 
-        result = lookupd_virtual(req->address, &value, &text);
+        result = lookupd_address_entry(req->type == LOOKUP_VIRTUAL ? "virtual_alias_maps"
+                                       : "smtpd_sender_login_maps", req->address, &value, &text);
         if (result == LOOKUP_OK) {
             free(text);
             text = value;

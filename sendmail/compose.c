@@ -33,13 +33,9 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "msgheader.h"
 #include "sendmail.h"
 #include "xalloc.h"
-
-struct field {
-    char  *text;        /* the whole field, continuations included, CRLF after each line */
-    size_t name_len;    /* length of the name before ':' */
-};
 
 struct compose {
     int       fd;
@@ -82,43 +78,6 @@ static void out_line(struct compose *c, const char *data, size_t len)
     out_put(c, "\r\n", 2);
 }
 
-/* The length of the field name if line starts a header field, else 0. */
-static size_t field_name_len(const char *line, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)line[i];
-
-        if (ch == ':')
-            return i;
-        if (ch < 33 || ch > 126)
-            return 0;
-    }
-    return 0;
-}
-
-static bool field_is(const struct field *f, const char *name)
-{
-    return f->name_len == strlen(name) && strncasecmp(f->text, name, f->name_len) == 0;
-}
-
-/* The field's value, unfolded. */
-static char *field_value(const struct field *f)
-{
-    buf_t *b = buf_new(0);
-    const char *p = f->text + f->name_len + 1;
-
-    char *value;
-
-    for (; *p; p++)
-        if (*p != '\r' && *p != '\n')
-            buf_putc(b, *p);
-    value = buf_steal(b, NULL);
-    buf_free(&b);
-    return value;
-}
-
 /* Read one line without its LF / CRLF; -1 at the end of the input. */
 static ssize_t read_line(FILE *in, char **line, size_t *cap)
 {
@@ -142,8 +101,10 @@ static bool ends_input(const char *line, ssize_t n)
     return sm_opts.dot_ends && n == 1 && line[0] == '.';
 }
 
-static void extract_rcpts(struct cleanup_request *r, struct field *fields, size_t nfields)
+static void extract_rcpts(struct cleanup_request *r, const struct msgheader *h)
 {
+    const struct msgheader_field *fields = h->fields;
+    size_t nfields = h->n;
     static const char *const plain[] = {"to", "cc", "bcc", NULL};
     static const char *const resent[] = {"resent-to", "resent-cc", "resent-bcc", NULL};
     const char *const *names = plain;
@@ -151,12 +112,12 @@ static void extract_rcpts(struct cleanup_request *r, struct field *fields, size_
 
     for (i = 0; i < nfields; i++)
         for (const char *const *n = resent; *n; n++)
-            if (field_is(&fields[i], *n))
+            if (msgheader_field_is(&fields[i], *n))
                 names = resent;
     for (i = 0; i < nfields; i++)
         for (const char *const *n = names; *n; n++)
-            if (field_is(&fields[i], *n)) {
-                char *value = field_value(&fields[i]);
+            if (msgheader_field_is(&fields[i], *n)) {
+                char *value = msgheader_field_value(&fields[i], NULL);
                 const char *why;
 
                 if (sm_add_rcpts(r, value, &why) < 0)
@@ -166,22 +127,18 @@ static void extract_rcpts(struct cleanup_request *r, struct field *fields, size_
             }
 }
 
-static void add_missing(struct compose *c, struct field *fields, size_t nfields,
-                        const char *sender)
+static void add_missing(struct compose *c, const struct msgheader *h, const char *sender)
 {
     bool from = false, date = false, msgid = false;
     const char *name;
-    char when[64];
     time_t now = time(NULL);
-    struct tm tm;
     buf_t *b = buf_new(0);
 
-    for (size_t i = 0; i < nfields; i++) {
-        from |= field_is(&fields[i], "from");
-        date |= field_is(&fields[i], "date");
-        msgid |= field_is(&fields[i], "message-id");
+    for (size_t i = 0; i < h->n; i++) {
+        from |= msgheader_field_is(&h->fields[i], "from");
+        date |= msgheader_field_is(&h->fields[i], "date");
+        msgid |= msgheader_field_is(&h->fields[i], "message-id");
     }
-    localtime_r(&now, &tm);
     if (!from) {
         name = sm_opts.full_name ? sm_opts.full_name : sm_user.gecos_name;
         buf_append_str(b, "From: ");
@@ -210,26 +167,19 @@ static void add_missing(struct compose *c, struct field *fields, size_t nfields,
         out_line(c, b->data, b->len);
         buf_reset(b);
     }
-    if (!date) {
-        strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-        buf_printf(b, "Date: %s", when);
-        out_line(c, b->data, b->len);
-        buf_reset(b);
-    }
-    if (!msgid) {
-        strftime(when, sizeof(when), "%Y%m%d%H%M%S", &tm);
-        buf_printf(b, "Message-ID: <%s.%08x%08x@%s>", when, arc4random(), arc4random(),
-                   conf_str("myhostname"));
-        out_line(c, b->data, b->len);
-    }
+    if (!date)
+        msgheader_put_date(b, now);
+    if (!msgid)
+        msgheader_put_message_id(b, now, conf_str("myhostname"));
+    out_put(c, b->data, b->len);
     buf_free(&b);
 }
 
 void sm_compose(FILE *in, struct cleanup_request *r)
 {
     struct compose c = {.limit = conf_size("message_size_limit"), .out = buf_new(0)};
-    struct field *fields = NULL;
-    size_t nfields = 0, cap = 0, i;
+    struct msgheader h = {0};
+    size_t cap = 0, i;
     char *line = NULL;
     ssize_t n, body_n = -1;
     bool first = true, eof = false;
@@ -248,39 +198,22 @@ void sm_compose(FILE *in, struct cleanup_request *r)
             continue;
         }
         first = false;
-        if (n == 0)
-            break;
-        if ((line[0] == ' ' || line[0] == '\t') && nfields > 0) {
-            struct field *f = &fields[nfields - 1];
-            size_t old = strlen(f->text);
-
-            f->text = xrealloc(f->text, old + (size_t)n + 3);
-            memcpy(f->text + old, line, (size_t)n);
-            memcpy(f->text + old + n, "\r\n", 3);
+        if (msgheader_add_line(&h, line, (size_t)n))
             continue;
-        }
-        size_t nl = field_name_len(line, (size_t)n);
-
-        if (nl == 0) {
+        if (n > 0)
             body_n = n;             /* the body starts with this line */
-            break;
-        }
-        fields = xreallocarray(fields, nfields + 1, sizeof(*fields));
-        fields[nfields].text = xasprintf("%s\r\n", line);
-        fields[nfields].name_len = nl;
-        nfields++;
+        break;
     }
     if (sm_opts.extract)
-        extract_rcpts(r, fields, nfields);
-    for (i = 0; i < nfields; i++) {
-        if (!field_is(&fields[i], "bcc") && !field_is(&fields[i], "resent-bcc"))
-            out_put(&c, fields[i].text, strlen(fields[i].text));
+        extract_rcpts(r, &h);
+    for (i = 0; i < h.n; i++) {
+        if (!msgheader_field_is(&h.fields[i], "bcc")
+            && !msgheader_field_is(&h.fields[i], "resent-bcc"))
+            out_put(&c, h.fields[i].text, h.fields[i].len);
     }
-    add_missing(&c, fields, nfields, r->sender);
+    add_missing(&c, &h, r->sender);
     out_put(&c, "\r\n", 2);
-    for (i = 0; i < nfields; i++)
-        free(fields[i].text);
-    free(fields);
+    msgheader_free(&h);
 
     /* The body. */
     if (body_n >= 0)

@@ -59,13 +59,16 @@
 #include "netaddr.h"
 #include "server.h"
 #include "smtpserver.h"
+#include "svcconn.h"
 #include "tls.h"
 #include "xalloc.h"
 
 static tls_server_t *smtpd_tls;
 static netaddr_list_t *smtpd_mynetworks;
-static int smtpd_lookup_fd = -1;
-static int smtpd_anvil_fd = -1;
+static struct svcconn smtpd_lookupd = SVCCONN_INIT(LOOKUP_SOCKET, LOOKUP_PROTO_NAME,
+                                                   LOOKUP_PROTO_VERSION);
+static struct svcconn smtpd_anvil = SVCCONN_INIT(ANVIL_SOCKET, ANVIL_PROTO_NAME,
+                                                 ANVIL_PROTO_VERSION);
 
 /* Per session. */
 struct smtpd_session {
@@ -104,70 +107,10 @@ static void smtpd_post_init(event_loop_t *loop)
     smtpserver_init(loop);
 }
 
-/* A connection to one of the internal services, made on first use and
- * kept for the life of the process. */
-static int smtpd_service_fd(int *fdp, const char *path, const char *proto, int version, int ms)
-{
-    const char *why = NULL;
-
-    if (*fdp < 0) {
-        *fdp = ipc_client_open(path, proto, version, ms, &why);
-        if (*fdp < 0)
-            msg_warn("cannot reach %s: %s", path, why ? why : strerror(errno));
-    }
-    return *fdp;
-}
-
-static void smtpd_service_lost(int *fdp, const char *path)
-{
-    msg_warn("lost the connection to %s: %s", path, strerror(errno));
-    close(*fdp);
-    *fdp = -1;
-}
-
-/* The client's name by FCrDNS, asked of lookupd within LOOKUP_NAME_TIMEOUT_MS
- * in all, connecting included: the name, or NULL for "unknown".  A kept
- * connection that fails at once (lookupd was restarted since) is replaced
- * by a new one, once. */
+/* The client's name by FCrDNS, asked of lookupd (lib/lookup_proto). */
 static char *smtpd_client_name(struct smtp_session *ss)
 {
-    long long deadline = event_now_ms() + LOOKUP_NAME_TIMEOUT_MS, left;
-    struct lookup_name_reply r;
-    char *name = NULL;
-    int res, err, fresh;
-
-    for (int attempt = 0;; attempt++) {
-        fresh = smtpd_lookup_fd < 0;
-        if ((left = deadline - event_now_ms()) < 1)
-            left = 1;
-        if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME,
-                             LOOKUP_PROTO_VERSION, (int)left) < 0)
-            return NULL;
-        if ((left = deadline - event_now_ms()) < 1)
-            left = 1;
-        res = lookup_client_name(smtpd_lookup_fd, ss->sess->peer.addr_text, &r, (int)left);
-        if (res >= 0)
-            break;
-        /* A late answer must not be read as the answer to the next
-         * question: start over with a new connection. */
-        err = errno;
-        close(smtpd_lookup_fd);
-        smtpd_lookup_fd = -1;
-        if (err == ETIMEDOUT || fresh || attempt > 0) {
-            msg_warn("cannot look up the name of client %s: lookupd: %s",
-                     ss->sess->peer.addr_text,
-                     err == ETIMEDOUT ? "no answer in time" : strerror(err));
-            return NULL;
-        }
-    }
-    if (r.text[0] != '\0')
-        msg_warn("%s", r.text);
-    if (res == LOOKUP_OK) {
-        name = r.name;
-        r.name = NULL;
-    }
-    lookup_name_reply_clear(&r);
-    return name;
+    return lookup_client_name_kept(&smtpd_lookupd, ss->sess->peer.addr_text);
 }
 
 static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
@@ -179,12 +122,11 @@ static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
     sd->trusted = netaddr_list_match(smtpd_mynetworks, &ss->sess->peer.addr);
     if (limit == 0 || sd->trusted)
         return 0;
-    if (smtpd_service_fd(&smtpd_anvil_fd, ANVIL_SOCKET, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION,
-                         ANVIL_TIMEOUT_MS) < 0)
+    if (svcconn_fd(&smtpd_anvil, ANVIL_TIMEOUT_MS) < 0)
         return 0;
-    count = anvil_connect(smtpd_anvil_fd, "smtpd", ss->sess->peer.addr_text);
+    count = anvil_connect(smtpd_anvil.fd, "smtpd", ss->sess->peer.addr_text);
     if (count < 0) {
-        smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
+        svcconn_lost(&smtpd_anvil);
         return 0;
     }
     sd->anvil_counted = true;
@@ -201,9 +143,9 @@ static void smtpd_disconnect(struct smtp_session *ss)
 {
     struct smtpd_session *sd = ss->policy_ctx;
 
-    if (sd->anvil_counted && smtpd_anvil_fd >= 0
-        && anvil_disconnect(smtpd_anvil_fd, "smtpd", ss->sess->peer.addr_text) < 0)
-        smtpd_service_lost(&smtpd_anvil_fd, ANVIL_SOCKET);
+    if (sd->anvil_counted && smtpd_anvil.fd >= 0
+        && anvil_disconnect(smtpd_anvil.fd, "smtpd", ss->sess->peer.addr_text) < 0)
+        svcconn_lost(&smtpd_anvil);
 }
 
 /* Ask lookupd about a recipient: LOOKUP_* or -1 (cannot ask). */
@@ -211,12 +153,11 @@ static int smtpd_lookup(const char *address)
 {
     int res;
 
-    if (smtpd_service_fd(&smtpd_lookup_fd, LOOKUP_SOCKET, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION,
-                         LOOKUP_TIMEOUT_MS) < 0)
+    if (svcconn_fd(&smtpd_lookupd, LOOKUP_TIMEOUT_MS) < 0)
         return -1;
-    res = lookup_rcpt(smtpd_lookup_fd, address, LOOKUP_TIMEOUT_MS);
+    res = lookup_rcpt(smtpd_lookupd.fd, address, LOOKUP_TIMEOUT_MS);
     if (res < 0)
-        smtpd_service_lost(&smtpd_lookup_fd, LOOKUP_SOCKET);
+        svcconn_lost(&smtpd_lookupd);
     return res;
 }
 

@@ -41,21 +41,31 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "addrlist.h"
+#include "anvil_proto.h"
 #include "auth_proto.h"
 #include "base64.h"
 #include "conf.h"
 #include "event.h"
 #include "ipc.h"
+#include "lookup_proto.h"
 #include "msg.h"
+#include "msgheader.h"
 #include "sasl.h"
 #include "server.h"
 #include "session.h"
 #include "smtpserver.h"
+#include "svcconn.h"
 #include "tls.h"
 #include "xalloc.h"
 
 static tls_server_t *submission_tls;
-static int submission_auth_fd = -1;
+static struct svcconn submission_authd = SVCCONN_INIT(AUTH_SOCKET, AUTH_PROTO_NAME,
+                                                      AUTH_PROTO_VERSION);
+static struct svcconn submission_lookupd = SVCCONN_INIT(LOOKUP_SOCKET, LOOKUP_PROTO_NAME,
+                                                        LOOKUP_PROTO_VERSION);
+static struct svcconn submission_anvil = SVCCONN_INIT(ANVIL_SOCKET, ANVIL_PROTO_NAME,
+                                                      ANVIL_PROTO_VERSION);
 static uint32_t submission_reqid;
 
 /* ------------------------------------------------------------ mechanisms */
@@ -128,24 +138,9 @@ static void submission_ehlo_keywords(struct smtp_session *ss, const char **lines
 
 /* ------------------------------------------------------------ AUTH */
 
-static int submission_authd(void)
-{
-    const char *why = NULL;
-
-    if (submission_auth_fd < 0) {
-        submission_auth_fd = ipc_client_open(AUTH_SOCKET, AUTH_PROTO_NAME, AUTH_PROTO_VERSION,
-                                             AUTH_TIMEOUT_MS, &why);
-        if (submission_auth_fd < 0)
-            msg_warn("cannot reach authd (%s): %s", AUTH_SOCKET, why ? why : strerror(errno));
-    }
-    return submission_auth_fd;
-}
-
 static void submission_authd_lost(void)
 {
-    msg_warn("lost the connection to authd: %s", strerror(errno));
-    close(submission_auth_fd);
-    submission_auth_fd = -1;
+    svcconn_lost(&submission_authd);
 }
 
 /* One frame to authd and its answer: 0, or -1 (logged, connection gone). */
@@ -155,13 +150,13 @@ static int submission_ask(ipc_msg_t *m, struct auth_reply *rep)
     const char *why = NULL;
     int rc;
 
-    rc = ipc_send(submission_auth_fd, m, AUTH_TIMEOUT_MS);
+    rc = ipc_send(submission_authd.fd, m, AUTH_TIMEOUT_MS);
     ipc_msg_free(&m);
     if (rc < 0) {
         submission_authd_lost();
         return -1;
     }
-    rc = ipc_recv(submission_auth_fd, &in, AUTH_FRAME_MAX, AUTH_TIMEOUT_MS);
+    rc = ipc_recv(submission_authd.fd, &in, AUTH_FRAME_MAX, AUTH_TIMEOUT_MS);
     if (rc <= 0) {
         if (rc == 0)
             errno = ECONNRESET;
@@ -185,7 +180,7 @@ static void submission_cancel(void)
 {
     ipc_msg_t *m = auth_cancel_encode(submission_reqid);
 
-    if (ipc_send(submission_auth_fd, m, AUTH_TIMEOUT_MS) < 0)
+    if (ipc_send(submission_authd.fd, m, AUTH_TIMEOUT_MS) < 0)
         submission_authd_lost();
     ipc_msg_free(&m);
 }
@@ -224,7 +219,7 @@ static void submission_auth(struct smtp_session *ss, const char *arg, size_t arg
             goto out;
         }
     }
-    if (submission_authd() < 0) {
+    if (svcconn_fd(&submission_authd, AUTH_TIMEOUT_MS) < 0) {
         smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
         goto out;
     }
@@ -294,34 +289,81 @@ out:
 
 /* ------------------------------------------------------------ MAIL, RCPT */
 
-/* Is address (local@domain) one of the user's own?  LOGIN or LOGIN+TAG at
- * myorigin or a mydestination domain. */
-static bool submission_sender_owned(const char *user, const char *address)
+/* Does the login user own address (local@domain, or a bare local part,
+ * which is at myorigin)?  Its own addresses (lib/addr: LOGIN or LOGIN+TAG
+ * at myorigin or a mydestination domain), and those smtpd_sender_login_maps
+ * gives to it (through lookupd: the maps are outside the chroot).  1, 0,
+ * or -1 when the maps cannot be read now. */
+static int submission_owns(const char *user, const char *address)
 {
-    char *local = NULL, *domain = NULL, *base;
-    bool owned = false;
+    char *qualified = strchr(address, '@') ? xstrdup(address)
+                      : xasprintf("%s@%s", address, conf_str("myorigin"));
+    char *owners = NULL, *p, *tok;
+    int via_extension, owned = 0, rc;
 
-    addr_split(address, &local, &domain);
-    if (local && domain && (strcasecmp(domain, conf_str("myorigin")) == 0
-                            || addr_is_local(address))) {
-        base = addr_unextended(local);
-        owned = strcmp(local, user) == 0 || (base && strcmp(base, user) == 0);
-        free(base);
+    if (addr_sender_owned(qualified, user, &via_extension)) {
+        owned = 1;
+    } else if (*conf_str("smtpd_sender_login_maps")) {
+        if (svcconn_fd(&submission_lookupd, LOOKUP_TIMEOUT_MS) < 0) {
+            owned = -1;
+        } else if ((rc = lookup_sender_login(submission_lookupd.fd, qualified, &owners,
+                                             LOOKUP_TIMEOUT_MS)) < 0) {
+            svcconn_lost(&submission_lookupd);
+            owned = -1;
+        } else if (rc == LOOKUP_TEMPFAIL) {
+            owned = -1;
+        } else if (rc == LOOKUP_OK) {
+            for (p = owners; owned == 0 && (tok = strsep(&p, ", \t")) != NULL;)
+                owned = strcasecmp(tok, user) == 0;
+        }
     }
-    free(local);
-    free(domain);
+    free(owners);
+    free(qualified);
     return owned;
+}
+
+/* Count one event of kind ("msg", "rcpt") for the login against limit (per
+ * hour, through anvil): 0, or a 452 reply when over it.  When anvil cannot
+ * be reached the event goes uncounted (availability beats strictness). */
+static int submission_rate(struct smtp_session *ss, const char *kind, long long limit,
+                           const char *what, struct smtpserver_reply *r)
+{
+    char *key;
+    long long count;
+
+    if (limit <= 0 || svcconn_fd(&submission_anvil, ANVIL_TIMEOUT_MS) < 0)
+        return 0;
+    key = xasprintf("%s %s", kind, ss->auth_user);
+    count = anvil_rate(submission_anvil.fd, "submission", key, 1, 3600);
+    free(key);
+    if (count < 0) {
+        svcconn_lost(&submission_anvil);
+        return 0;
+    }
+    if (count <= limit)
+        return 0;
+    msg_warn("%s: user %s is over its limit of %lld %s per hour", ss->sess->peer.addr_text,
+             ss->auth_user, limit, what);
+    return smtpserver_reply_set(r, 452, "4.7.0", "Error: too many %s from user %s in the last "
+                                "hour; try again later", what, ss->auth_user);
 }
 
 static int submission_mail(struct smtp_session *ss, const struct smtp_addrcmd *ac,
                            struct smtpserver_reply *r)
 {
+    int owned;
+
     if (ss->auth_user == NULL)
         return smtpserver_reply_set(r, 530, "5.7.0", "Authentication required");
-    if (!ac->path.null && !submission_sender_owned(ss->auth_user, ac->path.addr))
-        return smtpserver_reply_set(r, 553, "5.7.1", "<%s>: Sender address rejected: not owned "
-                                    "by user %s", ac->path.addr, ss->auth_user);
-    return 0;
+    if (!ac->path.null) {
+        if ((owned = submission_owns(ss->auth_user, ac->path.addr)) < 0)
+            return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                                        ac->path.addr);
+        if (owned == 0)
+            return smtpserver_reply_set(r, 553, "5.7.1", "<%s>: Sender address rejected: not "
+                                        "owned by user %s", ac->path.addr, ss->auth_user);
+    }
+    return submission_rate(ss, "msg", conf_int("submission_message_rate_limit"), "messages", r);
 }
 
 static int submission_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *ac,
@@ -331,15 +373,91 @@ static int submission_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *a
     (void)address;
     if (ss->auth_user == NULL)      /* MAIL needs it: the engine's 503 comes first */
         return smtpserver_reply_set(r, 530, "5.7.0", "Authentication required");
-    return 0;
+    return submission_rate(ss, "rcpt", conf_int("submission_recipient_rate_limit"),
+                           "recipients", r);
+}
+
+/* The author fields of the message must name the login's addresses too:
+ * From: and Sender:, or, when the message is being resent (RFC 5322
+ * 3.6.6: mutt's bounce), the topmost Resent-From: and Resent-Sender:
+ * instead.  A message without From: gets one from cleanup (the envelope
+ * sender, already checked). */
+/* Check the addresses of one author field: 0, or a reply code. */
+static int submission_author_field(struct smtp_session *ss, const struct msgheader_field *f,
+                                   struct smtpserver_reply *rep)
+{
+    size_t len;
+    char *value = msgheader_field_value(f, &len);
+    struct addrlist al;
+    const char *why;
+    int code = 0;
+
+    if (addrlist_parse(value, len, &al, &why) < 0) {
+        free(value);
+        return smtpserver_reply_set(rep, 550, "5.6.0", "Error: malformed %.*s: header: %s",
+                                    (int)f->name_len, f->text, why);
+    }
+    for (size_t k = 0; k < al.n && code == 0; k++) {
+        int owned = al.addrs[k][0] ? submission_owns(ss->auth_user, al.addrs[k]) : 0;
+
+        if (owned < 0)
+            code = smtpserver_reply_set(rep, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                                        al.addrs[k]);
+        else if (owned == 0)
+            code = smtpserver_reply_set(rep, 553, "5.7.1", "<%s>: %.*s: address rejected: not "
+                                        "owned by user %s", al.addrs[k], (int)f->name_len,
+                                        f->text, ss->auth_user);
+    }
+    addrlist_free(&al);
+    free(value);
+    return code;
+}
+
+/* The author fields of the message must name the login's addresses too:
+ * every From: and Sender:, or, when the message is being resent (RFC 5322
+ * 3.6.6, mutt's bounce), the topmost Resent-From: and Resent-Sender:
+ * instead.  A message without From: gets one from cleanup (the envelope
+ * sender, already checked). */
+static int submission_message(struct smtp_session *ss, struct cleanup_request *r,
+                              struct smtpserver_reply *rep)
+{
+    const struct msgheader_field *resent_from, *resent_sender;
+    struct msgheader h;
+    int code = 0;
+
+    if (msgheader_read(r->content_fd, r->content_len, &h) < 0) {
+        msg_warn("cannot read the message back: %s", strerror(errno));
+        return smtpserver_reply_set(rep, 451, "4.3.0", "Error: queue file write error");
+    }
+    if ((resent_from = msgheader_find(&h, "resent-from")) != NULL) {
+        code = submission_author_field(ss, resent_from, rep);
+        if (code == 0 && (resent_sender = msgheader_find(&h, "resent-sender")) != NULL)
+            code = submission_author_field(ss, resent_sender, rep);
+    } else {
+        for (size_t i = 0; i < h.n && code == 0; i++)
+            if (msgheader_field_is(&h.fields[i], "from")
+                || msgheader_field_is(&h.fields[i], "sender"))
+                code = submission_author_field(ss, &h.fields[i], rep);
+    }
+    msgheader_free(&h);
+    if (code == 0 && conf_bool("submission_hide_client"))
+        r->flags |= CLEANUP_FLAG_HIDE_CLIENT;
+    return code;
+}
+
+static char *submission_client_name(struct smtp_session *ss)
+{
+    return lookup_client_name_kept(&submission_lookupd, ss->sess->peer.addr_text);
 }
 
 static const struct smtpserver_policy submission_policy = {
     .service = "submission",
     .ehlo_keywords = submission_ehlo_keywords,
     .auth = submission_auth,
+    .client_name = submission_client_name,
     .mail = submission_mail,
     .rcpt = submission_rcpt,
+    .message = submission_message,
 };
 
 /* ------------------------------------------------------------ the program */
@@ -359,6 +477,8 @@ static void submission_pre_init(void)
 static void submission_post_init(event_loop_t *loop)
 {
     auth_proto_init();
+    lookup_proto_init();
+    anvil_proto_init();
     smtpserver_init(loop);
 }
 

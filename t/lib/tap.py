@@ -38,6 +38,13 @@ def like(text, sub, name):
     return True
 
 
+def unlike(text, sub, name):
+    if not ok(text is not None and sub not in text, name):
+        diag("  %r\n  contains %r" % (text, sub))
+        return False
+    return True
+
+
 def skip_all(reason):
     print("1..0 # SKIP %s" % reason, flush=True)
     sys.exit(0)

@@ -142,7 +142,7 @@ static void test_trusted(void)
        "trusted: submit_uid, submit_user, maildrop_id, an unknown attribute (pickup)");
     ok(decode_as(T_, 0, NULL, &why) == 0, "trusted: no attributes at all");
     ok(decode_as(T_, 0, smtpd_attrs, &why) == 0, "trusted: the client attributes too");
-    ok(decode_as(T_, 2, NULL, &why) < 0, "trusted: an unknown flag is still malformed");
+    ok(decode_as(T_, 1 << 5, NULL, &why) < 0, "trusted: an unknown flag is still malformed");
     is_str(why, "bad envelope", "  as a bad envelope");
 }
 
@@ -155,6 +155,9 @@ static void test_network(void)
     ok(decode_as(N_, CLEANUP_FLAG_BOUNCE, smtpd_attrs, &why) < 0,
        "network: the bounce flag is refused");
     is_str(why, "the bounce flag from network_user, which may not set it", "  with the reason");
+    ok(decode_as(N_, CLEANUP_FLAG_HIDE_CLIENT, smtpd_attrs, &why) == 0,
+       "network: the hide_client flag passes (submission_hide_client)");
+    ok(decode_as(N_, 1 << 5, smtpd_attrs, &why) < 0, "network: an unknown flag is refused");
     {
         const char *const a[] = {QUEUE_ATTR_CLIENT_ADDR, "192.0.2.1", QUEUE_ATTR_SUBMIT_UID, "0",
                                  NULL};
@@ -261,6 +264,10 @@ static void test_local(void)
     ok(check_local(tls, 0, &why) < 0, "local: sasl_username is refused");
     ok(check_local(drop, 0, &why) < 0, "local: maildrop_id (pickup's word) is refused");
     ok(check_local(sendmail, CLEANUP_FLAG_BOUNCE, &why) < 0, "local: the bounce flag is refused");
+    ok(check_local(sendmail, CLEANUP_FLAG_HIDE_CLIENT, &why) < 0,
+       "local: the hide_client flag is refused");
+    is_str(why, "the hide_client flag from a maildrop file, which may not set it",
+           "  with the reason");
 }
 
 static void test_duplicates(void)
