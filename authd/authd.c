@@ -24,6 +24,11 @@
  *    (AUTH_TEMPFAIL, "too many authentication failures") until its window
  *    has passed.  Accounts are never locked: that would let anyone lock a
  *    user out.
+ * auth_system_passwords = yes: PLAIN and LOGIN also take the account's
+ * login password from the shadow database (getspnam; authd keeps group
+ * shadow for it), never for root nor a locked or expired account; SCRAM
+ * has no keys for it, so it stays the mail password's.
+ *
  * A right PLAIN or LOGIN password is remembered for AUTHD_CACHE_SECONDS as
  * an HMAC (a per-process secret) of the account's record and the password,
  * so that a client logging in again and again pays yescrypt once; a changed
@@ -40,13 +45,16 @@
  * is bounded by the clients' process limits, AUTHD_MAX_CONVERSATIONS and
  * the caches' sizes.
  *
- * Parameters: auth_password_file, auth_failure_delay, auth_failure_limit,
+ * Parameters: auth_password_file, auth_system_passwords, auth_failure_delay, auth_failure_limit,
  * auth_failure_window, network_user, login_user, auth_user, and the server
  * skeleton's.
  */
 #include <errno.h>
+#include <pwd.h>
+#include <shadow.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -63,6 +71,7 @@
 #include "ipcconn.h"
 #include "msg.h"
 #include "passdb.h"
+#include "privs.h"
 #include "sasl.h"
 #include "server.h"
 #include "xalloc.h"
@@ -145,36 +154,82 @@ static void authd_digest(const char *record, const char *password, unsigned char
     free(data);
 }
 
-static int authd_verify_plain(void *ctx, const char *user, const char *password)
+/* Is password right for the stored hash?  record is what the hash came
+ * from (the passdb record, or "system:" and the shadow hash), so that a
+ * changed one never matches what was remembered of the old.  1, 0, or -1
+ * when the hash cannot be used. */
+static int authd_check(const char *user, const char *record, const char *password,
+                       int (*verify)(const char *, const char *), const char *arg)
 {
     unsigned char digest[32], *known;
+    int ok;
+
+    authd_digest(record, password, digest);
+    known = expcache_get(authd_verified, user, event_now_ms());
+    if (known && CRYPTO_memcmp(known, digest, sizeof(digest)) == 0)
+        return 1;
+    if ((ok = verify(arg, password)) == 1) {
+        known = xmalloc(sizeof(digest));
+        memcpy(known, digest, sizeof(digest));
+        expcache_put(authd_verified, user, known, event_now_ms() + AUTHD_CACHE_SECONDS * 1000LL,
+                     event_now_ms());
+    }
+    return ok;
+}
+
+/* auth_system_passwords: the account's login password from the shadow
+ * database (authd holds group shadow then).  Not for root, nor for an
+ * account that is locked ('!' or '*' hash), has no password, or has
+ * expired.  SASL_OK, SASL_FAIL or SASL_TEMPFAIL. */
+static int authd_system_password(const char *user, const char *password)
+{
+    struct passwd *pw;
+    struct spwd *sp;
+    char *record;
+    int ok;
+
+    errno = 0;
+    if ((pw = getpwnam(user)) == NULL || pw->pw_uid == 0)
+        return errno == 0 || errno == ENOENT || errno == ESRCH ? SASL_FAIL : SASL_TEMPFAIL;
+    errno = 0;
+    if ((sp = getspnam(user)) == NULL) {
+        if (errno == 0 || errno == ENOENT || errno == ESRCH)
+            return SASL_FAIL;
+        msg_warn("authd: cannot read the shadow entry of %s (auth_system_passwords): %s", user,
+                 strerror(errno));
+        return SASL_TEMPFAIL;
+    }
+    if (sp->sp_pwdp == NULL || sp->sp_pwdp[0] == '\0' || sp->sp_pwdp[0] == '!'
+        || sp->sp_pwdp[0] == '*' || (sp->sp_expire >= 0 && sp->sp_expire <= time(NULL) / 86400))
+        return SASL_FAIL;
+    record = xasprintf("system:%s", sp->sp_pwdp);
+    ok = authd_check(user, record, password, passdb_verify_hash, sp->sp_pwdp);
+    free(record);
+    return ok == 1 ? SASL_OK : SASL_FAIL;
+}
+
+/* PLAIN and LOGIN: the mail password, and with auth_system_passwords the
+ * login password too. */
+static int authd_verify_plain(void *ctx, const char *user, const char *password)
+{
     char *record = NULL;
     int r, ok;
 
     (void)ctx;
     if ((r = authd_record(user, &record)) < 0)
         return SASL_TEMPFAIL;
-    if (r == 0)
-        return SASL_FAIL;
-    authd_digest(record, password, digest);
-    known = expcache_get(authd_verified, user, event_now_ms());
-    if (known && CRYPTO_memcmp(known, digest, sizeof(digest)) == 0) {
+    if (r > 0) {
+        ok = authd_check(user, record, password, passdb_verify_plain, record);
         free(record);
-        return SASL_OK;
+        if (ok == 1)
+            return SASL_OK;
+        if (ok < 0) {
+            msg_warn("authd: the password record of %s cannot be used", user);
+            return SASL_TEMPFAIL;
+        }
     }
-    ok = passdb_verify_plain(record, password);
-    free(record);
-    if (ok < 0) {
-        msg_warn("authd: the password record of %s cannot be used", user);
-        return SASL_TEMPFAIL;
-    }
-    if (ok == 1) {
-        known = xmalloc(sizeof(digest));
-        memcpy(known, digest, sizeof(digest));
-        expcache_put(authd_verified, user, known, event_now_ms() + AUTHD_CACHE_SECONDS * 1000LL,
-                     event_now_ms());
-        return SASL_OK;
-    }
+    if (conf_bool("auth_system_passwords"))
+        return authd_system_password(user, password);
     return SASL_FAIL;
 }
 
@@ -484,6 +539,20 @@ static void authd_pre_init(void)
     authd_peer_uids[2] = 0;
 }
 
+/* auth_system_passwords needs group shadow (Debian's /etc/shadow is
+ * root:shadow 0640). */
+static size_t authd_extra_groups(gid_t *groups, size_t max)
+{
+    if (!conf_bool("auth_system_passwords") || max < 1)
+        return 0;
+    if (privs_group_lookup("shadow", &groups[0]) < 0) {
+        msg_warn("auth_system_passwords = yes, but there is no group shadow: login passwords "
+                 "cannot be read");
+        return 0;
+    }
+    return 1;
+}
+
 static void authd_post_init(event_loop_t *loop)
 {
     authd_loop = loop;
@@ -502,6 +571,7 @@ int main(int argc, char **argv)
         .chroot = SERVER_CHROOT_NONE,
         .no_idle_exit = 1,
         .pre_init = authd_pre_init,
+        .extra_groups = authd_extra_groups,
         .post_init = authd_post_init,
         .accept = authd_accept,
     };

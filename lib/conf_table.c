@@ -70,6 +70,9 @@ const struct conf_param conf_params[] = {
      "account of authd, the only reader of password hashes", NULL},
     {"auth_password_file", CONF_STR, "$config_directory/passwords.db", NOB,
      "the mail password store (mailctl user): root's, group auth_user, mode 0640", NULL},
+    {"auth_system_passwords", CONF_BOOL, "no", NOB,
+     "authd: PLAIN and LOGIN also accept the account's login password (/etc/shadow; authd "
+     "then keeps group shadow)", NULL},
     {"auth_scram_iterations", CONF_INT, "4096", 4096, 10000000,
      "SCRAM-SHA-256 iterations for passwords set from now on (mailctl user add, passwd)", NULL},
     {"auth_failure_delay", CONF_TIME, "1s", 0, 60,

@@ -351,25 +351,29 @@ int passdb_make(const char *password, unsigned iterations, char **text, const ch
     return 0;
 }
 
+int passdb_verify_hash(const char *hash, const char *password)
+{
+    char *got = xcalloc(1, PASSDB_HASH_MAX + 1);
+    size_t len = strlen(hash);
+    int rc = -1;
+
+    if (passdb_crypt(password, hash, got) == 0)
+        rc = strlen(got) == len && CRYPTO_memcmp(got, hash, len) == 0;
+    explicit_bzero(got, PASSDB_HASH_MAX + 1);
+    free(got);
+    return rc;
+}
+
 int passdb_verify_plain(const char *text, const char *password)
 {
     struct passdb_record rec;
-    char *got;
     const char *why;
-    size_t len;
     int rc;
 
     if (passdb_parse(text, &rec, &why) < 0)
         return -1;
-    got = xcalloc(1, PASSDB_HASH_MAX + 1);
-    if (passdb_crypt(password, rec.hash, got) < 0) {
-        free(got);
-        return -1;
-    }
-    len = strlen(rec.hash);
-    rc = strlen(got) == len && CRYPTO_memcmp(got, rec.hash, len) == 0;
-    explicit_bzero(got, PASSDB_HASH_MAX + 1);
-    free(got);
+    rc = passdb_verify_hash(rec.hash, password);
+    explicit_bzero(&rec, sizeof(rec));
     return rc;
 }
 

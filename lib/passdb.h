@@ -47,6 +47,7 @@
  *   passdb_format(&rec)                 the record text (fresh string)
  *   passdb_make(password, iter, &text, &why)   a new record for password
  *   passdb_verify_plain(text, password)        1 right, 0 wrong, -1 bad record
+ *   passdb_verify_hash(hash, password)         the same for a crypt(3) hash
  *   passdb_scram(text, &creds)                 the SCRAM credentials; 0 or -1
  *   passdb_open / passdb_lookup / passdb_close  the reader
  *   passdb_list(path, &names, &n, &err)         sorted user names
@@ -104,6 +105,9 @@ int   passdb_make(const char *password, unsigned iterations, char **text, const 
 /* 1 the password is right, 0 wrong, -1 the record is malformed or crypt
  * failed.  Constant-time comparison of the hashes. */
 int   passdb_verify_plain(const char *text, const char *password);
+/* The same for a crypt(3) hash of any method libxcrypt knows (a shadow
+ * entry's): 1 right, 0 wrong, -1 a hash libxcrypt cannot use. */
+int   passdb_verify_hash(const char *hash, const char *password);
 /* 0 with *creds filled, -1 malformed. */
 int   passdb_scram(const char *text, struct scram_credentials *creds);
 

@@ -283,8 +283,14 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
             dir = conf_str("queue_directory");
         else if (opts->chroot == SERVER_CHROOT_EMPTY)
             dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_EMPTY_DIR);
+        gid_t groups[SERVER_EXTRA_GROUPS_MAX + 1];
+        size_t ngroups = 1;
+
         /* The mail_owner group opens private/ (the internal sockets). */
-        privs_drop(conf_str(opts->user_param), &owner_gid, 1, dir);
+        groups[0] = owner_gid;
+        if (opts->extra_groups)
+            ngroups += opts->extra_groups(groups + 1, SERVER_EXTRA_GROUPS_MAX);
+        privs_drop(conf_str(opts->user_param), groups, ngroups, dir);
         server_jailed = dir != NULL;
         free(empty);
     }

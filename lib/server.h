@@ -56,6 +56,9 @@ struct server_opts {
     int                no_idle_exit;   /* long-lived processes such as qmgr: neither
                                           max_idle nor max_use ends them */
     void (*pre_init)(void);            /* as root, before the drop */
+    /* As root, after pre_init: supplementary groups the account keeps
+     * besides mail_owner's (into groups[], at most max); the count. */
+    size_t (*extra_groups)(gid_t *groups, size_t max);
     void (*post_init)(event_loop_t *loop);
     void (*serve)(int fd);             /* SERVER_SINGLE: handle one connection, fd is closed after */
     void (*accept)(event_loop_t *loop, int fd);   /* SERVER_MULTI: the program owns fd */
@@ -75,6 +78,9 @@ void server_conn_end(void);
  * into uids[] (a service's allowed IPC peers); fatal if one does not
  * exist (mailctl start creates them). */
 void server_peer_uids(const char *const *params, size_t n, uid_t *uids);
+
+/* The most groups a program's extra_groups hook may add. */
+#define SERVER_EXTRA_GROUPS_MAX 4
 
 /* SERVER_CHROOT_EMPTY jails into $queue_directory/SERVER_EMPTY_DIR (root, 0555, empty). */
 #define SERVER_EMPTY_DIR "empty"

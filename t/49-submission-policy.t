@@ -17,6 +17,9 @@ instance with Python's smtplib:
    submission_message_rate_limit = 3, submission_recipient_rate_limit = 5):
    beyond them MAIL and RCPT are 452 4.7.0, logged; another login is not
    held back.
+ - auth_system_passwords = yes: authd holds group shadow; PLAIN takes the
+   login password (chpasswd) as well as the mail password, not once the
+   account is locked (usermod -L), and SCRAM stays the mail password's.
 Every process is cleaned up by PID."""
 import os
 import smtplib
@@ -32,7 +35,8 @@ PASSWORD = "policy-test-password"
 DOMAIN = "mail.example.test"
 inst = posthorn.Instance(main_conf={
     "smtpd_sender_login_maps": "hash:$config_directory/sender_logins",
-    "submission_hide_client": "yes"})
+    "submission_hide_client": "yes",
+    "auth_system_passwords": "yes"})
 alice, alice_home = inst.add_user()
 bob, bob_home = inst.add_user()
 carol, _ = inst.add_user()
@@ -188,6 +192,42 @@ c.quit()
 c = login(bob, limited)
 is_(c.mail("%s@%s" % (bob, DOMAIN))[0], 250, "another login is not")
 c.quit()
+
+# --- auth_system_passwords ---
+import grp  # noqa: E402
+LOGIN_PASSWORD = "the-login-password-9"
+r = subprocess.run(["chpasswd"], input="%s:%s\n" % (bob, LOGIN_PASSWORD), capture_output=True,
+                   text=True, timeout=60)
+is_(r.returncode, 0, "bob gets a login password (chpasswd)") or diag(r.stderr)
+authd = inst.service_pids("authd")
+groups = posthorn.proc_status(authd[0]).get("Groups", []) if authd else []
+ok(str(grp.getgrnam("shadow").gr_gid) in groups, "authd holds group shadow (%s)" % groups)
+
+
+def try_login(user, password, mech="PLAIN"):
+    c = smtplib.SMTP("127.0.0.1", inst.port(587), timeout=30)
+    c.ehlo("client.example.org")
+    c.starttls(context=ctx)
+    c.ehlo("client.example.org")
+    c.user, c.password = user, password
+    try:
+        code = c.auth(mech, c.auth_plain if mech == "PLAIN" else c.auth_login)[0]
+    except smtplib.SMTPAuthenticationError as e:
+        code = e.smtp_code
+    c.close()
+    return code
+
+
+is_(try_login(bob, LOGIN_PASSWORD), 235, "PLAIN with the login password: 235")
+is_(try_login(bob, LOGIN_PASSWORD, "LOGIN"), 235, "  LOGIN too")
+is_(try_login(bob, PASSWORD), 235, "  the mail password still works")
+is_(try_login(bob, "not-" + LOGIN_PASSWORD), 535, "  a wrong one does not")
+r = subprocess.run(["usermod", "-L", bob], capture_output=True, text=True, timeout=60)
+is_(r.returncode, 0, "usermod -L bob") or diag(r.stderr)
+is_(try_login(bob, LOGIN_PASSWORD), 535, "a locked account's login password: 535")
+is_(try_login(bob, PASSWORD), 235, "  its mail password is separate and still works")
+is_(try_login(carol, LOGIN_PASSWORD), 535, "another account with bob's login password: 535")
+unlike(inst.log(), LOGIN_PASSWORD, "no password in the log")
 inst.stop()
 inst.cleanup()
 done()
