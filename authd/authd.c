@@ -263,7 +263,8 @@ static long authd_failures_of(char kind, const char *name)
     return c ? c->n : 0;
 }
 
-static void authd_count_failure(char kind, const char *name)
+/* Count one more failure of name; returns the count now. */
+static long authd_count_failure(char kind, const char *name)
 {
     char *key = xasprintf("%c %s", kind, name);
     long long now = event_now_ms();
@@ -274,6 +275,7 @@ static void authd_count_failure(char kind, const char *name)
     expcache_put(authd_failures, key, fresh, now + conf_time("auth_failure_window") * 1000LL,
                  now);
     free(key);
+    return fresh->n;
 }
 
 /* ------------------------------------------------------------ exchanges */
@@ -362,13 +364,9 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
     msg_info("authd: %s authentication of %s from %s (%s) failed: %s", mech,
              authd_user_for_log(cv), cv->client_addr, cv->service, reason);
     if (result == AUTH_FAIL) {
-        authd_count_failure('a', cv->client_addr);
-        n = authd_failures_of('a', cv->client_addr);
-        if (user) {
-            authd_count_failure('u', user);
-            if ((nu = authd_failures_of('u', user)) > n)
-                n = nu;
-        }
+        n = authd_count_failure('a', cv->client_addr);
+        if (user && (nu = authd_count_failure('u', user)) > n)
+            n = nu;
         if (n > AUTHD_DELAY_FACTOR_MAX)
             n = AUTHD_DELAY_FACTOR_MAX;
         delay_ms = n * conf_time("auth_failure_delay") * 1000L;

@@ -60,28 +60,41 @@ static int sasl_kind(const char *mech)
     return -1;
 }
 
-static int sasl_offered(const struct sasl_server_config *c, enum sasl_kind kind)
+/* The offering rule: what the callbacks there are (plain, scram), the
+ * connection (plaintext_ok, channel binding) allow. */
+static int sasl_offer_rule(int plain, int scram, int plaintext_ok, int cb, enum sasl_kind kind)
 {
     switch (kind) {
     case SASL_SCRAM_PLUS:
-        return c->scram_lookup && c->cb_type && *c->cb_type && c->cb_data && c->cb_len > 0;
+        return scram && cb;
     case SASL_SCRAM:
-        return c->scram_lookup != NULL;
+        return scram;
     case SASL_PLAIN:
     case SASL_LOGIN:
-        return c->verify_plain && c->plaintext_ok;
+        return plain && plaintext_ok;
     default:
         return 0;
     }
 }
 
-int sasl_server_mechs(const struct sasl_server_config *config, buf_t *out)
+static int sasl_has_cb(const struct sasl_server_config *c)
+{
+    return c->cb_type && *c->cb_type && c->cb_data && c->cb_len > 0;
+}
+
+static int sasl_offered(const struct sasl_server_config *c, enum sasl_kind kind)
+{
+    return sasl_offer_rule(c->verify_plain != NULL, c->scram_lookup != NULL, c->plaintext_ok,
+                           sasl_has_cb(c), kind);
+}
+
+static int sasl_list(int plain, int scram, int plaintext_ok, int cb, buf_t *out)
 {
     size_t start = out->len;
     int n = 0;
 
     for (int k = 0; k < SASL_NKINDS; k++) {
-        if (!sasl_offered(config, k))
+        if (!sasl_offer_rule(plain, scram, plaintext_ok, cb, k))
             continue;
         if ((n > 0 && buf_putc(out, ' ') < 0) || buf_append_str(out, sasl_names[k]) < 0) {
             buf_truncate(out, start);
@@ -90,6 +103,17 @@ int sasl_server_mechs(const struct sasl_server_config *config, buf_t *out)
         n++;
     }
     return n;
+}
+
+int sasl_server_mechs(const struct sasl_server_config *config, buf_t *out)
+{
+    return sasl_list(config->verify_plain != NULL, config->scram_lookup != NULL,
+                     config->plaintext_ok, sasl_has_cb(config), out);
+}
+
+int sasl_server_mechs_relayed(int plaintext_ok, int channel_binding, buf_t *out)
+{
+    return sasl_list(1, 1, plaintext_ok, channel_binding, out);
 }
 
 sasl_server_t *sasl_server_new(const char *mech, const struct sasl_server_config *config)

@@ -76,6 +76,10 @@ typedef struct sasl_client sasl_client_t;
  * Returns how many (0: none, out unchanged), or -1 at out's limit (out
  * unchanged). */
 int sasl_server_mechs(const struct sasl_server_config *config, buf_t *out);
+/* The same for a protocol process that relays its exchanges to authd
+ * (which has both callbacks): what a connection that allows plaintext
+ * mechanisms or not, and has channel binding data or not, gets offered. */
+int sasl_server_mechs_relayed(int plaintext_ok, int channel_binding, buf_t *out);
 
 /* Start an exchange with the mechanism the client named (case does not
  * matter); NULL if config does not offer it.  config is copied (the

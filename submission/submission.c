@@ -17,13 +17,26 @@
  *    cannot tell or refuses the address for now, 501 5.7.0 when the client
  *    cancels.  Failures are logged the way fail2ban's postfix filter reads
  *    them: "warning: NAME[ADDR]: SASL MECH authentication failed: ...";
+ *  - the client's name by FCrDNS through lookupd, as smtpd finds it;
  *  - MAIL needs a successful AUTH first (530 5.7.0), and the sender must
- *    be the user's own address (553 5.7.1 otherwise): LOGIN@DOMAIN or
- *    LOGIN+TAG@DOMAIN (recipient_delimiter) with DOMAIN myorigin or one of
- *    mydestination, or the null sender;
- *  - RCPT: an authenticated client may send to anyone (it relays).
- * The queue gets the session's messages over cleanup as smtpd's do, and
- * the log line of each names the login (sasl_method=, sasl_username=).
+ *    be one of the login's addresses (553 5.7.1 otherwise), or the null
+ *    sender: LOGIN@DOMAIN or LOGIN+TAG@DOMAIN (recipient_delimiter) with
+ *    DOMAIN myorigin or one of mydestination (lib/addr), or an address
+ *    smtpd_sender_login_maps gives to the login (lookupd reads the maps:
+ *    451 4.3.0 when it cannot);
+ *  - per login and hour, submission_message_rate_limit MAIL commands and
+ *    submission_recipient_rate_limit RCPT commands, counted by anvil
+ *    (452 4.7.0 beyond; uncounted when anvil cannot be reached);
+ *  - RCPT: an authenticated client may send to anyone (it relays);
+ *  - at the end of the data the author fields must be the login's too:
+ *    every From: and Sender: address, or for a resent message the topmost
+ *    Resent-From: and Resent-Sender: (553 5.7.1; a field that does not
+ *    parse is 550 5.6.0); with submission_hide_client the request carries
+ *    cleanup's hide_client flag.
+ * The queue gets the session's messages over cleanup as smtpd's do, with
+ * the login as sasl_username (cleanup completes the header: From:, Date:,
+ * Message-ID:), and the log line of each names the login (sasl_method=,
+ * sasl_username=).
  *
  * Failure modes: peer errors end or answer that session only.  authd that
  * cannot be reached is 454 4.7.0 for that AUTH (logged).  A certificate
@@ -31,7 +44,9 @@
  *
  * Parameters: smtpd_tls_auth_only, smtpd_tls_cert_file, smtpd_tls_key_file,
  * smtpd_tls_wrappermode, myorigin, mydestination, recipient_delimiter,
- * network_user, and lib/smtpserver's.
+ * smtpd_sender_login_maps, submission_message_rate_limit,
+ * submission_recipient_rate_limit, submission_hide_client, network_user,
+ * and lib/smtpserver's.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -70,24 +85,6 @@ static uint32_t submission_reqid;
 
 /* ------------------------------------------------------------ mechanisms */
 
-/* submission only lists what authd would run: lib/sasl's offering rules
- * need callbacks, which authd has and this process never calls. */
-static int submission_no_plain(void *ctx, const char *user, const char *password)
-{
-    (void)ctx;
-    (void)user;
-    (void)password;
-    msg_panic("submission: a SASL check outside authd");
-}
-
-static int submission_no_scram(void *ctx, const char *user, struct scram_credentials *out)
-{
-    (void)ctx;
-    (void)user;
-    (void)out;
-    msg_panic("submission: a SASL check outside authd");
-}
-
 struct submission_conn_auth {
     unsigned flags;             /* AUTH_F_* */
     const char *cb_type;        /* NULL: none */
@@ -113,21 +110,14 @@ static void submission_ehlo_keywords(struct smtp_session *ss, const char **lines
 {
     static char *auth_line;
     struct submission_conn_auth ca;
-    struct sasl_server_config cfg = {
-        .verify_plain = submission_no_plain, .scram_lookup = submission_no_scram,
-    };
-    buf_t *mechs = buf_new(0);
+    buf_t *mechs;
 
-    if (*n >= max || (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only"))) {
-        buf_free(&mechs);
+    if (*n >= max || (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only")))
         return;
-    }
+    mechs = buf_new(0);
     submission_conn_auth(ss, &ca);
-    cfg.plaintext_ok = (ca.flags & AUTH_F_PLAINTEXT_OK) != 0;
-    cfg.cb_type = ca.cb_type;
-    cfg.cb_data = (const unsigned char *)ca.cb->data;
-    cfg.cb_len = ca.cb->len;
-    if (sasl_server_mechs(&cfg, mechs) > 0) {
+    if (sasl_server_mechs_relayed((ca.flags & AUTH_F_PLAINTEXT_OK) != 0, ca.cb_type != NULL,
+                                  mechs) > 0) {
         free(auth_line);
         auth_line = xasprintf("AUTH %s", buf_cstr(mechs));
         lines[(*n)++] = auth_line;

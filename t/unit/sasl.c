@@ -850,6 +850,16 @@ static void test_mechs(void)
     buf_append_str(small, "x");
     is_int(sasl_server_mechs(&c, small), -1, "a list past the buffer's limit");
     is_str(buf_cstr(small), "x", "  buffer unchanged");
+    buf_reset(b);
+    is_int(sasl_server_mechs_relayed(1, 1, b), 4, "relayed to authd, TLS with channel binding");
+    is_str(buf_cstr(b), "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN", "  all four");
+    buf_reset(b);
+    sasl_server_mechs_relayed(0, 0, b);
+    is_str(buf_cstr(b), "SCRAM-SHA-256", "  no plaintext, no channel binding: SCRAM only");
+    buf_reset(b);
+    sasl_server_mechs_relayed(1, 0, b);
+    is_str(buf_cstr(b), "SCRAM-SHA-256 PLAIN LOGIN", "  plaintext, no channel binding");
+    buf_reset(b);
 
     ok(sasl_server_new("CRAM-MD5", &c) == NULL, "unknown mechanism: NULL");
     ok(sasl_server_new("PLAINX", &c) == NULL, "  PLAINX too");
