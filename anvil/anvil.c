@@ -160,17 +160,14 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
     char *service = NULL, *addr = NULL;
     int64_t amount = 0, window = 0;
     ipc_msg_t *m = NULL;
-    const char *why;
     int rc;
 
     (void)fd;
     (void)events;
-    rc = ipcconn_recv(cl->conn, &m, &why);
+    rc = server_ipc_recv(cl->conn, &m);
     if (rc == 0)
         return;
     if (rc < 0) {
-        if (why)
-            msg_warn("anvil: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
         anvil_drop(loop, cl);
         return;
     }
@@ -227,15 +224,11 @@ static void anvil_on_request(event_loop_t *loop, int fd, int events, void *arg)
 static void anvil_accept(event_loop_t *loop, int fd)
 {
     struct anvil_client *cl;
-    const char *why;
-    ipcconn_t *c = ipcconn_accept(fd, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION, anvil_peer_uids, 3,
-                                  ANVIL_MAX_MSG, &why);
+    ipcconn_t *c = server_ipc_accept(fd, ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION, anvil_peer_uids, 3,
+                                     ANVIL_MAX_MSG);
 
-    if (c == NULL) {
-        msg_warn("anvil: refusing a client: %s", why);
-        server_conn_end();
+    if (c == NULL)
         return;
-    }
     cl = xcalloc(1, sizeof(*cl));
     cl->conn = c;
     event_add_fd(loop, c->fd, EVENT_READ, anvil_on_request, cl);

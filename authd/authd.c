@@ -466,12 +466,10 @@ static void authd_on_request(event_loop_t *loop, int fd, int events, void *arg)
     (void)loop;
     (void)fd;
     (void)events;
-    rc = ipcconn_recv(cl->conn, &m, &why);
+    rc = server_ipc_recv(cl->conn, &m);
     if (rc == 0)
         return;
     if (rc < 0) {
-        if (why)
-            msg_warn("authd: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
         authd_drop(cl);
         return;
     }
@@ -515,15 +513,11 @@ static void authd_on_request(event_loop_t *loop, int fd, int events, void *arg)
 static void authd_accept(event_loop_t *loop, int fd)
 {
     struct authd_client *cl;
-    const char *why;
-    ipcconn_t *c = ipcconn_accept(fd, AUTH_PROTO_NAME, AUTH_PROTO_VERSION, authd_peer_uids, 3,
-                                  AUTH_FRAME_MAX, &why);
+    ipcconn_t *c = server_ipc_accept(fd, AUTH_PROTO_NAME, AUTH_PROTO_VERSION, authd_peer_uids, 3,
+                                     AUTH_FRAME_MAX);
 
-    if (c == NULL) {
-        msg_warn("authd: refusing a client: %s", why);
-        server_conn_end();
+    if (c == NULL)
         return;
-    }
     cl = xcalloc(1, sizeof(*cl));
     cl->conn = c;
     event_add_fd(loop, c->fd, EVENT_READ, authd_on_request, cl);

@@ -61,6 +61,29 @@ const char *server_service_name(void)
     return server_name;
 }
 
+ipcconn_t *server_ipc_accept(int fd, const char *proto, int version, const uid_t *uids,
+                             size_t nuids, size_t max_request)
+{
+    const char *why;
+    ipcconn_t *c = ipcconn_accept(fd, proto, version, uids, nuids, max_request, &why);
+
+    if (c == NULL) {
+        msg_warn("%s: refusing a client: %s", server_name, why);
+        server_conn_end();
+    }
+    return c;
+}
+
+int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp)
+{
+    const char *why = NULL;
+    int rc = ipcconn_recv(c, mp, &why);
+
+    if (rc < 0 && why)
+        msg_warn("%s: dropping a client (uid %ld): %s", server_name, (long)c->uid, why);
+    return rc;
+}
+
 static void server_report(int state)
 {
     struct server_status st = { .pid = (int32_t)getpid(), .state = state };

@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ipcconn.h"
+
 #include "event.h"
 
 #define SERVER_STATUS_FD   3
@@ -78,6 +80,17 @@ void server_conn_end(void);
  * into uids[] (a service's allowed IPC peers); fatal if one does not
  * exist (mailctl start creates them). */
 void server_peer_uids(const char *const *params, size_t n, uid_t *uids);
+
+/* SERVER_MULTI programs that serve an IPC protocol (anvil, lookupd,
+ * authd): a new client taken as an ipcconn (lib/ipcconn: the peer's uid
+ * checked against uids, or root); a refused one is logged ("SERVICE:
+ * refusing a client: why"), its connection ended, and NULL returned. */
+ipcconn_t *server_ipc_accept(int fd, const char *proto, int version, const uid_t *uids,
+                             size_t nuids, size_t max_request);
+/* ipcconn_recv() on a readable client: 1 with *mp, 0 for nothing whole
+ * yet, -1 to drop it (a reason other than a clean close is logged:
+ * "SERVICE: dropping a client (uid N): why"). */
+int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
 
 /* The most groups a program's extra_groups hook may add. */
 #define SERVER_EXTRA_GROUPS_MAX 4

@@ -456,12 +456,10 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
     (void)loop;
     (void)fd;
     (void)events;
-    rc = ipcconn_recv(cl->conn, &m, &why);
+    rc = server_ipc_recv(cl->conn, &m);
     if (rc == 0)
         return;
     if (rc < 0) {
-        if (why)
-            msg_warn("lookupd: dropping a client (uid %ld): %s", (long)cl->conn->uid, why);
         lookupd_drop(cl);
         return;
     }
@@ -484,16 +482,13 @@ static void lookupd_on_request(event_loop_t *loop, int fd, int events, void *arg
 
 static void lookupd_accept(event_loop_t *loop, int fd)
 {
-    const char *why;
-    ipcconn_t *c = ipcconn_accept(fd, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION, lookupd_peer_uids,
-                                  2, LOOKUPD_MAX_MSG, &why);
+    ipcconn_t *c = server_ipc_accept(fd, LOOKUP_PROTO_NAME, LOOKUP_PROTO_VERSION,
+                                     lookupd_peer_uids, 2,
+                                     LOOKUPD_MAX_MSG);
     struct lookupd_client *cl;
 
-    if (c == NULL) {
-        msg_warn("lookupd: refusing a client: %s", why);
-        server_conn_end();
+    if (c == NULL)
         return;
-    }
     cl = xcalloc(1, sizeof(*cl));
     cl->conn = c;
     TAILQ_INIT(&cl->pending);
