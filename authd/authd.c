@@ -49,6 +49,7 @@
  * auth_failure_window, network_user, login_user, auth_user, and the server
  * skeleton's.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <shadow.h>
@@ -70,14 +71,18 @@
 #include "ipc.h"
 #include "ipcconn.h"
 #include "msg.h"
+#include "netaddr.h"
 #include "passdb.h"
 #include "privs.h"
 #include "sasl.h"
+#include "scram.h"
 #include "server.h"
 #include "xalloc.h"
 
 #define AUTHD_MAX_CONVERSATIONS 64      /* open exchanges per client connection */
 #define AUTHD_DELAY_FACTOR_MAX  8       /* failure delay: at most 8 x auth_failure_delay */
+#define AUTHD_DELAY_MAX_MS      20000   /* ... and at most this: below AUTH_TIMEOUT_MS */
+#define AUTHD_LOG_NAME_MAX      64      /* bytes of a user name in a log line */
 #define AUTHD_CACHE_SECONDS     60      /* a verified plaintext password is remembered */
 #define AUTHD_TRACKED_MAX       65536   /* addresses and accounts with recent failures */
 #define AUTHD_CACHED_MAX        4096    /* remembered passwords */
@@ -111,8 +116,15 @@ static expcache_t *authd_verified;      /* NAME -> HMAC of record and password *
 static unsigned char authd_secret[32];
 
 struct authd_count {
-    long n;
+    long      n;                /* failures in the window */
+    long long penalty_until;    /* no password check before this (ms) */
 };
+
+static char *authd_dummy_record;        /* checked for names without a record */
+static const char *authd_gate_reason;   /* why the last check was held back */
+
+static int  authd_gate(const char *client_addr, const char *user);
+static void authd_dummy_check(const char *password);
 
 /* ------------------------------------------------------------ the store */
 
@@ -180,8 +192,9 @@ static int authd_check(const char *user, const char *record, const char *passwor
 /* auth_system_passwords: the account's login password from the shadow
  * database (authd holds group shadow then).  Not for root, nor for an
  * account that is locked ('!' or '*' hash), has no password, or has
- * expired.  SASL_OK, SASL_FAIL or SASL_TEMPFAIL. */
-static int authd_system_password(const char *user, const char *password)
+ * expired.  checked: a mail password was checked already (else a refusal
+ * pays for a dummy check).  SASL_OK, SASL_FAIL or SASL_TEMPFAIL. */
+static int authd_system_password(const char *user, const char *password, int checked)
 {
     struct passwd *pw;
     struct spwd *sp;
@@ -189,23 +202,44 @@ static int authd_system_password(const char *user, const char *password)
     int ok;
 
     errno = 0;
-    if ((pw = getpwnam(user)) == NULL || pw->pw_uid == 0)
-        return errno == 0 || errno == ENOENT || errno == ESRCH ? SASL_FAIL : SASL_TEMPFAIL;
+    if ((pw = getpwnam(user)) == NULL || pw->pw_uid == 0) {
+        if (errno != 0 && errno != ENOENT && errno != ESRCH)
+            return SASL_TEMPFAIL;
+        if (!checked)
+            authd_dummy_check(password);
+        return SASL_FAIL;
+    }
     errno = 0;
     if ((sp = getspnam(user)) == NULL) {
-        if (errno == 0 || errno == ENOENT || errno == ESRCH)
+        if (errno == 0 || errno == ENOENT || errno == ESRCH) {
+            if (!checked)
+                authd_dummy_check(password);
             return SASL_FAIL;
+        }
         msg_warn("authd: cannot read the shadow entry of %s (auth_system_passwords): %s", user,
                  strerror(errno));
         return SASL_TEMPFAIL;
     }
     if (sp->sp_pwdp == NULL || sp->sp_pwdp[0] == '\0' || sp->sp_pwdp[0] == '!'
-        || sp->sp_pwdp[0] == '*' || (sp->sp_expire >= 0 && sp->sp_expire <= time(NULL) / 86400))
+        || sp->sp_pwdp[0] == '*' || (sp->sp_expire >= 0 && sp->sp_expire <= time(NULL) / 86400)) {
+        if (!checked)
+            authd_dummy_check(password);
         return SASL_FAIL;
+    }
     record = xasprintf("system:%s", sp->sp_pwdp);
     ok = authd_check(user, record, password, passdb_verify_hash, sp->sp_pwdp);
     free(record);
     return ok == 1 ? SASL_OK : SASL_FAIL;
+}
+
+/* The exchange being stepped (for the gate in the callbacks). */
+static struct authd_conv *authd_current;
+
+/* A name without a record costs what a wrong password costs, so that the
+ * time of a failure does not tell which accounts exist. */
+static void authd_dummy_check(const char *password)
+{
+    (void)passdb_verify_plain(authd_dummy_record, password);
 }
 
 /* PLAIN and LOGIN: the mail password, and with auth_system_passwords the
@@ -216,6 +250,8 @@ static int authd_verify_plain(void *ctx, const char *user, const char *password)
     int r, ok;
 
     (void)ctx;
+    if (authd_current && !authd_gate(authd_current->client_addr, user))
+        return SASL_TEMPFAIL;
     if ((r = authd_record(user, &record)) < 0)
         return SASL_TEMPFAIL;
     if (r > 0) {
@@ -229,7 +265,9 @@ static int authd_verify_plain(void *ctx, const char *user, const char *password)
         }
     }
     if (conf_bool("auth_system_passwords"))
-        return authd_system_password(user, password);
+        return authd_system_password(user, password, r > 0);
+    if (r == 0)
+        authd_dummy_check(password);
     return SASL_FAIL;
 }
 
@@ -254,28 +292,82 @@ static int authd_scram_lookup(void *ctx, const char *user, struct scram_credenti
 
 /* ------------------------------------------------------------ throttling */
 
-static long authd_failures_of(char kind, const char *name)
+/* The throttling key of a client address: the address, or for IPv6 its
+ * /64 (one host holds a whole /64: counting each address apart would give
+ * it 2^64 budgets). */
+static char *authd_addr_key(const char *addr)
 {
-    char *key = xasprintf("%c %s", kind, name);
-    struct authd_count *c = expcache_get(authd_failures, key, event_now_ms());
+    struct netaddr na;
+    char text[NETADDR_TEXT_MAX];
 
-    free(key);
-    return c ? c->n : 0;
+    if (netaddr_parse(addr, &na) == 0 && na.family == AF_INET6) {
+        memset(na.bytes + 8, 0, 8);
+        if (inet_ntop(AF_INET6, na.bytes, text, sizeof(text)))
+            return xasprintf("a %s/64", text);
+    }
+    return xasprintf("a %s", addr);
 }
 
-/* Count one more failure of name; returns the count now. */
-static long authd_count_failure(char kind, const char *name)
+static struct authd_count *authd_count_of(const char *key)
 {
-    char *key = xasprintf("%c %s", kind, name);
+    return expcache_get(authd_failures, key, event_now_ms());
+}
+
+/* Count one more failure under key; its penalty lasts delay_ms.  Returns
+ * the count now. */
+static long authd_count_failure(const char *key, long delay_ms)
+{
     long long now = event_now_ms();
     struct authd_count *c = expcache_get(authd_failures, key, now), *fresh;
 
     fresh = xmalloc(sizeof(*fresh));
     fresh->n = (c ? c->n : 0) + 1;
+    fresh->penalty_until = now + delay_ms;
     expcache_put(authd_failures, key, fresh, now + conf_time("auth_failure_window") * 1000LL,
                  now);
-    free(key);
     return fresh->n;
+}
+
+/* The delay of a failure answered after count failures, capped so that the
+ * answer still comes before the service gives up on authd. */
+static long authd_delay_ms(long count)
+{
+    long long ms;
+
+    if (count > AUTHD_DELAY_FACTOR_MAX)
+        count = AUTHD_DELAY_FACTOR_MAX;
+    ms = count * conf_time("auth_failure_delay") * 1000LL;
+    return ms > AUTHD_DELAY_MAX_MS ? AUTHD_DELAY_MAX_MS : (long)ms;
+}
+
+/* May a password be checked now for this client address and account (NULL
+ * while the client has not named one)?  Checked when an exchange starts
+ * and again right before each check, since a client may start many
+ * exchanges at once and answer them together.  An address with
+ * auth_failure_limit failures waits for its window to pass; an account
+ * whose latest failure is still in its delay takes no other check until
+ * then, so that guesses at one account, from any number of exchanges or
+ * addresses, come one per delay.  1, or 0 with authd_gate_reason. */
+static int authd_gate(const char *client_addr, const char *user)
+{
+    char *key = authd_addr_key(client_addr);
+    struct authd_count *c = authd_count_of(key);
+
+    free(key);
+    if (c && c->n >= conf_int("auth_failure_limit")) {
+        authd_gate_reason = "too many authentication failures";
+        return 0;
+    }
+    if (user) {
+        key = xasprintf("u %s", user);
+        c = authd_count_of(key);
+        free(key);
+        if (c && c->penalty_until > event_now_ms()) {
+            authd_gate_reason = "the account's last failure is too recent";
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------ exchanges */
@@ -336,11 +428,30 @@ static void authd_delayed(event_loop_t *loop, void *arg)
     authd_send(cl, m);
 }
 
-static const char *authd_user_for_log(const struct authd_conv *cv)
+/* A user name as the log shows it: letters, digits and ".-_@+" as they
+ * are, anything else (a blank, a parenthesis, a byte of UTF-8) as \xHH,
+ * at most AUTHD_LOG_NAME_MAX bytes of it, so that a client's name cannot
+ * pose as the rest of a log line; "(unknown)" for none.  Fresh. */
+static char *authd_name_for_log(const char *user)
 {
-    const char *u = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
+    buf_t *b;
+    size_t i;
 
-    return u ? u : "(unknown)";
+    if (user == NULL)
+        return xstrdup("(unknown)");
+    b = buf_new(0);
+    for (i = 0; user[i] && i < AUTHD_LOG_NAME_MAX; i++) {
+        unsigned char c = (unsigned char)user[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || strchr(".-_@+", c))
+            buf_putc(b, c);
+        else
+            buf_printf(b, "\\x%02x", c);
+    }
+    if (user[i])
+        buf_append_str(b, "...");
+    return buf_steal(b, NULL) ?: xstrdup("");
 }
 
 /* The exchange ended: log, count, reply (a failure after its delay). */
@@ -349,28 +460,49 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
     struct authd_client *cl = cv->cl;
     const char *mech = cv->sasl ? sasl_server_mech(cv->sasl) : cv->mech;
     const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
-    long delay_ms = 0, n, nu;
+    const char *authzid = cv->sasl ? sasl_server_authzid(cv->sasl) : NULL;
+    char *logname = authd_name_for_log(user);
+    long delay_ms = 0, n;
     ipc_msg_t *m;
 
+    /* RFC 4616 and 5802 leave the authorization identity to the server:
+     * a login may act only as itself. */
+    if (result == AUTH_OK && authzid && *authzid && strcmp(authzid, user) != 0) {
+        result = AUTH_FAIL;
+        reason = "authorization identity not allowed";
+        final = NULL;
+    }
     if (result == AUTH_OK) {
-        msg_info("authd: %s authentication of %s from %s (%s): ok", mech, user, cv->client_addr,
-                 cv->service);
+        msg_info("authd: %s authentication of %s from %s (%s): ok", mech, logname,
+                 cv->client_addr, cv->service);
+        free(logname);
         m = auth_done_encode(cv->reqid, AUTH_OK, user, final ? final->data : NULL,
                              final ? final->len : 0, "");
         authd_conv_free(cv);
         authd_send(cl, m);
         return;
     }
-    msg_info("authd: %s authentication of %s from %s (%s) failed: %s", mech,
-             authd_user_for_log(cv), cv->client_addr, cv->service, reason);
+    msg_info("authd: %s authentication of %s from %s (%s) failed: %s", mech, logname,
+             cv->client_addr, cv->service, reason);
     if (result == AUTH_FAIL) {
-        n = authd_count_failure('a', cv->client_addr);
-        if (user && (nu = authd_count_failure('u', user)) > n)
-            n = nu;
-        if (n > AUTHD_DELAY_FACTOR_MAX)
-            n = AUTHD_DELAY_FACTOR_MAX;
-        delay_ms = n * conf_time("auth_failure_delay") * 1000L;
+        char *akey = authd_addr_key(cv->client_addr), *ukey = NULL;
+        struct authd_count *a = authd_count_of(akey), *u = NULL;
+
+        /* The delay grows with the larger count; both keys get it. */
+        n = (a ? a->n : 0) + 1;
+        if (user) {
+            ukey = xasprintf("u %s", user);
+            if ((u = authd_count_of(ukey)) != NULL && u->n + 1 > n)
+                n = u->n + 1;
+        }
+        delay_ms = authd_delay_ms(n);
+        authd_count_failure(akey, delay_ms);
+        if (ukey)
+            authd_count_failure(ukey, delay_ms);
+        free(akey);
+        free(ukey);
     }
+    free(logname);
     m = auth_done_encode(cv->reqid, result, NULL, final ? final->data : NULL,
                          final ? final->len : 0, reason);
     if (delay_ms > 0) {
@@ -386,9 +518,22 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
 /* Feed the client's response (or none) to the exchange and answer. */
 static void authd_step(struct authd_conv *cv, const void *data, size_t len, int have)
 {
-    buf_t *out = buf_new(AUTH_DATA_MAX);
-    int r = sasl_server_step(cv->sasl, data, len, have, out);
-    const char *reason = sasl_server_reason(cv->sasl);
+    const char *user = sasl_server_authcid(cv->sasl), *reason;
+    buf_t *out;
+    int r;
+
+    /* A SCRAM proof (or LOGIN's password) comes with the client's last
+     * step: the gate again, now that the account is known. */
+    if (user && !authd_gate(cv->client_addr, user)) {
+        authd_finish(cv, AUTH_TEMPFAIL, authd_gate_reason, NULL);
+        return;
+    }
+    out = buf_new(AUTH_DATA_MAX);
+    authd_gate_reason = NULL;
+    authd_current = cv;
+    r = sasl_server_step(cv->sasl, data, len, have, out);
+    authd_current = NULL;
+    reason = authd_gate_reason ? authd_gate_reason : sasl_server_reason(cv->sasl);
 
     switch (r) {
     case SASL_CONTINUE:
@@ -427,8 +572,8 @@ static void authd_start(struct authd_client *cl, const struct auth_request *rq)
     cv->next = cl->convs;
     cl->convs = cv;
     cl->nconvs++;
-    if (authd_failures_of('a', rq->client_addr) >= conf_int("auth_failure_limit")) {
-        authd_finish(cv, AUTH_TEMPFAIL, "too many authentication failures", NULL);
+    if (!authd_gate(rq->client_addr, NULL)) {
+        authd_finish(cv, AUTH_TEMPFAIL, authd_gate_reason, NULL);
         return;
     }
     if ((cv->sasl = sasl_server_new(rq->mech, &cfg)) == NULL) {
@@ -495,9 +640,11 @@ static void authd_on_request(event_loop_t *loop, int fd, int events, void *arg)
         if (cv == NULL && rq.type == AUTH_STEP)
             why = "a response to no exchange";
     } else if (rq.type == AUTH_CANCEL) {
+        char *logname = authd_name_for_log(sasl_server_authcid(cv->sasl));
+
         msg_info("authd: %s authentication of %s from %s (%s) cancelled by the client",
-                 sasl_server_mech(cv->sasl), authd_user_for_log(cv), cv->client_addr,
-                 cv->service);
+                 sasl_server_mech(cv->sasl), logname, cv->client_addr, cv->service);
+        free(logname);
         authd_conv_free(cv);
     } else {
         authd_step(cv, rq.data, rq.data_len, 1);
@@ -553,6 +700,20 @@ static void authd_post_init(event_loop_t *loop)
         msg_fatal("authd: no random bytes for the password cache");
     authd_failures = expcache_new(AUTHD_TRACKED_MAX, free);
     authd_verified = expcache_new(AUTHD_CACHED_MAX, free);
+    {
+        unsigned char pw[16];
+        char hex[33];
+        const char *why;
+
+        if (RAND_bytes(pw, sizeof(pw)) != 1)
+            msg_fatal("authd: no random bytes for the dummy password");
+        for (size_t i = 0; i < sizeof(pw); i++)
+            snprintf(hex + 2 * i, 3, "%02x", pw[i]);
+        if (passdb_make(hex, (unsigned)conf_int("auth_scram_iterations"), &authd_dummy_record,
+                        &why) < 0)
+            msg_fatal("authd: cannot make the dummy password record: %s", why);
+    }
+    scram_standin_iterations((unsigned)conf_int("auth_scram_iterations"));
 }
 
 int main(int argc, char **argv)

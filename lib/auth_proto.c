@@ -213,11 +213,14 @@ void auth_reply_clear(struct auth_reply *r)
 {
     free(r->user);
     free(r->reason);
+    free(r->data);
     memset(r, 0, sizeof(*r));
 }
 
 int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
 {
+    const void *data = NULL;
+    size_t data_len = 0;
     int64_t result;
     int rc = -1;
 
@@ -228,14 +231,14 @@ int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
     if (m->fd >= 0) {
         *why = "a descriptor came with the reply";
     } else if (m->type == AUTH_CONTINUE) {
-        rc = ipc_get_bytes(m, &r->data, &r->data_len);
-        if (rc == 0 && r->data_len > AUTH_DATA_MAX) {
+        rc = ipc_get_bytes(m, &data, &data_len);
+        if (rc == 0 && data_len > AUTH_DATA_MAX) {
             *why = "challenge too long";
             rc = -1;
         }
     } else if (m->type == AUTH_DONE) {
         if (ipc_get_int(m, &result) == 0 && ipc_get_str(m, &r->user) == 0
-            && ipc_get_bytes(m, &r->data, &r->data_len) == 0
+            && ipc_get_bytes(m, &data, &data_len) == 0
             && ipc_get_str(m, &r->reason) == 0) {
             if (result != AUTH_OK && result != AUTH_FAIL && result != AUTH_TEMPFAIL)
                 *why = "bad result";
@@ -244,7 +247,7 @@ int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
                 *why = "bad user";
             else if (!auth_text_ok(r->reason, AUTH_REASON_MAX))
                 *why = "bad reason";
-            else if (r->data_len > AUTH_DATA_MAX)
+            else if (data_len > AUTH_DATA_MAX)
                 *why = "final data too long";
             else {
                 r->result = (int)result;
@@ -261,6 +264,12 @@ int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
     if (rc < 0) {
         auth_reply_clear(r);
         errno = EPROTO;
+        return -1;
     }
-    return rc;
+    /* The reply owns its data: the message it came in is freed first. */
+    r->data = xmalloc(data_len + 1);
+    if (data_len > 0)
+        memcpy(r->data, data, data_len);
+    r->data_len = data_len;
+    return 0;
 }

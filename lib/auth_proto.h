@@ -108,7 +108,8 @@ struct auth_reply {
     int         result;         /* DONE */
     char       *user;           /* DONE */
     char       *reason;         /* DONE */
-    const void *data;           /* CONTINUE: the challenge; DONE: the final data */
+    void       *data;           /* CONTINUE: the challenge; DONE: the final data
+                                   (the reply's own copy: auth_reply_clear frees it) */
     size_t      data_len;
 };
 

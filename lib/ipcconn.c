@@ -12,15 +12,36 @@
 #include "ipcconn.h"
 #include "xalloc.h"
 
+/* Open connections per peer account: a service has a handful of peer
+ * accounts, so a short table does. */
+#define IPCCONN_UIDS 16
+static struct {
+    uid_t  uid;
+    size_t count;
+} ipcconn_per_uid[IPCCONN_UIDS];
+
+static size_t *ipcconn_uid_count(uid_t uid)
+{
+    for (size_t i = 0; i < IPCCONN_UIDS; i++)
+        if (ipcconn_per_uid[i].count > 0 && ipcconn_per_uid[i].uid == uid)
+            return &ipcconn_per_uid[i].count;
+    for (size_t i = 0; i < IPCCONN_UIDS; i++)
+        if (ipcconn_per_uid[i].count == 0) {
+            ipcconn_per_uid[i].uid = uid;
+            return &ipcconn_per_uid[i].count;
+        }
+    return NULL;
+}
+
 ipcconn_t *ipcconn_accept(int fd, const char *proto, int version, const uid_t *uids,
                           size_t nuids, size_t max_request, const char **why)
 {
+    static char text[80];
     ipcconn_t *c;
     uid_t peer = (uid_t)-1;
+    size_t *count;
 
     if (ipc_peer_allowed(fd, uids, nuids, &peer) < 0) {
-        static char text[64];
-
         *why = "cannot read peer credentials";
         if (errno == EPERM) {
             snprintf(text, sizeof(text), "uid %ld: peer uid not allowed", (long)peer);
@@ -29,6 +50,14 @@ ipcconn_t *ipcconn_accept(int fd, const char *proto, int version, const uid_t *u
         close(fd);
         return NULL;
     }
+    if ((count = ipcconn_uid_count(peer)) == NULL || *count >= IPCCONN_PER_UID_MAX) {
+        snprintf(text, sizeof(text), "uid %ld: too many connections (%d)", (long)peer,
+                 IPCCONN_PER_UID_MAX);
+        *why = text;
+        close(fd);
+        return NULL;
+    }
+    (*count)++;
     c = xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->uid = peer;
@@ -93,6 +122,11 @@ void ipcconn_free(ipcconn_t **cp)
 
     if (c == NULL)
         return;
+    for (size_t i = 0; i < IPCCONN_UIDS; i++)
+        if (ipcconn_per_uid[i].count > 0 && ipcconn_per_uid[i].uid == c->uid) {
+            ipcconn_per_uid[i].count--;
+            break;
+        }
     ipc_reader_free(&c->reader);
     close(c->fd);
     free(c);

@@ -14,6 +14,11 @@
  * one descriptor and nothing else; max_idle and the service's own limits
  * deal with it.
  *
+ * One peer account may hold at most IPCCONN_PER_UID_MAX connections at
+ * once (its processes keep one each, far fewer): a compromised service
+ * account that opens more is refused instead of taking every descriptor
+ * of the service from the others.
+ *
  * ipcconn_send() writes a reply without waiting: the clients ask one
  * question at a time and read each answer, so a full socket buffer means a
  * client that does not read, which is dropped rather than waited for.
@@ -21,7 +26,8 @@
  * Return values:
  *   ipcconn_accept: the connection, or NULL with *why (the fd is closed;
  *                   a refused account is named: "uid N: peer uid not
- *                   allowed", valid until the next call).
+ *                   allowed", "uid N: too many connections (1024)",
+ *                   valid until the next call).
  *   ipcconn_recv:   1 with *mp (a request, never the hello), 0 when
  *                   nothing is complete yet, -1 to drop the client: *why
  *                   is NULL for a clean close, else a reason for the log.
@@ -36,6 +42,8 @@
 #include <sys/types.h>
 
 #include "ipc.h"
+
+#define IPCCONN_PER_UID_MAX 1024
 
 typedef struct ipcconn {
     int   fd;

@@ -236,6 +236,13 @@ static void scram_hmac_str(const unsigned char *key, size_t keylen, const char *
     buf_free(&d);
 }
 
+static unsigned scram_standin_count = SCRAM_ITERATIONS_DEFAULT;
+
+void scram_standin_iterations(unsigned iterations)
+{
+    scram_standin_count = iterations;
+}
+
 /* Stand-in credentials for a user we cannot check: the same for the same
  * name in this process, and looking like anyone's. */
 static void scram_standin(scram_server_t *s, const char *why)
@@ -248,7 +255,7 @@ static void scram_standin(scram_server_t *s, const char *why)
         scram_secret_made = 1;
     }
     memset(&s->cred, 0, sizeof(s->cred));
-    s->cred.iterations = SCRAM_ITERATIONS_DEFAULT;
+    s->cred.iterations = scram_standin_count;
     scram_hmac_str(scram_secret, sizeof(scram_secret), "salt:", s->authcid, h);
     memcpy(s->cred.salt, h, SCRAM_SALT_LEN);
     s->cred.saltlen = SCRAM_SALT_LEN;

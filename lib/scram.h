@@ -109,6 +109,10 @@ typedef struct scram_server scram_server_t;
 /* One exchange.  -PLUS (plus) needs cb_type and cb_data: a panic
  * otherwise (the caller must not offer it). */
 scram_server_t *scram_server_new(const struct scram_server_params *p);
+/* The iteration count of the stand-in credentials an unknown user gets
+ * (SCRAM_ITERATIONS_DEFAULT until set): the count new records get, so
+ * that the challenge does not tell an unknown name from a known one. */
+void scram_standin_iterations(unsigned iterations);
 void            scram_server_free(scram_server_t **sp);
 
 /* Take the client's next message (have_input 0: the client sent none,

@@ -42,7 +42,9 @@ static void smtpreply_line(buf_t *b, int code, int sep, const char *dsn, const c
     }
     if (b->len - start > max)
         buf_truncate(b, start + max);
-    if (sep == ' ' && b->len - start == 4)      /* "250 " alone: drop the SP */
+    /* "250 " alone: drop the SP; but RFC 4954's empty challenge is
+     * "334" SP (continue-req), and clients wait for the SP. */
+    if (sep == ' ' && b->len - start == 4 && code != 334)
         buf_truncate(b, start + 3);
     buf_append(b, "\r\n", 2);
 }

@@ -23,8 +23,11 @@ int svcconn_fd(struct svcconn *c, int timeout_ms)
 
 void svcconn_lost(struct svcconn *c)
 {
-    msg_warn("lost the connection to %s: %s", c->path, strerror(errno));
+    int err = errno;
+
+    msg_warn("lost the connection to %s: %s", c->path, strerror(err));
     svcconn_close(c);
+    errno = err;
 }
 
 void svcconn_close(struct svcconn *c)

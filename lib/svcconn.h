@@ -10,8 +10,8 @@
  *                               exchanged, if there was none), or -1 with
  *                               the reason logged;
  *   svcconn_lost(&c)            after an IPC failure on it: logged with
- *                               errno, closed; the next svcconn_fd opens a
- *                               new one;
+ *                               errno (kept), closed; the next svcconn_fd
+ *                               opens a new one;
  *   svcconn_close(&c)           closed without a word (a late answer must
  *                               not be read as the next one's).
  *

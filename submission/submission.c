@@ -105,6 +105,24 @@ static void submission_conn_auth(struct smtp_session *ss, struct submission_conn
         buf_reset(ca->cb);
 }
 
+/* Is mech (as the client wrote it) one submission offers on this
+ * connection? */
+static bool submission_mech_offered(const struct submission_conn_auth *ca, const char *mech)
+{
+    buf_t *mechs = buf_new(0);
+    char *list, *p, *tok;
+    bool found = false;
+
+    sasl_server_mechs_relayed((ca->flags & AUTH_F_PLAINTEXT_OK) != 0, ca->cb_type != NULL,
+                              mechs);
+    list = p = buf_steal(mechs, NULL);
+    while (!found && list && (tok = strsep(&p, " ")) != NULL)
+        found = strcasecmp(tok, mech) == 0;
+    free(list);
+    buf_free(&mechs);
+    return found;
+}
+
 static void submission_ehlo_keywords(struct smtp_session *ss, const char **lines, size_t *n,
                                      size_t max)
 {
@@ -202,6 +220,13 @@ static void submission_auth(struct smtp_session *ss, const char *arg, size_t arg
                          "mechanism");
         goto out;
     }
+    submission_conn_auth(ss, &ca);
+    if (!submission_mech_offered(&ca, mech)) {
+        /* Unknown, malformed or not offered here: answered without authd
+         * (RFC 4954 4), and no failure to log: nothing was tried. */
+        smtpserver_reply(ss, 504, "5.5.4", "Unrecognized authentication type");
+        goto out;
+    }
     if (initial) {
         have = 1;
         if (strcmp(initial, "=") != 0 && base64_decode(data, initial, strlen(initial)) < 0) {
@@ -209,18 +234,27 @@ static void submission_auth(struct smtp_session *ss, const char *arg, size_t arg
             goto out;
         }
     }
-    if (svcconn_fd(&submission_authd, AUTH_TIMEOUT_MS) < 0) {
-        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-        goto out;
-    }
-    submission_conn_auth(ss, &ca);
-    submission_reqid++;
-    if (submission_ask(auth_start_encode(submission_reqid, AUTH_SERVICE_SUBMISSION, mech,
-                                         ss->sess->peer.addr_text, ca.flags,
-                                         ca.cb_type ? ca.cb_type : "", ca.cb->data, ca.cb->len,
-                                         have, data->data, data->len), &rep) < 0) {
-        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-        goto out;
+    /* A kept connection may have been closed by an authd restart since:
+     * the first request on it fails at once, and one new connection is
+     * tried. */
+    for (int attempt = 0;; attempt++) {
+        int fresh = submission_authd.fd < 0;
+
+        if (svcconn_fd(&submission_authd, AUTH_TIMEOUT_MS) < 0) {
+            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+            goto out;
+        }
+        submission_reqid++;
+        if (submission_ask(auth_start_encode(submission_reqid, AUTH_SERVICE_SUBMISSION, mech,
+                                             ss->sess->peer.addr_text, ca.flags,
+                                             ca.cb_type ? ca.cb_type : "", ca.cb->data,
+                                             ca.cb->len, have, data->data, data->len),
+                           &rep) == 0)
+            break;
+        if (fresh || attempt > 0 || errno == ETIMEDOUT) {
+            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+            goto out;
+        }
     }
     while (rep.type == AUTH_CONTINUE) {
         rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);

@@ -15,7 +15,12 @@ A throwaway instance with a user whose mail password is set with
  - a cancelled exchange leaves the connection usable;
  - throttling: failures are answered after auth_failure_delay times their
    count; after auth_failure_limit failures an address is refused at once,
-   even with the right password, while another address is not;
+   even with the right password, while another address is not; an IPv6
+   client's /64 counts as one address; guesses at one account from many
+   exchanges at once are checked one per delay (the others TEMPFAIL);
+ - the authorization identity: PLAIN's authzid or SCRAM's a= other than
+   the user is refused;
+ - user names are logged escaped and cut, so they cannot forge a line;
  - a request id reused, a malformed request and a peer that is not allowed
    (nobody) are dropped; authd runs as auth_user and not as root;
  - the log has one line per exchange and never the password.
@@ -122,10 +127,11 @@ is_(result(reply(c))[0], FAIL, "-PLUS without channel binding data: not availabl
 
 
 # ---- SCRAM-SHA-256 (RFC 5802), the client side written here ----
-def scram(c, user, password, bad_proof=False):
+def scram(c, user, password, bad_proof=False, authzid=""):
     nonce = base64.b64encode(os.urandom(18)).decode()
     bare = "n=%s,r=%s" % (user, nonce)
-    rid = start(c, "SCRAM-SHA-256", ("n,," + bare).encode())
+    gs2 = "n,%s," % ("a=" + authzid if authzid else "")
+    rid = start(c, "SCRAM-SHA-256", (gs2 + bare).encode())
     f = reply(c)
     if f is None or f.type != CONTINUE:
         return ("no challenge", f)
@@ -137,7 +143,7 @@ def scram(c, user, password, bad_proof=False):
     sp = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, it)
     ck = hmac.new(sp, b"Client Key", hashlib.sha256).digest()
     sk = hmac.new(hashlib.sha256(ck).digest(), b"", hashlib.sha256)
-    final_wo = "c=biws,r=" + attrs["r"]
+    final_wo = "c=%s,r=%s" % (base64.b64encode(gs2.encode()).decode(), attrs["r"])
     auth_msg = ",".join([bare, first, final_wo]).encode()
     sig = hmac.new(hashlib.sha256(ck).digest(), auth_msg, hashlib.sha256).digest()
     proof = bytes(a ^ b for a, b in zip(ck, sig))
@@ -161,6 +167,29 @@ r = scram(c, alice, "not " + PASSWORD)
 is_(r[0], FAIL, "SCRAM-SHA-256 with a wrong password: FAIL")
 r = scram(c, "nosuchuser", PASSWORD)
 is_(r[0], FAIL, "SCRAM-SHA-256 for an unknown user: a challenge, then FAIL")
+
+# ---- the authorization identity (RFC 4616 authzid, SCRAM's a=) ----
+f = result(reply(c)) if start(c, "PLAIN", b"root\0" + alice.encode() + b"\0"
+                              + PASSWORD.encode()) else None
+is_(f[:2], (FAIL, ""), "PLAIN with alice's password asking to act as root: FAIL")
+like(f[3], "authorization identity not allowed", "  the authorization identity is refused")
+f = result(reply(c)) if start(c, "PLAIN", alice.encode() + b"\0" + alice.encode() + b"\0"
+                              + PASSWORD.encode()) else None
+is_(f[:2], (OK_, alice), "  asking to act as herself: OK")
+r = scram(c, alice, PASSWORD, authzid="root")
+is_(r[0], FAIL, "SCRAM-SHA-256 with alice's password and a=root: FAIL")
+like(r[3], "authorization identity not allowed", "  the authorization identity is refused")
+is_(scram(c, alice, PASSWORD, authzid=alice)[:3], (OK_, alice, True), "  a=alice: OK")
+
+# ---- a client's user name cannot forge a log line ----
+forged = "x from 203.0.113.9 (submission): ok;"
+plain(c, forged, "whatever")
+like(inst.log(), "authd: PLAIN authentication of x\\x20from\\x20203.0.113.9\\x20\\x28",
+     "a user name with blanks and parentheses is logged escaped")
+ok("of x from 203.0.113.9 (submission): ok" not in inst.log(), "  never as written")
+plain(c, "n" * 200, "whatever")
+like(inst.log(), "authd: PLAIN authentication of " + "n" * 64 + "... from",
+     "  a long one is cut to 64 bytes")
 
 # ---- cancel ----
 rid = start(c, "LOGIN")
@@ -193,6 +222,29 @@ like(inst.log(), "authd: PLAIN authentication of (unknown) from 192.0.2.9 (submi
 ok(time.time() - t3 < 0.9, "  at once")
 is_(result(plain(c, alice, PASSWORD, addr="192.0.2.10"))[:2], (OK_, alice),
     "another address still logs in")
+
+# Guesses at one account from many exchanges at once: one is checked, the
+# others wait for its delay (TEMPFAIL), whatever addresses they claim.
+rids = [start(c, "PLAIN", b"\0" + alice.encode() + b"\0guess-parallel",
+              addr="192.0.2.%d" % (20 + i)) for i in range(3)]
+got = {}
+for _ in rids:
+    f = reply(c, timeout=30)
+    if f is not None and f.type == DONE:
+        got[f.reqid] = result(f)
+is_(sorted(r[0] for r in got.values()), [FAIL, TEMPFAIL, TEMPFAIL],
+    "three guesses at once at alice from three addresses: one checked, two held back")
+like(" ".join(r[3] for r in got.values() if r[0] == TEMPFAIL),
+     "the account's last failure is too recent", "  saying why")
+is_(result(plain(c, alice, PASSWORD, addr="192.0.2.30"))[:2], (OK_, alice),
+    "  once that failure's delay is over, alice logs in")
+# IPv6: a client's /64 counts as one address.
+for i in range(3):
+    plain(c, "nosuch%d" % i, "x", addr="2001:db8:0:7::%d" % (i + 1))
+is_(result(plain(c, alice, PASSWORD, addr="2001:db8:0:7::99"))[0], TEMPFAIL,
+    "IPv6: failures from three addresses of one /64 refuse a fourth address of it")
+is_(result(plain(c, alice, PASSWORD, addr="2001:db8:0:8::1"))[:2], (OK_, alice),
+    "  not one of the next /64")
 
 # ---- protocol errors and peers ----
 rid = start(c, "LOGIN")

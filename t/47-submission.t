@@ -12,9 +12,12 @@ authd, with Python's smtplib as the mail client.
    authenticated client may relay (RCPT to another domain is 250);
  - a message sent is delivered to a local user, and its log line names
    the login (sasl_method=PLAIN, sasl_username=...);
+ - LOGIN's challenges are the base64 of Username: and Password:; an
+   unknown mechanism is 504 and the session goes on;
  - 465: implicit TLS, login and send;
  - swaks with STARTTLS and AUTH PLAIN and LOGIN, and a wrong password.
 Every process is cleaned up by PID."""
+import base64
 import os
 import smtplib
 import ssl
@@ -105,6 +108,25 @@ c.ehlo("client.example.org")
 c.user, c.password = alice, PASSWORD
 code, _ = c.auth("LOGIN", c.auth_login, initial_response_ok=False)
 is_(code, 235, "LOGIN: 235")
+c.quit()
+# The challenges as RFC 4954 has them: base64 of authd's own words.
+c = client()
+c.starttls(context=ctx)
+c.ehlo("client.example.org")
+code, text = c.docmd("AUTH", "LOGIN")
+is_((code, text), (334, b"VXNlcm5hbWU6"), "LOGIN's first challenge is base64 of Username:")
+code, text = c.docmd(base64.b64encode(alice.encode()).decode())
+is_((code, text), (334, b"UGFzc3dvcmQ6"), "  its second of Password:")
+is_(c.docmd(base64.b64encode(PASSWORD.encode()).decode())[0], 235, "  then 235")
+c.quit()
+c = client()
+c.starttls(context=ctx)
+c.ehlo("client.example.org")
+for bad in ("CRAM-MD5", "PL\x1bAIN", "X" * 40):
+    is_(c.docmd("AUTH", bad)[0], 504, "AUTH %r: 504 (not offered), answered without authd"
+        % bad[:12])
+ok("SASL CRAM-MD5 authentication failed" not in inst.log(), "  and no failure is logged for it")
+is_(c.login(alice, PASSWORD)[0], 235, "  the session goes on: a login works after them")
 c.quit()
 
 c = smtplib.SMTP_SSL("127.0.0.1", inst.port(465), timeout=30, context=ctx)

@@ -172,10 +172,12 @@ static void test_replies(void)
     char *long_reason = malloc(AUTH_REASON_MAX * 2);
 
     m = auth_continue_encode(4, "r=abc,s=\0,i=4096", 16);
-    ok(auth_reply_decode(m, &r, &why) == 0 && r.type == AUTH_CONTINUE && r.reqid == 4
-       && r.data_len == 16 && memcmp(r.data, "r=abc,s=\0,i=4096", 16) == 0, "CONTINUE decodes");
-    auth_reply_clear(&r);
+    ok(auth_reply_decode(m, &r, &why) == 0 && r.type == AUTH_CONTINUE && r.reqid == 4,
+       "CONTINUE decodes");
     ipc_msg_free(&m);
+    ok(r.data_len == 16 && memcmp(r.data, "r=abc,s=\0,i=4096", 16) == 0,
+       "  its challenge outlives the message (the reply owns a copy)");
+    auth_reply_clear(&r);
 
     m = auth_done_encode(5, AUTH_OK, "alice", "v=xyz", 5, "");
     ok(auth_reply_decode(m, &r, &why) == 0, "DONE (OK) decodes");

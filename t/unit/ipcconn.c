@@ -4,12 +4,14 @@
  * the refusal names its uid), nothing returned before a whole hello, the
  * hello answered with ours, a request right behind the hello in the same
  * write, a wrong protocol or version refused, a request in pieces, a
- * clean close (why NULL) and one before the hello, and replies.
+ * clean close (why NULL) and one before the hello, and replies; the
+ * limit of connections per peer account.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,6 +170,49 @@ static void test_refused(void)
     is_str(why ? why : "", want, "naming its uid");
 }
 
+/* A peer account may hold IPCCONN_PER_UID_MAX connections, no more; a
+ * freed one makes room. */
+static void test_per_uid_limit(void)
+{
+    static ipcconn_t *held[IPCCONN_PER_UID_MAX];
+    struct rlimit rl;
+    const uid_t none[1] = {12345};
+    const char *why;
+    ipcconn_t *c;
+    size_t n = 0;
+    int sv[2];
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < IPCCONN_PER_UID_MAX + 64) {
+        rl.rlim_cur = rl.rlim_max < IPCCONN_PER_UID_MAX + 64 ? rl.rlim_max
+                      : IPCCONN_PER_UID_MAX + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < IPCCONN_PER_UID_MAX + 64) {
+        ok(1, "# SKIP the descriptor limit is below %d", IPCCONN_PER_UID_MAX + 64);
+        return;
+    }
+    for (; n < IPCCONN_PER_UID_MAX; n++) {
+        pair(sv);
+        close(sv[0]);
+        if ((held[n] = ipcconn_accept(sv[1], "test", 3, none, 1, 4096, &why)) == NULL)
+            break;
+    }
+    is_int((long long)n, IPCCONN_PER_UID_MAX, "one account may hold %d connections",
+           IPCCONN_PER_UID_MAX);
+    pair(sv);
+    c = ipcconn_accept(sv[1], "test", 3, none, 1, 4096, &why);
+    ok(c == NULL, "  one more is refused");
+    like(why, "too many connections (1024)", "  saying why");
+    close(sv[0]);
+    ipcconn_free(&held[0]);
+    pair(sv);
+    held[0] = ipcconn_accept(sv[1], "test", 3, none, 1, 4096, &why);
+    ok(held[0] != NULL, "  a freed one makes room");
+    close(sv[0]);
+    for (size_t i = 0; i < n; i++)
+        ipcconn_free(&held[i]);
+}
+
 int main(void)
 {
     alarm(60);
@@ -175,5 +220,6 @@ int main(void)
     msg_init("ipcconn-test", MSG_STDERR);
     test_session();
     test_refused();
+    test_per_uid_limit();
     return done_testing();
 }

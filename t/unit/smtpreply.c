@@ -68,6 +68,9 @@ static void test_format(void)
     smtpreply_format(b, 250, NULL, (const char *const[]){ "" }, 1);
     is_str(buf_cstr(b), "250\r\n", "empty text, no trailing space");
     buf_reset(b);
+    smtpreply_format(b, 334, NULL, (const char *const[]){ "" }, 1);
+    is_str(buf_cstr(b), "334 \r\n", "an empty AUTH challenge keeps its space (RFC 4954)");
+    buf_reset(b);
     smtpreply_format(b, 500, "5.5.2", evil, 2);
     is_str(buf_cstr(b), "500-5.5.2 a??b\r\n500 5.5.2 c?d?e??\r\n", "CR, LF and controls sanitised");
     buf_reset(b);
