@@ -38,8 +38,8 @@ static int auth_text_ok(const char *s, size_t max)
 
 static int auth_service_ok(const char *s)
 {
-    return strcmp(s, AUTH_SERVICE_SUBMISSION) == 0 || strcmp(s, AUTH_SERVICE_POP3) == 0
-           || strcmp(s, AUTH_SERVICE_IMAP) == 0;
+    return strcmp(s, AUTH_SERVICE_SUBMISSION) == 0 || strcmp(s, AUTH_SERVICE_SMTPD) == 0
+           || strcmp(s, AUTH_SERVICE_POP3) == 0 || strcmp(s, AUTH_SERVICE_IMAP) == 0;
 }
 
 /* A SASL mechanism name (RFC 4422 3.1: upper-case letters, digits, '-'

@@ -81,6 +81,7 @@ enum {
 
 /* The services that ask, as the log and the throttling name them. */
 #define AUTH_SERVICE_SUBMISSION "submission"
+#define AUTH_SERVICE_SMTPD      "smtpd"         /* with smtpd_sasl_auth_enable */
 #define AUTH_SERVICE_POP3       "pop3"
 #define AUTH_SERVICE_IMAP       "imap"
 

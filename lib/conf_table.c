@@ -143,6 +143,9 @@ const struct conf_param conf_params[] = {
      "none: no STARTTLS; may: offer STARTTLS; encrypt: require it before MAIL", NULL},
     {"smtpd_tls_auth_only", CONF_BOOL, "yes", NOB,
      "submission: AUTH only over TLS (538 5.7.11 before STARTTLS)", NULL},
+    {"smtpd_sasl_auth_enable", CONF_BOOL, "no", NOB,
+     "smtpd: offer AUTH on port 25 too (as submission does; an authenticated client may relay)",
+     NULL},
     {"smtpd_sender_login_maps", CONF_STR, "", NOB,
      "submission: tables of the logins that own a sender address, besides each login's own "
      "addresses", NULL},

@@ -22,7 +22,11 @@
  *    recipient of a virtual_alias_domains domain must have an entry in
  *    virtual_alias_maps (550 5.1.1 User unknown in virtual alias table);
  *    any other domain is relaying, allowed only to clients in mynetworks
- *    (554 5.7.1 Relay access denied);
+ *    and to clients that logged in (554 5.7.1 Relay access denied);
+ *  - AUTH only with smtpd_sasl_auth_enable = yes (Postfix's default is
+ *    no): then as submission offers it (lib/smtpauth, relayed to authd),
+ *    but an authenticated client may only relay: none of submission's
+ *    sender rules apply, as in Postfix with permit_sasl_authenticated;
  *  - VRFY (disable_vrfy_command = no) asks the same questions.
  * Its connections to lookupd and anvil last as long as the process; the
  * one to cleanup outlives a session by a second (lib/smtpserver.c), so
@@ -41,7 +45,8 @@
  * Parameters: mydestination, mynetworks, myorigin,
  * smtpd_client_connection_count_limit, disable_vrfy_command,
  * smtpd_tls_cert_file, smtpd_tls_key_file, smtpd_tls_security_level,
- * smtpd_tls_wrappermode, network_user, and lib/smtpserver's.
+ * smtpd_tls_wrappermode, smtpd_sasl_auth_enable, smtpd_tls_auth_only,
+ * network_user, and lib/smtpserver's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,6 +63,8 @@
 #include "msg.h"
 #include "netaddr.h"
 #include "server.h"
+#include "auth_proto.h"
+#include "smtpauth.h"
 #include "smtpserver.h"
 #include "svcconn.h"
 #include "tls.h"
@@ -100,11 +107,18 @@ static void smtpd_pre_init(void)
     buf_free(&err);
 }
 
+static struct smtpserver_policy smtpd_policy;
+
 static void smtpd_post_init(event_loop_t *loop)
 {
     lookup_proto_init();
     anvil_proto_init();
     smtpserver_init(loop);
+    if (conf_bool("smtpd_sasl_auth_enable")) {
+        smtpauth_init(AUTH_SERVICE_SMTPD);
+        smtpd_policy.ehlo_keywords = smtpauth_ehlo_keywords;
+        smtpd_policy.auth = smtpauth_auth;
+    }
 }
 
 /* The client's name by FCrDNS, asked of lookupd (lib/lookup_proto). */
@@ -202,7 +216,7 @@ static int smtpd_rcpt(struct smtp_session *ss, const struct smtp_addrcmd *ac, co
             return smtpserver_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure",
                                         address);
     }
-    if (sd->trusted)
+    if (sd->trusted || ss->auth_user)
         return 0;
     return smtpserver_reply_set(r, 554, "5.7.1", "<%s>: Relay access denied", address);
 }
@@ -216,7 +230,7 @@ static int smtpd_vrfy(struct smtp_session *ss, const char *address, struct smtps
     return smtpd_local_rcpt(address, r);
 }
 
-static const struct smtpserver_policy smtpd_policy = {
+static struct smtpserver_policy smtpd_policy = {
     .service = "smtpd",
     .client_name = smtpd_client_name,
     .connect = smtpd_connect,

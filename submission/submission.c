@@ -5,18 +5,8 @@
  * Runs as network_user, chrooted into the spool, one session per process
  * (SERVER_SINGLE), on lib/smtpserver like smtpd; this file is the
  * submission policy:
- *  - EHLO offers AUTH with the mechanisms authd would run on this
- *    connection: none before TLS unless smtpd_tls_auth_only = no; PLAIN and
- *    LOGIN only over TLS (or where that parameter allows plaintext);
- *    SCRAM-SHA-256-PLUS with the connection's channel binding;
- *  - AUTH (RFC 4954): before TLS with smtpd_tls_auth_only (the default) it
- *    is 538 5.7.11; otherwise the exchange is relayed to authd
- *    (lib/auth_proto) one challenge at a time: 235 2.7.0 on success (a
- *    mechanism's final data, SCRAM's "v=", goes first as a last 334
- *    challenge, RFC 4954 4), 535 5.7.8 on failure, 454 4.7.0 when authd
- *    cannot tell or refuses the address for now, 501 5.7.0 when the client
- *    cancels.  Failures are logged the way fail2ban's postfix filter reads
- *    them: "warning: NAME[ADDR]: SASL MECH authentication failed: ...";
+ *  - AUTH as lib/smtpauth has it (relayed to authd; only over TLS unless
+ *    smtpd_tls_auth_only = no);
  *  - the client's name by FCrDNS through lookupd, as smtpd finds it;
  *  - MAIL needs a successful AUTH first (530 5.7.0), and the sender must
  *    be one of the login's addresses (553 5.7.1 otherwise), or the null
@@ -58,258 +48,26 @@
 #include "addr.h"
 #include "addrlist.h"
 #include "anvil_proto.h"
-#include "auth_proto.h"
-#include "base64.h"
 #include "conf.h"
 #include "event.h"
 #include "ipc.h"
 #include "lookup_proto.h"
 #include "msg.h"
 #include "msgheader.h"
-#include "sasl.h"
 #include "server.h"
 #include "session.h"
+#include "auth_proto.h"
+#include "smtpauth.h"
 #include "smtpserver.h"
 #include "svcconn.h"
 #include "tls.h"
 #include "xalloc.h"
 
 static tls_server_t *submission_tls;
-static struct svcconn submission_authd = SVCCONN_INIT(AUTH_SOCKET, AUTH_PROTO_NAME,
-                                                      AUTH_PROTO_VERSION);
 static struct svcconn submission_lookupd = SVCCONN_INIT(LOOKUP_SOCKET, LOOKUP_PROTO_NAME,
                                                         LOOKUP_PROTO_VERSION);
 static struct svcconn submission_anvil = SVCCONN_INIT(ANVIL_SOCKET, ANVIL_PROTO_NAME,
                                                       ANVIL_PROTO_VERSION);
-static uint32_t submission_reqid;
-
-/* ------------------------------------------------------------ mechanisms */
-
-struct submission_conn_auth {
-    unsigned flags;             /* AUTH_F_* */
-    const char *cb_type;        /* NULL: none */
-    buf_t *cb;                  /* the channel binding data */
-};
-
-static void submission_conn_auth(struct smtp_session *ss, struct submission_conn_auth *ca)
-{
-    bool tls = ss->sess->tls != NULL;
-
-    ca->flags = (tls ? AUTH_F_TLS : 0)
-                | (tls || !conf_bool("smtpd_tls_auth_only") ? AUTH_F_PLAINTEXT_OK : 0);
-    ca->cb_type = NULL;
-    ca->cb = buf_new(AUTH_CB_MAX);
-    if (tls && tls_conn_channel_binding(ss->sess->tls, ca->cb, &ca->cb_type) < 0)
-        ca->cb_type = NULL;
-    if (ca->cb_type == NULL)
-        buf_reset(ca->cb);
-}
-
-/* Is mech (as the client wrote it) one submission offers on this
- * connection? */
-static bool submission_mech_offered(const struct submission_conn_auth *ca, const char *mech)
-{
-    buf_t *mechs = buf_new(0);
-    char *list, *p, *tok;
-    bool found = false;
-
-    sasl_server_mechs_relayed((ca->flags & AUTH_F_PLAINTEXT_OK) != 0, ca->cb_type != NULL,
-                              mechs);
-    list = p = buf_steal(mechs, NULL);
-    while (!found && list && (tok = strsep(&p, " ")) != NULL)
-        found = strcasecmp(tok, mech) == 0;
-    free(list);
-    buf_free(&mechs);
-    return found;
-}
-
-static void submission_ehlo_keywords(struct smtp_session *ss, const char **lines, size_t *n,
-                                     size_t max)
-{
-    static char *auth_line;
-    struct submission_conn_auth ca;
-    buf_t *mechs;
-
-    if (*n >= max || (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only")))
-        return;
-    mechs = buf_new(0);
-    submission_conn_auth(ss, &ca);
-    if (sasl_server_mechs_relayed((ca.flags & AUTH_F_PLAINTEXT_OK) != 0, ca.cb_type != NULL,
-                                  mechs) > 0) {
-        free(auth_line);
-        auth_line = xasprintf("AUTH %s", buf_cstr(mechs));
-        lines[(*n)++] = auth_line;
-    }
-    buf_free(&ca.cb);
-    buf_free(&mechs);
-}
-
-/* ------------------------------------------------------------ AUTH */
-
-static void submission_authd_lost(void)
-{
-    svcconn_lost(&submission_authd);
-}
-
-/* One frame to authd and its answer: 0, or -1 (logged, connection gone). */
-static int submission_ask(ipc_msg_t *m, struct auth_reply *rep)
-{
-    ipc_msg_t *in = NULL;
-    const char *why = NULL;
-    int rc;
-
-    rc = ipc_send(submission_authd.fd, m, AUTH_TIMEOUT_MS);
-    ipc_msg_free(&m);
-    if (rc < 0) {
-        submission_authd_lost();
-        return -1;
-    }
-    rc = ipc_recv(submission_authd.fd, &in, AUTH_FRAME_MAX, AUTH_TIMEOUT_MS);
-    if (rc <= 0) {
-        if (rc == 0)
-            errno = ECONNRESET;
-        submission_authd_lost();
-        return -1;
-    }
-    if (auth_reply_decode(in, rep, &why) < 0 || rep->reqid != submission_reqid) {
-        if (why == NULL)
-            auth_reply_clear(rep);
-        msg_warn("authd answered with %s", why ? why : "another request's reply");
-        errno = EPROTO;
-        ipc_msg_free(&in);
-        submission_authd_lost();
-        return -1;
-    }
-    ipc_msg_free(&in);
-    return 0;
-}
-
-static void submission_cancel(void)
-{
-    ipc_msg_t *m = auth_cancel_encode(submission_reqid);
-
-    if (ipc_send(submission_authd.fd, m, AUTH_TIMEOUT_MS) < 0)
-        submission_authd_lost();
-    ipc_msg_free(&m);
-}
-
-/* The fail2ban-style line (Postfix's words). */
-static void submission_log_failure(struct smtp_session *ss, const char *mech, const char *what)
-{
-    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s",
-             SESSION_PEER_ARGS(ss->sess), mech, what);
-}
-
-static void submission_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
-{
-    struct submission_conn_auth ca = {0};
-    struct auth_reply rep = {0};
-    char *args = xstrndup(arg, arg_len), *mech = args, *initial;
-    buf_t *data = buf_new(AUTH_DATA_MAX);
-    int have = 0, rc;
-
-    initial = strchr(args, ' ');
-    if (initial)
-        *initial++ = '\0';
-    if (*mech == '\0') {
-        smtpserver_reply(ss, 501, "5.5.4", "Syntax: AUTH mechanism");
-        goto out;
-    }
-    if (ss->sess->tls == NULL && conf_bool("smtpd_tls_auth_only")) {
-        smtpserver_reply(ss, 538, "5.7.11", "Encryption required for requested authentication "
-                         "mechanism");
-        goto out;
-    }
-    submission_conn_auth(ss, &ca);
-    if (!submission_mech_offered(&ca, mech)) {
-        /* Unknown, malformed or not offered here: answered without authd
-         * (RFC 4954 4), and no failure to log: nothing was tried. */
-        smtpserver_reply(ss, 504, "5.5.4", "Unrecognized authentication type");
-        goto out;
-    }
-    if (initial) {
-        have = 1;
-        if (strcmp(initial, "=") != 0 && base64_decode(data, initial, strlen(initial)) < 0) {
-            smtpserver_reply(ss, 501, "5.5.2", "Error: malformed initial response");
-            goto out;
-        }
-    }
-    /* A kept connection may have been closed by an authd restart since:
-     * the first request on it fails at once, and one new connection is
-     * tried. */
-    for (int attempt = 0;; attempt++) {
-        int fresh = submission_authd.fd < 0;
-
-        if (svcconn_fd(&submission_authd, AUTH_TIMEOUT_MS) < 0) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-        submission_reqid++;
-        if (submission_ask(auth_start_encode(submission_reqid, AUTH_SERVICE_SUBMISSION, mech,
-                                             ss->sess->peer.addr_text, ca.flags,
-                                             ca.cb_type ? ca.cb_type : "", ca.cb->data,
-                                             ca.cb->len, have, data->data, data->len),
-                           &rep) == 0)
-            break;
-        if (fresh || attempt > 0 || errno == ETIMEDOUT) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-    }
-    while (rep.type == AUTH_CONTINUE) {
-        rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
-        auth_reply_clear(&rep);
-        if (rc < 0) {
-            submission_cancel();
-            if (rc == -2)
-                smtpserver_reply(ss, 501, "5.5.2", "Error: malformed authentication response");
-            goto out;
-        }
-        if (rc == 0) {
-            submission_cancel();
-            smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
-            submission_log_failure(ss, mech, "authentication aborted");
-            goto out;
-        }
-        if (submission_ask(auth_step_encode(submission_reqid, data->data, data->len), &rep) < 0) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-    }
-    if (rep.result == AUTH_OK) {
-        /* RFC 4954 4: SMTP's 235 carries no data; a last challenge does. */
-        if (rep.data_len > 0) {
-            rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
-            if (rc < 0 || (rc == 1 && data->len > 0)) {
-                if (rc != -1)
-                    smtpserver_reply(ss, 501, "5.5.2", "Error: unexpected authentication "
-                                     "response");
-                goto out;
-            }
-            if (rc == 0) {
-                smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
-                goto out;
-            }
-        }
-        for (char *p = mech; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
-        ss->auth_user = xstrdup(rep.user);
-        ss->auth_method = xstrdup(mech);
-        smtpserver_reply(ss, 235, "2.7.0", "Authentication successful");
-    } else if (rep.result == AUTH_TEMPFAIL) {
-        submission_log_failure(ss, mech, rep.reason);
-        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-    } else {
-        submission_log_failure(ss, mech, "authentication failure");
-        smtpserver_reply(ss, 535, "5.7.8", "Error: authentication failed");
-    }
-out:
-    auth_reply_clear(&rep);
-    if (ca.cb)
-        buf_free(&ca.cb);
-    buf_free(&data);
-    free(args);
-}
 
 /* ------------------------------------------------------------ MAIL, RCPT */
 
@@ -476,8 +234,8 @@ static char *submission_client_name(struct smtp_session *ss)
 
 static const struct smtpserver_policy submission_policy = {
     .service = "submission",
-    .ehlo_keywords = submission_ehlo_keywords,
-    .auth = submission_auth,
+    .ehlo_keywords = smtpauth_ehlo_keywords,
+    .auth = smtpauth_auth,
     .client_name = submission_client_name,
     .mail = submission_mail,
     .rcpt = submission_rcpt,
@@ -500,7 +258,7 @@ static void submission_pre_init(void)
 
 static void submission_post_init(event_loop_t *loop)
 {
-    auth_proto_init();
+    smtpauth_init(AUTH_SERVICE_SUBMISSION);
     lookup_proto_init();
     anvil_proto_init();
     smtpserver_init(loop);

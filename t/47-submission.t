@@ -15,7 +15,9 @@ authd, with Python's smtplib as the mail client.
  - LOGIN's challenges are the base64 of Username: and Password:; an
    unknown mechanism is 504 and the session goes on;
  - 465: implicit TLS, login and send;
- - swaks with STARTTLS and AUTH PLAIN and LOGIN, and a wrong password.
+ - swaks with STARTTLS and AUTH PLAIN and LOGIN, and a wrong password;
+ - smtpd on 25 with smtpd_sasl_auth_enable = yes offers AUTH after
+   STARTTLS, and a client that logged in may relay.
 Every process is cleaned up by PID."""
 import base64
 import os
@@ -30,7 +32,7 @@ from tap import ok, is_, like, diag, done  # noqa: E402
 import posthorn  # noqa: E402
 
 PASSWORD = "n0t-a-login-password"
-inst = posthorn.Instance()
+inst = posthorn.Instance(main_conf={"smtpd_sasl_auth_enable": "yes", "mynetworks": "192.0.2.0/24"})
 r = inst.start()
 if r.returncode != 0:
     diag(r.stderr)
@@ -156,6 +158,23 @@ ok(inst.wait_for(lambda: all(any("swaks-" + m in open(os.path.join(newdir, n),
                                                        errors="replace").read()
                                  for n in os.listdir(newdir)) for m in ("PLAIN", "LOGIN")), 20),
    "swaks' messages arrive")
+# smtpd on 25 with smtpd_sasl_auth_enable = yes: AUTH after STARTTLS, and a
+# client that logged in may relay (without, relaying is refused).
+c = smtplib.SMTP("127.0.0.1", inst.port(25), timeout=30)
+c.ehlo("client.example.org")
+ok(not c.has_extn("auth"), "25 with smtpd_sasl_auth_enable: no AUTH before STARTTLS")
+c.starttls(context=ctx)
+c.ehlo("client.example.org")
+ok("PLAIN" in c.esmtp_features.get("auth", ""), "  offered after it")
+c.mail("someone@example.org")
+is_(c.rcpt("x@elsewhere.example")[0], 554, "  relaying before AUTH: 554")
+c.rset()
+is_(c.login(alice, PASSWORD)[0], 235, "  login")
+c.mail("anyone@example.org")
+is_(c.rcpt("x@elsewhere.example")[0], 250, "  then it may relay")
+c.quit()
+like(inst.log(), "authd: PLAIN authentication of %s from 127.0.0.1 (smtpd): ok" % alice,
+     "  authd names the service smtpd")
 ok(PASSWORD not in inst.log(), "the password is never logged")
 inst.stop()
 inst.cleanup()
