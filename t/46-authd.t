@@ -253,7 +253,7 @@ c.send(START, rid, ["submission", "LOGIN", "127.0.0.1", 3, "", b"", 0, b""])
 ok(c.recv(timeout=10) is None, "a request id in use: the client is dropped")
 c.close()
 c = conn()
-c.send(START, 1, ["smtpd", "PLAIN", "127.0.0.1", 3, "", b"", 0, b""])
+c.send(START, 1, ["lmtp", "PLAIN", "127.0.0.1", 3, "", b"", 0, b""])
 ok(c.recv(timeout=10) is None, "a malformed request (unknown service): dropped")
 c.close()
 # Another account that can reach private/ (mail_owner's group), not one
