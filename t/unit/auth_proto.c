@@ -98,7 +98,7 @@ static void test_requests(void)
     auth_request_clear(&r);
     ipc_msg_free(&m);
 
-    ok(start_refused("smtpd", "PLAIN", "127.0.0.1", 0, "", 0, 0, 0, "unknown service"),
+    ok(start_refused("lmtp", "PLAIN", "127.0.0.1", 0, "", 0, 0, 0, "unknown service"),
        "an unknown service is refused");
     ok(start_refused("submission", "", "127.0.0.1", 0, "", 0, 0, 0, "bad mechanism name"),
        "an empty mechanism");
