@@ -108,11 +108,17 @@ static void header_put_safe(buf_t *out, const char *s, size_t max)
     }
 }
 
-/* The end of a Received: header: " id ID", the recipient when there is
- * one, and the date. */
-static void header_received_end(buf_t *out, const struct cleanup_request *r, const char *id,
-                                const char *date)
+/* The end of a Received: header: "by MYHOSTNAME (MAIL_NAME) with PROTOCOL
+ * id ID", the recipient when there is one, and the date. */
+static void header_received_by(buf_t *out, const struct cleanup_request *r, const char *proto,
+                               const char *id, const char *date)
 {
+    buf_append_str(out, "by ");
+    header_put_safe(out, conf_str("myhostname"), 255);
+    buf_append_str(out, " (");
+    header_put_safe(out, conf_str("mail_name"), 64);
+    buf_append_str(out, ") with ");
+    header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
     buf_printf(out, " id %s", id);
     if (r->nrcpt == 1)
         buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r->rcpts[0].address, date);
@@ -149,13 +155,8 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
     }
     if (r->flags & CLEANUP_FLAG_HIDE_CLIENT) {
         /* submission_hide_client: nothing of the client, nor of its TLS. */
-        buf_append_str(out, "Received: by ");
-        header_put_safe(out, conf_str("myhostname"), 255);
-        buf_append_str(out, " (");
-        header_put_safe(out, conf_str("mail_name"), 64);
-        buf_append_str(out, ") with ");
-        header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
-        header_received_end(out, r, id, date);
+        buf_append_str(out, "Received: ");
+        header_received_by(out, r, proto, id, date);
         return;
     }
     buf_append_str(out, "Received: from ");
@@ -184,11 +185,6 @@ void header_received(buf_t *out, const struct cleanup_request *r, const char *id
         }
         buf_append_str(out, ")\r\n");
     }
-    buf_append_str(out, "\tby ");
-    header_put_safe(out, conf_str("myhostname"), 255);
-    buf_append_str(out, " (");
-    header_put_safe(out, conf_str("mail_name"), 64);
-    buf_append_str(out, ") with ");
-    header_put_safe(out, proto && *proto ? proto : "SMTP", 16);
-    header_received_end(out, r, id, date);
+    buf_putc(out, '\t');
+    header_received_by(out, r, proto, id, date);
 }
