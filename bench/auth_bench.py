@@ -12,7 +12,7 @@ Needs root, Debian's postfix and, for Postfix's SASL, Dovecot:
 Two loads, each from CLIENTS client processes in parallel (default 4), every
 session on a new TCP connection to the submission port with a full TLS
 handshake (STARTTLS, no session resumption), one minimal Python client for
-every system:
+every system (its sockets as smtplib's: Nagle on, no TCP_NODELAY):
   logins:   connect, EHLO, STARTTLS, EHLO, AUTH PLAIN (initial response), QUIT
   sessions: the same, then MAIL, RCPT, DATA with one 4096-byte message to a
             local account, QUIT; on every side the message is delivered
@@ -279,10 +279,12 @@ class Clients:
                 done += d
                 err = err or e
             t = time.monotonic() - t0
-        finally:
-            for p in procs:
-                p.join(timeout=5)
-            cls.kill()
+        except BaseException:
+            cls.kill()          # at once: Ctrl-C, SIGTERM, a client that hangs
+            raise
+        for p in procs:
+            p.join(timeout=5)
+        cls.kill()
         if done != sessions and not err:
             err = "only %d of %d sessions" % (done, sessions)
         return t, err
