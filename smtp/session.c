@@ -204,6 +204,9 @@ static int session_connect(const struct nexthop_addr *a, const char **why)
         *why = strerror(errno);
         return -1;
     }
+    /* Commands go out a batch per write (lib/stream): Nagle would only hold
+     * a batch's last segment for the server's delayed ACK. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     if ((a->sa.ss_family == AF_INET && smtp_param.have_bind4)
         || (a->sa.ss_family == AF_INET6 && smtp_param.have_bind6)) {
         struct sockaddr_storage ss;
