@@ -20,7 +20,7 @@
  * Promises checked: a refused request leaves *why set, the request freed
  * and its descriptor closed; an accepted one meets every rule again
  * (cleanup_request_check with the same class), and a peer that is not
- * trusted got no bounce flag, no attribute outside its table, no
+ * trusted got no flag but the network's hide_client, no attribute outside its table, no
  * submit_uid/submit_user/maildrop_id from the network, a client_addr from
  * the network, submit_uid and submit_user from a maildrop file; no
  * attribute twice; re-encoded, it decodes to the same fields.  No
@@ -162,7 +162,9 @@ static void check_accepted(const struct cleanup_request *r, enum cleanup_peer pe
     if (r->nrcpt < 1 || r->nrcpt > CLEANUP_MAX_RCPTS || r->nattr > CLEANUP_MAX_ATTRS
         || r->content_fd < 0)
         fuzz_fail("decoded a request out of bounds");
-    if ((r->flags & ~CLEANUP_FLAG_BOUNCE) || (peer != CLEANUP_PEER_TRUSTED && r->flags))
+    if ((r->flags & ~CLEANUP_FLAGS)
+        || (peer == CLEANUP_PEER_NETWORK && (r->flags & ~CLEANUP_FLAG_HIDE_CLIENT))
+        || (peer == CLEANUP_PEER_LOCAL && r->flags))
         fuzz_fail("flags %d accepted from class %d", r->flags, (int)peer);
     for (size_t i = 0; i < r->nattr; i++) {
         if (!allowed(r->attr_names[i], peer))
