@@ -35,6 +35,7 @@
 #include "map.h"
 #include "msg.h"
 #include "passdb.h"
+#include "saslprep.h"
 #include "scram.h"
 #include "trustpath.h"
 #include "xalloc.h"
@@ -307,7 +308,7 @@ int passdb_make(const char *password, unsigned iterations, char **text, const ch
 {
     struct passdb_record rec, check;
     size_t len = strlen(password);
-    char *setting;
+    char *setting, *prepared = NULL;
 
     *text = NULL;
     if (len == 0) {
@@ -337,11 +338,20 @@ int passdb_make(const char *password, unsigned iterations, char **text, const ch
         *why = "libxcrypt cannot make a yescrypt salt";
         return -1;
     }
-    if (passdb_crypt(password, setting, rec.hash) < 0) {
+    /* The hash is of the password as SASLprep prepares it (RFC 4616 2:
+     * both the stored and the presented password are prepared), as the
+     * SCRAM keys are: the same password works over PLAIN and SCRAM however
+     * a client writes its spaces. */
+    if (saslprep(password, len, &prepared) < 0 || passdb_crypt(prepared, setting, rec.hash) < 0) {
         free(setting);
+        if (prepared)
+            explicit_bzero(prepared, strlen(prepared));
+        free(prepared);
         *why = "libxcrypt cannot hash the password";
         return -1;
     }
+    explicit_bzero(prepared, strlen(prepared));
+    free(prepared);
     free(setting);
     *text = passdb_format(&rec);
     if (passdb_parse(*text, &check, why) < 0)
@@ -368,11 +378,23 @@ int passdb_verify_plain(const char *text, const char *password)
 {
     struct passdb_record rec;
     const char *why;
+    char *prepared = NULL;
     int rc;
 
     if (passdb_parse(text, &rec, &why) < 0)
         return -1;
-    rc = passdb_verify_hash(rec.hash, password);
+    /* The presented password prepared as the stored one was; a record
+     * made before passwords were prepared holds the hash of the password
+     * as typed, so that is tried too when the two differ. */
+    if (saslprep(password, strlen(password), &prepared) < 0) {
+        rc = passdb_verify_hash(rec.hash, password);
+    } else {
+        rc = passdb_verify_hash(rec.hash, prepared);
+        if (rc == 0 && strcmp(prepared, password) != 0)
+            rc = passdb_verify_hash(rec.hash, password);
+        explicit_bzero(prepared, strlen(prepared));
+        free(prepared);
+    }
     explicit_bzero(&rec, sizeof(rec));
     return rc;
 }

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <crypt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -110,6 +111,32 @@ static void test_records(void)
     ok(passdb_scram(again, &c) == 0 && c.iterations == 5000, "stored as 5000");
     is_int(passdb_verify_plain(again, "p\xc3\xa4ss"), 1, "and it verifies");
     free(again);
+    /* RFC 4616 2: stored and presented passwords are both SASLprep'd. */
+    ok(passdb_make("two\xc2\xa0words", 4096, &again, &why) == 0,
+       "a password with a no-break space");
+    is_int(passdb_verify_plain(again, "two words"), 1, "  verifies typed with a plain space");
+    is_int(passdb_verify_plain(again, "two\xc2\xa0words"), 1, "  and as set");
+    is_int(passdb_verify_plain(again, "twowords"), 0, "  not without the space");
+    free(again);
+    {
+        /* A record made before passwords were prepared: the hash of the
+         * password as typed still verifies. */
+        struct passdb_record old;
+        char *setting = crypt_gensalt_ra("$y$", 0, NULL, 0);
+        const char *h;
+
+        ok(passdb_make("x", 4096, &again, &why) == 0 && passdb_parse(again, &old, &why) == 0,
+           "a record to age");
+        h = crypt(" \xe2\x80\x83spaced", setting);
+        strcpy(old.hash, h);
+        free(again);
+        again = passdb_format(&old);
+        is_int(passdb_verify_plain(again, " \xe2\x80\x83spaced"), 1,
+               "an old record's hash of the raw password still verifies");
+        is_int(passdb_verify_plain(again, "  spaced"), 0, "  only as typed");
+        free(again);
+        free(setting);
+    }
     free(text2);
 
     /* What passdb_make refuses. */
