@@ -313,19 +313,17 @@ static struct authd_count *authd_count_of(const char *key)
     return expcache_get(authd_failures, key, event_now_ms());
 }
 
-/* Count one more failure under key; its penalty lasts delay_ms.  Returns
- * the count now. */
-static long authd_count_failure(const char *key, long delay_ms)
+/* Store the failure count n under key (the window runs from now), with a
+ * penalty of delay_ms. */
+static void authd_count_store(const char *key, long n, long delay_ms)
 {
     long long now = event_now_ms();
-    struct authd_count *c = expcache_get(authd_failures, key, now), *fresh;
+    struct authd_count *fresh = xmalloc(sizeof(*fresh));
 
-    fresh = xmalloc(sizeof(*fresh));
-    fresh->n = (c ? c->n : 0) + 1;
+    fresh->n = n;
     fresh->penalty_until = now + delay_ms;
     expcache_put(authd_failures, key, fresh, now + conf_time("auth_failure_window") * 1000LL,
                  now);
-    return fresh->n;
 }
 
 /* The delay of a failure answered after count failures, capped so that the
@@ -462,7 +460,7 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
     const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
     const char *authzid = cv->sasl ? sasl_server_authzid(cv->sasl) : NULL;
     char *logname = authd_name_for_log(user);
-    long delay_ms = 0, n;
+    long delay_ms = 0;
     ipc_msg_t *m;
 
     /* RFC 4616 and 5802 leave the authorization identity to the server:
@@ -486,19 +484,19 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
              cv->client_addr, cv->service, reason);
     if (result == AUTH_FAIL) {
         char *akey = authd_addr_key(cv->client_addr), *ukey = NULL;
-        struct authd_count *a = authd_count_of(akey), *u = NULL;
+        struct authd_count *c = authd_count_of(akey);
+        long na = (c ? c->n : 0) + 1, nu = 0;
 
         /* The delay grows with the larger count; both keys get it. */
-        n = (a ? a->n : 0) + 1;
         if (user) {
             ukey = xasprintf("u %s", user);
-            if ((u = authd_count_of(ukey)) != NULL && u->n + 1 > n)
-                n = u->n + 1;
+            c = authd_count_of(ukey);
+            nu = (c ? c->n : 0) + 1;
         }
-        delay_ms = authd_delay_ms(n);
-        authd_count_failure(akey, delay_ms);
+        delay_ms = authd_delay_ms(na > nu ? na : nu);
+        authd_count_store(akey, na, delay_ms);
         if (ukey)
-            authd_count_failure(ukey, delay_ms);
+            authd_count_store(ukey, nu, delay_ms);
         free(akey);
         free(ukey);
     }

@@ -246,14 +246,9 @@ static int cleanup_copy_content(queue_writer_t *w, const struct cleanup_request 
     if (queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs) < 0)
         goto out;
     if (add->len > 0) {
-        char last = '\n';
         buf_t *lines = buf_new(0);
 
-        if (h.end > 0 && pread(r->content_fd, &last, 1, (off_t)(h.end - 1)) != 1) {
-            buf_free(&lines);
-            goto out;
-        }
-        if (last != '\n')          /* a header that ends the content without a line end */
+        if (h.unterminated)         /* a header that ends the content without a line end */
             buf_append(lines, "\r\n", 2);
         buf_append(lines, add->data, add->len);
         if (!h.separated && h.end < r->content_len)

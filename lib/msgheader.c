@@ -111,6 +111,7 @@ int msgheader_read(int fd, uint64_t len, struct msgheader *h)
         if (!h->done) {
             h->done = true;
             h->end = len;
+            h->unterminated = line->len > 0;
         }
     }
     buf_free(&line);

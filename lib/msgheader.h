@@ -59,6 +59,8 @@ struct msgheader {
                             ends (of the empty line or the first body line,
                             or len) */
     bool     separated;  /* an empty line follows the header */
+    bool     unterminated;  /* msgheader_read: the header's last field ends
+                               the content without a line end */
 };
 
 int  msgheader_read(int fd, uint64_t len, struct msgheader *h);

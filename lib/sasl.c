@@ -116,6 +116,13 @@ int sasl_server_mechs_relayed(int plaintext_ok, int channel_binding, buf_t *out)
     return sasl_list(1, 1, plaintext_ok, channel_binding, out);
 }
 
+int sasl_server_offers_relayed(int plaintext_ok, int channel_binding, const char *mech)
+{
+    int kind = sasl_kind(mech);
+
+    return kind >= 0 && sasl_offer_rule(1, 1, plaintext_ok, channel_binding, kind);
+}
+
 sasl_server_t *sasl_server_new(const char *mech, const struct sasl_server_config *config)
 {
     int kind = sasl_kind(mech);

@@ -80,6 +80,8 @@ int sasl_server_mechs(const struct sasl_server_config *config, buf_t *out);
  * (which has both callbacks): what a connection that allows plaintext
  * mechanisms or not, and has channel binding data or not, gets offered. */
 int sasl_server_mechs_relayed(int plaintext_ok, int channel_binding, buf_t *out);
+/* Is mech (any case) one of them? */
+int sasl_server_offers_relayed(int plaintext_ok, int channel_binding, const char *mech);
 
 /* Start an exchange with the mechanism the client named (case does not
  * matter); NULL if config does not offer it.  config is copied (the

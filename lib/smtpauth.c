@@ -54,24 +54,6 @@ static void smtpauth_conn(struct smtp_session *ss, struct smtpauth_conn *ca)
         buf_reset(ca->cb);
 }
 
-/* Is mech (as the client wrote it) one submission offers on this
- * connection? */
-static bool smtpauth_mech_offered(const struct smtpauth_conn *ca, const char *mech)
-{
-    buf_t *mechs = buf_new(0);
-    char *list, *p, *tok;
-    bool found = false;
-
-    sasl_server_mechs_relayed((ca->flags & AUTH_F_PLAINTEXT_OK) != 0, ca->cb_type != NULL,
-                              mechs);
-    list = p = buf_steal(mechs, NULL);
-    while (!found && list && (tok = strsep(&p, " ")) != NULL)
-        found = strcasecmp(tok, mech) == 0;
-    free(list);
-    buf_free(&mechs);
-    return found;
-}
-
 void smtpauth_ehlo_keywords(struct smtp_session *ss, const char **lines, size_t *n,
                                      size_t max)
 {
@@ -170,7 +152,8 @@ void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
         goto out;
     }
     smtpauth_conn(ss, &ca);
-    if (!smtpauth_mech_offered(&ca, mech)) {
+    if (!sasl_server_offers_relayed((ca.flags & AUTH_F_PLAINTEXT_OK) != 0, ca.cb_type != NULL,
+                                    mech)) {
         /* Unknown, malformed or not offered here: answered without authd
          * (RFC 4954 4), and no failure to log: nothing was tried. */
         smtpserver_reply(ss, 504, "5.5.4", "Unrecognized authentication type");

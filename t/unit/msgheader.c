@@ -89,11 +89,13 @@ static void test_ends(void)
     is_int((long long)h.n, 2, "  two fields");
     is_int((long long)h.end, 24, "  it ends at the end of the content");
     ok(!h.separated, "  without an empty line");
+    ok(!h.unterminated, "  its last line ended");
     msgheader_free(&h);
 
     ok(read_text("Subject: x\r\nX-Last: no line end", &h) == 0, "a last line without CRLF");
     is_int((long long)h.n, 2, "  is a field still");
     is_int((long long)h.end, 31, "  and the header ends with the content");
+    ok(h.unterminated, "  which says it has no line end");
     msgheader_free(&h);
 
     ok(read_text("Subject: lf only\nTo: a@b\n\nbody\n", &h) == 0, "LF line ends");

@@ -860,6 +860,11 @@ static void test_mechs(void)
     sasl_server_mechs_relayed(1, 0, b);
     is_str(buf_cstr(b), "SCRAM-SHA-256 PLAIN LOGIN", "  plaintext, no channel binding");
     buf_reset(b);
+    ok(sasl_server_offers_relayed(1, 0, "plain") && !sasl_server_offers_relayed(0, 0, "PLAIN"),
+       "  PLAIN is one of them only where plaintext is allowed");
+    ok(!sasl_server_offers_relayed(1, 0, "SCRAM-SHA-256-PLUS")
+       && sasl_server_offers_relayed(1, 1, "SCRAM-SHA-256-PLUS"), "  -PLUS only with binding");
+    ok(!sasl_server_offers_relayed(1, 1, "CRAM-MD5"), "  an unknown one never");
 
     ok(sasl_server_new("CRAM-MD5", &c) == NULL, "unknown mechanism: NULL");
     ok(sasl_server_new("PLAINX", &c) == NULL, "  PLAINX too");
