@@ -53,9 +53,9 @@ passdbs (default both, "pam,passwd-file"):
                one auth process.
 
 Runs alternate between the systems (the order rotates every run).  Before
-each "sessions" measurement the recipient's Maildir is emptied (its files
-moved aside, not deleted), the disk synced and the machine left alone for
---settle seconds (default 65: on this ext4 without a journal, files created
+each measurement the disk is synced and the machine left alone for
+--settle seconds (before a "sessions" one the recipient's Maildir is first
+emptied, its files moved aside, not deleted) (default 65: on this ext4 without a journal, files created
 within 60 s of many deletions cost far more; see bench/smtp_bench.py and
 shared/notes/performance.md).  Before each measurement one login warms the
 password cache of the system measured.  Prints every run, then the medians
@@ -544,10 +544,7 @@ def measure(target, kind, args):
     with_message = kind == "sessions"
     if with_message:
         empty_maildir(target["home"])
-        settle(args.settle)
-    else:
-        subprocess.run(["sync"])
-        time.sleep(2)
+    settle(args.settle)
     session(target, client_ctx())           # warms the password cache
     t, err = Clients.run(target, args.sessions, args.clients, with_message)
     if err:
