@@ -24,6 +24,7 @@ if os.geteuid() != 0:
     skip_all("master must run as root")
 
 import posthorn  # noqa: E402
+from posthorn import alive  # noqa: E402
 
 inst = posthorn.Instance()
 inst.edit_service("smtpd", maxproc=1)
@@ -55,15 +56,6 @@ def session():
                                                 inst.log()), timeout=5)
         pid = int(found.group(1)) if found else None
     return code, qid, pid
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 code1, _, pid1 = session()
