@@ -91,7 +91,7 @@ const struct conf_param conf_params[] = {
     /* Process management. */
     {"default_process_limit", CONF_INT, "100", 0, 100000,
      "process limit of a service whose maxproc is '-'", NULL},
-    {"max_use", CONF_INT, "100", 1, INT_MAX,
+    {"max_use", CONF_INT, "1000", 1, INT_MAX,
      "connections a service process handles before it exits", NULL},
     {"max_idle", CONF_TIME, "100s", 1, DAY,
      "idle time after which a spare service process exits", NULL},

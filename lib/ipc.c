@@ -558,6 +558,11 @@ int ipc_recv(int sock, ipc_msg_t **mp, size_t max_payload, int timeout_ms)
     int64_t deadline = ipc_deadline(timeout_ms);
     int rc, err;
 
+    /* Callers wait for the answer to what they have just sent, which
+     * cannot be there yet: wait first rather than try a recvmsg that
+     * would say EAGAIN.  A zero timeout takes only what is there. */
+    if (timeout_ms != 0 && ipc_wait(sock, POLLIN, deadline) < 0)
+        return -1;
     while ((rc = ipc_reader_recv(&r, sock, mp)) < 0 && errno == EAGAIN)
         if (ipc_wait(sock, POLLIN, deadline) < 0)
             break;

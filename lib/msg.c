@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <paths.h>
+#include <pthread.h>
 #include <syslog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +37,26 @@ static int msg_log_fd = -1;
 static char msg_host[64] = "localhost";   /* for maillog_file lines: read when it is opened */
 static int msg_syslog_unreachable;     /* /dev/log could not be reached at msg_init */
 static void (*msg_hook)(void);
+static pid_t msg_pid;                  /* for maillog_file lines; 0 after a fork */
+static int msg_atfork_set;
+
+static void msg_forked(void)
+{
+    msg_pid = 0;
+}
+
+/* getpid() is a system call, and a busy process logs several lines a
+ * message: ask once, and again in a forked child. */
+static pid_t msg_getpid(void)
+{
+    if (!msg_atfork_set) {
+        msg_atfork_set = 1;
+        (void)pthread_atfork(NULL, NULL, msg_forked);
+    }
+    if (msg_pid == 0)
+        msg_pid = getpid();
+    return msg_pid;
+}
 
 /* Can a syslog daemon be reached at _PATH_LOG (as glibc reaches it: a
  * datagram socket, or a stream one)? */
@@ -184,7 +205,7 @@ static void msg_vlog(int level, const char *fmt, va_list ap)
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
         len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n",
-                       stamp, msg_host, msg_ident, (long)getpid(),
+                       stamp, msg_host, msg_ident, (long)msg_getpid(),
                        msg_label[level], text);
         n = len < 0 ? 0 : (size_t)len;
         if (n >= sizeof(line)) {

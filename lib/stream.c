@@ -16,7 +16,10 @@
  * Input: one heap buffer that only grows while stream_getline() needs to
  * see a whole line (bounded by about twice the line limit).  A partial line
  * stays buffered across STREAM_TIMEOUT, so a later call resumes it; an
- * over-long line is skipped up to its LF, also across calls.
+ * over-long line is skipped up to its LF, also across calls.  After a
+ * flush that left no input buffered, the next read waits for input first
+ * instead of trying a read that a lockstep peer (one command, one reply)
+ * would only answer with EAGAIN.
  *
  * Output: one heap buffer flushed when a write does not fit or on
  * stream_flush(); large writes go straight to the descriptor.  Raw writes
@@ -62,6 +65,8 @@ struct stream {
     int     skipping;           /* getline is discarding an over-long line */
     int     wfailed;            /* the last output attempt failed or timed out */
     int     werrno;             /* sticky hard write error, 0 = none */
+    int     poll_first;         /* output just went and no input is buffered: the
+                                 * peer answers it, so wait before reading */
 
     char   *ibuf;               /* unconsumed input is ibuf[ihead, itail) */
     size_t  isize, ihead, itail;
@@ -178,6 +183,14 @@ static ssize_t stream_fill(stream_t *s, long long deadline)
             msg_panic("stream_fill: input buffer size overflow");
         s->isize *= 2;
         s->ibuf = xrealloc(s->ibuf, s->isize);
+    }
+    /* A request-reply peer has had no time to answer what was just sent:
+     * a read now would only say EAGAIN.  (Under TLS the library may hold
+     * input already, so the hook is always asked first.) */
+    if (s->poll_first) {
+        s->poll_first = 0;
+        if (s->io == NULL && (r = stream_wait(s, POLLIN, deadline)) < 0)
+            return r;
     }
     for (;;) {
         n = stream_io_read(s, s->ibuf + s->itail, s->isize - s->itail);
@@ -394,6 +407,8 @@ int stream_flush(stream_t *s)
         memmove(s->obuf, s->obuf + done, s->olen - done);
         s->olen -= done;
     }
+    if (r == 0 && s->ihead == s->itail && !s->eof)
+        s->poll_first = 1;
     return r;
 }
 

@@ -53,7 +53,7 @@ is_(r.returncode, 0, "check -n succeeds")
 like(r.stdout, "myhostname = mx.example.test\n", "check -n lists what main.conf sets")
 ok("max_use" not in r.stdout, "check -n leaves out defaults")
 r = mailctl("-c", etc, "check", "-d")
-like(r.stdout, "max_use = 100\n", "check -d lists defaults")
+like(r.stdout, "max_use = 1000\n", "check -d lists defaults")
 like(r.stdout, "queue_directory = /var/spool/posthorn\n", "check -d shows the default, not the setting")
 
 # init never overwrites an instance.
