@@ -11,8 +11,10 @@ Needs root, Debian's postfix and, for Postfix's SASL, Dovecot:
 
 Two loads, each from CLIENTS client processes in parallel (default 4), every
 session on a new TCP connection to the submission port with a full TLS
-handshake (STARTTLS, no session resumption), one minimal Python client for
-every system (its sockets as smtplib's: Nagle on, no TCP_NODELAY):
+handshake (STARTTLS, no session resumption), from the same small C client
+for every system, bench/authload (built by `make bench`; a Python client
+cost as much CPU per session as the servers, on the same two CPUs, and so
+pulled every ratio towards 1):
   logins:   connect, EHLO, STARTTLS, EHLO, AUTH PLAIN (initial response), QUIT
   sessions: the same, then MAIL, RCPT, DATA with one 4096-byte message to a
             local account, QUIT; on every side the message is delivered
@@ -68,7 +70,6 @@ PID at the end, also on Ctrl-C, SIGTERM or an error.
 import argparse
 import base64
 import ctypes
-import multiprocessing
 import os
 import re
 import shutil
@@ -86,6 +87,8 @@ from posthorn import Instance, MAILCTL, alive, children_of, free_port, reap  # n
 import postfixinst  # noqa: E402
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+AUTHLOAD = os.path.join(os.environ.get("POSTHORN_BUILD", os.path.join(TOP, "build")),
+                        "bench", "authload")
 INSTALL_DOVECOT = "apt-get install -y dovecot-core"
 PASSWORD = "bench-Pa55word-%d" % os.getpid()
 MSG_SIZE = 4096
@@ -234,74 +237,48 @@ def session(target, ctx, message=None, info=None):
         c.close()
 
 
-def worker(target, count, with_message, barrier, results):
-    """A client process: count sessions one after the other, started
-    together with the others by barrier; reports (done, error)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ctx = client_ctx()
-    message = make_message(target["sender"], target["rcpt"]) if with_message else None
-    done, err = 0, None
-    try:
-        barrier.wait(timeout=60)
-        for _ in range(count):
-            session(target, ctx, message)
-            done += 1
-    except Exception as e:  # noqa: BLE001 - any failure ends this client's run
-        err = "%s: %s" % (type(e).__name__, e)
-    results.put((done, err))
-
-
 class Clients:
-    """The client processes of one measurement, killed by PID if the
-    benchmark stops early."""
-    live = []
+    """The load of one measurement: bench/authload (C, OpenSSL), whose
+    client processes are killed by PID if the benchmark stops early."""
+    live = None
 
     @classmethod
     def run(cls, target, sessions, clients, with_message):
         """sessions spread over clients processes; returns (seconds, error)."""
-        mp = multiprocessing.get_context("fork")
-        barrier = mp.Barrier(clients + 1)
-        results = mp.Queue()
-        shares = [sessions // clients + (1 if i < sessions % clients else 0)
-                  for i in range(clients)]
-        procs = [mp.Process(target=worker, args=(target, n, with_message, barrier, results))
-                 for n in shares]
-        cls.live = procs
-        for p in procs:
-            p.start()
-        err = None
+        cmd = [AUTHLOAD, "-p", str(target["port"]), "-a", target["plain"].decode(),
+               "-c", str(clients), "-n", str(sessions)]
+        if with_message:
+            cmd += ["-f", target["sender"], "-t", target["rcpt"], "-s", str(MSG_SIZE)]
+        cls.live = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
         try:
-            barrier.wait(timeout=60)
-            t0 = time.monotonic()
-            done = 0
-            for _ in procs:
-                d, e = results.get(timeout=SESSION_TIMEOUT * max(shares) + 60)
-                done += d
-                err = err or e
-            t = time.monotonic() - t0
+            out, err = cls.live.communicate(
+                timeout=SESSION_TIMEOUT * (sessions // clients + 1) + 60)
         except BaseException:
             cls.kill()          # at once: Ctrl-C, SIGTERM, a client that hangs
             raise
-        for p in procs:
-            p.join(timeout=5)
-        cls.kill()
-        if done != sessions and not err:
-            err = "only %d of %d sessions" % (done, sessions)
-        return t, err
+        rc, cls.live = cls.live.returncode, None
+        m = re.search(r"^seconds ([0-9.]+)$", out, re.M)
+        if rc != 0 or not m:
+            return 0, (err.strip() or "authload exited with %d" % rc)
+        return float(m.group(1)), None
 
     @classmethod
     def kill(cls):
-        for p in cls.live:
-            if p.pid and alive(p.pid):
+        p = cls.live
+        if p is None:
+            return
+        for pid in children_of(p.pid) + [p.pid]:
+            if alive(pid):
                 try:
-                    os.kill(p.pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            try:
-                p.join(timeout=5)
-            except (AssertionError, OSError):
-                pass
-        cls.live = []
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        cls.live = None
 
 
 # --------------------------------------------------------------- Dovecot
@@ -638,6 +615,8 @@ def main():
                      "    %s\n(or run with --only posthorn)" % INSTALL_DOVECOT)
     if args.clients < 1 or args.sessions < args.clients or args.runs < 1:
         sys.exit("auth_bench.py: need -c >= 1, -n >= -c, -r >= 1")
+    if not os.access(AUTHLOAD, os.X_OK):
+        sys.exit("auth_bench.py: %s is not built: make %s" % (AUTHLOAD, os.path.relpath(AUTHLOAD, TOP)))
 
     signal.signal(signal.SIGTERM, interrupted)
     pf, dovecots, failed = None, [], False
