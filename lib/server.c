@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,45 @@ static void server_resume(event_loop_t *loop, void *arg)
             event_add_fd(loop, SERVER_LISTEN_FD + i, EVENT_READ, server_on_accept, NULL);
 }
 
+/* A new connection's socket: Nagle off (see below); counts as a use. */
+static void server_accepted(int fd)
+{
+    server_uses++;
+    /* Replies are written whole, one write per batch (lib/stream): Nagle
+     * would only hold the last segment of a batch (a TLS handshake's end,
+     * a multi-line reply) until the client's delayed ACK, 40 ms a time.
+     * A UNIX socket refuses the option, which is fine. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+}
+
+/* SERVER_SINGLE, between two sessions: a client already waiting on a
+ * listener, taken at once; -1 when there is none, or when master has
+ * written to or closed the trigger pipe (the event loop handles that).
+ * Under load this saves telling master "available" and then "busy" again
+ * a moment later: two writes and a wakeup of master per session. */
+static int server_accept_waiting(void)
+{
+    struct pollfd pfd[1 + 64];
+    nfds_t n = 0;
+    int fd;
+
+    pfd[n++] = (struct pollfd){ .fd = SERVER_TRIGGER_FD, .events = POLLIN };
+    for (int i = 0; i < server_nlisten && i < 64; i++)
+        pfd[n++] = (struct pollfd){ .fd = SERVER_LISTEN_FD + i, .events = POLLIN };
+    if (poll(pfd, n, 0) <= 0 || pfd[0].revents != 0)
+        return -1;
+    for (nfds_t i = 1; i < n; i++) {
+        if (!(pfd[i].revents & POLLIN))
+            continue;
+        /* Another process may win the race: then try the next. */
+        if ((fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+            server_accepted(fd);
+            return fd;
+        }
+    }
+    return -1;
+}
+
 static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
 {
     int fd;
@@ -181,19 +221,16 @@ static void server_on_accept(event_loop_t *loop, int lfd, int events, void *arg)
         }
         return;
     }
-    server_uses++;
-    /* Replies are written whole, one write per batch (lib/stream): Nagle
-     * would only hold the last segment of a batch (a TLS handshake's end,
-     * a multi-line reply) until the client's delayed ACK, 40 ms a time.
-     * A UNIX socket refuses the option, which is fine. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    server_accepted(fd);
     if (server_opts->mode == SERVER_SINGLE) {
         event_cancel_timer(loop, &server_idle_timer);
         server_report(SERVER_BUSY);
-        server_opts->serve(fd);
-        close(fd);
-        if (server_uses >= conf_int("max_use"))
-            server_retire();
+        do {
+            server_opts->serve(fd);
+            close(fd);
+            if (server_uses >= conf_int("max_use"))
+                server_retire();
+        } while ((fd = server_accept_waiting()) >= 0);
         server_report(SERVER_AVAIL);
         server_arm_idle();
     } else {

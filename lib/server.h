@@ -17,7 +17,9 @@
  *
  *  SERVER_SINGLE: one connection at a time, handled synchronously by
  *     serve() (smtpd, pop3d); reports busy/available to master so master
- *     can start more processes, up to the service's process limit.
+ *     can start more processes, up to the service's process limit.  A
+ *     client already waiting when a session ends is served at once, the
+ *     process staying busy (unless master has written to the trigger pipe).
  *  SERVER_MULTI: accepted connections are handed to accept() and the
  *     program drives them from the shared event loop (cleanup, qmgr).
  *

@@ -21,6 +21,7 @@ idle_port = inst.port(587)
 inst.write_master([
     "127.0.0.1:%d inet n - 1 testsvc --user=network_user -o max_use=2" % use_port,
     "127.0.0.1:%d inet n - 1 testsvc --user=network_user --chroot=spool -o max_idle=1s" % idle_port,
+    "127.0.0.1:%d inet n - 1 testsvc --user=network_user" % inst.port(143),
 ])
 r = inst.start()
 is_(r.returncode, 0, "start")
@@ -78,6 +79,30 @@ ok(inst.wait_for(lambda: not posthorn.alive(busy), 5),
 g3 = session(use_port)
 ok(pid_of(g3) != busy, "a new process of the new generation serves the next session")
 
+# A client that waits while the only process is busy is served by that
+# process as soon as its session ends (it takes waiting clients without
+# going back to master) -- unless master has replaced it meanwhile: then
+# the process of the new generation serves the waiting client.
+one_port = inst.port(143)
+s1, f1, g1 = session(one_port, keep=True)
+s2, f2 = inst.connect(one_port)
+f1.write(b"quit\r\n")
+s1.close()
+g2 = f2.readline().decode()
+is_(pid_of(g2), pid_of(g1), "a client waiting at the end of a session is served by the same process")
+s3, f3 = inst.connect(one_port)
+os.kill(inst.master_pid, signal.SIGHUP)
+ok(inst.wait_for(lambda: inst.log().count("reload -- configuration") >= 2, 5), "another reload")
+time.sleep(0.3)
+f2.write(b"quit\r\n")
+s2.close()
+g3 = (f3.readline() or b"").decode()
+like(g3, "testsvc", "the client waiting across the reload is served")
+ok(g3 and pid_of(g3) != pid_of(g1),
+   "  by the new generation: the replaced process takes no waiting client") or diag(g3)
+ok(inst.wait_for(lambda: not posthorn.alive(pid_of(g1)), 5), "  and the replaced process exits")
+f3.write(b"quit\r\n")
+s3.close()
 
 # SIGTERM stops everything within seconds.
 s, f, g = session(use_port, keep=True)
