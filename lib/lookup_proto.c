@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "expcache.h"
 #include "lookup_proto.h"
 #include "msg.h"
 #include "xalloc.h"
@@ -201,6 +202,10 @@ ipc_msg_t *lookup_name_reply_encode(uint32_t reqid, const struct lookup_name_rep
         msg_panic("lookup_name_reply_encode: result %d", r->result);
     if (r->result == LOOKUP_OK ? !lookup_hostname_valid(name) : *name != '\0')
         msg_panic("lookup_name_reply_encode: name '%s' with result %d", name, r->result);
+    if (r->reuse_ms < 0 || r->reuse_ms > LOOKUP_NAME_REUSE_MAX_MS
+        || (r->result == LOOKUP_TEMPFAIL && r->reuse_ms != 0))
+        msg_panic("lookup_name_reply_encode: reuse_ms %lld with result %d", r->reuse_ms,
+                  r->result);
     if (n > LOOKUP_TEXT_LIMIT)
         n = LOOKUP_TEXT_LIMIT;
     safe = xstrndup(text, n);
@@ -211,13 +216,14 @@ ipc_msg_t *lookup_name_reply_encode(uint32_t reqid, const struct lookup_name_rep
     ipc_put_int(m, r->result);
     ipc_put_str(m, name);
     ipc_put_str(m, safe);
+    ipc_put_int(m, r->reuse_ms);
     free(safe);
     return m;
 }
 
 int lookup_name_reply_decode(ipc_msg_t *m, struct lookup_name_reply *r, const char **why)
 {
-    int64_t res;
+    int64_t res, reuse;
 
     memset(r, 0, sizeof(*r));
     if (m->type != LOOKUP_NAME_REPLY || m->fd >= 0) {
@@ -225,7 +231,7 @@ int lookup_name_reply_decode(ipc_msg_t *m, struct lookup_name_reply *r, const ch
         goto bad;
     }
     if (ipc_get_int(m, &res) < 0 || ipc_get_str(m, &r->name) < 0
-        || ipc_get_str(m, &r->text) < 0 || ipc_get_end(m) < 0) {
+        || ipc_get_str(m, &r->text) < 0 || ipc_get_int(m, &reuse) < 0 || ipc_get_end(m) < 0) {
         *why = "malformed fields";
         goto bad;
     }
@@ -233,6 +239,11 @@ int lookup_name_reply_decode(ipc_msg_t *m, struct lookup_name_reply *r, const ch
         *why = "bad result";
         goto bad;
     }
+    if (reuse < 0 || reuse > LOOKUP_NAME_REUSE_MAX_MS || (res == LOOKUP_TEMPFAIL && reuse != 0)) {
+        *why = "bad reuse time";
+        goto bad;
+    }
+    r->reuse_ms = reuse;
     r->result = (int)res;
     if (res == LOOKUP_OK ? !lookup_hostname_valid(r->name) : r->name[0] != '\0') {
         *why = res == LOOKUP_OK ? "not a valid host name" : "a name without a confirmed result";
@@ -503,12 +514,38 @@ int lookup_client_name(int sock, const char *address, struct lookup_name_reply *
     return r->result;
 }
 
+/* A settled client name, kept for the reuse time lookupd gave. */
+struct lookup_name_kept {
+    int   result;                   /* LOOKUP_OK or LOOKUP_NOTFOUND */
+    char *name;                     /* "" unless OK */
+    char *text;                     /* the warning to log each time, or "" */
+};
+
+static expcache_t *lookup_names_kept;
+
+static void lookup_name_kept_free(void *v)
+{
+    struct lookup_name_kept *k = v;
+
+    free(k->name);
+    free(k->text);
+    free(k);
+}
+
 char *lookup_client_name_kept(struct svcconn *c, const char *address)
 {
-    long long deadline = event_now_ms() + LOOKUP_NAME_TIMEOUT_MS, left;
+    long long now = event_now_ms(), deadline = now + LOOKUP_NAME_TIMEOUT_MS, left;
     struct lookup_name_reply r;
+    struct lookup_name_kept *k;
     char *name = NULL;
     int res, err, fresh;
+
+    if (lookup_names_kept != NULL
+        && (k = expcache_get(lookup_names_kept, address, now)) != NULL) {
+        if (k->text[0] != '\0')
+            msg_warn("%s", k->text);
+        return k->result == LOOKUP_OK ? xstrdup(k->name) : NULL;
+    }
 
     for (int attempt = 0;; attempt++) {
         fresh = c->fd < 0;
@@ -531,6 +568,16 @@ char *lookup_client_name_kept(struct svcconn *c, const char *address)
     }
     if (r.text[0] != '\0')
         msg_warn("%s", r.text);
+    if (r.reuse_ms > 0 && (res == LOOKUP_OK || res == LOOKUP_NOTFOUND)) {
+        if (lookup_names_kept == NULL)
+            lookup_names_kept = expcache_new(LOOKUP_NAME_KEPT_MAX, lookup_name_kept_free);
+        k = xcalloc(1, sizeof(*k));
+        k->result = res;
+        k->name = xstrdup(r.name);
+        k->text = xstrdup(r.text);
+        now = event_now_ms();
+        expcache_put(lookup_names_kept, address, k, now + r.reuse_ms, now);
+    }
     if (res == LOOKUP_OK) {
         name = r.name;
         r.name = NULL;

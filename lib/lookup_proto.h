@@ -56,6 +56,11 @@
  *                   when there is nothing to warn about (a name that
  *                   confirmed, no PTR record, a failed reverse lookup).
  *                   At most LOOKUP_TEXT_LIMIT bytes, no control characters.
+ *                   int reuse_ms: how long the asker may answer the same
+ *                   question itself (lookupd keeps a settled answer for its
+ *                   DNS TTL, at most LOOKUP_NAME_REUSE_MAX_MS, and says how
+ *                   much of that is left); 0 for TEMPFAIL and for answers
+ *                   that rest on no DNS data.
  *
  * Each side uses both halves of this module: lookupd decodes requests with
  * lookup_request_decode() and encodes replies with the *_reply_encode()
@@ -103,6 +108,10 @@
 /* Client-name lookups one client may have in flight; more are answered
  * TEMPFAIL at once. */
 #define LOOKUP_NAME_MAX_INFLIGHT 8
+/* A client name answer is reused for at most this long, by lookupd and by
+ * the process that asked (lookup_client_name_kept). */
+#define LOOKUP_NAME_REUSE_MAX_MS (60 * 1000)
+#define LOOKUP_NAME_KEPT_MAX     1024
 /* Longest text of a LOOKUP_NAME_REPLY or LOOKUP_TRANSPORT_REPLY (encoders
  * cut to it). */
 #define LOOKUP_TEXT_LIMIT        512
@@ -143,6 +152,7 @@ struct lookup_name_reply {
     int   result;               /* LOOKUP_OK, LOOKUP_NOTFOUND, LOOKUP_TEMPFAIL */
     char *name;                 /* OK: the name; else "" */
     char *text;                 /* a warning for the log, or "" */
+    long long reuse_ms;         /* how long the asker may reuse the answer (0: not) */
 };
 
 /* The answer to LOOKUP_TRANSPORT. */
@@ -215,7 +225,10 @@ int lookup_client_name(int sock, const char *address, struct lookup_name_reply *
  * lookupd gives ("hostname X does not resolve to address A") is logged.
  * A kept connection that fails at once (lookupd was restarted since) is
  * replaced, once; one that timed out is closed (a late answer must not
- * be read as the next one's). */
+ * be read as the next one's).  A settled answer is remembered in this
+ * process for the reuse_ms lookupd gives (at most LOOKUP_NAME_REUSE_MAX_MS,
+ * LOOKUP_NAME_KEPT_MAX addresses), so a client that connects again soon
+ * costs no round trip; its warning is logged again each time. */
 char *lookup_client_name_kept(struct svcconn *c, const char *address);
 
 /* Is name usable as a client's host name in logs and Received: headers?

@@ -12,6 +12,12 @@
  *   svcconn_lost(&c)            after an IPC failure on it: logged with
  *                               errno (kept), closed; the next svcconn_fd
  *                               opens a new one;
+ *   svcconn_retry(&c)           after an IPC failure on it: 1 when the
+ *                               connection was kept from before and the
+ *                               service had closed it (restarted since:
+ *                               anything but a timeout), closed quietly so
+ *                               the caller asks once more on a new one;
+ *                               else 0, after svcconn_lost();
  *   svcconn_close(&c)           closed without a word (a late answer must
  *                               not be read as the next one's).
  *
@@ -26,12 +32,14 @@ struct svcconn {
     const char *proto;
     int         version;
     int         fd;         /* -1: not open */
+    int         fresh;      /* the last svcconn_fd opened it */
 };
 
-#define SVCCONN_INIT(path, proto, version) { (path), (proto), (version), -1 }
+#define SVCCONN_INIT(path, proto, version) { (path), (proto), (version), -1, 0 }
 
 int  svcconn_fd(struct svcconn *c, int timeout_ms);
 void svcconn_lost(struct svcconn *c);
+int  svcconn_retry(struct svcconn *c);
 void svcconn_close(struct svcconn *c);
 
 #endif

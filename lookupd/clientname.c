@@ -15,7 +15,9 @@
  * session, a tenth of all the work a short session costs, paid again for
  * every connection of a client that connects often.  Temporary failures
  * and answers cut short by the deadline are never kept.  At most
- * CLIENTNAME_CACHE_MAX entries (lib/expcache).
+ * CLIENTNAME_CACHE_MAX entries (lib/expcache).  Each reply says how much
+ * of that time is left (reuse_ms), so smtpd and submission keep the
+ * answer themselves as long and skip even the round trip to us.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@
 
 enum { CN_A, CN_AAAA };
 
-#define CLIENTNAME_CACHE_TTL_MS  (60 * 1000)
+#define CLIENTNAME_CACHE_TTL_MS  LOOKUP_NAME_REUSE_MAX_MS
 #define CLIENTNAME_CACHE_MAX     4096
 
 /* A settled answer in the cache, under the address text. */
@@ -37,6 +39,7 @@ struct cn_cached {
     int   result;                   /* LOOKUP_OK or LOOKUP_NOTFOUND */
     char *name;                     /* "" unless OK */
     char *text;                     /* NULL for none */
+    long long expires;              /* event_now_ms() time it goes */
 };
 
 static expcache_t *cn_cache;
@@ -77,6 +80,7 @@ struct clientname {
     int             now_result;
     char           *now_name;
     char           *now_text;
+    long long       now_reuse_ms;   /* from the cache: the time it has left */
 };
 
 static void cn_cached_free(void *v)
@@ -88,15 +92,16 @@ static void cn_cached_free(void *v)
     free(e);
 }
 
-/* Keep a settled answer for ttl seconds (at most CLIENTNAME_CACHE_TTL_MS). */
-static void cn_cache_store(const char *addr_text, unsigned ttl, int result, const char *name,
-                           const char *text)
+/* Keep a settled answer for ttl seconds (at most CLIENTNAME_CACHE_TTL_MS);
+ * returns for how long, in ms. */
+static long long cn_cache_store(const char *addr_text, unsigned ttl, int result,
+                                const char *name, const char *text)
 {
     long long now = event_now_ms(), keep_ms;
     struct cn_cached *e;
 
     if (ttl == 0)
-        return;
+        return 0;
     keep_ms = (long long)ttl * 1000 < CLIENTNAME_CACHE_TTL_MS ? (long long)ttl * 1000
                                                                : CLIENTNAME_CACHE_TTL_MS;
     if (cn_cache == NULL)
@@ -105,7 +110,9 @@ static void cn_cache_store(const char *addr_text, unsigned ttl, int result, cons
     e->result = result;
     e->name = xstrdup(name ? name : "");
     e->text = text ? xstrdup(text) : NULL;
-    expcache_put(cn_cache, addr_text, e, now + keep_ms, now);
+    e->expires = now + keep_ms;
+    expcache_put(cn_cache, addr_text, e, e->expires, now);
+    return keep_ms;
 }
 
 static void clientname_free(struct clientname *cn)
@@ -140,8 +147,9 @@ static void clientname_finish(struct clientname *cn, int result, const char *nam
     struct lookup_name_reply r;
 
     clientname_detach(cn);
+    r.reuse_ms = result == LOOKUP_TEMPFAIL ? 0 : cn->now_reuse_ms;
     if (settled && (result == LOOKUP_OK || result == LOOKUP_NOTFOUND))
-        cn_cache_store(cn->addr_text, cn->min_ttl, result, name, text_owned);
+        r.reuse_ms = cn_cache_store(cn->addr_text, cn->min_ttl, result, name, text_owned);
     r.result = result;
     r.name = (char *)(name ? name : "");
     r.text = text_owned ? text_owned : (char *)"";
@@ -325,6 +333,9 @@ clientname_t *clientname_start(dns_t *dns, const char *dns_why, event_loop_t *lo
         cn->now_result = hit->result;
         cn->now_name = xstrdup(hit->name);
         cn->now_text = hit->text ? xstrdup(hit->text) : NULL;
+        cn->now_reuse_ms = hit->expires - event_now_ms();
+        if (cn->now_reuse_ms < 0 || cn->now_reuse_ms > LOOKUP_NAME_REUSE_MAX_MS)
+            cn->now_reuse_ms = 0;
         deadline_ms = 0;
     } else if (dns == NULL) {
         cn->now_result = LOOKUP_TEMPFAIL;

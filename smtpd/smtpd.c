@@ -136,13 +136,13 @@ static int smtpd_connect(struct smtp_session *ss, struct smtpserver_reply *r)
     sd->trusted = netaddr_list_match(smtpd_mynetworks, &ss->sess->peer.addr);
     if (limit == 0 || sd->trusted)
         return 0;
-    if (svcconn_fd(&smtpd_anvil, ANVIL_TIMEOUT_MS) < 0)
+    do {
+        if (svcconn_fd(&smtpd_anvil, ANVIL_TIMEOUT_MS) < 0)
+            return 0;
+        count = anvil_connect(smtpd_anvil.fd, "smtpd", ss->sess->peer.addr_text);
+    } while (count < 0 && svcconn_retry(&smtpd_anvil));
+    if (count < 0)
         return 0;
-    count = anvil_connect(smtpd_anvil.fd, "smtpd", ss->sess->peer.addr_text);
-    if (count < 0) {
-        svcconn_lost(&smtpd_anvil);
-        return 0;
-    }
     sd->anvil_counted = true;
     if (count > limit) {
         msg_warn("too many connections from %s: %d (smtpd_client_connection_count_limit = %lld)",
@@ -167,11 +167,11 @@ static int smtpd_lookup(const char *address)
 {
     int res;
 
-    if (svcconn_fd(&smtpd_lookupd, LOOKUP_TIMEOUT_MS) < 0)
-        return -1;
-    res = lookup_rcpt(smtpd_lookupd.fd, address, LOOKUP_TIMEOUT_MS);
-    if (res < 0)
-        svcconn_lost(&smtpd_lookupd);
+    do {
+        if (svcconn_fd(&smtpd_lookupd, LOOKUP_TIMEOUT_MS) < 0)
+            return -1;
+        res = lookup_rcpt(smtpd_lookupd.fd, address, LOOKUP_TIMEOUT_MS);
+    } while (res < 0 && svcconn_retry(&smtpd_lookupd));
     return res;
 }
 

@@ -86,11 +86,12 @@ static int submission_owns(const char *user, const char *address)
     if (addr_sender_owned(qualified, user, &via_extension)) {
         owned = 1;
     } else if (*conf_str("smtpd_sender_login_maps")) {
-        if (svcconn_fd(&submission_lookupd, LOOKUP_TIMEOUT_MS) < 0) {
-            owned = -1;
-        } else if ((rc = lookup_sender_login(submission_lookupd.fd, qualified, &owners,
-                                             LOOKUP_TIMEOUT_MS)) < 0) {
-            svcconn_lost(&submission_lookupd);
+        do {
+            rc = svcconn_fd(&submission_lookupd, LOOKUP_TIMEOUT_MS) < 0 ? -2
+                 : lookup_sender_login(submission_lookupd.fd, qualified, &owners,
+                                       LOOKUP_TIMEOUT_MS);
+        } while (rc == -1 && svcconn_retry(&submission_lookupd));
+        if (rc < 0) {
             owned = -1;
         } else if (rc == LOOKUP_TEMPFAIL) {
             owned = -1;
@@ -111,17 +112,19 @@ static int submission_rate(struct smtp_session *ss, const char *kind, long long 
                            const char *what, struct smtpserver_reply *r)
 {
     char *key;
-    long long count;
+    long long count = -1;
 
-    if (limit <= 0 || svcconn_fd(&submission_anvil, ANVIL_TIMEOUT_MS) < 0)
+    if (limit <= 0)
         return 0;
     key = xasprintf("%s %s", kind, ss->auth_user);
-    count = anvil_rate(submission_anvil.fd, "submission", key, 1, 3600);
+    do {
+        if (svcconn_fd(&submission_anvil, ANVIL_TIMEOUT_MS) < 0)
+            break;
+        count = anvil_rate(submission_anvil.fd, "submission", key, 1, 3600);
+    } while (count < 0 && svcconn_retry(&submission_anvil));
     free(key);
-    if (count < 0) {
-        svcconn_lost(&submission_anvil);
+    if (submission_anvil.fd < 0 || count < 0)
         return 0;
-    }
     if (count <= limit)
         return 0;
     msg_warn("%s: user %s is over its limit of %lld %s per hour", ss->sess->peer.addr_text,

@@ -250,8 +250,9 @@ static void test_replies(void)
     ipc_msg_free(&m);
 }
 
-static int name_reply_of(int64_t result, const char *name, const char *text, int extra,
-                         struct lookup_name_reply *r, const char **why)
+/* A hand-built reply; reuse < 0 leaves that field out. */
+static int name_reply_reuse(int64_t result, const char *name, const char *text, int64_t reuse,
+                            int extra, struct lookup_name_reply *r, const char **why)
 {
     ipc_msg_t *m = ipc_msg_new(LOOKUP_NAME_REPLY, 1);
     int rc;
@@ -261,6 +262,8 @@ static int name_reply_of(int64_t result, const char *name, const char *text, int
         ipc_put_str(m, name);
     if (text)
         ipc_put_str(m, text);
+    if (reuse >= 0)
+        ipc_put_int(m, reuse);
     if (extra)
         ipc_put_int(m, 0);
     rc = lookup_name_reply_decode(m, r, why);
@@ -270,9 +273,16 @@ static int name_reply_of(int64_t result, const char *name, const char *text, int
     return rc;
 }
 
+static int name_reply_of(int64_t result, const char *name, const char *text, int extra,
+                         struct lookup_name_reply *r, const char **why)
+{
+    return name_reply_reuse(result, name, text, text ? 0 : -1, extra, r, why);
+}
+
 static void test_name_replies(void)
 {
-    struct lookup_name_reply in = {.result = LOOKUP_OK, .name = "good.test", .text = ""}, out;
+    struct lookup_name_reply in = {.result = LOOKUP_OK, .name = "good.test", .text = "",
+                                   .reuse_ms = 42000}, out;
     const char *why = NULL;
     char big[LOOKUP_TEXT_LIMIT + 100];
     ipc_msg_t *m;
@@ -282,8 +292,19 @@ static void test_name_replies(void)
     is_int(out.result, LOOKUP_OK, "  result");
     is_str(out.name, "good.test", "  name");
     is_str(out.text, "", "  text");
+    is_int(out.reuse_ms, 42000, "  reuse time");
     lookup_name_reply_clear(&out);
     ipc_msg_free(&m);
+    in.reuse_ms = 0;
+
+    ok(name_reply_reuse(LOOKUP_NOTFOUND, "", "", LOOKUP_NAME_REUSE_MAX_MS, 0, &out, &why) == 0,
+       "a NOTFOUND reply reusable for LOOKUP_NAME_REUSE_MAX_MS decodes");
+    ok(name_reply_reuse(LOOKUP_OK, "good.test", "", LOOKUP_NAME_REUSE_MAX_MS + 1, 0, &out,
+                        &why) < 0, "a longer reuse time: refused (%s)", why);
+    ok(name_reply_reuse(LOOKUP_OK, "good.test", "", -5, 0, &out, &why) < 0,
+       "the reuse time missing: refused");
+    ok(name_reply_reuse(LOOKUP_TEMPFAIL, "", "", 1000, 0, &out, &why) < 0,
+       "a temporary failure with a reuse time: refused (%s)", why);
 
     in.result = LOOKUP_NOTFOUND;
     in.name = NULL;
