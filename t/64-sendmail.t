@@ -304,24 +304,25 @@ is_(r.returncode, 0, "sendmail works while Posthorn is stopped")
 waiting = maildrop()
 is_(len(waiting), 2, "the message waits in maildrop/ (next to the garbage file)")
 good = [n for n in waiting if n != bad][0]
+# Names for the doctored copies below: good's with its last letter changed
+# (never to good's own last letter: the copy would replace good itself).
+false_uid, poison, forged = [good[:-1] + c for c in "ZYXW" if c != good[-1]][:3]
 # A copy of the good file given to another user: its uid record lies.
 shutil.copy(os.path.join(inst.spool, "maildrop", good), os.path.join(inst.spool, "maildrop",
                                                                      good + "1"))
 os.rename(os.path.join(inst.spool, "maildrop", good + "1"),
-          os.path.join(inst.spool, "maildrop", good[:-1] + "Z"))
-os.chown(os.path.join(inst.spool, "maildrop", good[:-1] + "Z"), uid, -1)
+          os.path.join(inst.spool, "maildrop", false_uid))
+os.chown(os.path.join(inst.spool, "maildrop", false_uid), uid, -1)
 # And one whose sender has a control character in it: cleanup would drop
 # the connection over it, so pickup must set it aside and go on.
 with open(os.path.join(inst.spool, "maildrop", good), "rb") as f:
     data = f.read()
-poison = good[:-1] + "Y"
 with open(os.path.join(inst.spool, "maildrop", poison), "wb") as f:
     f.write(data.replace(b"root@" + DOMAIN.encode(), b"ro\x01t@" + DOMAIN.encode(), 1))
 # A user's file whose sender is another user: pickup checks it again.
 r = sendmail([u1], b"Subject: alice stopped\n\nx\n", user=alice)
-mine = [n for n in maildrop() if n not in (bad, good, poison, good[:-1] + "Z")]
+mine = [n for n in maildrop() if n not in (bad, good, poison, false_uid)]
 ok(len(mine) == 1, "a user's file waits too")
-forged = good[:-1] + "X"
 with open(os.path.join(inst.spool, "maildrop", mine[0]), "rb") as f:
     data = f.read()
 with open(os.path.join(inst.spool, "maildrop", forged), "wb") as f:
@@ -339,7 +340,7 @@ ok(find(h1, "while stopped"), "the message submitted while stopped is delivered 
 ok(inst.wait_for(lambda: maildrop() == [], timeout=20), "maildrop/ is empty again")
 corrupt = os.listdir(os.path.join(inst.spool, "corrupt"))
 ok(bad in corrupt, "the garbage file went to corrupt/")
-ok(good[:-1] + "Z" in corrupt, "the file with a false uid went to corrupt/")
+ok(false_uid in corrupt, "the file with a false uid went to corrupt/")
 ok(poison in corrupt, "the file cleanup would refuse went to corrupt/")
 ok(forged in corrupt, "a user's file with another user's sender went to corrupt/")
 like(inst.log(), "maildrop %s: uid %d may not send as <%s@%s>" % (forged, uid, u1, DOMAIN),

@@ -140,7 +140,10 @@ for ext, name in ((PIPE, "DATA"), (PIPE + ["CHUNKING"], "BDAT")):
     is_(o and o["status"], "sent", "  after mailctl queue flush it is sent")
     msgs = srv.messages()
     ok(msgs and msgs[-1]["data"].endswith(body) and msgs[-1]["bdat"] == (name == "BDAT"),
-       "  whole, by %s" % name)
+       "  whole, by %s" % name) or diag("%d messages; the last: bdat %r, %d bytes, ends %r"
+                                        % (len(msgs), msgs and msgs[-1]["bdat"],
+                                           len(msgs and msgs[-1]["data"] or b""),
+                                           msgs and msgs[-1]["data"][-60:]))
     srv.stop()
 
 qid, rcpt, o, srv = expect({"ehlo": ["STARTTLS"] + PIPE, "cert": cert, "tls_garbage": True},

@@ -81,7 +81,7 @@ static void test_defaults(void)
     is_str(conf_str("config_directory"), dir, "config_directory is the loaded directory");
     is_str(conf_confdir(), dir, "conf_confdir()");
     ok(conf_is_default("config_directory"), "config_directory counts as default");
-    is_int(conf_int("max_use"), 100, "max_use default");
+    is_int(conf_int("max_use"), 1000, "max_use default");
     is_int(conf_int("default_process_limit"), 100, "default_process_limit default");
     is_int(conf_time("max_idle"), 100, "max_idle default 100s");
     is_int(conf_time("service_throttle_time"), 60, "service_throttle_time default 60s");
@@ -307,7 +307,7 @@ static void test_limits(void)
     text = chain(10, names);
     is_int(load(text), 0, "a chain of 10 is fine");
     is_str(conf_str(names[0]), "5", "and expands to the end");
-    is_int(conf_int("max_use"), 100, "untouched parameters keep defaults");
+    is_int(conf_int("max_use"), 1000, "untouched parameters keep defaults");
     free(text);
 
     /* Doubling through 20 string parameters exceeds the 1 MB value cap. */
@@ -412,7 +412,7 @@ static void test_missing(void)
     want = xasprintf("%s/main.conf: cannot open: %s\n", sub, strerror(ENOENT));
     is_str(buf_cstr(errs), want, "message names the file and the reason");
     is_str(conf_str("config_directory"), sub, "config_directory set anyway");
-    is_int(conf_int("max_use"), 100, "defaults usable");
+    is_int(conf_int("max_use"), 1000, "defaults usable");
     free(want);
     want = xasprintf("%s/", dir);
     write_file("main.conf", "bogus = 1\n");
@@ -468,7 +468,7 @@ static void test_set(void)
 
     /* A reload forgets conf_set() and main.conf values. */
     is_int(load("relayhost = r\n"), 0, "reload");
-    is_int(conf_int("max_use"), 100, "max_use back to its default");
+    is_int(conf_int("max_use"), 1000, "max_use back to its default");
     ok(conf_is_default("max_use"), "and default");
     is_str(conf_str("relayhost"), "r", "relayhost from the new file");
     is_int(load(""), 0, "reload an empty file");
@@ -569,7 +569,7 @@ static void test_dump(void)
     free(text);
 
     text = dump(CONF_DUMP_DEFAULTS);
-    like(text, "max_use = 100\n", "defaults dump ignores main.conf");
+    like(text, "max_use = 1000\n", "defaults dump ignores main.conf");
     like(text, "myorigin = $myhostname\n", "defaults dump shows the raw default");
     free(text);
 
