@@ -538,7 +538,7 @@ char *lookup_client_name_kept(struct svcconn *c, const char *address)
     struct lookup_name_reply r;
     struct lookup_name_kept *k;
     char *name = NULL;
-    int res, err, fresh;
+    int res, err;
 
     if (lookup_names_kept != NULL
         && (k = expcache_get(lookup_names_kept, address, now)) != NULL) {
@@ -547,8 +547,7 @@ char *lookup_client_name_kept(struct svcconn *c, const char *address)
         return k->result == LOOKUP_OK ? xstrdup(k->name) : NULL;
     }
 
-    for (int attempt = 0;; attempt++) {
-        fresh = c->fd < 0;
+    for (;;) {
         if ((left = deadline - event_now_ms()) < 1)
             left = 1;
         if (svcconn_fd(c, (int)left) < 0)
@@ -560,7 +559,7 @@ char *lookup_client_name_kept(struct svcconn *c, const char *address)
             break;
         err = errno;
         svcconn_close(c);
-        if (err == ETIMEDOUT || fresh || attempt > 0) {
+        if (err == ETIMEDOUT || c->fresh) {
             msg_warn("cannot look up the name of client %s: lookupd: %s", address,
                      err == ETIMEDOUT ? "no answer in time" : strerror(err));
             return NULL;

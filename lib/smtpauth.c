@@ -169,9 +169,7 @@ void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
     /* A kept connection may have been closed by an authd restart since:
      * the first request on it fails at once, and one new connection is
      * tried. */
-    for (int attempt = 0;; attempt++) {
-        int fresh = smtpauth_authd.fd < 0;
-
+    for (;;) {
         if (svcconn_fd(&smtpauth_authd, AUTH_TIMEOUT_MS) < 0) {
             smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
             goto out;
@@ -183,7 +181,7 @@ void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
                                              ca.cb->len, have, data->data, data->len),
                            &rep) == 0)
             break;
-        if (fresh || attempt > 0 || errno == ETIMEDOUT) {
+        if (smtpauth_authd.fresh || errno == ETIMEDOUT) {
             smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
             goto out;
         }

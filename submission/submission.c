@@ -112,18 +112,17 @@ static int submission_rate(struct smtp_session *ss, const char *kind, long long 
                            const char *what, struct smtpserver_reply *r)
 {
     char *key;
-    long long count = -1;
+    long long count;
 
     if (limit <= 0)
         return 0;
     key = xasprintf("%s %s", kind, ss->auth_user);
     do {
-        if (svcconn_fd(&submission_anvil, ANVIL_TIMEOUT_MS) < 0)
-            break;
-        count = anvil_rate(submission_anvil.fd, "submission", key, 1, 3600);
-    } while (count < 0 && svcconn_retry(&submission_anvil));
+        count = svcconn_fd(&submission_anvil, ANVIL_TIMEOUT_MS) < 0 ? -2
+                : anvil_rate(submission_anvil.fd, "submission", key, 1, 3600);
+    } while (count == -1 && svcconn_retry(&submission_anvil));
     free(key);
-    if (submission_anvil.fd < 0 || count < 0)
+    if (count < 0)
         return 0;
     if (count <= limit)
         return 0;
