@@ -186,10 +186,11 @@ static ssize_t stream_fill(stream_t *s, long long deadline)
     }
     /* A request-reply peer has had no time to answer what was just sent:
      * a read now would only say EAGAIN.  (Under TLS the library may hold
-     * input already, so the hook is always asked first.) */
+     * input already: a hook that cannot say it holds none is asked first.) */
     if (s->poll_first) {
         s->poll_first = 0;
-        if (s->io == NULL && (r = stream_wait(s, POLLIN, deadline)) < 0)
+        if ((s->io == NULL || (s->io->holds_input && !s->io->holds_input(s->ctx)))
+            && (r = stream_wait(s, POLLIN, deadline)) < 0)
             return r;
     }
     for (;;) {

@@ -19,7 +19,8 @@
  * in the other direction (a read that must write first, as in TLS
  * renegotiation, polls for POLLOUT; a write that must read first polls for
  * POLLIN).  Any other errno is an error.  The hook is always tried before
- * polling, so data the TLS layer has buffered is never missed.  Output must
+ * polling, so data the TLS layer has buffered is never missed (unless its
+ * holds_input says it has none).  Output must
  * be flushed before the hook is changed (a panic otherwise: plaintext would
  * go out encrypted or the other way round).  stream_pending() tells how many
  * bytes are buffered but not yet consumed: a STARTTLS implementation must
@@ -59,6 +60,11 @@ typedef struct stream stream_t;
 struct stream_io {
     ssize_t (*read)(void *ctx, void *data, size_t len);
     ssize_t (*write)(void *ctx, const void *data, size_t len);
+    /* Optional: nonzero when the layer holds input that read would return
+     * or work on without waiting (TLS records read ahead).  With it, a read
+     * right after a flush waits for the peer first when nothing is held,
+     * as on a raw fd; without it, the hook is always tried first. */
+    int     (*holds_input)(void *ctx);
 };
 
 stream_t *stream_open(int fd);

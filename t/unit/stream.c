@@ -517,7 +517,15 @@ static ssize_t xor_write(void *vctx, const void *data, size_t len)
     return n;
 }
 
-static const struct stream_io xor_io = { xor_read, xor_write };
+static int xor_holds(void *vctx)
+{
+    struct xor_ctx *c = vctx;
+
+    return c->stash && *c->stash;
+}
+
+static const struct stream_io xor_io = { xor_read, xor_write, NULL };
+static const struct stream_io xor_io_holding = { xor_read, xor_write, xor_holds };
 
 static void test_io_hook(void)
 {
@@ -562,6 +570,27 @@ static void test_io_hook(void)
     stream_set_timeout(s, 0);
     is_int(stream_getline(s, line, 100), 16, "hook-buffered data read without polling");
     is_str(buf_cstr(line), "from tls buffer\n", "hook-buffered line");
+
+    /* A hook that says what it holds: right after a flush, with nothing
+     * held, the stream waits on the fd before reading (here: times out
+     * without calling the hook); with input held, it reads at once. */
+    stream_set_io(s, &xor_io_holding, &ctx);
+    ctx.nread = 0;
+    ctx.stash = NULL;
+    is_int(stream_puts(s, "question\n"), 0, "write before the held-input check");
+    is_int(stream_flush(s), 0, "flush before the held-input check");
+    is_int(stream_getline(s, line, 100), STREAM_TIMEOUT, "nothing held, nothing on the fd: a wait");
+    is_int(ctx.nread, 0, "the hook was not asked to read before the fd was readable");
+    ctx.stash = "held by tls\n";
+    is_int(stream_puts(s, "question\n"), 0, "write before the second check");
+    is_int(stream_flush(s), 0, "flush before the second check");
+    is_int(stream_getline(s, line, 100), 12, "input held by the hook: read without waiting");
+    is_str(buf_cstr(line), "held by tls\n", "the held line");
+    {
+        char got[32];
+
+        is_int(read(fds[1], got, sizeof(got)), 18, "the peer got both questions");
+    }
 
     /* Back to raw. */
     stream_set_io(s, NULL, NULL);
