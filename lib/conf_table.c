@@ -178,6 +178,10 @@ const struct conf_param conf_params[] = {
     {"local_destination_concurrency_limit", CONF_INT, "2", 1, 10000,
      "most delivery processes local runs for one recipient as one account at the same time",
      NULL},
+    {"local_delivery_idle_time", CONF_TIME, "2s", 0, 60,
+     "how long a delivery process that became a user (not root) for that user's Maildir "
+     "waits for more mail for the same user before it exits (0: a new process for each "
+     "delivery)", NULL},
     {"local_delivery_batch_limit", CONF_INT, "32", 1, 1000,
      "most messages for one recipient that one local delivery process writes into the "
      "Maildir and commits together (one syncfs, one fsync of new/); qmgr keeps up to "

@@ -4,7 +4,16 @@
  * |command target) pipes it into the command run by /bin/sh with a clean
  * environment, and maps the command's exit status (sysexits) to the result.
  *
- * Interface: deliver_child(target, result_fd), deliver_result_parse().
+ * Interface: deliver_child(targets, n, result_fd, job_fd),
+ * deliver_result_parse().
+ *
+ * Kept processes: a child for the mailbox of an account other than root
+ * gets job_fd; after a run it reports, closes the run's queue files, and
+ * waits there for the parent's next run for the same account (local.h),
+ * which it does with the privileges it already has (it never had any
+ * others since the drop): reading ~/.forward again, entering the home
+ * directory again.  EOF on job_fd (the parent's idle timer, its exit) ends
+ * it.  Anything but a clean run ends it as before, with the run's results.
  *
  * Order (DESIGN.md §1): restore signals, close every descriptor except
  * stdio, the log file, the result pipe and the queue file; set umask 077;
@@ -606,7 +615,7 @@ static void deliver_mailbox_outcome(size_t i, const struct local_target *t, int 
  * written into tmp/; then one syncfs() makes them durable, each is moved
  * into new/, one fsync of new/ makes the names durable, and only then are
  * the results reported. */
-static _Noreturn void deliver_mailboxes(const struct local_target *targets, size_t n)
+static void deliver_mailboxes(const struct local_target *targets, size_t n)
 {
     const struct local_target *t = &targets[0];
     struct maildir_commit *commits = xcalloc(n, sizeof(*commits));
@@ -660,12 +669,98 @@ static _Noreturn void deliver_mailboxes(const struct local_target *targets, size
         deliver_mailbox_outcome(which[i], &targets[which[i]], commits[i].result, commits[i].err,
                                 commits[i].path, commits[i].why, detail);
     /* Every target has its own result by now. */
-    deliver_exit(4, "4.3.0", "no result", detail);
+    for (i = 0; i < k; i++) {
+        free(commits[i].path);
+        free(commits[i].why);
+    }
+    free(commits);
+    free(which);
+    free(detail);
 }
 
-_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd)
+/* The results of the run are out: forget them, and the run's queue files. */
+static void deliver_run_reset(const struct local_target *targets, size_t n)
 {
-    int *keep = xcalloc(n + 5, sizeof(*keep));
+    for (size_t i = 0; i < deliver_ntargets; i++) {
+        free(deliver_outcomes[i].dsn);
+        free(deliver_outcomes[i].text);
+        free(deliver_outcomes[i].detail);
+    }
+    free(deliver_outcomes);
+    deliver_outcomes = NULL;
+    deliver_ntargets = 0;
+    deliver_reported = 0;
+    for (size_t i = 0; i < n; i++)
+        close(targets[i].queue_fd);
+}
+
+/* A kept process waits for its next run on job_fd (local.h): the targets
+ * of account's account, fresh in *targets (their strings too), or _exit()
+ * at EOF (the parent has no more runs for us) or on a bad frame. */
+static size_t deliver_next_run(int job_fd, const struct local_target *account,
+                               struct local_target **targets)
+{
+    struct local_target *t = NULL;
+    int64_t count = 0, no_forward;
+    size_t n = 0, i;
+    ipc_msg_t *m;
+    int r;
+
+    do {
+        if ((r = ipc_recv(job_fd, &m, LOCAL_JOB_MAX_PAYLOAD, -1)) != 1) {
+            if (r < 0)
+                msg_warn("cannot read the next job from the parent: %s", strerror(errno));
+            _exit(0);
+        }
+        if (n == 0 && (ipc_get_int(m, &count) < 0 || count < 1 || count > 1000)) {
+            msg_warn("bad job frame from the parent");
+            _exit(0);
+        }
+        if (n == 0)
+            t = xcalloc((size_t)count, sizeof(*t));
+        else if (ipc_get_int(m, &no_forward) < 0 || no_forward != count) {
+            msg_warn("bad job frame from the parent");
+            _exit(0);
+        }
+        t[n] = *account;
+        if (m->type != LOCAL_JOB_FRAME || m->reqid != n
+            || ipc_get_str(m, (char **)&t[n].queue_id) < 0
+            || ipc_get_str(m, (char **)&t[n].sender) < 0
+            || ipc_get_str(m, (char **)&t[n].recipient) < 0
+            || ipc_get_int(m, &no_forward) < 0 || ipc_get_end(m) < 0
+            || (t[n].queue_fd = ipc_take_fd(m)) < 0) {
+            msg_warn("bad job frame from the parent");
+            _exit(0);
+        }
+        t[n].no_forward = no_forward != 0;
+        ipc_msg_free(&m);
+        n++;
+    } while (n < (size_t)count);
+    for (i = 0; i < n; i++)
+        if (t[i].no_forward != t[0].no_forward) {
+            msg_warn("bad job frame from the parent");
+            _exit(0);
+        }
+    *targets = t;
+    return n;
+}
+
+/* Free what deliver_next_run() made. */
+static void deliver_targets_free(struct local_target *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)t[i].queue_id);
+        free((char *)t[i].sender);
+        free((char *)t[i].recipient);
+    }
+    free(t);
+}
+
+_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd,
+                             int job_fd)
+{
+    int *keep = xcalloc(n + 6, sizeof(*keep));
+    struct local_target *next = NULL;
     struct local_target mine = targets[0];
     const struct local_target *t = &mine;
     struct deliver_source src;
@@ -684,6 +779,7 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
     keep[nkeep++] = 1;
     keep[nkeep++] = 2;
     keep[nkeep++] = result_fd;
+    keep[nkeep++] = job_fd;
     keep[nkeep++] = msg_detach_fds();
     for (i = 0; i < n; i++)
         keep[nkeep++] = targets[i].queue_fd;
@@ -699,8 +795,30 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
         text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
         deliver_exit(4, "4.3.0", text, NULL);
     }
-    if (t->target == NULL)
-        deliver_mailboxes(targets, n);
+    if (t->target == NULL) {
+        if (job_fd >= 0 && t->uid == 0)
+            msg_panic("%s: a kept delivery process for root", t->queue_id);
+        for (;;) {
+            deliver_mailboxes(targets, n);
+            if (job_fd < 0)
+                deliver_exit(4, "4.3.0", "no result", NULL);
+            deliver_report(4, "4.3.0", "no result", "");
+            deliver_run_reset(targets, n);
+            if (deliver_write_all(deliver_fd, &(char){ LOCAL_PROC_WAITS }, 1) < 0)
+                _exit(0);
+            if (next != NULL)
+                deliver_targets_free(next, n);
+            n = deliver_next_run(job_fd, &mine, &next);
+            targets = next;
+            deliver_ntargets = n;
+            deliver_outcomes = xcalloc(n, sizeof(*deliver_outcomes));
+            if (chdir(t->home) < 0) {
+                err = errno;
+                text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
+                deliver_exit(4, "4.3.0", text, NULL);
+            }
+        }
+    }
     if (n != 1)
         msg_panic("%s: %zu targets in one delivery of %s", t->queue_id, n, t->target);
     if (deliver_queue_read(t, &q, &text) < 0)
@@ -726,7 +844,7 @@ int deliver_result_parse(const char *data, size_t len, size_t *used, int *dsn_cl
     *dsn = *text = *detail = NULL;
     for (int i = 0; i < 4; i++) {
         if ((nul = memchr(p, '\0', (size_t)(end - p))) == NULL)
-            return -1;
+            return i > 0 && strlen(field[0]) != 1 ? -1 : 1;
         field[i] = p;
         p = nul + 1;
     }

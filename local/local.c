@@ -96,6 +96,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +119,8 @@
 #define LOCAL_MAX_REQUEST          65536    /* payload of one request */
 #define LOCAL_MAX_FORWARDS         20       /* ~/.forward files per recipient */
 #define LOCAL_HEAP_TRIM_THRESHOLD  (4 * 1024 * 1024) /* free heap kept, bytes */
+#define LOCAL_KEPT_MAX_RUNS        1000     /* runs of one kept process: bounds any slow
+                                               growth in it, as max_use does for us */
 
 struct local_conn {
     ipcconn_t         *conn;        /* NULL once closed */
@@ -164,18 +167,33 @@ struct local_job {
     char              *user;        /* the account delivered to, as named */
 };
 
-/* One delivery process and the jobs it does, in order: one job, or up to
+/* One delivery process.  It does one run at a time: one job, or up to
  * local_delivery_batch_limit mailbox jobs of one (account, recipient) that
- * it writes and commits together.  The first job holds the fairq slot. */
-struct local_run {
-    struct local_job **jobs;
-    size_t             njobs;
+ * it writes and commits together, in order; the first job of a run holds
+ * its fairq slot.  A kept process (job_fd >= 0: mailbox runs of one
+ * account other than root) waits after a run for the next run of the same
+ * account, handed to it over job_fd (local_delivery_idle_time); any other
+ * exits after its run. */
+struct local_proc {
     pid_t              pid;
-    int                pipe_fd;
-    buf_t             *out;         /* the child's result records */
-    int                overflow;
+    int                pipe_fd;     /* its result records; EOF when it has exited */
+    int                job_fd;      /* kept: its next runs go here; else -1 */
+    buf_t             *out;         /* records of the current run so far */
+    struct local_job **jobs;        /* the current run; njobs 0: none */
+    size_t             njobs;
     int                timed_out;
-    event_timer_t     *timer;
+    int                broken;      /* killed for a bad record: no run may follow */
+    int                idle;        /* in local_idle, waiting for a run */
+    unsigned           runs;        /* runs done so far */
+    event_timer_t     *timer;       /* command_time_limit of a run, or the idle time */
+    /* A kept process: the account it became, as account_lookup() gave it. */
+    char              *user;
+    char              *home;
+    uid_t              uid;
+    gid_t              gid;
+    gid_t             *groups;
+    size_t             ngroups;
+    struct local_proc *prev, *next; /* in local_idle, while it waits */
 };
 
 static event_loop_t *local_loop;
@@ -187,6 +205,9 @@ static fairq_t *local_jobs;
 static int local_nreqs;                 /* requests in progress */
 static int local_paused;
 static int local_stopping;
+/* Kept delivery processes waiting for a run, the most recent first. */
+static struct local_proc *local_idle;
+static size_t local_nidle;
 
 /* ------------------------------------------------------------ connections */
 
@@ -394,22 +415,17 @@ struct local_record {
     char *dsn, *text, *detail;
 };
 
-/* Job j of a run that ended with status: report its record, or that the
- * process died. */
-static void local_job_done(struct local_run *run, struct local_job *j, struct local_record *r,
-                           int status)
+/* Job j of p's run: report its record, or, without one (r->dsn NULL),
+ * that the process ended or broke (why). */
+static void local_job_done(struct local_proc *p, struct local_job *j, struct local_record *r,
+                           const char *why)
 {
-    char *detail;
-
     if (r->dsn == NULL) {
-        detail = WIFSIGNALED(status) ? xasprintf("killed by signal %d", WTERMSIG(status))
-                 : xasprintf("exit status %d", WEXITSTATUS(status));
         msg_warn("%s: to=<%s>: delivery process %ld %s without a result (%s)", j->queue_id,
-                 j->recipient, (long)run->pid,
-                 run->timed_out ? "was killed after command_time_limit" : "ended", detail);
-        free(detail);
-        local_job_finish(j, 4, "4.3.0", run->timed_out ? "delivery timed out"
-                                                      : "delivery process died");
+                 j->recipient, (long)p->pid,
+                 p->timed_out ? "was killed after command_time_limit" : "ended", why);
+        local_job_finish(j, 4, "4.3.0", p->timed_out ? "delivery timed out"
+                                                    : "delivery process died");
         return;
     }
     if (r->dsn_class == 2)
@@ -422,81 +438,332 @@ static void local_job_done(struct local_run *run, struct local_job *j, struct lo
     local_job_finish(j, r->dsn_class, r->dsn, r->text);
 }
 
-/* The child is reaped: its records, one a job in order, are parsed; a bad
- * one spoils it and the rest.  The first job holds the run's fairq slot
- * and finishes last, so nothing sees the slot free (or local idle, when
- * stopping) while the run still has results to give. */
-static void local_run_done(struct local_run *run, int status)
-{
-    struct local_record *r = xcalloc(run->njobs, sizeof(*r));
-    const char *p = run->out->data, *end = p + run->out->len;
-    size_t i, used;
+static void local_proc_idle(struct local_proc *p);
+static void local_proc_retire(struct local_proc *p);
 
-    for (i = 0; i < run->njobs && !run->overflow; i++) {
-        if (deliver_result_parse(p, (size_t)(end - p), &used, &r[i].dsn_class, &r[i].dsn,
-                                 &r[i].text, &r[i].detail) < 0)
-            break;
-        if (r[i].dsn_class != DELIVER_FORWARD && !dsn_code_valid(r[i].dsn, r[i].dsn_class)) {
-            xfree(&r[i].dsn);
-            break;
-        }
-        p += used;
-    }
-    for (i = 1; i <= run->njobs; i++)     /* 1, ..., n-1, then 0 */
-        local_job_done(run, run->jobs[i % run->njobs], &r[i % run->njobs], status);
-    for (i = 0; i < run->njobs; i++) {
+/* p's run is over: records r[0..njobs) (NULL strings where there is
+ * none: the others get why).  The first job holds the run's fairq slot
+ * and finishes last, so nothing sees the slot free (or local idle, when
+ * stopping) while the run still has results to give.  Finishing jobs
+ * starts others, which may hand p its next run: p is idle first. */
+static void local_run_finish(struct local_proc *p, struct local_record *r, const char *why,
+                             int waits)
+{
+    struct local_job **jobs = p->jobs;
+    size_t n = p->njobs, i;
+
+    p->jobs = NULL;
+    p->njobs = 0;
+    p->runs++;
+    buf_reset(p->out);
+    event_cancel_timer(local_loop, &p->timer);
+    if (waits)
+        local_proc_idle(p);
+    for (i = 1; i <= n; i++)     /* 1, ..., n-1, then 0 */
+        local_job_done(p, jobs[i % n], &r[i % n], why);
+    for (i = 0; i < n; i++) {
         free(r[i].dsn);
         free(r[i].text);
         free(r[i].detail);
     }
-    free(r);
-    buf_free(&run->out);
-    free(run->jobs);
-    free(run);
+    free(jobs);
 }
 
-static void local_run_read(event_loop_t *loop, int fd, int events, void *arg)
+/* Parse what p has sent of its run's records: once there is one a job,
+ * the run is over.  A kept process then says that it waits for the next
+ * run with one byte, LOCAL_PROC_WAITS (one that ends instead just exits):
+ * it may come with the records or later.  A malformed record spoils
+ * itself and the rest: the process is killed and those jobs get a "died"
+ * result. */
+static void local_proc_records(struct local_proc *p)
 {
-    struct local_run *run = arg;
-    char chunk[4096];
+    struct local_record *r = xcalloc(p->njobs, sizeof(*r));
+    const char *d = p->out->data, *end = d + p->out->len;
+    size_t i, used;
+    int ret = 0;
+
+    for (i = 0; i < p->njobs; i++) {
+        ret = deliver_result_parse(d, (size_t)(end - d), &used, &r[i].dsn_class, &r[i].dsn,
+                                   &r[i].text, &r[i].detail);
+        if (ret == 0 && r[i].dsn_class != DELIVER_FORWARD
+            && !dsn_code_valid(r[i].dsn, r[i].dsn_class)) {
+            xfree(&r[i].dsn);
+            xfree(&r[i].text);
+            xfree(&r[i].detail);
+            ret = -1;
+        }
+        if (ret != 0)
+            break;
+        d += used;
+    }
+    if (ret == 0 && d != end && !(p->job_fd >= 0 && end - d == 1 && *d == LOCAL_PROC_WAITS))
+        ret = -1;                       /* more than the run's records */
+    if (ret > 0) {                      /* not all there yet */
+        for (; i-- > 0;) {
+            free(r[i].dsn);
+            free(r[i].text);
+            free(r[i].detail);
+        }
+        free(r);
+        return;
+    }
+    if (ret < 0) {
+        msg_warn("delivery process %ld sent a malformed result; killing it", (long)p->pid);
+        p->broken = 1;
+        kill(p->pid, SIGKILL);
+    }
+    local_run_finish(p, r, "malformed result", ret == 0 && d != end);
+    free(r);
+}
+
+static void local_proc_free(struct local_proc *p)
+{
+    buf_free(&p->out);
+    free(p->user);
+    free(p->home);
+    free(p->groups);
+    free(p);
+}
+
+static void local_proc_read(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct local_proc *p = arg;
+    struct local_record *r;
+    char chunk[4096], *why;
     ssize_t n;
     int status;
 
     (void)events;
     n = read(fd, chunk, sizeof(chunk));
     if (n > 0) {
-        if (run->out->len + (size_t)n > LOCAL_RESULT_MAX * run->njobs)
-            run->overflow = 1;
-        else
-            buf_append(run->out, chunk, (size_t)n);
+        if (p->njobs == 0 && n == 1 && chunk[0] == LOCAL_PROC_WAITS && p->job_fd >= 0
+            && !p->idle && !p->broken) {
+            local_proc_idle(p);         /* after its last run's records */
+            return;
+        }
+        if (p->njobs == 0 || p->out->len + (size_t)n > LOCAL_RESULT_MAX * p->njobs) {
+            /* Output without a run, or more than a run's records. */
+            if (!p->broken)
+                msg_warn("delivery process %ld sent more than its results; killing it",
+                         (long)p->pid);
+            if (p->njobs == 0 && p->job_fd >= 0)
+                local_proc_retire(p);
+            p->broken = 1;
+            kill(p->pid, SIGKILL);
+            return;
+        }
+        buf_append(p->out, chunk, (size_t)n);
+        local_proc_records(p);
         return;
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
-    /* EOF: the child has exited (it never closes the pipe otherwise). */
+    /* EOF: the process has exited (it never closes the pipe otherwise). */
     event_del_fd(loop, fd);
     close(fd);
-    run->pipe_fd = -1;
-    event_cancel_timer(loop, &run->timer);
-    while (waitpid(run->pid, &status, 0) < 0) {
+    p->pipe_fd = -1;
+    if (p->job_fd >= 0)
+        local_proc_retire(p);
+    while (waitpid(p->pid, &status, 0) < 0) {
         if (errno != EINTR) {
-            msg_warn("waitpid %ld: %s", (long)run->pid, strerror(errno));
+            msg_warn("waitpid %ld: %s", (long)p->pid, strerror(errno));
             status = 0;
             break;
         }
     }
-    local_run_done(run, status);
+    if (p->njobs > 0) {
+        why = WIFSIGNALED(status) ? xasprintf("killed by signal %d", WTERMSIG(status))
+              : xasprintf("exit status %d", WEXITSTATUS(status));
+        r = xcalloc(p->njobs, sizeof(*r));
+        local_run_finish(p, r, why, 0);
+        free(r);
+        free(why);
+    }
+    event_cancel_timer(loop, &p->timer);
+    local_proc_free(p);
 }
 
 static void local_run_timeout(event_loop_t *loop, void *arg)
 {
-    struct local_run *run = arg;
+    struct local_proc *p = arg;
 
     (void)loop;
-    run->timer = NULL;
-    run->timed_out = 1;
-    kill(-run->pid, SIGKILL);   /* its process group: a command too */
-    kill(run->pid, SIGKILL);    /* EOF on the pipe follows */
+    p->timer = NULL;
+    p->timed_out = 1;
+    kill(-p->pid, SIGKILL);     /* its process group: a command too */
+    kill(p->pid, SIGKILL);      /* EOF on the pipe follows */
+}
+
+/* ------------------------------------------------------------ kept processes */
+
+static void local_idle_unlink(struct local_proc *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        local_idle = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    p->idle = 0;
+    local_nidle--;
+}
+
+/* No more runs for p: closing job_fd makes it exit (EOF on the pipe then
+ * reaps it). */
+static void local_proc_retire(struct local_proc *p)
+{
+    if (p->job_fd < 0)
+        return;
+    if (p->idle) {
+        event_cancel_timer(local_loop, &p->timer);
+        local_idle_unlink(p);
+    }
+    close(p->job_fd);
+    p->job_fd = -1;
+}
+
+static void local_idle_timeout(event_loop_t *loop, void *arg)
+{
+    struct local_proc *p = arg;
+
+    (void)loop;
+    p->timer = NULL;
+    local_idle_unlink(p);
+    close(p->job_fd);
+    p->job_fd = -1;
+}
+
+/* p's run is over and it can take another: wait local_delivery_idle_time
+ * for one.  At most local_concurrency_limit processes wait; the one that
+ * waited longest makes room. */
+static void local_proc_idle(struct local_proc *p)
+{
+    struct local_proc *oldest;
+
+    if (local_stopping || p->runs >= LOCAL_KEPT_MAX_RUNS) {
+        close(p->job_fd);
+        p->job_fd = -1;
+        return;
+    }
+    if (local_nidle >= (size_t)conf_int("local_concurrency_limit")) {
+        for (oldest = local_idle; oldest->next; oldest = oldest->next)
+            ;
+        local_proc_retire(oldest);
+    }
+    p->next = local_idle;
+    if (local_idle)
+        local_idle->prev = p;
+    local_idle = p;
+    p->idle = 1;
+    local_nidle++;
+    p->timer = event_add_timer(local_loop, conf_time("local_delivery_idle_time") * 1000LL,
+                               local_idle_timeout, p);
+}
+
+/* May the jobs of run go to a kept process (or start one)?  Mailbox
+ * deliveries of an account other than root. */
+static int local_run_keepable(struct local_job *const *jobs)
+{
+    return jobs[0]->t.target == NULL && jobs[0]->t.uid != 0
+           && conf_time("local_delivery_idle_time") > 0;
+}
+
+/* A waiting process that became exactly the account of job j. */
+static struct local_proc *local_idle_find(const struct local_job *j)
+{
+    for (struct local_proc *p = local_idle; p; p = p->next) {
+        if (p->uid == j->t.uid && p->gid == j->t.gid && p->ngroups == j->t.ngroups
+            && strcmp(p->user, j->t.user) == 0 && strcmp(p->home, j->t.home) == 0
+            && memcmp(p->groups, j->t.groups, p->ngroups * sizeof(*p->groups)) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Hand p (waiting) a run: one frame a job with its queue file (local.h).
+ * 0, or -1 when p cannot take it (then it is retired). */
+static int local_proc_send(struct local_proc *p, struct local_job **jobs, size_t n)
+{
+    ipc_msg_t *m;
+    int fd, r = 0;
+
+    event_cancel_timer(local_loop, &p->timer);
+    local_idle_unlink(p);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if ((fd = fcntl(jobs[i]->t.queue_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+            r = -1;
+            break;
+        }
+        m = ipc_msg_new(LOCAL_JOB_FRAME, (uint32_t)i);
+        ipc_put_int(m, (int64_t)n);
+        ipc_put_str(m, jobs[i]->t.queue_id);
+        ipc_put_str(m, jobs[i]->t.sender);
+        ipc_put_str(m, jobs[i]->t.recipient);
+        ipc_put_int(m, jobs[i]->t.no_forward);
+        ipc_set_fd(m, fd);
+        r = ipc_send(p->job_fd, m, LOCAL_IPC_TIMEOUT_MS);
+        ipc_msg_free(&m);
+    }
+    if (r < 0) {
+        msg_warn("delivery process %ld for %s cannot take more mail: %s; starting another",
+                 (long)p->pid, p->user, strerror(errno));
+        close(p->job_fd);
+        p->job_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Fork a delivery process for a run; a keepable one gets a socket for
+ * its next runs.  0, or -1 with errno. */
+static int local_proc_fork(struct local_proc *p)
+{
+    struct local_target *targets;
+    int pfd[2], sv[2] = { -1, -1 };
+    int keep = local_run_keepable(p->jobs);
+
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    if (keep && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        keep = 0;               /* one run only, then */
+    if ((p->pid = fork()) < 0) {
+        int err = errno;
+
+        close(pfd[0]);
+        close(pfd[1]);
+        if (keep) {
+            close(sv[0]);
+            close(sv[1]);
+        }
+        errno = err;
+        return -1;
+    }
+    if (p->pid == 0) {
+        close(pfd[0]);
+        targets = xcalloc(p->njobs, sizeof(*targets));
+        for (size_t i = 0; i < p->njobs; i++)
+            targets[i] = p->jobs[i]->t;
+        deliver_child(targets, p->njobs, pfd[1], keep ? sv[1] : -1);
+    }
+    close(pfd[1]);
+    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
+    p->pipe_fd = pfd[0];
+    p->job_fd = -1;
+    if (keep) {
+        const struct local_target *t = &p->jobs[0]->t;
+
+        close(sv[1]);
+        p->job_fd = sv[0];
+        p->user = xstrdup(t->user);
+        p->home = xstrdup(t->home);
+        p->uid = t->uid;
+        p->gid = t->gid;
+        p->groups = xmemdup(t->groups, t->ngroups * sizeof(*t->groups));
+        p->ngroups = t->ngroups;
+    }
+    event_add_fd(local_loop, pfd[0], EVENT_READ, local_proc_read, p);
+    return 0;
 }
 
 /* May job b ride along in the run of a?  Mailbox deliveries of one account
@@ -507,64 +774,57 @@ static int local_job_batchable(const struct local_job *a, const struct local_job
            && a->t.no_forward == b->t.no_forward && strcmp(a->t.home, b->t.home) == 0;
 }
 
-/* Fork the delivery child of a job that got its turn, taking along the
- * jobs waiting behind it that it can do too.  0, or -1 when it could not
- * be started (the jobs are finished with a 4.3.0 result). */
+/* Start the run of a job that got its turn, taking along the jobs waiting
+ * behind it that the same process can do too: in a kept process of its
+ * account that waits, or a new one.  0, or -1 when it could not be started
+ * (the jobs are finished with a 4.3.0 result). */
 static int local_job_spawn(struct local_job *j)
 {
     size_t limit = (size_t)conf_int("local_delivery_batch_limit"), i;
-    struct local_run *run = xcalloc(1, sizeof(*run));
-    struct local_target *targets;
+    struct local_job **jobs = xcalloc(limit, sizeof(*jobs));
+    struct local_proc *p = NULL;
     struct fairq_item *next;
-    int p[2], err;
-    pid_t pid;
+    size_t n = 0;
+    int err, kept = 0;
     char *text;
 
-    run->jobs = xcalloc(limit, sizeof(*run->jobs));
-    run->jobs[run->njobs++] = j;
-    while (run->njobs < limit && (next = fairq_next_waiting(&j->fq)) != NULL
+    jobs[n++] = j;
+    while (n < limit && (next = fairq_next_waiting(&j->fq)) != NULL
            && local_job_batchable(j, fairq_entry(next, struct local_job, fq))) {
         fairq_remove(local_jobs, next);
-        run->jobs[run->njobs++] = fairq_entry(next, struct local_job, fq);
+        jobs[n++] = fairq_entry(next, struct local_job, fq);
     }
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        err = errno;
-        goto fail;
+    if (local_run_keepable(jobs) && (p = local_idle_find(j)) != NULL
+        && local_proc_send(p, jobs, n) == 0) {
+        kept = 1;
+    } else {
+        p = xcalloc(1, sizeof(*p));
+        p->out = buf_new(0);
+        p->jobs = jobs;
+        p->njobs = n;
+        if (local_proc_fork(p) < 0) {
+            err = errno;
+            local_proc_free(p);
+            goto fail;
+        }
     }
-    if ((pid = fork()) < 0) {
-        err = errno;
-        close(p[0]);
-        close(p[1]);
-        goto fail;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        targets = xcalloc(run->njobs, sizeof(*targets));
-        for (i = 0; i < run->njobs; i++)
-            targets[i] = run->jobs[i]->t;
-        deliver_child(targets, run->njobs, p[1]);
-    }
-    close(p[1]);
-    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-    run->pid = pid;
-    run->pipe_fd = p[0];
-    run->out = buf_new(0);
-    event_add_fd(local_loop, p[0], EVENT_READ, local_run_read, run);
-    run->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
-                                 local_run_timeout, run);
-    msg_debug("%s: to=<%s>: delivery process %ld for user %s (%zu message%s)", j->queue_id,
-              j->recipient, (long)pid, j->user, run->njobs, run->njobs == 1 ? "" : "s");
+    p->jobs = jobs;
+    p->njobs = n;
+    p->timed_out = 0;
+    p->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
+                               local_run_timeout, p);
+    msg_debug("%s: to=<%s>: %s delivery process %ld for user %s (%zu message%s)", j->queue_id,
+              j->recipient, kept ? "kept" : "new", (long)p->pid, j->user, n, n == 1 ? "" : "s");
     return 0;
 fail:
     msg_warn("%s: to=<%s>: cannot start a delivery process: %s", j->queue_id, j->recipient,
              strerror(err));
     text = xasprintf("cannot start a delivery process: %s", strerror(err));
     /* The first job holds the slot: it goes last. */
-    for (i = run->njobs; i-- > 0;)
-        local_job_finish(run->jobs[i], 4, "4.3.0", text);
+    for (i = n; i-- > 0;)
+        local_job_finish(jobs[i], 4, "4.3.0", text);
     free(text);
-    free(run->jobs);
-    free(run);
+    free(jobs);
     return -1;
 }
 

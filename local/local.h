@@ -10,9 +10,10 @@
  * a pipe:
  *     class digit '2'|'4'|'5' NUL  dsn NUL  text NUL  detail NUL
  * text goes to qmgr (and into a bounce), detail only into the parent's log
- * (e.g. the path of the file delivered).  The parent parses the record with
- * deliver_result_parse() after EOF; anything else, or nothing, means the
- * child died.
+ * (e.g. the path of the file delivered).  The parent parses the records with
+ * deliver_result_parse() as they come; once there is one a target, the run
+ * is over; EOF before that, or a malformed record, means the child died.
+ * A kept child (deliver_child's job_fd) then waits for its next run.
  */
 #ifndef POSTHORN_LOCAL_H
 #define POSTHORN_LOCAL_H
@@ -107,8 +108,21 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 /* In the child after fork(): deliver targets[0..n) and _exit(), writing
  * one result record per target, in order.  n > 1 only for mailbox
  * deliveries of one account (no target, the same no_forward): they are
- * written and committed together (maildir_commit_many).  Never returns. */
-_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd);
+ * written and committed together (maildir_commit_many).  With job_fd >= 0
+ * (mailbox deliveries of an account other than root), a run that ends
+ * normally is followed by the next one the parent sends on job_fd, until
+ * EOF there.  It writes LOCAL_PROC_WAITS after the run's records when it
+ * waits (a child that exits does not), and the parent sends a run only
+ * then: one LOCAL_JOB_FRAME a target (request id: its index), with
+ *     i count of targets in the run | s queue id | s sender | s recipient
+ *     | i no_forward
+ * and the queue file's descriptor; the account is the first run's.  Never
+ * returns. */
+#define LOCAL_JOB_FRAME        1u
+#define LOCAL_PROC_WAITS       'W'  /* on the result pipe after a run: "send the next" */
+#define LOCAL_JOB_MAX_PAYLOAD  8192
+_Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd,
+                             int job_fd);
 /* write() all of data: 0, or -1 with errno. */
 int deliver_write_all(int fd, const void *data, size_t len);
 /* In a child: close every descriptor but those in keep[] (sorted here). */
@@ -118,7 +132,8 @@ void deliver_close_fds(int *keep, size_t nkeep);
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail);
 
 /* Parse the record at the start of data; 0 with *used its length and fresh
- * strings (caller frees), or -1 if malformed (strings NULL). */
+ * strings (caller frees), 1 if it is not whole yet, or -1 if malformed
+ * (strings NULL unless 0). */
 int deliver_result_parse(const char *data, size_t len, size_t *used, int *dsn_class, char **dsn,
                          char **text, char **detail);
 

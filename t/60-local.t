@@ -132,6 +132,36 @@ def local_pids():
     return inst.service_pids("local")
 
 
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            out.add(t[8:-1])
+    return out
+
+
+def peer_process(link):
+    """The process holding the other end of a UNIX socket ("socket:[INODE]"
+    from /proc/PID/fd), from ss(8) and /proc; None if none."""
+    inode = link[8:-1]
+    for line in subprocess.run(["ss", "-xan"], capture_output=True, text=True).stdout.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[5] == inode:
+            peer = f[7]
+            for d in os.listdir("/proc"):
+                if d.isdigit():
+                    try:
+                        if peer in socket_inodes(int(d)):
+                            return int(d)
+                    except OSError:
+                        pass
+    return None
+
+
 def maildir_files(sub="new"):
     d = os.path.join(home, "Maildir", sub)
     try:
@@ -239,6 +269,114 @@ ok(len(sizes) < 60 and max(sizes or [0]) > 1,
    "in fewer processes than messages: %d processes, the largest batch %d"
    % (len(sizes), max(sizes or [0])))
 ok(max(sizes or [0]) <= 32, "no batch is over local_delivery_batch_limit (32)")
+
+# Kept delivery processes (local_delivery_idle_time, 2s): after a run, the
+# process that became the user waits for that user's next mail, so mail
+# that comes one message at a time is written by one process; it holds
+# nothing of the last run meanwhile, and the user cannot get at it.
+time.sleep(3)                       # the batches' processes have gone
+mark = len(inst.log())
+for i in range(4):
+    qid, path = mkqueue(b"Subject: kept %d\r\n\r\nx\r\n" % i)
+    request(c, 700 + i, qid, path, rcpt)
+    is_(result(c), (DELIVER_RESULT, 700 + i, [2, "2.0.0", "delivered to maildir"]),
+        "one at a time: message %d delivered" % i)
+runs = re.findall(r"(new|kept) delivery process (\d+) for user %s \(1 message\)" % re.escape(user),
+                  inst.log()[mark:])
+is_([k for k, _ in runs], ["new", "kept", "kept", "kept"],
+    "a new delivery process, then the same one kept for the next three")
+is_(len(set(p_ for _, p_ in runs)), 1, "all four written by one process")
+kept = int(runs[0][1]) if runs else 0
+ok(posthorn.alive(kept), "it waits after its run")
+st = posthorn.proc_status(kept)
+is_((st["PPid"], st["Uid"], st["Gid"]), ([str(local_pid)], [str(upw.pw_uid)] * 4,
+                                        [str(upw.pw_gid)] * 4),
+    "a child of local, the user in every uid and gid")
+fds = {}
+for fd in os.listdir("/proc/%d/fd" % kept):
+    try:
+        fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (kept, fd))
+    except OSError:
+        pass
+ok(not any("/spool/" in t or "Maildir" in t for t in fds.values()),
+   "while it waits it holds no queue file and no Maildir: %r" % fds)
+socks = [t for t in fds.values() if t.startswith("socket:")]
+ok(len(socks) == 1 and peer_process(socks[0]) == local_pid,
+   "its one socket leads to local: %r" % socks)
+# The user goes after it: ptrace, its memory, its descriptors.
+probe = subprocess.run(
+    ["/usr/bin/python3", "-c", """
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.ptrace(16, pid, None, None)
+print("ptrace", r, ctypes.get_errno())
+for what in ("mem", "fd/0"):
+    try:
+        open("/proc/%d/%s" % (pid, what), "rb").close()
+        print(what, "open")
+    except OSError as e:
+        print(what, e.errno)
+try:
+    os.listdir("/proc/%d/fd" % pid)
+    print("fds listed")
+except OSError as e:
+    print("fds", e.errno)
+""", str(kept)],
+    capture_output=True, text=True,
+    preexec_fn=lambda: (os.setgroups([]), os.setgid(upw.pw_gid), os.setuid(upw.pw_uid)))
+is_(probe.stdout.split("\n")[:4], ["ptrace -1 1", "mem 13", "fd/0 13", "fds 13"],
+    "as the user: no ptrace (EPERM), no /proc/PID/mem, no descriptors (EACCES)")
+# Another account never gets it.
+other, other_home = inst.add_user()
+other_rcpt = "%s@%s" % (other, DOMAIN)
+mark = len(inst.log())
+qid, path = mkqueue(b"Subject: not kept for another\r\n\r\nx\r\n", rcpts=[other_rcpt])
+request(c, 710, qid, path, other_rcpt)
+is_(result(c), (DELIVER_RESULT, 710, [2, "2.0.0", "delivered to maildir"]), "mail for another user")
+m_ = re.search(r"(new|kept) delivery process (\d+) for user %s" % re.escape(other), inst.log()[mark:])
+ok(m_ and m_.group(1) == "new" and int(m_.group(2)) != kept,
+   "goes to a new process of its own: %s" % (m_ and m_.group(0)))
+# ~/.forward is read again for each run.
+with open(os.path.join(home, ".forward"), "w") as f:
+    f.write("%s\n" % other)
+os.chown(os.path.join(home, ".forward"), upw.pw_uid, upw.pw_gid)
+mark = len(inst.log())
+qid, path = mkqueue(b"Subject: forwarded by a kept one\r\n\r\nx\r\n")
+request(c, 711, qid, path, rcpt)
+is_(result(c), (DELIVER_RESULT, 711, [2, "2.0.0", "delivered to maildir"]),
+    "a .forward made while the process waits")
+ok(re.search(r"kept delivery process %d for user %s" % (kept, re.escape(user)),
+             inst.log()[mark:]), "is read by the kept process")
+ok(any("forwarded by a kept one" in open(os.path.join(other_home, "Maildir", "new", n)).read()
+       for n in os.listdir(os.path.join(other_home, "Maildir", "new"))),
+   "and the mail went where it says")
+os.unlink(os.path.join(home, ".forward"))
+ok(inst.wait_for(lambda: not os.path.exists("/proc/%d" % kept), 10),
+   "a process that read a .forward ends (and is reaped)")
+# Killed while it waits (the user may signal it): the next mail is
+# delivered by a new one, nothing deferred.
+qid, path = mkqueue(b"Subject: before the kill\r\n\r\nx\r\n")
+request(c, 712, qid, path, rcpt)
+is_(result(c), (DELIVER_RESULT, 712, [2, "2.0.0", "delivered to maildir"]), "delivered")
+m_ = re.findall(r"delivery process (\d+) for user %s" % re.escape(user), inst.log())
+victim = int(m_[-1]) if m_ else 0
+ok(posthorn.alive(victim), "and its process waits")
+os.kill(victim, signal.SIGKILL)
+ok(inst.wait_for(lambda: not os.path.exists("/proc/%d" % victim), 10), "killed, it is reaped")
+mark = len(inst.log())
+qid, path = mkqueue(b"Subject: after the kill\r\n\r\nx\r\n")
+request(c, 713, qid, path, rcpt)
+is_(result(c), (DELIVER_RESULT, 713, [2, "2.0.0", "delivered to maildir"]),
+    "the next mail is delivered")
+ok(re.search(r"new delivery process \d+ for user %s" % re.escape(user), inst.log()[mark:]),
+   "by a new process")
+# Idle for local_delivery_idle_time: it exits and is reaped.
+m_ = re.findall(r"delivery process (\d+) for user %s" % re.escape(user), inst.log())
+last = int(m_[-1]) if m_ else 0
+ok(posthorn.alive(last), "the new one waits")
+ok(inst.wait_for(lambda: not os.path.exists("/proc/%d" % last), 10),
+   "and is gone (reaped) after local_delivery_idle_time")
 
 # A big message, streamed.
 big = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message, 0123456789\r\n" % i
@@ -459,10 +597,13 @@ else:
                 fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (child, fd))
             except OSError:
                 pass
-        ok(not any("socket:" in t for fd, t in fds.items() if fd > 2),
-           "it holds no socket (no listener, no qmgr connection)")
-        ok(len([fd for fd in fds if fd > 2]) <= 4,
-           "only stdio, the log, the result pipe, the queue file, the Maildir: %r" % fds)
+        socks = [t for fd, t in fds.items() if fd > 2 and t.startswith("socket:")]
+        ok(len(socks) <= 1 and all(peer_process(t) == local_pid for t in socks),
+           "its one socket leads to local (its next runs), no listener, no qmgr connection: %r"
+           % [(t, peer_process(t)) for t in socks])
+        ok(len([fd for fd in fds if fd > 2]) <= 5,
+           "only stdio, the log, the result pipe, the job socket, the queue file, the "
+           "Maildir: %r" % fds)
         os.kill(child, signal.SIGKILL)
         fan_allow(fan, efd)
     is_(result(c), (DELIVER_RESULT, 400, [4, "4.3.0", "delivery process died"]),
