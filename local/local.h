@@ -120,7 +120,7 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
  * returns. */
 #define LOCAL_JOB_FRAME        1u
 #define LOCAL_PROC_WAITS       'W'  /* on the result pipe after a run: "send the next" */
-#define LOCAL_JOB_MAX_PAYLOAD  8192
+#define LOCAL_JOB_MAX_PAYLOAD  (65536 + 64)    /* all a request from qmgr may hold, and more */
 _Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd,
                              int job_fd);
 /* write() all of data: 0, or -1 with errno. */
