@@ -21,6 +21,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,17 +80,20 @@ static char *maildir_clean(const char *dir)
     return xstrndup(dir, n);
 }
 
-/* mkdir path unless it is a directory already; 1 if made, 0 if there, -1. */
+/* mkdir path unless it is a directory already; 1 if made, 0 if there, -1.
+ * Looked at first: it is almost always there (one call instead of two). */
 static int maildir_mkdir(const char *path)
 {
     struct stat st;
 
-    if (mkdir(path, 0700) == 0)
-        return 1;
-    if (errno != EEXIST)
-        return -1;
-    if (stat(path, &st) < 0)
-        return -1;
+    if (stat(path, &st) < 0) {
+        if (errno != ENOENT)
+            return -1;
+        if (mkdir(path, 0700) == 0)
+            return 1;
+        if (errno != EEXIST || stat(path, &st) < 0)
+            return -1;
+    }
     if (!S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
         return -1;
@@ -156,19 +160,35 @@ fail_top:
     return -1;
 }
 
+static char maildir_host[256];
+
+static void maildir_forget_host(void)
+{
+    maildir_host[0] = '\0';
+}
+
 char *maildir_unique(void)
 {
     static unsigned long counter;
-    char host[256];
+    char *host = maildir_host;
     buf_t *b = buf_new(0);
     struct timeval tv;
     char *s;
 
-    if (gethostname(host, sizeof(host)) < 0)
-        host[0] = '\0';
-    host[sizeof(host) - 1] = '\0';
-    if (host[0] == '\0')
-        snprintf(host, sizeof(host), "localhost");
+    /* The host name, once a process (a kept delivery process lives for
+     * seconds): each call of gethostname() is a system call.  A child
+     * looks again (it may be in another UTS namespace). */
+    if (host[0] == '\0') {
+        static int registered;
+
+        if (!registered && pthread_atfork(NULL, NULL, maildir_forget_host) == 0)
+            registered = 1;
+        if (gethostname(host, sizeof(maildir_host)) < 0)
+            host[0] = '\0';
+        host[sizeof(maildir_host) - 1] = '\0';
+        if (host[0] == '\0')
+            snprintf(host, sizeof(maildir_host), "localhost");
+    }
     gettimeofday(&tv, NULL);
     buf_printf(b, "%lld.M%ldP%ldQ%lu.", (long long)tv.tv_sec, (long)tv.tv_usec,
                (long)getpid(), ++counter);

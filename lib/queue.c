@@ -236,6 +236,8 @@ struct queue_writer {
     const char *final_dir;      /* incoming/ or maildrop/ */
     int      maildrop;          /* written by sendmail: see queue_maildrop_open */
     int      recycled;          /* a spare: cut to what we wrote at commit */
+    off_t    old_size;          /* a spare's size when claimed */
+    off_t    written;           /* bytes written so far, from offset 0 */
     char     id[QUEUE_ID_SIZE];
     int64_t  sec;
     uint32_t usec;
@@ -289,6 +291,7 @@ static int w_flush(queue_writer_t *w)
         w->err = errno;
         return -1;
     }
+    w->written += (off_t)w->out->len;
     buf_reset(w->out);
     return 0;
 }
@@ -369,6 +372,7 @@ static int writer_open(int qdirfd, int maildrop, queue_writer_t **wp)
     w->tmpname = name;
     w->maildrop = maildrop;
     w->recycled = recycled;
+    w->old_size = st.st_size;
     w->final_dir = maildrop ? QUEUE_DIR_MAILDROP : QUEUE_DIR_INCOMING;
     w->sec = tv.tv_sec;
     w->usec = (uint32_t)tv.tv_usec;
@@ -589,12 +593,11 @@ void queue_writer_abort(queue_writer_t **wp)
     w_free(wp, 1);
 }
 
-/* A spare was written from offset 0 over an older message: cut it there. */
+/* A spare was written from offset 0 over an older message: cut it where
+ * we stopped, if the old one was longer. */
 static int w_truncate(queue_writer_t *w)
 {
-    off_t end = lseek(w->fd, 0, SEEK_CUR);
-
-    return end < 0 ? -1 : ftruncate(w->fd, end);
+    return w->old_size > w->written ? ftruncate(w->fd, w->written) : 0;
 }
 
 int queue_writer_commit(queue_writer_t **wp)

@@ -74,13 +74,10 @@ static struct deliver_outcome *deliver_outcomes;
 static size_t deliver_ntargets;
 static int deliver_reported;
 
-static void deliver_write_record(int dsn_class, const char *dsn, const char *text,
-                                 const char *detail)
+/* Append one record to b. */
+static void deliver_add_record(buf_t *b, int dsn_class, const char *dsn, const char *text,
+                               const char *detail)
 {
-    buf_t *b = buf_new(LOCAL_RESULT_MAX);
-    size_t off = 0;
-    ssize_t n;
-
     buf_putc(b, dsn_class == DELIVER_FORWARD ? 'F' : '0' + dsn_class);
     buf_putc(b, '\0');
     buf_append(b, dsn, strlen(dsn) + 1);
@@ -91,15 +88,6 @@ static void deliver_write_record(int dsn_class, const char *dsn, const char *tex
     buf_putc(b, '\0');
     buf_append(b, detail, strnlen(detail, DELIVER_TEXT_MAX));
     buf_putc(b, '\0');
-    while (off < b->len) {
-        n = write(deliver_fd, b->data + off, b->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    buf_free(&b);
 }
 
 /* Target i's own result (kept until the end: records go out in order). */
@@ -115,20 +103,37 @@ static void deliver_set(size_t i, int dsn_class, const char *dsn, const char *te
     o->detail = xstrdup(detail ? detail : "");
 }
 
-/* Every record, once: the targets' own results, this one for the rest. */
-static void deliver_report(int dsn_class, const char *dsn, const char *text, const char *detail)
+/* Every record, once, in one write: the targets' own results, this one
+ * for the rest; then, from a kept process that waits for its next run,
+ * LOCAL_PROC_WAITS.  -1 if the parent could not be told. */
+static int deliver_report_run(int dsn_class, const char *dsn, const char *text,
+                              const char *detail, int waits)
 {
+    buf_t *b;
+    int r;
+
     if (deliver_reported)
-        return;
+        return 0;
     deliver_reported = 1;
+    b = buf_new(0);
     for (size_t i = 0; i < deliver_ntargets; i++) {
         const struct deliver_outcome *o = &deliver_outcomes[i];
 
         if (o->set)
-            deliver_write_record(o->dsn_class, o->dsn, o->text, o->detail);
+            deliver_add_record(b, o->dsn_class, o->dsn, o->text, o->detail);
         else
-            deliver_write_record(dsn_class, dsn, text, detail);
+            deliver_add_record(b, dsn_class, dsn, text, detail);
     }
+    if (waits)
+        buf_putc(b, LOCAL_PROC_WAITS);
+    r = deliver_write_all(deliver_fd, b->data, b->len);
+    buf_free(&b);
+    return r;
+}
+
+static void deliver_report(int dsn_class, const char *dsn, const char *text, const char *detail)
+{
+    deliver_report_run(dsn_class, dsn, text, detail, 0);
 }
 
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail)
@@ -678,8 +683,8 @@ static void deliver_mailboxes(const struct local_target *targets, size_t n)
     free(detail);
 }
 
-/* The results of the run are out: forget them, and the run's queue files. */
-static void deliver_run_reset(const struct local_target *targets, size_t n)
+/* The results of the run are out: forget them. */
+static void deliver_run_reset(void)
 {
     for (size_t i = 0; i < deliver_ntargets; i++) {
         free(deliver_outcomes[i].dsn);
@@ -690,8 +695,6 @@ static void deliver_run_reset(const struct local_target *targets, size_t n)
     deliver_outcomes = NULL;
     deliver_ntargets = 0;
     deliver_reported = 0;
-    for (size_t i = 0; i < n; i++)
-        close(targets[i].queue_fd);
 }
 
 /* A kept process waits for its next run on job_fd (local.h): the targets
@@ -802,10 +805,11 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
             deliver_mailboxes(targets, n);
             if (job_fd < 0)
                 deliver_exit(4, "4.3.0", "no result", NULL);
-            deliver_report(4, "4.3.0", "no result", "");
-            deliver_run_reset(targets, n);
-            if (deliver_write_all(deliver_fd, &(char){ LOCAL_PROC_WAITS }, 1) < 0)
+            for (size_t i = 0; i < n; i++)      /* nothing of this run while we wait */
+                close(targets[i].queue_fd);
+            if (deliver_report_run(4, "4.3.0", "no result", "", 1) < 0)
                 _exit(0);
+            deliver_run_reset();
             if (next != NULL)
                 deliver_targets_free(next, n);
             n = deliver_next_run(job_fd, &mine, &next);
