@@ -132,16 +132,19 @@ def local_pids():
     return inst.service_pids("local")
 
 
-def socket_inodes(pid):
-    out = set()
+def open_fds(pid):
+    """{fd: what it is} of a process, from /proc."""
+    fds = {}
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
         except OSError:
-            continue
-        if t.startswith("socket:["):
-            out.add(t[8:-1])
-    return out
+            pass
+    return fds
+
+
+def socket_inodes(pid):
+    return set(t[8:-1] for t in open_fds(pid).values() if t.startswith("socket:["))
 
 
 def peer_process(link):
@@ -292,12 +295,7 @@ st = posthorn.proc_status(kept)
 is_((st["PPid"], st["Uid"], st["Gid"]), ([str(local_pid)], [str(upw.pw_uid)] * 4,
                                         [str(upw.pw_gid)] * 4),
     "a child of local, the user in every uid and gid")
-fds = {}
-for fd in os.listdir("/proc/%d/fd" % kept):
-    try:
-        fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (kept, fd))
-    except OSError:
-        pass
+fds = open_fds(kept)
 ok(not any("/spool/" in t or "Maildir" in t for t in fds.values()),
    "while it waits it holds no queue file and no Maildir: %r" % fds)
 socks = [t for t in fds.values() if t.startswith("socket:")]
@@ -591,12 +589,7 @@ else:
         is_(sorted(int(g) for g in st["Groups"]), want_groups, "with the user's groups only")
         is_(posthorn.proc_root(child), "/", "not chrooted")
         is_(os.readlink("/proc/%d/cwd" % child), home, "in the home directory")
-        fds = {}
-        for fd in os.listdir("/proc/%d/fd" % child):
-            try:
-                fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (child, fd))
-            except OSError:
-                pass
+        fds = open_fds(child)
         socks = [t for fd, t in fds.items() if fd > 2 and t.startswith("socket:")]
         ok(len(socks) <= 1 and all(peer_process(t) == local_pid for t in socks),
            "its one socket leads to local (its next runs), no listener, no qmgr connection: %r"
