@@ -34,6 +34,11 @@
  * so that a client logging in again and again pays yescrypt once; a changed
  * record (a new password) never matches.
  *
+ * Hand-over cookies (lib/auth_proto): a login half (login_user) that asks
+ * with AUTH_F_HANDOVER gets a cookie with its OK; the mail half (root)
+ * redeems it once, within AUTH_COOKIE_SECONDS, for the same service and
+ * login process (SO_PEERCRED pid at accept), and learns the user.
+ *
  * Logging: one line per exchange: "authd: MECH authentication of NAME from
  * ADDR (SERVICE): ok", or "failed: REASON"; the fail2ban-style line with the
  * client's name is the service's to write.  No password or SASL data is
@@ -86,6 +91,7 @@
 #define AUTHD_CACHE_SECONDS     60      /* a verified plaintext password is remembered */
 #define AUTHD_TRACKED_MAX       65536   /* addresses and accounts with recent failures */
 #define AUTHD_CACHED_MAX        4096    /* remembered passwords */
+#define AUTHD_COOKIES_MAX       4096    /* hand-overs in progress */
 
 struct authd_client;
 
@@ -98,12 +104,14 @@ struct authd_conv {
     char                *service;
     char                *client_addr;
     sasl_server_t       *sasl;
+    int                  handover;      /* AUTH_F_HANDOVER: a cookie on success */
     event_timer_t       *delay;         /* a failure reply waiting for its delay */
     ipc_msg_t           *reply;         /* ... that reply */
 };
 
 struct authd_client {
     ipcconn_t         *conn;
+    pid_t              pid;             /* SO_PEERCRED at accept */
     struct authd_conv *convs;
     size_t             nconvs;
 };
@@ -114,6 +122,15 @@ static passdb_t *authd_passdb;
 static expcache_t *authd_failures;      /* "a ADDR" / "u NAME" -> struct authd_count */
 static expcache_t *authd_verified;      /* NAME -> HMAC of record and password */
 static unsigned char authd_secret[32];
+static expcache_t *authd_cookies;       /* hex cookie -> struct authd_cookie */
+static uid_t authd_login_uid;           /* login_user: the one peer that gets cookies */
+
+/* A hand-over cookie (auth_proto.h): who logged in, where, through whom. */
+struct authd_cookie {
+    char *user;
+    char *service;
+    pid_t login_pid;
+};
 
 struct authd_count {
     long      n;                /* failures in the window */
@@ -453,6 +470,83 @@ static char *authd_name_for_log(const char *user)
 }
 
 /* The exchange ended: log, count, reply (a failure after its delay). */
+/* ------------------------------------------------------------ hand-over */
+
+static long long authd_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void authd_cookie_free(void *v)
+{
+    struct authd_cookie *k = v;
+
+    free(k->user);
+    free(k->service);
+    free(k);
+}
+
+static void authd_cookie_hex(const unsigned char cookie[AUTH_COOKIE_LEN], char hex[2 * AUTH_COOKIE_LEN + 1])
+{
+    for (size_t i = 0; i < AUTH_COOKIE_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", cookie[i]);
+}
+
+/* A new cookie for user, logged in through cv's login process. */
+static void authd_cookie_issue(struct authd_conv *cv, const char *user,
+                               unsigned char cookie[AUTH_COOKIE_LEN])
+{
+    struct authd_cookie *k = xcalloc(1, sizeof(*k));
+    char hex[2 * AUTH_COOKIE_LEN + 1];
+    long long now = authd_now_ms();
+
+    if (RAND_bytes(cookie, AUTH_COOKIE_LEN) != 1)
+        msg_fatal("authd: no random bytes for a hand-over cookie");
+    k->user = xstrdup(user);
+    k->service = xstrdup(cv->service);
+    k->login_pid = cv->cl->pid;
+    authd_cookie_hex(cookie, hex);
+    expcache_put(authd_cookies, hex, k, now + AUTH_COOKIE_SECONDS * 1000LL, now);
+    explicit_bzero(hex, sizeof(hex));
+}
+
+/* The mail half (root) redeems a cookie: once, for the service and login
+ * process it was issued to. */
+static void authd_redeem(struct authd_client *cl, const struct auth_request *rq)
+{
+    char hex[2 * AUTH_COOKIE_LEN + 1];
+    struct authd_cookie *k;
+    const char *why = NULL;
+    char *logname;
+
+    authd_cookie_hex(rq->data, hex);
+    k = expcache_get(authd_cookies, hex, authd_now_ms());
+    if (k == NULL)
+        why = "unknown or expired cookie";
+    else if (strcmp(k->service, rq->service) != 0)
+        why = "a cookie of another service";
+    else if ((long)k->login_pid != rq->login_pid)
+        why = "a cookie of another login process";
+    if (why) {
+        msg_warn("authd: hand-over for %s from login process %ld refused: %s", rq->service,
+                 rq->login_pid, why);
+        expcache_del(authd_cookies, hex);
+        explicit_bzero(hex, sizeof(hex));
+        authd_send(cl, auth_redeemed_encode(rq->reqid, AUTH_FAIL, NULL));
+        return;
+    }
+    logname = authd_name_for_log(k->user);
+    msg_info("authd: hand-over of %s (%s) from login process %ld", logname, k->service,
+             rq->login_pid);
+    free(logname);
+    authd_send(cl, auth_redeemed_encode(rq->reqid, AUTH_OK, k->user));
+    expcache_del(authd_cookies, hex);
+    explicit_bzero(hex, sizeof(hex));
+}
+
 static void authd_finish(struct authd_conv *cv, int result, const char *reason, const buf_t *final)
 {
     struct authd_client *cl = cv->cl;
@@ -471,11 +565,16 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
         final = NULL;
     }
     if (result == AUTH_OK) {
+        unsigned char cookie[AUTH_COOKIE_LEN];
+
         msg_info("authd: %s authentication of %s from %s (%s): ok", mech, logname,
                  cv->client_addr, cv->service);
         free(logname);
+        if (cv->handover)
+            authd_cookie_issue(cv, user, cookie);
         m = auth_done_encode(cv->reqid, AUTH_OK, user, final ? final->data : NULL,
-                             final ? final->len : 0, "");
+                             final ? final->len : 0, "", cv->handover ? cookie : NULL);
+        explicit_bzero(cookie, sizeof(cookie));
         authd_conv_free(cv);
         authd_send(cl, m);
         return;
@@ -502,7 +601,7 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
     }
     free(logname);
     m = auth_done_encode(cv->reqid, result, NULL, final ? final->data : NULL,
-                         final ? final->len : 0, reason);
+                         final ? final->len : 0, reason, NULL);
     if (delay_ms > 0) {
         sasl_server_free(&cv->sasl);
         cv->reply = m;
@@ -567,6 +666,7 @@ static void authd_start(struct authd_client *cl, const struct auth_request *rq)
     cv->mech = xstrdup(rq->mech);
     cv->service = xstrdup(rq->service);
     cv->client_addr = xstrdup(rq->client_addr);
+    cv->handover = (rq->flags & AUTH_F_HANDOVER) != 0;
     cv->next = cl->convs;
     cl->convs = cv;
     cl->nconvs++;
@@ -579,7 +679,7 @@ static void authd_start(struct authd_client *cl, const struct auth_request *rq)
                  rq->mech, rq->client_addr, rq->service);
         authd_conv_free(cv);
         authd_send(cl, auth_done_encode(rq->reqid, AUTH_FAIL, NULL, NULL, 0,
-                                        "mechanism not available"));
+                                        "mechanism not available", NULL));
         return;
     }
     authd_step(cv, rq->data, rq->data_len, rq->has_data);
@@ -625,9 +725,16 @@ static void authd_on_request(event_loop_t *loop, int fd, int events, void *arg)
     }
     cv = authd_conv_find(cl, rq.reqid);
     why = NULL;
-    if (rq.type == AUTH_START) {
+    if (rq.type == AUTH_REDEEM) {
+        if (cl->conn->uid != 0)
+            why = "a hand-over to redeem, but it is not root";
+        else
+            authd_redeem(cl, &rq);
+    } else if (rq.type == AUTH_START) {
         if (cv)
             why = "a request id already in use";
+        else if ((rq.flags & AUTH_F_HANDOVER) && cl->conn->uid != authd_login_uid)
+            why = "a hand-over request, but it is not login_user";
         else if (cl->nconvs >= AUTHD_MAX_CONVERSATIONS)
             why = "too many exchanges at once";
         else
@@ -665,6 +772,12 @@ static void authd_accept(event_loop_t *loop, int fd)
         return;
     cl = xcalloc(1, sizeof(*cl));
     cl->conn = c;
+    {
+        uid_t uid;
+
+        if (ipc_peer_uid(c->fd, &uid, &cl->pid) < 0)
+            cl->pid = 0;            /* no cookie then matches a redemption */
+    }
     event_add_fd(loop, c->fd, EVENT_READ, authd_on_request, cl);
 }
 
@@ -674,6 +787,7 @@ static void authd_pre_init(void)
 
     server_peer_uids(params, 2, authd_peer_uids);
     authd_peer_uids[2] = 0;
+    authd_login_uid = authd_peer_uids[1];
 }
 
 /* auth_system_passwords needs group shadow (Debian's /etc/shadow is
@@ -698,6 +812,7 @@ static void authd_post_init(event_loop_t *loop)
         msg_fatal("authd: no random bytes for the password cache");
     authd_failures = expcache_new(AUTHD_TRACKED_MAX, free);
     authd_verified = expcache_new(AUTHD_CACHED_MAX, free);
+    authd_cookies = expcache_new(AUTHD_COOKIES_MAX, authd_cookie_free);
     {
         unsigned char pw[16];
         char hex[33];

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@ static const struct ipc_name auth_proto_names[] = {
     {AUTH_CANCEL, "auth-cancel"},
     {AUTH_CONTINUE, "auth-continue"},
     {AUTH_DONE, "auth-done"},
+    {AUTH_REDEEM, "auth-redeem"},
+    {AUTH_REDEEMED, "auth-redeemed"},
 };
 
 void auth_proto_init(void)
@@ -97,6 +100,17 @@ ipc_msg_t *auth_cancel_encode(uint32_t reqid)
     return ipc_msg_new(AUTH_CANCEL, reqid);
 }
 
+ipc_msg_t *auth_redeem_encode(uint32_t reqid, const char *service,
+                              const unsigned char cookie[AUTH_COOKIE_LEN], long login_pid)
+{
+    ipc_msg_t *m = ipc_msg_new(AUTH_REDEEM, reqid);
+
+    ipc_put_str(m, service);
+    ipc_put_bytes(m, cookie, AUTH_COOKIE_LEN);
+    ipc_put_int(m, login_pid);
+    return m;
+}
+
 void auth_request_clear(struct auth_request *r)
 {
     free(r->service);
@@ -159,6 +173,23 @@ int auth_request_decode(ipc_msg_t *m, struct auth_request *r, const char **why)
         r->has_data = 1;
     } else if (m->type == AUTH_CANCEL) {
         rc = 0;
+    } else if (m->type == AUTH_REDEEM) {
+        int64_t pid;
+
+        rc = ipc_get_str(m, &r->service) == 0 && ipc_get_bytes(m, &r->data, &r->data_len) == 0
+             && ipc_get_int(m, &pid) == 0 ? 0 : -1;
+        if (rc == 0 && !auth_service_ok(r->service)) {
+            *why = "unknown service";
+            rc = -1;
+        } else if (rc == 0 && r->data_len != AUTH_COOKIE_LEN) {
+            *why = "bad cookie";
+            rc = -1;
+        } else if (rc == 0 && (pid <= 0 || pid > INT32_MAX)) {
+            *why = "bad process id";
+            rc = -1;
+        }
+        r->login_pid = (long)pid;
+        r->has_data = 1;
     } else {
         *why = "unknown request type";
     }
@@ -185,8 +216,20 @@ ipc_msg_t *auth_continue_encode(uint32_t reqid, const void *challenge, size_t le
     return m;
 }
 
+ipc_msg_t *auth_redeemed_encode(uint32_t reqid, int result, const char *user)
+{
+    ipc_msg_t *m = ipc_msg_new(AUTH_REDEEMED, reqid);
+
+    if ((result != AUTH_OK && result != AUTH_FAIL)
+        || (result == AUTH_OK && (user == NULL || *user == '\0' || !auth_text_ok(user, AUTH_USER_MAX))))
+        msg_panic("auth_redeemed_encode: a reply that breaks the protocol's rules");
+    ipc_put_int(m, result);
+    ipc_put_str(m, result == AUTH_OK ? user : "");
+    return m;
+}
+
 ipc_msg_t *auth_done_encode(uint32_t reqid, int result, const char *user, const void *final,
-                            size_t final_len, const char *reason)
+                            size_t final_len, const char *reason, const unsigned char *cookie)
 {
     ipc_msg_t *m = ipc_msg_new(AUTH_DONE, reqid);
     char *cut = xstrndup(reason ? reason : "", AUTH_REASON_MAX);
@@ -199,12 +242,13 @@ ipc_msg_t *auth_done_encode(uint32_t reqid, int result, const char *user, const 
     if (result != AUTH_OK && result != AUTH_FAIL && result != AUTH_TEMPFAIL)
         msg_panic("auth_done_encode: result %d", result);
     if (final_len > AUTH_DATA_MAX || (result == AUTH_OK && (user == NULL || *user == '\0'))
-        || (user && !auth_text_ok(user, AUTH_USER_MAX)))
+        || (user && !auth_text_ok(user, AUTH_USER_MAX)) || (cookie && result != AUTH_OK))
         msg_panic("auth_done_encode: a reply that breaks the protocol's rules");
     ipc_put_int(m, result);
     ipc_put_str(m, result == AUTH_OK ? user : "");
     ipc_put_bytes(m, final, final_len);
     ipc_put_str(m, cut);
+    ipc_put_bytes(m, cookie, cookie ? AUTH_COOKIE_LEN : 0);
     free(cut);
     return m;
 }
@@ -237,9 +281,12 @@ int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
             rc = -1;
         }
     } else if (m->type == AUTH_DONE) {
+        const void *cookie = NULL;
+        size_t cookie_len = 0;
+
         if (ipc_get_int(m, &result) == 0 && ipc_get_str(m, &r->user) == 0
             && ipc_get_bytes(m, &data, &data_len) == 0
-            && ipc_get_str(m, &r->reason) == 0) {
+            && ipc_get_str(m, &r->reason) == 0 && ipc_get_bytes(m, &cookie, &cookie_len) == 0) {
             if (result != AUTH_OK && result != AUTH_FAIL && result != AUTH_TEMPFAIL)
                 *why = "bad result";
             else if (!auth_text_ok(r->user, AUTH_USER_MAX)
@@ -249,6 +296,22 @@ int auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why)
                 *why = "bad reason";
             else if (data_len > AUTH_DATA_MAX)
                 *why = "final data too long";
+            else if (cookie_len != 0 && (cookie_len != AUTH_COOKIE_LEN || result != AUTH_OK))
+                *why = "bad cookie";
+            else {
+                r->result = (int)result;
+                if ((r->has_cookie = cookie_len != 0))
+                    memcpy(r->cookie, cookie, AUTH_COOKIE_LEN);
+                rc = 0;
+            }
+        }
+    } else if (m->type == AUTH_REDEEMED) {
+        if (ipc_get_int(m, &result) == 0 && ipc_get_str(m, &r->user) == 0) {
+            if (result != AUTH_OK && result != AUTH_FAIL)
+                *why = "bad result";
+            else if (!auth_text_ok(r->user, AUTH_USER_MAX)
+                     || (result == AUTH_OK) != (*r->user != '\0'))
+                *why = "bad user";
             else {
                 r->result = (int)result;
                 rc = 0;

@@ -26,7 +26,23 @@
  *                  (data for the client with the outcome, such as SCRAM's
  *                  "v=..." on success or "e=..." on failure; may be
  *                  empty), str reason (for the log, never a password; ""
- *                  on success)
+ *                  on success), bytes cookie (AUTH_COOKIE_LEN octets when
+ *                  the START had AUTH_F_HANDOVER and the result is OK;
+ *                  else empty)
+ *
+ * The hand-over (the login/mail split, pop3d and imapd): a login half
+ * (login_user) asks with AUTH_F_HANDOVER and, on success, gets a cookie:
+ * 128 random bits that authd keeps for AUTH_COOKIE_SECONDS with the user,
+ * the service and the login half's process id (SO_PEERCRED of its authd
+ * connection).  It passes the cookie with the client's connection to the
+ * mail half, which never takes a user name from the login half: it asks
+ * authd, as root,
+ *   AUTH_REDEEM    str service, bytes cookie, int login process id (the
+ *                  one SO_PEERCRED shows on the hand-over socket)
+ *   AUTH_REDEEMED  int result (AUTH_OK or AUTH_FAIL), str user (OK: the
+ *                  account; else "")
+ * A cookie is good once: any redemption removes it; OK only if it is
+ * known, not expired, and was issued for that service to that process.
  *
  * The binary fields travel decoded: base64 is the protocol layer's.  Limits
  * (decoders refuse more): a mechanism of at most AUTH_MECH_MAX letters,
@@ -51,7 +67,7 @@
 #include "ipc.h"
 
 #define AUTH_PROTO_NAME     "auth"
-#define AUTH_PROTO_VERSION  1
+#define AUTH_PROTO_VERSION  2
 #define AUTH_SOCKET         "private/authd"
 #define AUTH_TIMEOUT_MS     (30 * 1000)
 
@@ -69,6 +85,8 @@ enum {
     AUTH_CANCEL,
     AUTH_CONTINUE,
     AUTH_DONE,
+    AUTH_REDEEM,
+    AUTH_REDEEMED,
 };
 
 #define AUTH_OK        0
@@ -77,7 +95,11 @@ enum {
 
 #define AUTH_F_TLS           0x1
 #define AUTH_F_PLAINTEXT_OK  0x2
-#define AUTH_F_ALL           (AUTH_F_TLS | AUTH_F_PLAINTEXT_OK)
+#define AUTH_F_HANDOVER      0x4
+#define AUTH_F_ALL           (AUTH_F_TLS | AUTH_F_PLAINTEXT_OK | AUTH_F_HANDOVER)
+
+#define AUTH_COOKIE_LEN      16
+#define AUTH_COOKIE_SECONDS  10     /* a hand-over that takes longer fails */
 
 /* The services that ask, as the log and the throttling name them. */
 #define AUTH_SERVICE_SUBMISSION "submission"
@@ -85,12 +107,13 @@ enum {
 #define AUTH_SERVICE_POP3       "pop3"
 #define AUTH_SERVICE_IMAP       "imap"
 
-/* A request as authd sees it (START, STEP or CANCEL).  Strings are owned;
- * cb_data and data point into the message they were decoded from. */
+/* A request as authd sees it (START, STEP, CANCEL or REDEEM).  Strings are
+ * owned; cb_data and data point into the message they were decoded from. */
 struct auth_request {
     uint32_t    type;
     uint32_t    reqid;
-    char       *service;        /* START */
+    char       *service;        /* START, REDEEM */
+    long        login_pid;      /* REDEEM */
     char       *mech;           /* START, upper-cased */
     char       *client_addr;    /* START */
     unsigned    flags;          /* START: AUTH_F_* */
@@ -98,16 +121,19 @@ struct auth_request {
     const void *cb_data;        /* START */
     size_t      cb_len;
     int         has_data;       /* START: an initial response; STEP: 1 */
-    const void *data;           /* START: the initial response; STEP: the response */
+    const void *data;           /* START: the initial response; STEP: the response;
+                                   REDEEM: the cookie */
     size_t      data_len;
 };
 
-/* A reply as a client sees it (CONTINUE or DONE). */
+/* A reply as a client sees it (CONTINUE, DONE or REDEEMED). */
 struct auth_reply {
     uint32_t    type;
     uint32_t    reqid;
-    int         result;         /* DONE */
-    char       *user;           /* DONE */
+    int         result;         /* DONE, REDEEMED */
+    char       *user;           /* DONE, REDEEMED */
+    int         has_cookie;     /* DONE */
+    unsigned char cookie[AUTH_COOKIE_LEN];
     char       *reason;         /* DONE */
     void       *data;           /* CONTINUE: the challenge; DONE: the final data
                                    (the reply's own copy: auth_reply_clear frees it) */
@@ -123,6 +149,8 @@ ipc_msg_t *auth_start_encode(uint32_t reqid, const char *service, const char *me
                              const void *initial, size_t initial_len);
 ipc_msg_t *auth_step_encode(uint32_t reqid, const void *response, size_t len);
 ipc_msg_t *auth_cancel_encode(uint32_t reqid);
+ipc_msg_t *auth_redeem_encode(uint32_t reqid, const char *service,
+                              const unsigned char cookie[AUTH_COOKIE_LEN], long login_pid);
 int        auth_reply_decode(ipc_msg_t *m, struct auth_reply *r, const char **why);
 void       auth_reply_clear(struct auth_reply *r);
 
@@ -130,7 +158,9 @@ void       auth_reply_clear(struct auth_reply *r);
 int        auth_request_decode(ipc_msg_t *m, struct auth_request *r, const char **why);
 void       auth_request_clear(struct auth_request *r);
 ipc_msg_t *auth_continue_encode(uint32_t reqid, const void *challenge, size_t len);
+/* cookie: NULL, or AUTH_COOKIE_LEN octets (only with AUTH_OK). */
 ipc_msg_t *auth_done_encode(uint32_t reqid, int result, const char *user, const void *final,
-                            size_t final_len, const char *reason);
+                            size_t final_len, const char *reason, const unsigned char *cookie);
+ipc_msg_t *auth_redeemed_encode(uint32_t reqid, int result, const char *user);
 
 #endif

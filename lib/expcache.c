@@ -76,6 +76,16 @@ void *expcache_get(expcache_t *c, const char *key, long long now)
     return NULL;
 }
 
+int expcache_del(expcache_t *c, const char *key)
+{
+    struct expcache_entry find = {.key = (char *)key}, *e;
+
+    if ((e = RB_FIND(expcache_tree, &c->tree, &find)) == NULL)
+        return 0;
+    expcache_drop(c, e);
+    return 1;
+}
+
 void expcache_put(expcache_t *c, const char *key, void *value, long long expires, long long now)
 {
     struct expcache_entry find = {.key = (char *)key}, *e, *next;

@@ -8,6 +8,8 @@
  * expcache_free), NULL if the values need no freeing.
  * expcache_get(c, key, now): the value stored under key if its deadline is
  * after now (an expired entry goes at once), else NULL.
+ * expcache_del(c, key): remove the entry under key (its value freed);
+ * 1 if there was one, else 0.
  * expcache_put(c, key, value, expires, now): store value under key until
  * expires (replacing an entry of the same key); when the cache is full,
  * the expired entries go first, and if none has expired, all of them: a
@@ -30,6 +32,7 @@ void        expcache_free(expcache_t **cp);
 void       *expcache_get(expcache_t *c, const char *key, long long now);
 void        expcache_put(expcache_t *c, const char *key, void *value, long long expires,
                          long long now);
+int         expcache_del(expcache_t *c, const char *key);
 size_t      expcache_count(const expcache_t *c);
 
 #endif

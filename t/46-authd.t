@@ -23,7 +23,9 @@ A throwaway instance with a user whose mail password is set with
  - user names are logged escaped and cut, so they cannot forge a line;
  - a request id reused, a malformed request and a peer that is not allowed
    (nobody) are dropped; authd runs as auth_user and not as root;
- - the log has one line per exchange and never the password.
+ - the log has one line per exchange and never the password;
+ - hand-over cookies: only login_user gets one, only root redeems it, once,
+   for the service and login process it was issued to, within 10 s.
 Every process is cleaned up by PID."""
 import base64
 import hashlib
@@ -50,7 +52,7 @@ if r.returncode != 0:
     diag(r.stderr)
 alice, _ = inst.add_user()
 sock = os.path.join(inst.spool, "private", "authd")
-c = ipcframe.connect(sock, "auth", 1, timeout=30)
+c = ipcframe.connect(sock, "auth", 2, timeout=30)
 c.send(0x800, 1, ["submission", "PLAIN", "127.0.0.1", 3, "", b"", 1,
                   b"\0" + alice.encode() + b"\0x"])
 f = c.recv(timeout=30)
@@ -64,7 +66,7 @@ reqids = iter(range(1, 1000000))
 
 
 def conn():
-    return ipcframe.connect(sock, "auth", 1, timeout=30)
+    return ipcframe.connect(sock, "auth", 2, timeout=30)
 
 
 def start(c, mech, initial=None, addr="127.0.0.1", flags=F_TLS | F_PLAINTEXT_OK, cb=("", b"")):
@@ -262,7 +264,7 @@ owner = pwd.getpwnam("posthorn")
 other = pwd.getpwnam(inst.add_user()[0])
 try:
     c = ipcframe.connect_as(sock, other.pw_uid, other.pw_gid, [owner.pw_gid])
-    c.send(0, 0, ["auth", 1])
+    c.send(0, 0, ["auth", 2])
     got = c.recv(timeout=10)
     c.close()
 except OSError as e:
@@ -270,6 +272,85 @@ except OSError as e:
 ok(got is None or isinstance(got, OSError), "a peer of another account gets no hello")
 like(inst.log(), "authd: refusing a client: uid %d: peer uid not allowed" % other.pw_uid,
      "  and authd says why")
+
+# Hand-over cookies (the login/mail split): a login half (login_user) asks
+# with AUTH_F_HANDOVER and gets a 16-byte cookie with its OK; root (the
+# mail half) redeems it once, for the service and login process it was
+# issued to; nobody else may ask for or redeem one.
+REDEEM, REDEEMED, F_HANDOVER = 0x805, 0x806, 4
+null = pwd.getpwnam("posthorn-null")
+net = pwd.getpwnam("posthorn-net")
+
+
+def login_cookie(service="pop3", who=null):
+    # The posthorn group only to reach private/ (authd checks the uid).
+    lc = ipcframe.connect_as(sock, who.pw_uid, who.pw_gid, [who.pw_gid, owner.pw_gid],
+                             timeout=30)
+    lc.hello("auth", 2, timeout=30)
+    rid = next(reqids)
+    lc.send(START, rid, [service, "PLAIN", "127.0.0.1", F_TLS | F_PLAINTEXT_OK | F_HANDOVER, "",
+                         b"", 1, b"\0" + alice.encode() + b"\0" + PASSWORD.encode()])
+    f = lc.recv(timeout=30)
+    return lc, f
+
+
+def redeem(cookie, login_pid, service="pop3", rc=None):
+    rc = rc or conn()
+    rid = next(reqids)
+    rc.send(REDEEM, rid, [service, cookie, login_pid])
+    return rc.recv(timeout=30)
+
+
+lc, f = login_cookie()
+ok(f is not None and f.type == DONE and f.fields[0] == OK_ and len(f.fields[4]) == 16,
+   "a login half asking for a hand-over gets OK and a 16-byte cookie") or diag(repr(f))
+cookie = f.fields[4] if f is not None else b"x" * 16
+f = plain(conn(), alice, PASSWORD)
+is_(f.fields[4] if f is not None else None, b"", "  (one that does not ask gets none)")
+rc = conn()
+f = redeem(cookie, lc.creator_pid + 1, rc=rc)
+is_(f and (f.type, f.fields), (REDEEMED, [FAIL, ""]),
+    "redeemed for another login process: FAIL")
+f = redeem(cookie, lc.creator_pid, rc=rc)
+is_(f and (f.type, f.fields), (REDEEMED, [FAIL, ""]), "  and the cookie is gone with it")
+lc.close()
+lc, f = login_cookie()
+cookie = f.fields[4] if f is not None else b"x" * 16
+f = redeem(cookie, lc.creator_pid, service="imap", rc=rc)
+is_(f and f.fields, [FAIL, ""], "redeemed for another service: FAIL")
+lc.close()
+lc, f = login_cookie()
+cookie = f.fields[4] if f is not None else b"x" * 16
+f = redeem(cookie, lc.creator_pid, rc=rc)
+is_(f and (f.type, f.fields), (REDEEMED, [OK_, alice]),
+    "root redeems it for the right service and login process: OK and the user")
+f = redeem(cookie, lc.creator_pid, rc=rc)
+is_(f and f.fields, [FAIL, ""], "  once only")
+f = redeem(os.urandom(16), lc.creator_pid, rc=rc)
+is_(f and f.fields, [FAIL, ""], "a cookie never issued: FAIL")
+lc.close()
+lc, f = login_cookie()
+cookie = f.fields[4] if f is not None else b"x" * 16
+time.sleep(11)
+f = redeem(cookie, lc.creator_pid, rc=rc)
+is_(f and f.fields, [FAIL, ""], "after AUTH_COOKIE_SECONDS (10 s): FAIL")
+lc.close()
+like(inst.log(), "hand-over for pop3 from login process %d refused: unknown or expired cookie"
+     % lc.creator_pid, "  logged")
+like(inst.log(), "authd: hand-over of %s (pop3) from login process" % alice,
+     "a redemption is logged with the user")
+# Who may not: submission's account asking for a cookie, a login half
+# redeeming one.
+nc, f = login_cookie(service="submission", who=net)
+is_(f, None, "network_user asking for a hand-over is dropped")
+like(inst.log(), "sent a hand-over request, but it is not login_user", "  and authd says why")
+lc, f = login_cookie()
+cookie = f.fields[4] if f is not None else b"x" * 16
+f = redeem(cookie, lc.creator_pid, rc=lc)
+is_(f, None, "a login half redeeming a cookie is dropped")
+like(inst.log(), "sent a hand-over to redeem, but it is not root", "  and authd says why")
+f = redeem(cookie, lc.creator_pid, rc=rc)
+is_(f and f.fields, [OK_, alice], "  and the cookie is still good for the mail half")
 
 pids = inst.service_pids("authd")
 is_(len(pids), 1, "one authd process")

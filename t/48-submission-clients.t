@@ -413,7 +413,7 @@ AUTH_START, AUTH_STEP, AUTH_CONTINUE, AUTH_DONE = 0x800, 0x801, 0x803, 0x804
 
 
 def scram_authd(cb_given, cb_used):
-    c = ipcframe.connect(os.path.join(A.spool, "private", "authd"), "auth", 1, timeout=30)
+    c = ipcframe.connect(os.path.join(A.spool, "private", "authd"), "auth", 2, timeout=30)
     try:
         sc = Scram(alice, PASSWORD, "tls-exporter", cb_used)
         c.send(AUTH_START, 1, ["submission", "SCRAM-SHA-256-PLUS", "127.0.0.1", 3,

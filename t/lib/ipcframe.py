@@ -203,4 +203,6 @@ def connect_as(path, uid, gid, groups, timeout=5.0):
         raise OSError("connect as %d failed: %s" % (uid, msg[1:].decode(errors="replace")))
     s = socket.socket(fileno=fds[0])
     s.settimeout(timeout)
-    return Conn(s)
+    c = Conn(s)
+    c.creator_pid = pid         # what the server's SO_PEERCRED shows
+    return c

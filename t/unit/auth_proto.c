@@ -108,7 +108,7 @@ static void test_requests(void)
                      0, 0, "bad mechanism name"), "a mechanism over AUTH_MECH_MAX");
     ok(start_refused("submission", "PLAIN", "localhost", 0, "", 0, 0, 0, "bad client address"),
        "a client address that is a name");
-    ok(start_refused("submission", "PLAIN", "127.0.0.1", 4, "", 0, 0, 0, "bad flags"),
+    ok(start_refused("submission", "PLAIN", "127.0.0.1", 8, "", 0, 0, 0, "bad flags"),
        "unknown flags");
     ok(start_refused("submission", "PLAIN", "127.0.0.1", 0, "tls-server-end-point", 32, 0, 0,
                      "bad channel binding"), "an unknown channel binding type");
@@ -144,7 +144,8 @@ static void test_requests(void)
 }
 
 /* A DONE made by hand is refused for want_why, leaving nothing behind. */
-static int done_refused(int result, const char *user, const char *want_why)
+static int done_refused_cookie(int result, const char *user, size_t cookie_len,
+                               const char *want_why)
 {
     ipc_msg_t *m = ipc_msg_new(AUTH_DONE, 1);
     struct auth_reply r;
@@ -155,6 +156,7 @@ static int done_refused(int result, const char *user, const char *want_why)
     ipc_put_str(m, user);
     ipc_put_bytes(m, "", 0);
     ipc_put_str(m, "");
+    ipc_put_bytes(m, "0123456789abcdefXX", cookie_len);
     rc = auth_reply_decode(m, &r, &why);
     ipc_msg_free(&m);
     if (rc == 0) {
@@ -162,6 +164,11 @@ static int done_refused(int result, const char *user, const char *want_why)
         return 0;
     }
     return r.user == NULL && r.reason == NULL && why && strcmp(why, want_why) == 0;
+}
+
+static int done_refused(int result, const char *user, const char *want_why)
+{
+    return done_refused_cookie(result, user, 0, want_why);
 }
 
 static void test_replies(void)
@@ -179,7 +186,7 @@ static void test_replies(void)
        "  its challenge outlives the message (the reply owns a copy)");
     auth_reply_clear(&r);
 
-    m = auth_done_encode(5, AUTH_OK, "alice", "v=xyz", 5, "");
+    m = auth_done_encode(5, AUTH_OK, "alice", "v=xyz", 5, "", NULL);
     ok(auth_reply_decode(m, &r, &why) == 0, "DONE (OK) decodes");
     is_int(r.result, AUTH_OK, "  the result");
     is_str(r.user, "alice", "  the user");
@@ -188,7 +195,7 @@ static void test_replies(void)
     auth_reply_clear(&r);
     ipc_msg_free(&m);
 
-    m = auth_done_encode(5, AUTH_FAIL, "ignored", NULL, 0, "authentication failed:\ttab\n");
+    m = auth_done_encode(5, AUTH_FAIL, "ignored", NULL, 0, "authentication failed:\ttab\n", NULL);
     ok(auth_reply_decode(m, &r, &why) == 0 && r.result == AUTH_FAIL && *r.user == '\0',
        "DONE (FAIL) carries no user, whatever the caller gave");
     is_str(r.reason, "authentication failed:?tab?", "  control characters in the reason cleaned");
@@ -196,7 +203,7 @@ static void test_replies(void)
     ipc_msg_free(&m);
     memset(long_reason, 'r', AUTH_REASON_MAX * 2 - 1);
     long_reason[AUTH_REASON_MAX * 2 - 1] = '\0';
-    m = auth_done_encode(5, AUTH_TEMPFAIL, NULL, NULL, 0, long_reason);
+    m = auth_done_encode(5, AUTH_TEMPFAIL, NULL, NULL, 0, long_reason, NULL);
     ok(auth_reply_decode(m, &r, &why) == 0 && strlen(r.reason) == AUTH_REASON_MAX,
        "a long reason is cut to fit");
     auth_reply_clear(&r);
@@ -212,6 +219,66 @@ static void test_replies(void)
     ok(auth_reply_decode(m, &r, &why) < 0 && strcmp(why, "unknown reply type") == 0,
        "a request type as a reply is refused");
     ipc_msg_free(&m);
+
+    /* The hand-over: a cookie with DONE, its redemption and the answer. */
+    {
+        static const unsigned char cookie[AUTH_COOKIE_LEN] = "0123456789abcdef";
+        struct auth_request rq;
+
+        m = auth_done_encode(6, AUTH_OK, "alice", NULL, 0, "", cookie);
+        ok(auth_reply_decode(m, &r, &why) == 0 && r.has_cookie
+           && memcmp(r.cookie, cookie, AUTH_COOKIE_LEN) == 0, "DONE (OK) carries the cookie");
+        auth_reply_clear(&r);
+        ipc_msg_free(&m);
+        m = auth_done_encode(6, AUTH_OK, "alice", NULL, 0, "", NULL);
+        ok(auth_reply_decode(m, &r, &why) == 0 && !r.has_cookie, "  or none when not asked");
+        auth_reply_clear(&r);
+        ipc_msg_free(&m);
+        ok(done_refused_cookie(AUTH_FAIL, "", AUTH_COOKIE_LEN, "bad cookie"),
+           "a cookie with FAIL is refused");
+        ok(done_refused_cookie(AUTH_OK, "alice", AUTH_COOKIE_LEN - 1, "bad cookie"),
+           "a cookie of the wrong length is refused");
+
+        m = auth_redeem_encode(7, AUTH_SERVICE_POP3, cookie, 4242);
+        ok(auth_request_decode(m, &rq, &why) == 0 && rq.type == AUTH_REDEEM && rq.reqid == 7
+           && strcmp(rq.service, "pop3") == 0 && rq.login_pid == 4242
+           && rq.data_len == AUTH_COOKIE_LEN && memcmp(rq.data, cookie, AUTH_COOKIE_LEN) == 0,
+           "REDEEM decodes: service, cookie, login process");
+        auth_request_clear(&rq);
+        ipc_msg_free(&m);
+        m = auth_redeem_encode(7, AUTH_SERVICE_POP3, cookie, 0);
+        ok(auth_request_decode(m, &rq, &why) < 0 && strcmp(why, "bad process id") == 0,
+           "REDEEM with process id 0 is refused");
+        ipc_msg_free(&m);
+        m = ipc_msg_new(AUTH_REDEEM, 7);
+        ipc_put_str(m, "pop3");
+        ipc_put_bytes(m, cookie, 8);
+        ipc_put_int(m, 4242);
+        ok(auth_request_decode(m, &rq, &why) < 0 && strcmp(why, "bad cookie") == 0,
+           "REDEEM with a short cookie is refused");
+        ipc_msg_free(&m);
+        m = auth_redeem_encode(7, "ftp", cookie, 4242);
+        ok(auth_request_decode(m, &rq, &why) < 0 && strcmp(why, "unknown service") == 0,
+           "REDEEM for an unknown service is refused");
+        ipc_msg_free(&m);
+
+        m = auth_redeemed_encode(7, AUTH_OK, "alice");
+        ok(auth_reply_decode(m, &r, &why) == 0 && r.type == AUTH_REDEEMED
+           && r.result == AUTH_OK && strcmp(r.user, "alice") == 0, "REDEEMED (OK) decodes");
+        auth_reply_clear(&r);
+        ipc_msg_free(&m);
+        m = auth_redeemed_encode(7, AUTH_FAIL, "ignored");
+        ok(auth_reply_decode(m, &r, &why) == 0 && r.result == AUTH_FAIL && *r.user == '\0',
+           "REDEEMED (FAIL) carries no user");
+        auth_reply_clear(&r);
+        ipc_msg_free(&m);
+        m = ipc_msg_new(AUTH_REDEEMED, 7);
+        ipc_put_int(m, AUTH_TEMPFAIL);
+        ipc_put_str(m, "");
+        ok(auth_reply_decode(m, &r, &why) < 0 && strcmp(why, "bad result") == 0,
+           "REDEEMED with another result is refused");
+        ipc_msg_free(&m);
+    }
 }
 
 int main(void)

@@ -39,6 +39,12 @@ int main(void)
     ok(expcache_get(c, "a", 100) == NULL && freed == 1 && expcache_count(c) == 0,
        "at the deadline: gone, its value freed");
 
+    expcache_put(c, "d", val("D"), 100, 0);
+    ok(expcache_del(c, "d") == 1 && freed == 2 && expcache_count(c) == 0
+       && expcache_get(c, "d", 0) == NULL, "del removes an entry and frees its value");
+    ok(expcache_del(c, "d") == 0 && freed == 2, "del of a missing key: 0, nothing freed");
+    freed = 1;
+
     expcache_put(c, "a", val("A1"), 100, 0);
     expcache_put(c, "a", val("A2"), 200, 0);
     v = expcache_get(c, "a", 150);
