@@ -469,16 +469,7 @@ static char *authd_name_for_log(const char *user)
     return buf_steal(b, NULL) ?: xstrdup("");
 }
 
-/* The exchange ended: log, count, reply (a failure after its delay). */
 /* ------------------------------------------------------------ hand-over */
-
-static long long authd_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void authd_cookie_free(void *v)
 {
@@ -489,10 +480,11 @@ static void authd_cookie_free(void *v)
     free(k);
 }
 
-static void authd_cookie_hex(const unsigned char cookie[AUTH_COOKIE_LEN], char hex[2 * AUTH_COOKIE_LEN + 1])
+/* n octets as 2n lower-case hex digits and a NUL in hex. */
+static void authd_hex(const unsigned char *p, size_t n, char *hex)
 {
-    for (size_t i = 0; i < AUTH_COOKIE_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", cookie[i]);
+    for (size_t i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", p[i]);
 }
 
 /* A new cookie for user, logged in through cv's login process. */
@@ -501,14 +493,14 @@ static void authd_cookie_issue(struct authd_conv *cv, const char *user,
 {
     struct authd_cookie *k = xcalloc(1, sizeof(*k));
     char hex[2 * AUTH_COOKIE_LEN + 1];
-    long long now = authd_now_ms();
+    long long now = event_now_ms();
 
     if (RAND_bytes(cookie, AUTH_COOKIE_LEN) != 1)
         msg_fatal("authd: no random bytes for a hand-over cookie");
     k->user = xstrdup(user);
     k->service = xstrdup(cv->service);
     k->login_pid = cv->cl->pid;
-    authd_cookie_hex(cookie, hex);
+    authd_hex(cookie, AUTH_COOKIE_LEN, hex);
     expcache_put(authd_cookies, hex, k, now + AUTH_COOKIE_SECONDS * 1000LL, now);
     explicit_bzero(hex, sizeof(hex));
 }
@@ -522,8 +514,8 @@ static void authd_redeem(struct authd_client *cl, const struct auth_request *rq)
     const char *why = NULL;
     char *logname;
 
-    authd_cookie_hex(rq->data, hex);
-    k = expcache_get(authd_cookies, hex, authd_now_ms());
+    authd_hex(rq->data, AUTH_COOKIE_LEN, hex);
+    k = expcache_get(authd_cookies, hex, event_now_ms());
     if (k == NULL)
         why = "unknown or expired cookie";
     else if (strcmp(k->service, rq->service) != 0)
@@ -547,6 +539,7 @@ static void authd_redeem(struct authd_client *cl, const struct auth_request *rq)
     explicit_bzero(hex, sizeof(hex));
 }
 
+/* The exchange ended: log, count, reply (a failure after its delay). */
 static void authd_finish(struct authd_conv *cv, int result, const char *reason, const buf_t *final)
 {
     struct authd_client *cl = cv->cl;
@@ -820,8 +813,7 @@ static void authd_post_init(event_loop_t *loop)
 
         if (RAND_bytes(pw, sizeof(pw)) != 1)
             msg_fatal("authd: no random bytes for the dummy password");
-        for (size_t i = 0; i < sizeof(pw); i++)
-            snprintf(hex + 2 * i, 3, "%02x", pw[i]);
+        authd_hex(pw, sizeof(pw), hex);
         if (passdb_make(hex, (unsigned)conf_int("auth_scram_iterations"), &authd_dummy_record,
                         &why) < 0)
             msg_fatal("authd: cannot make the dummy password record: %s", why);

@@ -683,6 +683,14 @@ static void deliver_mailboxes(const struct local_target *targets, size_t n)
     free(detail);
 }
 
+/* A run of n targets begins: none has a result yet. */
+static void deliver_run_begin(size_t n)
+{
+    deliver_ntargets = n;
+    deliver_outcomes = xcalloc(n, sizeof(*deliver_outcomes));
+    deliver_reported = 0;
+}
+
 /* The results of the run are out: forget them. */
 static void deliver_run_reset(void)
 {
@@ -694,7 +702,20 @@ static void deliver_run_reset(void)
     free(deliver_outcomes);
     deliver_outcomes = NULL;
     deliver_ntargets = 0;
-    deliver_reported = 0;
+}
+
+/* Into t's home directory (a command or file target: "/" if there is
+ * none), or end the run with 4.3.0. */
+static void deliver_enter_home(const struct local_target *t)
+{
+    char *text;
+    int err;
+
+    if (chdir(t->home) < 0 && (t->target == NULL || chdir("/") < 0)) {
+        err = errno;
+        text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
+        deliver_exit(4, "4.3.0", text, NULL);
+    }
 }
 
 /* A kept process waits for its next run on job_fd (local.h): the targets
@@ -704,8 +725,8 @@ static size_t deliver_next_run(int job_fd, const struct local_target *account,
                                struct local_target **targets)
 {
     struct local_target *t = NULL;
-    int64_t count = 0, no_forward;
-    size_t n = 0, i;
+    int64_t count = 0, frame_count = 0, no_forward;
+    size_t n = 0;
     ipc_msg_t *m;
     int r;
 
@@ -715,22 +736,19 @@ static size_t deliver_next_run(int job_fd, const struct local_target *account,
                 msg_warn("cannot read the next job from the parent: %s", strerror(errno));
             _exit(0);
         }
-        if (n == 0 && (ipc_get_int(m, &count) < 0 || count < 1 || count > 1000)) {
-            msg_warn("bad job frame from the parent");
-            _exit(0);
-        }
-        if (n == 0)
+        if (ipc_get_int(m, &frame_count) == 0 && n == 0 && frame_count >= 1
+            && frame_count <= LOCAL_JOB_RUN_MAX) {
+            count = frame_count;
             t = xcalloc((size_t)count, sizeof(*t));
-        else if (ipc_get_int(m, &no_forward) < 0 || no_forward != count) {
-            msg_warn("bad job frame from the parent");
-            _exit(0);
         }
-        t[n] = *account;
-        if (m->type != LOCAL_JOB_FRAME || m->reqid != n
+        if (t != NULL)
+            t[n] = *account;
+        if (t == NULL || frame_count != count || m->type != LOCAL_JOB_FRAME || m->reqid != n
             || ipc_get_str(m, (char **)&t[n].queue_id) < 0
             || ipc_get_str(m, (char **)&t[n].sender) < 0
             || ipc_get_str(m, (char **)&t[n].recipient) < 0
             || ipc_get_int(m, &no_forward) < 0 || ipc_get_end(m) < 0
+            || (n > 0 && (no_forward != 0) != t[0].no_forward)
             || (t[n].queue_fd = ipc_take_fd(m)) < 0) {
             msg_warn("bad job frame from the parent");
             _exit(0);
@@ -739,11 +757,6 @@ static size_t deliver_next_run(int job_fd, const struct local_target *account,
         ipc_msg_free(&m);
         n++;
     } while (n < (size_t)count);
-    for (i = 0; i < n; i++)
-        if (t[i].no_forward != t[0].no_forward) {
-            msg_warn("bad job frame from the parent");
-            _exit(0);
-        }
     *targets = t;
     return n;
 }
@@ -771,12 +784,10 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
     queue_file_t *q = NULL;
     size_t nkeep = 0, i;
     char *text;
-    int err;
 
     event_reset_signals();
     deliver_fd = result_fd;
-    deliver_ntargets = n;
-    deliver_outcomes = xcalloc(n, sizeof(*deliver_outcomes));
+    deliver_run_begin(n);
     msg_fatal_hook(deliver_fatal_hook);
     keep[nkeep++] = 0;
     keep[nkeep++] = 1;
@@ -793,11 +804,7 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
     setpgid(0, 0);
     deliver_become(t);
 
-    if (chdir(t->home) < 0 && (t->target == NULL || chdir("/") < 0)) {
-        err = errno;
-        text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
-        deliver_exit(4, "4.3.0", text, NULL);
-    }
+    deliver_enter_home(t);
     if (t->target == NULL) {
         if (job_fd >= 0 && t->uid == 0)
             msg_panic("%s: a kept delivery process for root", t->queue_id);
@@ -814,13 +821,8 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
                 deliver_targets_free(next, n);
             n = deliver_next_run(job_fd, &mine, &next);
             targets = next;
-            deliver_ntargets = n;
-            deliver_outcomes = xcalloc(n, sizeof(*deliver_outcomes));
-            if (chdir(t->home) < 0) {
-                err = errno;
-                text = xasprintf("cannot enter home directory %s: %s", t->home, strerror(err));
-                deliver_exit(4, "4.3.0", text, NULL);
-            }
+            deliver_run_begin(n);
+            deliver_enter_home(t);
         }
     }
     if (n != 1)

@@ -95,6 +95,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -193,7 +194,7 @@ struct local_proc {
     gid_t              gid;
     gid_t             *groups;
     size_t             ngroups;
-    struct local_proc *prev, *next; /* in local_idle, while it waits */
+    TAILQ_ENTRY(local_proc) link;   /* in local_idle, while it waits */
 };
 
 static event_loop_t *local_loop;
@@ -206,7 +207,7 @@ static int local_nreqs;                 /* requests in progress */
 static int local_paused;
 static int local_stopping;
 /* Kept delivery processes waiting for a run, the most recent first. */
-static struct local_proc *local_idle;
+static TAILQ_HEAD(local_proc_list, local_proc) local_idle = TAILQ_HEAD_INITIALIZER(local_idle);
 static size_t local_nidle;
 
 /* ------------------------------------------------------------ connections */
@@ -441,8 +442,18 @@ static void local_job_done(struct local_proc *p, struct local_job *j, struct loc
 static void local_proc_idle(struct local_proc *p);
 static void local_proc_retire(struct local_proc *p);
 
+static void local_records_free(struct local_record *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].dsn);
+        free(r[i].text);
+        free(r[i].detail);
+    }
+    free(r);
+}
+
 /* p's run is over: records r[0..njobs) (NULL strings where there is
- * none: the others get why).  The first job holds the run's fairq slot
+ * none: the others get why), freed here.  The first job holds the run's fairq slot
  * and finishes last, so nothing sees the slot free (or local idle, when
  * stopping) while the run still has results to give.  Finishing jobs
  * starts others, which may hand p its next run: p is idle first. */
@@ -461,11 +472,7 @@ static void local_run_finish(struct local_proc *p, struct local_record *r, const
         local_proc_idle(p);
     for (i = 1; i <= n; i++)     /* 1, ..., n-1, then 0 */
         local_job_done(p, jobs[i % n], &r[i % n], why);
-    for (i = 0; i < n; i++) {
-        free(r[i].dsn);
-        free(r[i].text);
-        free(r[i].detail);
-    }
+    local_records_free(r, n);
     free(jobs);
 }
 
@@ -499,12 +506,7 @@ static void local_proc_records(struct local_proc *p)
     if (ret == 0 && d != end && !(p->job_fd >= 0 && end - d == 1 && *d == LOCAL_PROC_WAITS))
         ret = -1;                       /* more than the run's records */
     if (ret > 0) {                      /* not all there yet */
-        for (; i-- > 0;) {
-            free(r[i].dsn);
-            free(r[i].text);
-            free(r[i].detail);
-        }
-        free(r);
+        local_records_free(r, i);
         return;
     }
     if (ret < 0) {
@@ -513,7 +515,6 @@ static void local_proc_records(struct local_proc *p)
         kill(p->pid, SIGKILL);
     }
     local_run_finish(p, r, "malformed result", ret == 0 && d != end);
-    free(r);
 }
 
 static void local_proc_free(struct local_proc *p)
@@ -546,7 +547,7 @@ static void local_proc_read(event_loop_t *loop, int fd, int events, void *arg)
             if (!p->broken)
                 msg_warn("delivery process %ld sent more than its results; killing it",
                          (long)p->pid);
-            if (p->njobs == 0 && p->job_fd >= 0)
+            if (p->njobs == 0)
                 local_proc_retire(p);
             p->broken = 1;
             kill(p->pid, SIGKILL);
@@ -562,8 +563,7 @@ static void local_proc_read(event_loop_t *loop, int fd, int events, void *arg)
     event_del_fd(loop, fd);
     close(fd);
     p->pipe_fd = -1;
-    if (p->job_fd >= 0)
-        local_proc_retire(p);
+    local_proc_retire(p);
     while (waitpid(p->pid, &status, 0) < 0) {
         if (errno != EINTR) {
             msg_warn("waitpid %ld: %s", (long)p->pid, strerror(errno));
@@ -576,7 +576,6 @@ static void local_proc_read(event_loop_t *loop, int fd, int events, void *arg)
               : xasprintf("exit status %d", WEXITSTATUS(status));
         r = xcalloc(p->njobs, sizeof(*r));
         local_run_finish(p, r, why, 0);
-        free(r);
         free(why);
     }
     event_cancel_timer(loop, &p->timer);
@@ -598,13 +597,7 @@ static void local_run_timeout(event_loop_t *loop, void *arg)
 
 static void local_idle_unlink(struct local_proc *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        local_idle = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
+    TAILQ_REMOVE(&local_idle, p, link);
     p->idle = 0;
     local_nidle--;
 }
@@ -629,9 +622,7 @@ static void local_idle_timeout(event_loop_t *loop, void *arg)
 
     (void)loop;
     p->timer = NULL;
-    local_idle_unlink(p);
-    close(p->job_fd);
-    p->job_fd = -1;
+    local_proc_retire(p);
 }
 
 /* p's run is over and it can take another: wait local_delivery_idle_time
@@ -639,22 +630,13 @@ static void local_idle_timeout(event_loop_t *loop, void *arg)
  * waited longest makes room. */
 static void local_proc_idle(struct local_proc *p)
 {
-    struct local_proc *oldest;
-
     if (local_stopping || p->runs >= LOCAL_KEPT_MAX_RUNS) {
-        close(p->job_fd);
-        p->job_fd = -1;
+        local_proc_retire(p);
         return;
     }
-    if (local_nidle >= (size_t)conf_int("local_concurrency_limit")) {
-        for (oldest = local_idle; oldest->next; oldest = oldest->next)
-            ;
-        local_proc_retire(oldest);
-    }
-    p->next = local_idle;
-    if (local_idle)
-        local_idle->prev = p;
-    local_idle = p;
+    if (local_nidle >= (size_t)conf_int("local_concurrency_limit"))
+        local_proc_retire(TAILQ_LAST(&local_idle, local_proc_list));
+    TAILQ_INSERT_HEAD(&local_idle, p, link);
     p->idle = 1;
     local_nidle++;
     p->timer = event_add_timer(local_loop, conf_time("local_delivery_idle_time") * 1000LL,
@@ -672,7 +654,9 @@ static int local_run_keepable(struct local_job *const *jobs)
 /* A waiting process that became exactly the account of job j. */
 static struct local_proc *local_idle_find(const struct local_job *j)
 {
-    for (struct local_proc *p = local_idle; p; p = p->next) {
+    struct local_proc *p;
+
+    TAILQ_FOREACH(p, &local_idle, link) {
         if (p->uid == j->t.uid && p->gid == j->t.gid && p->ngroups == j->t.ngroups
             && strcmp(p->user, j->t.user) == 0 && strcmp(p->home, j->t.home) == 0
             && memcmp(p->groups, j->t.groups, p->ngroups * sizeof(*p->groups)) == 0)
@@ -708,8 +692,7 @@ static int local_proc_send(struct local_proc *p, struct local_job **jobs, size_t
     if (r < 0) {
         msg_warn("delivery process %ld for %s cannot take more mail: %s; starting another",
                  (long)p->pid, p->user, strerror(errno));
-        close(p->job_fd);
-        p->job_fd = -1;
+        local_proc_retire(p);
         return -1;
     }
     return 0;
@@ -800,16 +783,14 @@ static int local_job_spawn(struct local_job *j)
     } else {
         p = xcalloc(1, sizeof(*p));
         p->out = buf_new(0);
-        p->jobs = jobs;
-        p->njobs = n;
-        if (local_proc_fork(p) < 0) {
-            err = errno;
-            local_proc_free(p);
-            goto fail;
-        }
     }
     p->jobs = jobs;
     p->njobs = n;
+    if (!kept && local_proc_fork(p) < 0) {
+        err = errno;
+        local_proc_free(p);
+        goto fail;
+    }
     p->timed_out = 0;
     p->timer = event_add_timer(local_loop, conf_time("command_time_limit") * 1000LL,
                                local_run_timeout, p);

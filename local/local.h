@@ -119,6 +119,7 @@ int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
  * and the queue file's descriptor; the account is the first run's.  Never
  * returns. */
 #define LOCAL_JOB_FRAME        1u
+#define LOCAL_JOB_RUN_MAX      1000 /* jobs in a run: local_delivery_batch_limit's most */
 #define LOCAL_PROC_WAITS       'W'  /* on the result pipe after a run: "send the next" */
 #define LOCAL_JOB_MAX_PAYLOAD  (65536 + 64)    /* all a request from qmgr may hold, and more */
 _Noreturn void deliver_child(const struct local_target *targets, size_t n, int result_fd,
