@@ -90,9 +90,12 @@ def port_free(port, host="127.0.0.1"):
 def free_port_base():
     # Below Linux's ephemeral range (32768-60999): a port the instance is
     # about to bind is never some client's local port of the moment.
+    # Nor another instance's of this test: instances made one after the
+    # other and started later would all find the same ports free.
+    taken = set(getattr(i, "port_base", None) for i in _instances)
     for _ in range(200):
         base = random.randrange(10000, 32000, 1000)
-        if all(port_free(base + p) for p in STD_PORTS):
+        if base not in taken and all(port_free(base + p) for p in STD_PORTS):
             return base
     raise RuntimeError("no free port base")
 
