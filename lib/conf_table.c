@@ -159,6 +159,23 @@ const struct conf_param conf_params[] = {
     {"smtpd_tls_wrappermode", CONF_BOOL, "no", NOB,
      "TLS from the first byte (port 465 style) instead of STARTTLS", NULL},
 
+    /* POP3 (pop3d). */
+    {"tls_wrappermode", CONF_BOOL, "no", NOB,
+     "pop3d and imapd: TLS from the first byte (ports 995 and 993) instead of STLS/STARTTLS",
+     NULL},
+    {"pop3d_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", NOB,
+     "pop3d: PEM certificate chain for STLS and port 995 (empty: no TLS)", NULL},
+    {"pop3d_tls_key_file", CONF_STR, "$smtpd_tls_key_file", NOB,
+     "pop3d: PEM private key of pop3d_tls_cert_file", NULL},
+    {"pop3_plaintext_auth", CONF_BOOL, "no", NOB,
+     "pop3d: allow passwords (USER/PASS, PLAIN, LOGIN) on a connection that is neither TLS "
+     "nor from the host itself", NULL},
+    {"pop3d_timeout", CONF_TIME, "600s", 1, DAY,
+     "pop3d: how long a client may take to send its next command (RFC 1939: at least ten "
+     "minutes once logged in)", NULL},
+    {"pop3d_error_limit", CONF_INT, "20", 1, 1000,
+     "pop3d: failed commands after which a session is ended", NULL},
+
     /* Queue manager. */
     {"queue_run_delay", CONF_TIME, "300s", 1, DAY,
      "how often qmgr scans the deferred queue for mail that is due", NULL},

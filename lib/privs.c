@@ -166,3 +166,55 @@ int privs_verify_dropped(void)
     errno = saved_errno;
     return ret;
 }
+
+int privs_groups(const char *user, gid_t gid, gid_t **groupsp, size_t *np)
+{
+    gid_t *groups = NULL;
+    int n = 16, want;
+
+    for (;;) {
+        groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
+        want = n;
+        if (getgrouplist(user, gid, groups, &want) >= 0) {
+            n = want;
+            break;
+        }
+        if (n >= PRIVS_MAX_GROUPS) {
+            free(groups);
+            return -1;
+        }
+        n = want > n ? want : n * 2;
+    }
+    *groupsp = groups;
+    *np = (size_t)n;
+    return 0;
+}
+
+static int privs_cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void privs_close_fds(int *keep, size_t nkeep)
+{
+    unsigned int lo = 0;
+
+    qsort(keep, nkeep, sizeof(*keep), privs_cmp_int);
+    for (size_t i = 0; i <= nkeep; i++) {
+        unsigned int hi = i < nkeep ? (unsigned int)keep[i] : ~0U;
+
+        if (i < nkeep && keep[i] < 0)
+            continue;
+        if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
+            /* Without close_range(2): the slow way. */
+            long max = sysconf(_SC_OPEN_MAX);
+
+            for (long fd = lo; fd < (hi == ~0U ? max : (long)hi); fd++)
+                close((int)fd);
+        }
+        if (i < nkeep)
+            lo = (unsigned int)keep[i] + 1;
+    }
+}

@@ -32,4 +32,15 @@ void privs_drop_ids(uid_t uid, gid_t gid, const gid_t *extra_groups,
  * setresuid(0,0,0) all fail); -1 otherwise. */
 int  privs_verify_dropped(void);
 
+/* An account's groups for the drop: its primary gid and every group that
+ * lists it (getgrouplist), into a fresh *groups.  0, or -1 when the user
+ * is in more than PRIVS_MAX_GROUPS groups. */
+#define PRIVS_MAX_GROUPS 65536
+int  privs_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
+
+/* In a child after fork(), before it becomes someone else: close every
+ * descriptor except the ones in keep[] (sorted here; negative ones are
+ * skipped), so that nothing of the parent's leaks to the new account. */
+void privs_close_fds(int *keep, size_t nkeep);
+
 #endif

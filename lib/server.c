@@ -350,6 +350,8 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
             dir = conf_str("queue_directory");
         else if (opts->chroot == SERVER_CHROOT_EMPTY)
             dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_EMPTY_DIR);
+        else if (opts->chroot == SERVER_CHROOT_LOGIN)
+            dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_LOGIN_DIR);
         gid_t groups[SERVER_EXTRA_GROUPS_MAX + 1];
         size_t ngroups = 1;
 

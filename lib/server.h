@@ -42,7 +42,8 @@
 #define SERVER_TRIGGER_FD  4
 #define SERVER_LISTEN_FD   5
 
-enum server_chroot { SERVER_CHROOT_NONE, SERVER_CHROOT_SPOOL, SERVER_CHROOT_EMPTY };
+enum server_chroot { SERVER_CHROOT_NONE, SERVER_CHROOT_SPOOL, SERVER_CHROOT_EMPTY,
+                     SERVER_CHROOT_LOGIN };
 enum server_mode { SERVER_SINGLE, SERVER_MULTI };
 
 /* A status record, child -> master. */
@@ -99,5 +100,11 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
 
 /* SERVER_CHROOT_EMPTY jails into $queue_directory/SERVER_EMPTY_DIR (root, 0555, empty). */
 #define SERVER_EMPTY_DIR "empty"
+/* SERVER_CHROOT_LOGIN jails the login halves of pop3d and imapd into
+ * $queue_directory/SERVER_LOGIN_DIR (root, 0755), where master binds a
+ * second socket of each service in SERVER_LOGIN_SERVICES and nothing else
+ * is. */
+#define SERVER_LOGIN_DIR "login"
+#define SERVER_LOGIN_SERVICES { "authd", "pop3", "imap", NULL }
 
 #endif

@@ -2,7 +2,6 @@
  * smtpauth - AUTH for the SMTP servers, relayed to authd (see smtpauth.h).
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +9,9 @@
 #include <unistd.h>
 
 #include "auth_proto.h"
+#include "authrelay.h"
 #include "base64.h"
 #include "conf.h"
-#include "ipc.h"
 #include "msg.h"
 #include "sasl.h"
 #include "session.h"
@@ -23,7 +22,6 @@
 
 static struct svcconn smtpauth_authd = SVCCONN_INIT(AUTH_SOCKET, AUTH_PROTO_NAME,
                                                     AUTH_PROTO_VERSION);
-static uint32_t smtpauth_reqid;
 static const char *smtpauth_service;
 
 void smtpauth_init(const char *service)
@@ -77,51 +75,9 @@ void smtpauth_ehlo_keywords(struct smtp_session *ss, const char **lines, size_t 
 
 /* ------------------------------------------------------------ AUTH */
 
-static void smtpauth_authd_lost(void)
+static int smtpauth_challenge(void *ctx, const void *data, size_t len, buf_t *out)
 {
-    svcconn_lost(&smtpauth_authd);
-}
-
-/* One frame to authd and its answer: 0, or -1 (logged, connection gone). */
-static int smtpauth_ask(ipc_msg_t *m, struct auth_reply *rep)
-{
-    ipc_msg_t *in = NULL;
-    const char *why = NULL;
-    int rc;
-
-    rc = ipc_send(smtpauth_authd.fd, m, AUTH_TIMEOUT_MS);
-    ipc_msg_free(&m);
-    if (rc < 0) {
-        smtpauth_authd_lost();
-        return -1;
-    }
-    rc = ipc_recv(smtpauth_authd.fd, &in, AUTH_FRAME_MAX, AUTH_TIMEOUT_MS);
-    if (rc <= 0) {
-        if (rc == 0)
-            errno = ECONNRESET;
-        smtpauth_authd_lost();
-        return -1;
-    }
-    if (auth_reply_decode(in, rep, &why) < 0 || rep->reqid != smtpauth_reqid) {
-        if (why == NULL)
-            auth_reply_clear(rep);
-        msg_warn("authd answered with %s", why ? why : "another request's reply");
-        errno = EPROTO;
-        ipc_msg_free(&in);
-        smtpauth_authd_lost();
-        return -1;
-    }
-    ipc_msg_free(&in);
-    return 0;
-}
-
-static void smtpauth_cancel(void)
-{
-    ipc_msg_t *m = auth_cancel_encode(smtpauth_reqid);
-
-    if (ipc_send(smtpauth_authd.fd, m, AUTH_TIMEOUT_MS) < 0)
-        smtpauth_authd_lost();
-    ipc_msg_free(&m);
+    return smtpserver_auth_read(ctx, data, len, out);
 }
 
 /* The fail2ban-style line (Postfix's words). */
@@ -134,10 +90,11 @@ static void smtpauth_log_failure(struct smtp_session *ss, const char *mech, cons
 void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
 {
     struct smtpauth_conn ca = {0};
-    struct auth_reply rep = {0};
+    struct authrelay_result res = {0};
+    struct authrelay relay;
     char *args = xstrndup(arg, arg_len), *mech = args, *initial;
     buf_t *data = buf_new(AUTH_DATA_MAX);
-    int have = 0, rc;
+    int have = 0;
 
     initial = strchr(args, ' ');
     if (initial)
@@ -166,78 +123,44 @@ void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
             goto out;
         }
     }
-    /* A kept connection may have been closed by an authd restart since:
-     * the first request on it fails at once, and one new connection is
-     * tried. */
-    for (;;) {
-        if (svcconn_fd(&smtpauth_authd, AUTH_TIMEOUT_MS) < 0) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-        smtpauth_reqid++;
-        if (smtpauth_ask(auth_start_encode(smtpauth_reqid, smtpauth_service, mech,
-                                             ss->sess->peer.addr_text, ca.flags,
-                                             ca.cb_type ? ca.cb_type : "", ca.cb->data,
-                                             ca.cb->len, have, data->data, data->len),
-                           &rep) == 0)
-            break;
-        if (smtpauth_authd.fresh || errno == ETIMEDOUT) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-    }
-    while (rep.type == AUTH_CONTINUE) {
-        rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
-        auth_reply_clear(&rep);
-        if (rc < 0) {
-            smtpauth_cancel();
-            if (rc == -2)
-                smtpserver_reply(ss, 501, "5.5.2", "Error: malformed authentication response");
-            goto out;
-        }
-        if (rc == 0) {
-            smtpauth_cancel();
-            smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
-            smtpauth_log_failure(ss, mech, "authentication aborted");
-            goto out;
-        }
-        if (smtpauth_ask(auth_step_encode(smtpauth_reqid, data->data, data->len), &rep) < 0) {
-            smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-            goto out;
-        }
-    }
-    if (rep.result == AUTH_OK) {
-        /* RFC 4954 4: SMTP's 235 carries no data; a last challenge does. */
-        if (rep.data_len > 0) {
-            rc = smtpserver_auth_read(ss, rep.data, rep.data_len, data);
-            if (rc < 0 || (rc == 1 && data->len > 0)) {
-                if (rc != -1)
-                    smtpserver_reply(ss, 501, "5.5.2", "Error: unexpected authentication "
-                                     "response");
-                goto out;
-            }
-            if (rc == 0) {
-                smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
-                goto out;
-            }
-        }
-        for (char *p = mech; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
-        ss->auth_user = xstrdup(rep.user);
+    for (char *p = mech; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    relay = (struct authrelay){
+        .authd = &smtpauth_authd, .service = smtpauth_service,
+        .client_addr = ss->sess->peer.addr_text, .flags = ca.flags, .cb_type = ca.cb_type,
+        .cb_data = ca.cb->data, .cb_len = ca.cb->len, .challenge = smtpauth_challenge,
+        .ctx = ss,
+    };
+    authrelay_run(&relay, mech, have, data->data, data->len, &res);
+    switch (res.outcome) {
+    case AUTHRELAY_OK:
+        ss->auth_user = res.user;
+        res.user = NULL;
         ss->auth_method = xstrdup(mech);
         smtpserver_reply(ss, 235, "2.7.0", "Authentication successful");
-    } else if (rep.result == AUTH_TEMPFAIL) {
-        smtpauth_log_failure(ss, mech, rep.reason);
-        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
-    } else {
+        break;
+    case AUTHRELAY_FAIL:
         smtpauth_log_failure(ss, mech, "authentication failure");
         smtpserver_reply(ss, 535, "5.7.8", "Error: authentication failed");
+        break;
+    case AUTHRELAY_TEMPFAIL:
+        smtpauth_log_failure(ss, mech, res.reason);
+        smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
+        break;
+    case AUTHRELAY_CANCELLED:
+        smtpserver_reply(ss, 501, "5.7.0", "Authentication aborted");
+        smtpauth_log_failure(ss, mech, "authentication aborted");
+        break;
+    case AUTHRELAY_MALFORMED:
+        smtpserver_reply(ss, 501, "5.5.2", "Error: malformed authentication response");
+        break;
+    case AUTHRELAY_IOERR:
+        break;
     }
 out:
-    auth_reply_clear(&rep);
+    authrelay_result_clear(&res);
     if (ca.cb)
         buf_free(&ca.cb);
     buf_free(&data);
     free(args);
 }
-

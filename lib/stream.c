@@ -341,6 +341,32 @@ size_t stream_pending(const stream_t *s)
     return s->itail - s->ihead;
 }
 
+int stream_has_input(const stream_t *s)
+{
+    return s->itail > s->ihead || (s->io && s->io->holds_input && s->io->holds_input(s->ctx));
+}
+
+void stream_unread(stream_t *s, const void *data, size_t len)
+{
+    size_t have = s->itail - s->ihead;
+
+    if (len == 0)
+        return;
+    if (have + len > s->isize) {
+        while (have + len > s->isize) {
+            if (s->isize > SIZE_MAX / 2)
+                msg_panic("stream_unread: input buffer size overflow");
+            s->isize *= 2;
+        }
+        s->ibuf = xrealloc(s->ibuf, s->isize);
+    }
+    memmove(s->ibuf + len, s->ibuf + s->ihead, have);
+    memcpy(s->ibuf, data, len);
+    s->ihead = 0;
+    s->itail = have + len;
+    s->iscan = 0;
+}
+
 void stream_discard_input(stream_t *s)
 {
     s->ihead = s->itail = s->iscan = 0;

@@ -99,6 +99,14 @@ int       stream_printf(stream_t *s, const char *fmt, ...) __attribute__((format
 int       stream_flush(stream_t *s);
 
 size_t    stream_pending(const stream_t *s);   /* buffered input bytes */
+/* Input that a read returns without the descriptor becoming readable:
+ * buffered here, or held by the I/O hook (TLS records read ahead).  For a
+ * caller that polls the descriptor itself (a proxy). */
+int       stream_has_input(const stream_t *s);
 void      stream_discard_input(stream_t *s);
+/* Put data in front of the buffered input, to be read before anything
+ * else: input another process read before the connection came here (a
+ * login hand-over's pipelined commands). */
+void      stream_unread(stream_t *s, const void *data, size_t len);
 
 #endif

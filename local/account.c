@@ -16,7 +16,7 @@
  * call), 0 no such account, -1 the lookup failed (errno).
  *
  * Failure modes: none fatal but out of memory.  A user in more than
- * DELIVER_MAX_GROUPS groups is an account with too_many_groups set (the
+ * PRIVS_MAX_GROUPS groups is an account with too_many_groups set (the
  * caller defers its mail).
  */
 #include <errno.h>
@@ -27,6 +27,7 @@
 
 #include "expcache.h"
 #include "local.h"
+#include "privs.h"
 #include "xalloc.h"
 
 #define ACCOUNT_TTL_MS  10000
@@ -83,7 +84,7 @@ int account_lookup(const char *name, const struct local_account **ap)
         e->a.home = pw->pw_dir ? xstrdup(pw->pw_dir) : NULL;
         e->a.uid = pw->pw_uid;
         e->a.gid = pw->pw_gid;
-        if (deliver_groups(e->a.name, e->a.gid, &e->a.groups, &e->a.ngroups) < 0)
+        if (privs_groups(e->a.name, e->a.gid, &e->a.groups, &e->a.ngroups) < 0)
             e->a.too_many_groups = 1;
     }
     expcache_put(account_cache, name, e, now + ACCOUNT_TTL_MS, now);

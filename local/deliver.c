@@ -60,7 +60,6 @@
 #include "trustpath.h"
 #include "xalloc.h"
 
-#define DELIVER_MAX_GROUPS 65536
 
 static int deliver_fd = -1;         /* the result pipe */
 
@@ -146,60 +145,6 @@ _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, co
 static void deliver_fatal_hook(void)
 {
     deliver_report(4, "4.3.0", "local delivery process failed", "fatal error, see above");
-}
-
-static int deliver_cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Close every descriptor except the ones in keep[] (negative ones are
- * skipped). */
-void deliver_close_fds(int *keep, size_t nkeep)
-{
-    unsigned int lo = 0;
-
-    qsort(keep, nkeep, sizeof(*keep), deliver_cmp_int);
-    for (size_t i = 0; i <= nkeep; i++) {
-        unsigned int hi = i < nkeep ? (unsigned int)keep[i] : ~0U;
-
-        if (i < nkeep && keep[i] < 0)
-            continue;
-        if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
-            /* Without close_range(2): the slow way. */
-            long max = sysconf(_SC_OPEN_MAX);
-
-            for (long fd = lo; fd < (hi == ~0U ? max : (long)hi); fd++)
-                close((int)fd);
-        }
-        if (i < nkeep)
-            lo = (unsigned int)keep[i] + 1;
-    }
-}
-
-int deliver_groups(const char *user, gid_t gid, gid_t **groupsp, size_t *np)
-{
-    gid_t *groups = NULL;
-    int n = 16, want;
-
-    for (;;) {
-        groups = xreallocarray(groups, (size_t)n, sizeof(*groups));
-        want = n;
-        if (getgrouplist(user, gid, groups, &want) >= 0) {
-            n = want;
-            break;
-        }
-        if (n >= DELIVER_MAX_GROUPS) {
-            free(groups);
-            return -1;
-        }
-        n = want > n ? want : n * 2;
-    }
-    *groupsp = groups;
-    *np = (size_t)n;
-    return 0;
 }
 
 /* Become the recipient: its groups, gid and uid, for good. */
@@ -797,7 +742,7 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
     keep[nkeep++] = msg_detach_fds();
     for (i = 0; i < n; i++)
         keep[nkeep++] = targets[i].queue_fd;
-    deliver_close_fds(keep, nkeep);
+    privs_close_fds(keep, nkeep);
     umask(077);
 
     /* Our own process group, so that a time-out kills a command too. */

@@ -86,7 +86,7 @@ static _Noreturn void include_child(int fd, uid_t as_uid, gid_t gid, const gid_t
      * other deliveries' queue files. */
     event_reset_signals();
     keep[4] = msg_detach_fds();
-    deliver_close_fds(keep, 5);
+    privs_close_fds(keep, 5);
     privs_drop_ids(as_uid, gid, groups, ngroups, NULL);
     if (setuid(0) == 0 || privs_verify_dropped() < 0)
         _exit(1);
@@ -121,7 +121,7 @@ static int include_read_as(uid_t as_uid, const char *path, const uid_t *owners, 
         return -1;
     }
     gid = pw->pw_gid;
-    if (deliver_groups(pw->pw_name, gid, &groups, &ngroups) < 0) {
+    if (privs_groups(pw->pw_name, gid, &groups, &ngroups) < 0) {
         *why = xasprintf("the account of uid %ld is in too many groups", (long)as_uid);
         errno = EIO;
         return -1;

@@ -100,10 +100,6 @@ struct local_account {
  * failed (errno).  Answers are remembered for a few seconds (account.c). */
 int account_lookup(const char *name, const struct local_account **a);
 
-/* The user's groups, looked up in the parent (so that the NSS modules are
- * loaded once, not in every child): 0 with a fresh array, or -1 if the
- * user is in more than DELIVER_MAX_GROUPS groups. */
-int deliver_groups(const char *user, gid_t gid, gid_t **groups, size_t *n);
 
 /* In the child after fork(): deliver targets[0..n) and _exit(), writing
  * one result record per target, in order.  n > 1 only for mailbox
@@ -126,8 +122,6 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
                              int job_fd);
 /* write() all of data: 0, or -1 with errno. */
 int deliver_write_all(int fd, const void *data, size_t len);
-/* In a child: close every descriptor but those in keep[] (sorted here). */
-void deliver_close_fds(int *keep, size_t nkeep);
 /* In the child: report this result for every target that has none yet,
  * and _exit(0). */
 _Noreturn void deliver_exit(int dsn_class, const char *dsn, const char *text, const char *detail);

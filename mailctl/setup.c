@@ -21,6 +21,8 @@
  * nobody can point root's chown/chmod elsewhere with a symlink.
  *   pid/       root 0755  master.pid, master.sock
  *   empty/     root 0555  the jail of processes that need no files
+ *   login/     root:login_user 0750  the jail of the login halves of pop3d
+ *              and imapd: only the sockets of authd and the mail halves
  * and the sendmail program next to mailctl: root:setgid_group 2755.
  * Failure modes: every failure is printed as a sentence and returns -1.
  */
@@ -233,7 +235,8 @@ int setup_accounts_and_spool(void)
                                          "corrupt", DEFER_LOG_DIR, NULL};
     const char *q = conf_str("queue_directory");
     uid_t owner;
-    gid_t owner_gid, drop_gid;
+    uid_t login_uid;
+    gid_t owner_gid, drop_gid, login_gid;
     char *last = NULL, *shown;
     struct stat st;
     int rc = 0, parent, qfd;
@@ -244,6 +247,7 @@ int setup_accounts_and_spool(void)
         return -1;
     privs_lookup(conf_str("mail_owner"), &owner, &owner_gid);
     privs_group_lookup(conf_str("setgid_group"), &drop_gid);
+    privs_lookup(conf_str("login_user"), &login_uid, &login_gid);
 
     if ((parent = open_trusted_parent(q, &last)) < 0)
         return -1;
@@ -277,6 +281,8 @@ int setup_accounts_and_spool(void)
     DIR_("public", 0, drop_gid, 0710);
     DIR_("pid", 0, 0, 0755);
     DIR_(SERVER_EMPTY_DIR, 0, 0, 0555);
+    /* The login halves' jail: sockets only, bound by master. */
+    DIR_(SERVER_LOGIN_DIR, 0, login_gid, 0750);
 #undef DIR_
     close(qfd);
     rc |= setup_sendmail_setgid(drop_gid);

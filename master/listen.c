@@ -8,7 +8,10 @@
  * with SOMAXCONN: a short backlog turns bursts into retransmit timers.
  * unix services: $queue_directory/private/NAME or public/NAME, mode 0666;
  * access is controlled by the directory modes and by each protocol's
- * SO_PEERCRED check.
+ * SO_PEERCRED check.  The services the login halves of pop3d and imapd
+ * use (authd and the mail halves, SERVER_LOGIN_SERVICES) get a second
+ * socket in their jail, $queue_directory/login/NAME, passed to the same
+ * processes.
  *
  * Failure modes: errors are appended to errs as "service NAME: ..." and -1
  * is returned; whatever was opened is closed again.
@@ -27,6 +30,7 @@
 #include "ipc.h"
 #include "master.h"
 #include "msg.h"
+#include "server.h"
 #include "xalloc.h"
 
 static void listen_add(int **fds, int *nfds, int fd)
@@ -143,6 +147,17 @@ static int listen_inet(const struct master_svc *svc, int **fds, int *nfds, buf_t
     return rc;
 }
 
+/* Is name one of the services the login halves reach from their jail? */
+static int master_login_service(const char *name)
+{
+    static const char *const names[] = SERVER_LOGIN_SERVICES;
+
+    for (const char *const *n = names; *n; n++)
+        if (strcmp(*n, name) == 0)
+            return 1;
+    return 0;
+}
+
 int listen_open(const struct master_svc *svc, int **fds, int *nfds, buf_t *errs)
 {
     int rc;
@@ -166,6 +181,22 @@ int listen_open(const struct master_svc *svc, int **fds, int *nfds, buf_t *errs)
             rc = 0;
         }
         free(path);
+        if (rc == 0 && master_login_service(svc->name)) {
+            /* The login halves' jail gets the socket too (server.h). */
+            path = xasprintf("%s/%s/%s", master_params.queue_directory, SERVER_LOGIN_DIR,
+                             svc->name);
+            int lfd = ipc_listen(path, 0666, SOMAXCONN);
+
+            if (lfd < 0) {
+                buf_printf(errs, "service %s: cannot listen on %s: %s\n", svc->name, path,
+                           strerror(errno));
+                rc = -1;
+            } else {
+                fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+                listen_add(fds, nfds, lfd);
+            }
+            free(path);
+        }
     }
     if (rc < 0) {
         for (int i = 0; i < *nfds; i++)

@@ -1,0 +1,203 @@
+/*
+ * login - the login halves' hand-over and TLS proxy (see login.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "handover_proto.h"
+#include "ipc.h"
+#include "login.h"
+#include "msg.h"
+#include "netaddr.h"
+#include "xalloc.h"
+
+#define LOGIN_PROXY_CHUNK  16384
+
+bool login_secured(const session_t *s)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    struct netaddr local;
+    char text[NETADDR_TEXT_MAX];
+
+    if (s->tls != NULL)
+        return true;
+    if (!s->peer.ip)
+        return true;            /* a UNIX socket: this host */
+    if (getsockname(s->fd, (struct sockaddr *)&sa, &len) < 0
+        || netaddr_from_sockaddr((struct sockaddr *)&sa, len, &local, text, NULL) < 0)
+        return false;
+    return strcmp(text, s->peer.addr_text) == 0;
+}
+
+/*
+ * The TLS end of a handed-over session: the client's (decrypted) bytes go
+ * to pair, the mail half's to the client, until either side is done.  The
+ * mail half's socket is written without blocking while it is also read,
+ * so a client that pipelines a lot while a long reply comes back cannot
+ * wedge the two processes against each other.  The mail half owns the
+ * session's time limits: the proxy waits as long as it lives.
+ */
+static void login_proxy(session_t *s, int pair)
+{
+    char *up = xmalloc(LOGIN_PROXY_CHUNK), *down = xmalloc(LOGIN_PROXY_CHUNK);
+    size_t up_len = 0, up_off = 0;
+    bool client_done = false;
+    ssize_t n;
+
+    int fl = fcntl(pair, F_GETFL);
+
+    if (fl >= 0)
+        (void)fcntl(pair, F_SETFL, fl | O_NONBLOCK);
+    for (;;) {
+        struct pollfd p[2] = {
+            { .fd = s->fd, .events = 0 },
+            { .fd = pair, .events = POLLIN },
+        };
+        int timeout = -1;
+
+        if (!client_done && up_len == 0) {
+            if (stream_has_input(s->stream))
+                timeout = 0;
+            else
+                p[0].events = POLLIN;
+        }
+        if (up_len > 0)
+            p[1].events |= POLLOUT;
+        if (poll(p, 2, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        /* The mail half's output first: it is what the client waits for. */
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            n = recv(pair, down, LOGIN_PROXY_CHUNK, 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                break;          /* the session is over */
+            if (n > 0 && (stream_write(s->stream, down, (size_t)n) < 0
+                          || stream_flush(s->stream) < 0))
+                break;          /* the client is gone */
+        }
+        if (up_len > 0 && (p[1].revents & POLLOUT)) {
+            n = send(pair, up + up_off, up_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                break;
+            if (n > 0) {
+                up_off += (size_t)n;
+                up_len -= (size_t)n;
+                if (up_len == 0)
+                    up_off = 0;
+            }
+            if (up_len == 0 && client_done)
+                shutdown(pair, SHUT_WR);
+        }
+        if (!client_done && up_len == 0
+            && (timeout == 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)))) {
+            n = stream_read(s->stream, up, LOGIN_PROXY_CHUNK);
+            if (n > 0) {
+                up_len = (size_t)n;
+            } else if (n != STREAM_TIMEOUT) {
+                /* The client left: the mail half sees the end of its
+                 * input and ends the session (a POP3 session without QUIT
+                 * deletes nothing). */
+                client_done = true;
+                shutdown(pair, SHUT_WR);
+            }
+        }
+    }
+    free(up);
+    free(down);
+}
+
+int login_handover(session_t *s, const char *socket_path, const char *service,
+                   const unsigned char cookie[AUTH_COOKIE_LEN], const char *mech,
+                   const char *tag, const char **why)
+{
+    static char *reason;
+    int sock, give, pair[2] = { -1, -1 }, result, rc;
+    unsigned flags = (s->tls ? HANDOVER_F_TLS : 0) | (login_secured(s) ? HANDOVER_F_SECURED : 0);
+    buf_t *input = buf_new(0);
+    ipc_msg_t *m = NULL;
+    const char *w = NULL;
+
+    free(reason);
+    reason = NULL;
+    *why = NULL;
+    handover_proto_init();
+    if (stream_flush(s->stream) < 0) {
+        *why = "the client is gone";
+        buf_free(&input);
+        return HANDOVER_FAIL;
+    }
+    if ((sock = ipc_client_open(socket_path, HANDOVER_PROTO_NAME, HANDOVER_PROTO_VERSION,
+                                HANDOVER_TIMEOUT_MS, &w)) < 0) {
+        *why = w ? w : strerror(errno);
+        buf_free(&input);
+        return HANDOVER_TEMPFAIL;
+    }
+    if (s->tls) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+            *why = "socketpair failed";
+            close(sock);
+            buf_free(&input);
+            return HANDOVER_TEMPFAIL;
+        }
+        give = pair[1];
+    } else {
+        give = dup(s->fd);
+    }
+    /* What the client pipelined after its login command, read already. */
+    if (stream_pending(s->stream) > HANDOVER_INPUT_MAX) {
+        *why = "too much pipelined input";
+        rc = HANDOVER_FAIL;
+        close(give);
+        goto out;
+    }
+    while (stream_pending(s->stream) > 0) {
+        char chunk[4096];
+        ssize_t n = stream_read(s->stream, chunk, sizeof(chunk));
+
+        if (n <= 0)
+            break;
+        buf_append(input, chunk, (size_t)n);
+    }
+    m = handover_request_encode(service, cookie, s->peer.addr_text, s->peer.port, flags, mech,
+                                tag, input->data, input->len, give);
+    rc = ipc_send(sock, m, HANDOVER_TIMEOUT_MS);
+    ipc_msg_free(&m);           /* closes our copy of give */
+    if (rc < 0) {
+        *why = "the mail half does not take the connection";
+        rc = HANDOVER_TEMPFAIL;
+        goto out;
+    }
+    if (ipc_recv(sock, &m, HANDOVER_FRAME_MAX, HANDOVER_TIMEOUT_MS) <= 0) {
+        *why = "the mail half did not answer";
+        rc = HANDOVER_TEMPFAIL;
+        goto out;
+    }
+    if (handover_reply_decode(m, &result, &reason, &w) < 0) {
+        *why = w;
+        rc = HANDOVER_TEMPFAIL;
+        goto out;
+    }
+    rc = result;
+    *why = reason;
+    if (rc == HANDOVER_OK && s->tls)
+        login_proxy(s, pair[0]);
+out:
+    /* On failure the input read for the hand-over stays the client's: put
+     * it back for the next command. */
+    if (rc != HANDOVER_OK)
+        stream_unread(s->stream, input->data, input->len);
+    ipc_msg_free(&m);
+    if (pair[0] >= 0)
+        close(pair[0]);
+    close(sock);
+    buf_free(&input);
+    return rc;
+}

@@ -1,0 +1,417 @@
+/*
+ * login.c - pop3d's login half: the AUTHORIZATION state (RFC 1939 4) up
+ * to a successful login, as login_user in the jail, then the hand-over.
+ *
+ *  - greeting "+OK"; on 995 the TLS handshake comes first;
+ *  - CAPA: the common list, plus STLS while TLS is possible and not on,
+ *    USER and SASL with the mechanisms authd would run on this connection;
+ *  - STLS (RFC 2595 4): "+OK", whatever the client pipelined after it is
+ *    thrown away unread, the handshake; any USER given before is forgotten;
+ *  - passwords (USER/PASS, PLAIN, LOGIN) only on a secured connection
+ *    (lib/login: TLS, or the client is the host itself) unless
+ *    pop3_plaintext_auth = yes: otherwise "-ERR [AUTH] Plaintext
+ *    authentication disallowed on non-secure (SSL/TLS) connections." and
+ *    CAPA offers neither USER nor those mechanisms;
+ *  - USER name: "+OK" whoever it names (nothing is learnt of accounts);
+ *    PASS: PLAIN through authd with that name; AUTH mech [initial
+ *    response] (RFC 5034; "=" is an empty one) relayed to authd one
+ *    challenge at a time ("+ base64"; "*" cancels); bare AUTH lists the
+ *    mechanisms (RFC 1734's clients);
+ *  - a wrong password is "-ERR [AUTH] Authentication failed." after authd's
+ *    delay, logged as fail2ban reads it ("warning: NAME[ADDR]: SASL PLAIN
+ *    authentication failed: ..."); authd unreachable or refusing the
+ *    address for now is "-ERR [SYS/TEMP] ...";
+ *  - a login that worked goes to the mail half with authd's cookie
+ *    (lib/login); the mail half answers the login command.  If it cannot
+ *    take it, "-ERR [SYS/TEMP]" (or [SYS/PERM]) and the session stays here;
+ *  - the TRANSACTION commands before a login are "-ERR [AUTH] Log in
+ *    first."; unknown commands, bad syntax and over-long lines are counted
+ *    errors (pop3d_error_limit ends the session).
+ */
+#include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth_proto.h"
+#include "authrelay.h"
+#include "base64.h"
+#include "conf.h"
+#include "handover_proto.h"
+#include "login.h"
+#include "msg.h"
+#include "pop3d.h"
+#include "sasl.h"
+#include "svcconn.h"
+#include "tls.h"
+#include "xalloc.h"
+
+static tls_server_t *pop3_tls;
+static struct svcconn pop3_authd = SVCCONN_INIT(HANDOVER_JAIL_AUTH, AUTH_PROTO_NAME,
+                                                AUTH_PROTO_VERSION);
+
+struct pop3_login {
+    session_t sess;
+    char     *user;             /* from USER */
+    buf_t    *line;
+};
+
+void pop3_login_pre_init(void)
+{
+    const char *cert = conf_str("pop3d_tls_cert_file"), *key = conf_str("pop3d_tls_key_file");
+    buf_t *err;
+
+    if (*cert == '\0') {
+        if (conf_bool("tls_wrappermode"))
+            msg_fatal("tls_wrappermode = yes needs pop3d_tls_cert_file");
+        return;
+    }
+    err = buf_new(0);
+    if ((pop3_tls = tls_server_new(cert, *key ? key : cert, err)) == NULL)
+        msg_fatal("pop3d: cannot load the TLS certificate: %s", buf_cstr(err));
+    buf_free(&err);
+}
+
+void pop3_login_post_init(event_loop_t *loop)
+{
+    (void)loop;
+    auth_proto_init();
+    signal(SIGTERM, session_on_sigterm);
+}
+
+static bool pop3_plaintext_ok(const struct pop3_login *l)
+{
+    return conf_bool("pop3_plaintext_auth") || login_secured(&l->sess);
+}
+
+/* The connection's terms for authd: AUTH_F_* and channel binding. */
+struct pop3_auth_conn {
+    unsigned    flags;
+    const char *cb_type;
+    buf_t      *cb;
+};
+
+static void pop3_auth_conn(struct pop3_login *l, struct pop3_auth_conn *ac)
+{
+    ac->flags = AUTH_F_HANDOVER | (l->sess.tls ? AUTH_F_TLS : 0)
+                | (pop3_plaintext_ok(l) ? AUTH_F_PLAINTEXT_OK : 0);
+    ac->cb_type = NULL;
+    ac->cb = buf_new(AUTH_CB_MAX);
+    if (l->sess.tls && tls_conn_channel_binding(l->sess.tls, ac->cb, &ac->cb_type) < 0)
+        ac->cb_type = NULL;
+    if (ac->cb_type == NULL)
+        buf_reset(ac->cb);
+}
+
+static void pop3_login_capa(struct pop3_login *l)
+{
+    struct pop3_auth_conn ac;
+    const char *extra[4];
+    char *sasl = NULL;
+    buf_t *mechs = buf_new(0);
+    size_t n = 0;
+
+    pop3_auth_conn(l, &ac);
+    if (pop3_tls && l->sess.tls == NULL)
+        extra[n++] = "STLS";
+    if (pop3_plaintext_ok(l))
+        extra[n++] = "USER";
+    if (sasl_server_mechs_relayed((ac.flags & AUTH_F_PLAINTEXT_OK) != 0, ac.cb_type != NULL,
+                                  mechs) > 0)
+        extra[n++] = sasl = xasprintf("SASL %s", buf_cstr(mechs));
+    extra[n] = NULL;
+    pop3_capa(&l->sess, extra);
+    free(sasl);
+    buf_free(&mechs);
+    buf_free(&ac.cb);
+}
+
+/* ------------------------------------------------------------ the login */
+
+/* authrelay's challenge hook: "+ base64", one line back. */
+static int pop3_challenge(void *ctx, const void *data, size_t len, buf_t *out)
+{
+    struct pop3_login *l = ctx;
+    buf_t *b64 = buf_new(0);
+    ssize_t n;
+
+    base64_encode(b64, data, len);
+    stream_printf(l->sess.stream, "+ %s\r\n", buf_cstr(b64));
+    buf_free(&b64);
+    if (stream_flush(l->sess.stream) < 0) {
+        session_io_failed(&l->sess, STREAM_ERROR);
+        return -1;
+    }
+    n = stream_getline(l->sess.stream, l->line, POP3_AUTH_LINE_MAX);
+    if (n == STREAM_TOOLONG) {
+        pop3_err(&l->sess, "Authentication response too long.");
+        return -1;
+    }
+    if (n <= 0) {
+        session_io_failed(&l->sess, n == 0 ? STREAM_EOF : n);
+        return -1;
+    }
+    while (l->line->len > 0 && (l->line->data[l->line->len - 1] == '\n'
+                                || l->line->data[l->line->len - 1] == '\r'))
+        l->line->len--;
+    if (l->line->len == 1 && l->line->data[0] == '*')
+        return 0;
+    buf_reset(out);
+    return base64_decode(out, l->line->data, l->line->len) < 0 ? -2 : 1;
+}
+
+static void pop3_log_failure(struct pop3_login *l, const char *mech, const char *what)
+{
+    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s%s%s%s",
+             SESSION_PEER_ARGS(&l->sess), mech, what, l->user ? ", user=<" : "",
+             l->user ? l->user : "", l->user ? ">" : "");
+}
+
+/* Relay a login to authd and, when it worked, hand the session over. */
+static void pop3_login(struct pop3_login *l, const char *mech, int has_initial,
+                       const void *initial, size_t initial_len)
+{
+    struct pop3_auth_conn ac;
+    struct authrelay_result res;
+    struct authrelay relay;
+    const char *why;
+    int rc;
+
+    pop3_auth_conn(l, &ac);
+    relay = (struct authrelay){
+        .authd = &pop3_authd, .service = AUTH_SERVICE_POP3,
+        .client_addr = l->sess.peer.addr_text, .flags = ac.flags, .cb_type = ac.cb_type,
+        .cb_data = ac.cb->data, .cb_len = ac.cb->len, .challenge = pop3_challenge, .ctx = l,
+    };
+    authrelay_run(&relay, mech, has_initial, initial, initial_len, &res);
+    buf_free(&ac.cb);
+    switch (res.outcome) {
+    case AUTHRELAY_OK:
+        if (!res.has_cookie) {
+            msg_warn("authd gave no hand-over cookie for a login from " SESSION_PEER_FMT,
+                     SESSION_PEER_ARGS(&l->sess));
+            pop3_err(&l->sess, "[SYS/TEMP] Temporary login failure, try again later.");
+            break;
+        }
+        rc = login_handover(&l->sess, POP3_MAIL_SOCKET, AUTH_SERVICE_POP3, res.cookie, mech, "",
+                            &why);
+        if (rc == HANDOVER_OK) {
+            l->sess.done = true;
+            break;
+        }
+        msg_warn("cannot hand the login of %s from " SESSION_PEER_FMT " over: %s", res.user,
+                 SESSION_PEER_ARGS(&l->sess), why ? why : "unknown reason");
+        if (rc == HANDOVER_FAIL)
+            pop3_err(&l->sess, "[SYS/PERM] Your mailbox cannot be opened here.");
+        else
+            pop3_err(&l->sess, "[SYS/TEMP] Temporary login failure, try again later.");
+        break;
+    case AUTHRELAY_FAIL:
+        pop3_log_failure(l, mech, "authentication failure");
+        pop3_fail(&l->sess, "[AUTH] Authentication failed.");
+        break;
+    case AUTHRELAY_TEMPFAIL:
+        pop3_log_failure(l, mech, res.reason);
+        pop3_err(&l->sess, "[SYS/TEMP] Temporary authentication failure, try again later.");
+        break;
+    case AUTHRELAY_CANCELLED:
+        pop3_fail(&l->sess, "Authentication aborted.");
+        pop3_log_failure(l, mech, "authentication aborted");
+        break;
+    case AUTHRELAY_MALFORMED:
+        pop3_fail(&l->sess, "Invalid base64 data in the authentication response.");
+        break;
+    case AUTHRELAY_IOERR:
+        break;
+    }
+    authrelay_result_clear(&res);
+}
+
+static void pop3_plaintext_refused(struct pop3_login *l)
+{
+    pop3_fail(&l->sess, "[AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
+              "connections.");
+}
+
+static void pop3_user(struct pop3_login *l, const char *arg)
+{
+    if (!pop3_plaintext_ok(l)) {
+        pop3_plaintext_refused(l);
+        return;
+    }
+    if (arg == NULL || *arg == '\0' || strlen(arg) > AUTH_USER_MAX) {
+        pop3_fail(&l->sess, "Syntax: USER name");
+        return;
+    }
+    free(l->user);
+    l->user = xstrdup(arg);
+    pop3_ok(&l->sess, "Send your password.");
+}
+
+static void pop3_pass(struct pop3_login *l, const char *arg)
+{
+    buf_t *plain;
+
+    if (!pop3_plaintext_ok(l)) {
+        pop3_plaintext_refused(l);
+        return;
+    }
+    if (l->user == NULL) {
+        pop3_fail(&l->sess, "Send USER first.");
+        return;
+    }
+    if (arg == NULL) {
+        pop3_fail(&l->sess, "Syntax: PASS password");
+        return;
+    }
+    /* PLAIN's message (RFC 4616): no authorization identity. */
+    plain = buf_new(0);
+    buf_append(plain, "", 1);
+    buf_append(plain, l->user, strlen(l->user));
+    buf_append(plain, "", 1);
+    buf_append(plain, arg, strlen(arg));
+    pop3_login(l, "PLAIN", 1, plain->data, plain->len);
+    explicit_bzero(plain->data, plain->len);
+    buf_free(&plain);
+}
+
+static void pop3_auth(struct pop3_login *l, const char *arg)
+{
+    struct pop3_auth_conn ac;
+    char *args, *mech, *initial;
+    buf_t *data;
+    bool offered;
+
+    pop3_auth_conn(l, &ac);
+    if (arg == NULL) {
+        buf_t *mechs = buf_new(0);
+
+        sasl_server_mechs_relayed((ac.flags & AUTH_F_PLAINTEXT_OK) != 0, ac.cb_type != NULL,
+                                  mechs);
+        stream_puts(l->sess.stream, "+OK\r\n");
+        buf_cstr(mechs);
+        for (char *p = mechs->data, *tok; (tok = strsep(&p, " ")) != NULL;)
+            if (*tok)
+                stream_printf(l->sess.stream, "%s\r\n", tok);
+        stream_puts(l->sess.stream, ".\r\n");
+        buf_free(&mechs);
+        buf_free(&ac.cb);
+        return;
+    }
+    args = xstrdup(arg);
+    mech = args;
+    if ((initial = strchr(args, ' ')) != NULL)
+        *initial++ = '\0';
+    offered = sasl_server_offers_relayed((ac.flags & AUTH_F_PLAINTEXT_OK) != 0,
+                                         ac.cb_type != NULL, mech);
+    buf_free(&ac.cb);
+    if (!offered) {
+        if (!pop3_plaintext_ok(l)
+            && sasl_server_offers_relayed(1, ac.cb_type != NULL, mech))
+            pop3_plaintext_refused(l);
+        else
+            pop3_fail(&l->sess, "Unsupported authentication mechanism.");
+        free(args);
+        return;
+    }
+    for (char *p = mech; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    data = buf_new(AUTH_DATA_MAX);
+    if (initial && strcmp(initial, "=") != 0
+        && base64_decode(data, initial, strlen(initial)) < 0) {
+        pop3_fail(&l->sess, "Invalid base64 data in the initial response.");
+    } else {
+        pop3_login(l, mech, initial != NULL, data->data, data->len);
+    }
+    explicit_bzero(data->data, data->len);
+    buf_free(&data);
+    free(args);
+}
+
+static void pop3_stls(struct pop3_login *l)
+{
+    if (pop3_tls == NULL) {
+        pop3_fail(&l->sess, "TLS is not available here.");
+        return;
+    }
+    if (l->sess.tls) {
+        pop3_fail(&l->sess, "TLS is already active.");
+        return;
+    }
+    pop3_ok(&l->sess, "Begin TLS negotiation now.");
+    if (stream_flush(l->sess.stream) < 0) {
+        session_io_failed(&l->sess, STREAM_ERROR);
+        return;
+    }
+    session_starttls_discard(&l->sess, "STLS");
+    if (!session_tls_start(&l->sess, l->sess.lim.timeout_ms)) {
+        l->sess.done = true;
+        return;
+    }
+    free(l->user);              /* RFC 2595 4: start over */
+    l->user = NULL;
+}
+
+static void pop3_login_command(struct pop3_login *l, char *line)
+{
+    struct pop3_cmd cmd;
+    static const char *const later[] = {
+        "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", NULL
+    };
+
+    if (pop3_parse(line, &cmd) < 0) {
+        pop3_fail(&l->sess, "Unknown command.");
+        return;
+    }
+    l->sess.where = strcmp(cmd.name, "PASS") == 0 ? "PASS" : cmd.name;
+    if (strcmp(cmd.name, "CAPA") == 0) {
+        pop3_login_capa(l);
+    } else if (strcmp(cmd.name, "QUIT") == 0) {
+        pop3_ok(&l->sess, "Logging out.");
+        l->sess.done = true;
+    } else if (strcmp(cmd.name, "STLS") == 0) {
+        pop3_stls(l);
+    } else if (strcmp(cmd.name, "USER") == 0) {
+        pop3_user(l, cmd.arg);
+    } else if (strcmp(cmd.name, "PASS") == 0) {
+        pop3_pass(l, cmd.arg);
+    } else if (strcmp(cmd.name, "AUTH") == 0) {
+        pop3_auth(l, cmd.arg);
+    } else {
+        for (const char *const *p = later; *p; p++)
+            if (strcmp(cmd.name, *p) == 0) {
+                pop3_fail(&l->sess, "[AUTH] Log in first.");
+                return;
+            }
+        pop3_fail(&l->sess, "Unknown command.");
+    }
+}
+
+void pop3_login_serve(int fd)
+{
+    struct pop3_login l = {0};
+    struct session_limits lim;
+    ssize_t n;
+
+    pop3_limits(&lim);
+    session_open(&l.sess, fd, fd, pop3_tls, &lim);
+    session_set_goodbye(&l.sess, "-ERR [SYS/TEMP] Server shutting down.\r\n");
+    l.line = buf_new(0);
+    if (conf_bool("tls_wrappermode") && !session_tls_start(&l.sess, lim.timeout_ms))
+        goto out;
+    pop3_ok(&l.sess, POP3_IMPLEMENTATION " ready.");
+    while (!l.sess.done) {
+        n = pop3_read_command(&l.sess, l.line);
+        if (n == STREAM_TOOLONG)
+            continue;
+        if (n < 0)
+            break;
+        pop3_login_command(&l, l.line->data);
+        explicit_bzero(l.line->data, l.line->len);
+    }
+out:
+    session_close(&l.sess);
+    free(l.user);
+    buf_free(&l.line);
+}
