@@ -71,8 +71,12 @@ static struct pop3_msg *pop3_arg_msg(struct pop3_mail *p, const char *arg, const
         num[len] = '\0';
         i = pop3_msgno(num, p->box.n);
     }
+    if (i == 0 && len < sizeof(num) && strspn(num, "0123456789") == len) {
+        pop3_err(&p->sess, "There is no message %.20s.", num);
+        return NULL;
+    }
     if (i == 0) {
-        pop3_fail(&p->sess, "There is no message %.20s.", arg);
+        pop3_fail(&p->sess, "Invalid message number.");
         return NULL;
     }
     if (rest) {
@@ -82,7 +86,7 @@ static struct pop3_msg *pop3_arg_msg(struct pop3_mail *p, const char *arg, const
         return NULL;
     }
     if (p->box.msgs[i - 1].deleted) {
-        pop3_fail(&p->sess, "Message %zu is deleted.", i);
+        pop3_err(&p->sess, "Message %zu is deleted.", i);
         return NULL;
     }
     return &p->box.msgs[i - 1];
