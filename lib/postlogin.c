@@ -46,11 +46,14 @@ static void postlogin_pid_add(pid_t pid)
     postlogin_pids[postlogin_npids++] = pid;
 }
 
+/* A session counts as a connection in progress (lib/server): a mail half
+ * that master retires (a reload) stays until its last session ends. */
 static void postlogin_pid_del(pid_t pid)
 {
     for (size_t i = 0; i < postlogin_npids; i++)
         if (postlogin_pids[i] == pid) {
             postlogin_pids[i] = postlogin_pids[--postlogin_npids];
+            server_conn_end();
             return;
         }
 }
@@ -74,13 +77,20 @@ static void postlogin_on_child(event_loop_t *loop, int signo, void *arg)
     }
 }
 
+/* However the root process ends (SIGTERM from master's stop, master gone,
+ * a fatal error), its sessions end with it: nothing would reap them or
+ * pass on the next stop.  (A retired one waits for them instead.) */
+static void postlogin_end_sessions(void)
+{
+    for (size_t i = 0; i < postlogin_npids; i++)
+        kill(postlogin_pids[i], SIGTERM);
+}
+
 static void postlogin_on_term(event_loop_t *loop, int signo, void *arg)
 {
     (void)loop;
     (void)signo;
     (void)arg;
-    for (size_t i = 0; i < postlogin_npids; i++)
-        kill(postlogin_pids[i], SIGTERM);
     exit(0);
 }
 
@@ -95,6 +105,7 @@ void postlogin_init(event_loop_t *loop, const char *service, postlogin_serve_fn 
     handover_proto_init();
     event_add_signal(loop, SIGCHLD, postlogin_on_child, NULL);
     event_add_signal(loop, SIGTERM, postlogin_on_term, NULL);
+    atexit(postlogin_end_sessions);
 }
 
 /* Ask authd who the cookie belongs to: AUTH_OK with *user, AUTH_FAIL, or
@@ -259,6 +270,7 @@ static int postlogin_request(ipcconn_t *c, ipc_msg_t *m)
     if (pid == 0)
         postlogin_child(&ps, groups, ngroups);
     postlogin_pid_add(pid);
+    server_conn_begin();
 reply:
     reply = handover_reply_encode(result, reason);
     rc = ipcconn_send(c, reply);

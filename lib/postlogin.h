@@ -23,7 +23,9 @@
  *    owns the client).
  * The root process keeps the session processes' pids: it reaps them, logs
  * one that died by a signal, and passes a SIGTERM on to them when it is
- * told to stop.
+ * told to stop.  Each session counts as a connection in progress
+ * (lib/server), so a mail half that master retires on a reload stays
+ * until its last session ends.
  *
  * Failure modes: a bad request is logged and that login half dropped; an
  * authd that cannot be reached is HANDOVER_TEMPFAIL; a failed fork is
