@@ -1,7 +1,7 @@
 /*
  * authd - checks mail passwords: the one process that reads
  * auth_password_file (lib/passdb) or any other password data.
- * submission (and later the POP3 and IMAP login halves) relay their
+ * submission and the POP3 (later IMAP) login halves relay their
  * clients' SASL exchanges to it over private/authd (lib/auth_proto) and
  * learn who logged in; they never see a hash.
  *
@@ -34,6 +34,10 @@
  * so that a client logging in again and again pays yescrypt once; a changed
  * record (a new password) never matches.
  *
+ * APOP (pop3d with pop3_apop = yes): mechanism "APOP", whose initial
+ * response carries the name, the greeting's timestamp and the digest;
+ * checked against the APOP secret the user's record keeps in clear.
+ *
  * Hand-over cookies (lib/auth_proto): a login half (login_user) that asks
  * with AUTH_F_HANDOVER gets a cookie with its OK; the mail half (root)
  * redeems it once, within AUTH_COOKIE_SECONDS, for the same service and
@@ -55,6 +59,7 @@
  * skeleton's.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <shadow.h>
@@ -104,6 +109,7 @@ struct authd_conv {
     char                *service;
     char                *client_addr;
     sasl_server_t       *sasl;
+    char                *user;          /* APOP's (no SASL server to say it) */
     int                  handover;      /* AUTH_F_HANDOVER: a cookie on success */
     event_timer_t       *delay;         /* a failure reply waiting for its delay */
     ipc_msg_t           *reply;         /* ... that reply */
@@ -405,6 +411,7 @@ static void authd_conv_free(struct authd_conv *cv)
     free(cv->mech);
     free(cv->service);
     free(cv->client_addr);
+    free(cv->user);
     free(cv);
 }
 
@@ -544,7 +551,7 @@ static void authd_finish(struct authd_conv *cv, int result, const char *reason, 
 {
     struct authd_client *cl = cv->cl;
     const char *mech = cv->sasl ? sasl_server_mech(cv->sasl) : cv->mech;
-    const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : NULL;
+    const char *user = cv->sasl ? sasl_server_authcid(cv->sasl) : cv->user;
     const char *authzid = cv->sasl ? sasl_server_authzid(cv->sasl) : NULL;
     char *logname = authd_name_for_log(user);
     long delay_ms = 0;
@@ -642,6 +649,67 @@ static void authd_step(struct authd_conv *cv, const void *data, size_t len, int 
     buf_free(&out);
 }
 
+/* APOP (RFC 1939 7), for pop3d with pop3_apop = yes only: the initial
+ * response is "NAME\0TIMESTAMP\0DIGEST", DIGEST the hex MD5 of the
+ * greeting's TIMESTAMP followed by the user's APOP secret, which the
+ * record keeps in clear for this (mailctl user apop).  Failures count and
+ * are delayed as any other. */
+static void authd_apop(struct authd_conv *cv, const struct auth_request *rq)
+{
+    const char *p = rq->data, *end = p + rq->data_len, *ts, *digest;
+    char secret[PASSDB_PASSWORD_MAX + 1], hex[2 * EVP_MAX_MD_SIZE + 1], want[33];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *record = NULL, *name;
+    EVP_MD_CTX *ctx;
+    int r, have = 0;
+
+    if (strcmp(rq->service, AUTH_SERVICE_POP3) != 0 || !conf_bool("pop3_apop")
+        || !rq->has_data) {
+        authd_finish(cv, AUTH_FAIL, "APOP is not enabled", NULL);
+        return;
+    }
+    if ((ts = memchr(p, '\0', rq->data_len)) == NULL
+        || (digest = memchr(ts + 1, '\0', (size_t)(end - ts - 1))) == NULL
+        || ts == p || (size_t)(ts - p) > AUTH_USER_MAX || end - digest - 1 != 32
+        || digest - ts - 1 < 3 || ts[1] != '<' || digest[-1] != '>') {
+        authd_finish(cv, AUTH_FAIL, "malformed APOP request", NULL);
+        return;
+    }
+    ts++;
+    digest++;
+    for (int i = 0; i < 32; i++)
+        want[i] = (char)tolower((unsigned char)digest[i]);
+    want[32] = '\0';
+    name = xstrndup(p, (size_t)(ts - 1 - p));
+    cv->user = name;
+    if (!authd_gate(cv->client_addr, name)) {
+        authd_finish(cv, AUTH_TEMPFAIL, authd_gate_reason, NULL);
+        return;
+    }
+    if ((r = authd_record(name, &record)) < 0) {
+        authd_finish(cv, AUTH_TEMPFAIL, "cannot read the password file", NULL);
+        return;
+    }
+    if (r > 0)
+        have = passdb_apop(record, secret) > 0;
+    free(record);
+    if (!have)
+        strcpy(secret, "\x01no secret");   /* the same work either way */
+    if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1
+        || EVP_DigestUpdate(ctx, ts, (size_t)(digest - 1 - ts)) != 1
+        || EVP_DigestUpdate(ctx, secret, strlen(secret)) != 1
+        || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 16)
+        msg_fatal("authd: MD5 failed");
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    authd_hex(md, 16, hex);
+    if (have && CRYPTO_memcmp(hex, want, 32) == 0)
+        authd_finish(cv, AUTH_OK, "", NULL);
+    else
+        authd_finish(cv, AUTH_FAIL, have ? "wrong APOP digest" : "no APOP secret", NULL);
+}
+
 static void authd_start(struct authd_client *cl, const struct auth_request *rq)
 {
     struct sasl_server_config cfg = {
@@ -665,6 +733,10 @@ static void authd_start(struct authd_client *cl, const struct auth_request *rq)
     cl->nconvs++;
     if (!authd_gate(rq->client_addr, NULL)) {
         authd_finish(cv, AUTH_TEMPFAIL, authd_gate_reason, NULL);
+        return;
+    }
+    if (strcmp(rq->mech, "APOP") == 0) {
+        authd_apop(cv, rq);
         return;
     }
     if ((cv->sasl = sasl_server_new(rq->mech, &cfg)) == NULL) {

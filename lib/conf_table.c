@@ -170,6 +170,9 @@ const struct conf_param conf_params[] = {
     {"pop3_plaintext_auth", CONF_BOOL, "no", NOB,
      "pop3d: allow passwords (USER/PASS, PLAIN, LOGIN) on a connection that is neither TLS "
      "nor from the host itself", NULL},
+    {"pop3_apop", CONF_BOOL, "no", NOB,
+     "pop3d: offer APOP (RFC 1939 7), for users who have an APOP secret (mailctl user apop); "
+     "the secrets are kept in clear", NULL},
     {"pop3d_timeout", CONF_TIME, "600s", 1, DAY,
      "pop3d: how long a client may take to send its next command (RFC 1939: at least ten "
      "minutes once logged in)", NULL},

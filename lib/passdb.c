@@ -259,10 +259,29 @@ int passdb_parse(const char *text, struct passdb_record *rec, const char **why)
         *why = "bad SCRAM StoredKey";
         return -1;
     }
-    if (b64_decode(c3 + 1, (size_t)(end - c3 - 1), rec->scram.server_key, SCRAM_KEY_LEN)
+    /* An APOP secret may follow (" A" and its base64). */
+    if ((sp = memchr(c3 + 1, ' ', (size_t)(end - c3 - 1))) == NULL)
+        sp = end;
+    if (b64_decode(c3 + 1, (size_t)(sp - c3 - 1), rec->scram.server_key, SCRAM_KEY_LEN)
         != SCRAM_KEY_LEN) {
         *why = "bad SCRAM ServerKey";
         return -1;
+    }
+    if (sp < end) {
+        p = sp + 1;
+        if (*p != 'A' || memchr(p, ' ', (size_t)(end - p)) != NULL
+            || (n = b64_decode(p + 1, (size_t)(end - p - 1), (unsigned char *)rec->apop,
+                               PASSDB_PASSWORD_MAX)) < 1) {
+            *why = "bad APOP field";
+            return -1;
+        }
+        rec->apop[n] = '\0';
+        for (long i = 0; i < n; i++)
+            if ((unsigned char)rec->apop[i] < 0x20 || rec->apop[i] == 0x7f) {
+                explicit_bzero(rec->apop, sizeof(rec->apop));
+                *why = "bad APOP secret";
+                return -1;
+            }
     }
     errno = 0;
     return 0;
@@ -281,9 +300,51 @@ char *passdb_format(const struct passdb_record *rec)
     b64_encode(rec->scram.stored_key, SCRAM_KEY_LEN, b);
     buf_putc(b, ',');
     b64_encode(rec->scram.server_key, SCRAM_KEY_LEN, b);
+    if (rec->apop[0]) {
+        buf_append_str(b, " A");
+        b64_encode((const unsigned char *)rec->apop, strlen(rec->apop), b);
+    }
     s = xstrdup(buf_cstr(b));
+    explicit_bzero(b->data, b->len);
     buf_free(&b);
     return s;
+}
+
+int passdb_apop(const char *text, char *secret)
+{
+    struct passdb_record rec;
+    const char *why;
+
+    secret[0] = '\0';
+    if (passdb_parse(text, &rec, &why) < 0)
+        return -1;
+    strcpy(secret, rec.apop);
+    explicit_bzero(&rec, sizeof(rec));
+    return secret[0] != '\0';
+}
+
+int passdb_set_apop(const char *text, const char *secret, char **out, const char **why)
+{
+    struct passdb_record rec;
+
+    *out = NULL;
+    if (passdb_parse(text, &rec, why) < 0)
+        return -1;
+    if (secret && (*secret == '\0' || strlen(secret) > PASSDB_PASSWORD_MAX)) {
+        *why = "an APOP secret must have 1 to 511 octets";
+        return -1;
+    }
+    for (const char *p = secret; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *why = "an APOP secret must not hold control characters";
+            return -1;
+        }
+    memset(rec.apop, 0, sizeof(rec.apop));
+    if (secret)
+        strcpy(rec.apop, secret);
+    *out = passdb_format(&rec);
+    explicit_bzero(&rec, sizeof(rec));
+    return 0;
 }
 
 /* crypt_ra(password, setting) into out (PASSDB_HASH_MAX + 1); 0 or -1. */
@@ -700,7 +761,7 @@ static int passdb_modify(const char *path, const char *name, const char *text, i
         errno = EINVAL;
         return -1;
     }
-    if (text) {
+    if (text && how != PASSDB_APOP) {
         struct passdb_record rec;
 
         if (passdb_parse(text, &rec, &why) < 0) {
@@ -719,6 +780,11 @@ static int passdb_modify(const char *path, const char *name, const char *text, i
     }
     for (i = 0; i < t.n && strcmp(t.names[i], name) != 0; i++)
         ;
+    if (i == t.n && how == PASSDB_APOP) {
+        e = ENOENT;
+        *err = xasprintf("%s has no mail password (an APOP secret goes with one)", name);
+        goto out;
+    }
     if (i < t.n && text && how == PASSDB_PUT_NEW) {
         e = EEXIST;
         *err = xasprintf("%s already has a mail password", name);
@@ -737,9 +803,24 @@ static int passdb_modify(const char *path, const char *name, const char *text, i
         t.texts[i] = t.texts[t.n - 1];
         t.n--;
     } else if (i < t.n) {
+        /* A new password keeps the APOP secret; APOP changes only it. */
+        char secret[PASSDB_PASSWORD_MAX + 1], *updated = NULL;
+        int had = passdb_apop(t.texts[i], secret);
+
+        if (how == PASSDB_APOP)
+            rc = passdb_set_apop(t.texts[i], *text ? text : NULL, &updated, &why);
+        else
+            rc = passdb_set_apop(text, had > 0 ? secret : NULL, &updated, &why);
+        explicit_bzero(secret, sizeof(secret));
+        if (rc < 0) {
+            e = EINVAL;
+            *err = xasprintf("%s: %s", name, why);
+            goto out;
+        }
+        rc = -1;
         explicit_bzero(t.texts[i], strlen(t.texts[i]));
         free(t.texts[i]);
-        t.texts[i] = xstrdup(text);
+        t.texts[i] = updated;
     } else {
         passdb_collect(&t, name, text);
     }
@@ -769,4 +850,10 @@ int passdb_put(const char *path, const char *name, const char *text, int how, gi
 int passdb_delete(const char *path, const char *name, gid_t gid, char **err)
 {
     return passdb_modify(path, name, NULL, 0, gid, err);
+}
+
+int passdb_put_apop(const char *path, const char *name, const char *secret, gid_t gid,
+                    char **err)
+{
+    return passdb_modify(path, name, secret ? secret : "", PASSDB_APOP, gid, err);
 }

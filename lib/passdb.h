@@ -9,7 +9,7 @@
  *
  * The record (version 1), one line of printable ASCII without a newline:
  *
- *     1 HASH ITER,SALT,STOREDKEY,SERVERKEY
+ *     1 HASH ITER,SALT,STOREDKEY,SERVERKEY[ APOP]
  *
  *   HASH       the yescrypt hash as crypt(3) writes it: "$y$PARAMS$SALT$H",
  *              characters [./0-9A-Za-z$] only, at most PASSDB_HASH_MAX
@@ -19,6 +19,9 @@
  *              octets (new records: SCRAM_SALT_LEN from RAND_bytes)
  *   STOREDKEY  SHA-256(HMAC(SaltedPassword, "Client Key")), base64, 32 octets
  *   SERVERKEY  HMAC(SaltedPassword, "Server Key"), base64, 32 octets
+ *   APOP       optional: "A" and the base64 of the user's APOP secret
+ *              (RFC 1939 7), in clear because APOP needs it so: 1..511
+ *              octets without control characters (mailctl user apop)
  *
  * Fields are separated by exactly one space or comma; base64 must be
  * canonical (the only encoding passdb_format would write).  Anything else
@@ -77,11 +80,14 @@
 
 /* passdb_put's how */
 #define PASSDB_PUT_NEW          1           /* the user must not have a record (EEXIST) */
-#define PASSDB_PUT_REPLACE      2           /* the user must have one (ENOENT) */
+#define PASSDB_PUT_REPLACE      2           /* the user must have one (ENOENT); an
+                                               APOP secret it had is kept */
+#define PASSDB_APOP             3           /* internal: passdb_put_apop */
 
 struct passdb_record {
     char    hash[PASSDB_HASH_MAX + 1];      /* yescrypt, NUL-terminated */
     struct scram_credentials scram;
+    char    apop[PASSDB_PASSWORD_MAX + 1];  /* the APOP secret in clear; "": none */
 };
 
 typedef struct passdb passdb_t;
@@ -110,6 +116,12 @@ int   passdb_verify_plain(const char *text, const char *password);
 int   passdb_verify_hash(const char *hash, const char *password);
 /* 0 with *creds filled, -1 malformed. */
 int   passdb_scram(const char *text, struct scram_credentials *creds);
+/* The record's APOP secret into secret (PASSDB_PASSWORD_MAX + 1 octets):
+ * 1, 0 when it has none, -1 malformed. */
+int   passdb_apop(const char *text, char *secret);
+/* The record with its APOP secret set (NULL: removed): 1..511 octets
+ * without control characters.  0 with *out fresh, or -1 with *why. */
+int   passdb_set_apop(const char *text, const char *secret, char **out, const char **why);
 
 /* The reader: path checked as above.  NULL with errno and *err (fresh). */
 passdb_t *passdb_open(const char *path, char **err);
@@ -131,5 +143,9 @@ void  passdb_list_free(char ***names, size_t n);
 int   passdb_put(const char *path, const char *name, const char *text, int how, gid_t gid,
                  char **err);
 int   passdb_delete(const char *path, const char *name, gid_t gid, char **err);
+/* Set (or with NULL remove) the APOP secret of a user who has a record
+ * (ENOENT otherwise); the password stays. */
+int   passdb_put_apop(const char *path, const char *name, const char *secret, gid_t gid,
+                      char **err);
 
 #endif

@@ -101,7 +101,7 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
 /* SERVER_CHROOT_EMPTY jails into $queue_directory/SERVER_EMPTY_DIR (root, 0555, empty). */
 #define SERVER_EMPTY_DIR "empty"
 /* SERVER_CHROOT_LOGIN jails the login halves of pop3d and imapd into
- * $queue_directory/SERVER_LOGIN_DIR (root, 0755), where master binds a
+ * $queue_directory/SERVER_LOGIN_DIR (root:login_user 0750), where master binds a
  * second socket of each service in SERVER_LOGIN_SERVICES and nothing else
  * is. */
 #define SERVER_LOGIN_DIR "login"

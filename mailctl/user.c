@@ -4,6 +4,10 @@
  *
  *   mailctl user add NAME [--password-stdin]     a new mail password
  *   mailctl user passwd NAME [--password-stdin]  change it
+ *   mailctl user apop NAME [--password-stdin | --remove]
+ *                                                the APOP secret pop3d checks
+ *                                                with pop3_apop = yes (kept in
+ *                                                clear in the record)
  *   mailctl user del NAME                        remove it
  *   mailctl user list                            the names, sorted
  *
@@ -44,7 +48,8 @@
 static int user_usage(void)
 {
     fprintf(stderr, "usage: mailctl user add NAME [--password-stdin] | "
-            "passwd NAME [--password-stdin] | del NAME | list\n");
+            "passwd NAME [--password-stdin] | apop NAME [--password-stdin | --remove] | "
+            "del NAME | list\n");
     return 2;
 }
 
@@ -149,7 +154,7 @@ static void user_line_error(long n, const char *from)
 }
 
 /* The new password into pw (USER_LINE_MAX + 1 bytes); 0 or -1 (said why). */
-static int user_get_password(const char *name, int from_stdin, char *pw)
+static int user_get_password(const char *name, const char *what, int from_stdin, char *pw)
 {
     long n;
 
@@ -173,10 +178,12 @@ static int user_get_password(const char *name, int from_stdin, char *pw)
             free(again);
             return -1;
         }
-        prompt = xasprintf("New mail password for %s: ", name);
+        prompt = xasprintf("New %s for %s: ", what, name);
         n = user_read_tty(prompt, pw);
         free(prompt);
-        m = n < 0 ? 0 : user_read_tty("Retype the new mail password: ", again);
+        prompt = xasprintf("Retype the new %s: ", what);
+        m = n < 0 ? 0 : user_read_tty(prompt, again);
+        free(prompt);
         close(tty_fd);
         tty_fd = -1;
         if (n < 0 || m < 0) {
@@ -188,7 +195,7 @@ static int user_get_password(const char *name, int from_stdin, char *pw)
         if (n != m || memcmp(pw, again, (size_t)n) != 0) {
             explicit_bzero(again, USER_LINE_MAX + 1);
             free(again);
-            fprintf(stderr, "mailctl: the passwords do not match; nothing changed\n");
+            fprintf(stderr, "mailctl: the two do not match; nothing changed\n");
             return -1;
         }
         explicit_bzero(again, USER_LINE_MAX + 1);
@@ -286,7 +293,7 @@ static int user_set(const char *name, int from_stdin, int how)
         }
     }
     pw = xcalloc(1, USER_LINE_MAX + 1);
-    if (user_get_password(name, from_stdin, pw) < 0) {
+    if (user_get_password(name, "mail password", from_stdin, pw) < 0) {
         explicit_bzero(pw, USER_LINE_MAX + 1);
         free(pw);
         return 1;
@@ -311,6 +318,40 @@ static int user_set(const char *name, int from_stdin, int how)
         free(err);
         return 1;
     }
+    return 0;
+}
+
+/* mailctl user apop NAME: the APOP secret (RFC 1939 7) that pop3d checks
+ * when pop3_apop = yes, kept in clear in NAME's record; --remove drops it. */
+static int user_apop(const char *name, int from_stdin, int remove)
+{
+    const char *file = conf_str("auth_password_file");
+    char *secret = NULL, *err = NULL;
+    gid_t gid;
+    int rc;
+
+    if (user_account_ok(name) < 0 || user_auth_gid(&gid) < 0)
+        return 1;
+    if (!remove) {
+        secret = xcalloc(1, USER_LINE_MAX + 1);
+        if (user_get_password(name, "APOP secret", from_stdin, secret) < 0) {
+            explicit_bzero(secret, USER_LINE_MAX + 1);
+            free(secret);
+            return 1;
+        }
+    }
+    rc = passdb_put_apop(file, name, secret, gid, &err);
+    if (secret) {
+        explicit_bzero(secret, USER_LINE_MAX + 1);
+        free(secret);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "mailctl: %s%s\n", err, errno == ENOENT ? " (use mailctl user add)" : "");
+        free(err);
+        return 1;
+    }
+    if (!remove && !conf_bool("pop3_apop"))
+        fprintf(stderr, "mailctl: note: pop3d offers APOP only with pop3_apop = yes\n");
     return 0;
 }
 
@@ -357,7 +398,7 @@ static int user_list(void)
 int cmd_user(int argc, char **argv)
 {
     const char *sub, *name = NULL;
-    int from_stdin = 0;
+    int from_stdin = 0, remove = 0;
 
     /* argv[0] is "user". */
     if (argc < 2)
@@ -365,16 +406,20 @@ int cmd_user(int argc, char **argv)
     sub = argv[1];
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--password-stdin") == 0
-            && (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0))
+            && (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0
+                || strcmp(sub, "apop") == 0))
             from_stdin = 1;
+        else if (strcmp(argv[i], "--remove") == 0 && strcmp(sub, "apop") == 0)
+            remove = 1;
         else if (name == NULL && argv[i][0] != '-')
             name = argv[i];
         else
             return user_usage();
     }
     if (strcmp(sub, "list") == 0 ? name != NULL
-        : (strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 && strcmp(sub, "del") != 0)
-              || name == NULL)
+        : (strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 && strcmp(sub, "del") != 0
+           && strcmp(sub, "apop") != 0)
+              || name == NULL || (remove && from_stdin))
         return user_usage();
     if (geteuid() != 0) {
         fprintf(stderr, "mailctl: user %s needs root (the password file is root's)\n", sub);
@@ -386,6 +431,8 @@ int cmd_user(int argc, char **argv)
         return user_list();
     if (strcmp(sub, "del") == 0)
         return user_del(name);
+    if (strcmp(sub, "apop") == 0)
+        return user_apop(name, from_stdin, remove);
     return user_set(name, from_stdin, strcmp(sub, "add") == 0 ? PASSDB_PUT_NEW
                                                                : PASSDB_PUT_REPLACE);
 }

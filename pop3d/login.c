@@ -16,7 +16,7 @@
  *    PASS: PLAIN through authd with that name; AUTH mech [initial
  *    response] (RFC 5034; "=" is an empty one) relayed to authd one
  *    challenge at a time ("+ base64"; "*" cancels); bare AUTH lists the
- *    mechanisms (RFC 1734's clients);
+ *    mechanisms (for older clients);
  *  - a wrong password is "-ERR [AUTH] Authentication failed." after authd's
  *    delay, logged as fail2ban reads it ("warning: NAME[ADDR]: SASL PLAIN
  *    authentication failed: ..."); authd unreachable or refusing the
@@ -24,15 +24,23 @@
  *  - a login that worked goes to the mail half with authd's cookie
  *    (lib/login); the mail half answers the login command.  If it cannot
  *    take it, "-ERR [SYS/TEMP]" (or [SYS/PERM]) and the session stays here;
+ *  - APOP name digest (RFC 1939 7) only with pop3_apop = yes: the greeting
+ *    then carries a timestamp "<PID.TIME.RANDOM@myhostname>", and authd
+ *    checks the digest against the user's APOP secret (mailctl user apop);
+ *    APOP sends no password, so it needs no secured connection;
  *  - the TRANSACTION commands before a login are "-ERR [AUTH] Log in
  *    first."; unknown commands, bad syntax and over-long lines are counted
  *    errors (pop3d_error_limit ends the session).
  */
 #include <ctype.h>
 #include <signal.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
 
 #include "auth_proto.h"
 #include "authrelay.h"
@@ -55,6 +63,7 @@ struct pop3_login {
     session_t sess;
     char     *user;             /* from USER */
     buf_t    *line;
+    char      apop_stamp[128];  /* the greeting's APOP timestamp; "": none */
 };
 
 void pop3_login_pre_init(void)
@@ -161,16 +170,19 @@ static int pop3_challenge(void *ctx, const void *data, size_t len, buf_t *out)
     return base64_decode(out, l->line->data, l->line->len) < 0 ? -2 : 1;
 }
 
-static void pop3_log_failure(struct pop3_login *l, const char *mech, const char *what)
+/* The fail2ban-style line (Postfix's words), with the name USER or APOP
+ * gave (SASL's stays inside the exchange). */
+static void pop3_log_failure(struct pop3_login *l, const char *mech, const char *user,
+                             const char *what)
 {
     msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s%s%s%s",
-             SESSION_PEER_ARGS(&l->sess), mech, what, l->user ? ", user=<" : "",
-             l->user ? l->user : "", l->user ? ">" : "");
+             SESSION_PEER_ARGS(&l->sess), mech, what, user ? ", user=<" : "",
+             user ? user : "", user ? ">" : "");
 }
 
 /* Relay a login to authd and, when it worked, hand the session over. */
-static void pop3_login(struct pop3_login *l, const char *mech, int has_initial,
-                       const void *initial, size_t initial_len)
+static void pop3_login(struct pop3_login *l, const char *mech, const char *user,
+                       int has_initial, const void *initial, size_t initial_len)
 {
     struct pop3_auth_conn ac;
     struct authrelay_result res;
@@ -208,16 +220,17 @@ static void pop3_login(struct pop3_login *l, const char *mech, int has_initial,
             pop3_err(&l->sess, "[SYS/TEMP] Temporary login failure, try again later.");
         break;
     case AUTHRELAY_FAIL:
-        pop3_log_failure(l, mech, "authentication failure");
+        pop3_log_failure(l, mech, user, "authentication failure");
         pop3_fail(&l->sess, "[AUTH] Authentication failed.");
         break;
     case AUTHRELAY_TEMPFAIL:
-        pop3_log_failure(l, mech, res.reason);
+        msg_warn(SESSION_PEER_FMT ": SASL %s authentication not checked: %s",
+                 SESSION_PEER_ARGS(&l->sess), mech, res.reason);
         pop3_err(&l->sess, "[SYS/TEMP] Temporary authentication failure, try again later.");
         break;
     case AUTHRELAY_CANCELLED:
         pop3_fail(&l->sess, "Authentication aborted.");
-        pop3_log_failure(l, mech, "authentication aborted");
+        pop3_log_failure(l, mech, NULL, "authentication aborted");
         break;
     case AUTHRELAY_MALFORMED:
         pop3_fail(&l->sess, "Invalid base64 data in the authentication response.");
@@ -271,7 +284,7 @@ static void pop3_pass(struct pop3_login *l, const char *arg)
     buf_append(plain, l->user, strlen(l->user));
     buf_append(plain, "", 1);
     buf_append(plain, arg, strlen(arg));
-    pop3_login(l, "PLAIN", 1, plain->data, plain->len);
+    pop3_login(l, "PLAIN", l->user, 1, plain->data, plain->len);
     explicit_bzero(plain->data, plain->len);
     buf_free(&plain);
 }
@@ -322,11 +335,40 @@ static void pop3_auth(struct pop3_login *l, const char *arg)
         && base64_decode(data, initial, strlen(initial)) < 0) {
         pop3_fail(&l->sess, "Invalid base64 data in the initial response.");
     } else {
-        pop3_login(l, mech, initial != NULL, data->data, data->len);
+        pop3_login(l, mech, NULL, initial != NULL, data->data, data->len);
     }
     explicit_bzero(data->data, data->len);
     buf_free(&data);
     free(args);
+}
+
+/* APOP name digest (RFC 1939 7), with pop3_apop = yes: checked by
+ * authd against the user's APOP secret and the greeting's timestamp.  No
+ * password crosses the wire, so a connection that is not secured may use
+ * it. */
+static void pop3_apop(struct pop3_login *l, const char *arg)
+{
+    const char *sp = arg ? strrchr(arg, ' ') : NULL;
+    buf_t *data;
+
+    if (l->apop_stamp[0] == '\0') {
+        pop3_fail(&l->sess, "APOP is not enabled here.");
+        return;
+    }
+    if (sp == NULL || sp == arg || strlen(sp + 1) != 32
+        || strspn(sp + 1, "0123456789abcdefABCDEF") != 32
+        || (size_t)(sp - arg) > AUTH_USER_MAX || memchr(arg, ' ', (size_t)(sp - arg))) {
+        pop3_fail(&l->sess, "Syntax: APOP name digest");
+        return;
+    }
+    free(l->user);
+    l->user = xstrndup(arg, (size_t)(sp - arg));
+    data = buf_new(0);
+    buf_append(data, l->user, strlen(l->user) + 1);
+    buf_append(data, l->apop_stamp, strlen(l->apop_stamp) + 1);
+    buf_append(data, sp + 1, 32);
+    pop3_login(l, "APOP", l->user, 1, data->data, data->len);
+    buf_free(&data);
 }
 
 static void pop3_stls(struct pop3_login *l)
@@ -378,6 +420,8 @@ static void pop3_login_command(struct pop3_login *l, char *line)
         pop3_pass(l, cmd.arg);
     } else if (strcmp(cmd.name, "AUTH") == 0) {
         pop3_auth(l, cmd.arg);
+    } else if (strcmp(cmd.name, "APOP") == 0) {
+        pop3_apop(l, cmd.arg);
     } else {
         for (const char *const *p = later; *p; p++)
             if (strcmp(cmd.name, *p) == 0) {
@@ -400,7 +444,18 @@ void pop3_login_serve(int fd)
     l.line = buf_new(0);
     if (conf_bool("tls_wrappermode") && !session_tls_start(&l.sess, lim.timeout_ms))
         goto out;
-    pop3_ok(&l.sess, POP3_IMPLEMENTATION " ready.");
+    if (conf_bool("pop3_apop")) {
+        unsigned char rnd[8];
+
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+            msg_fatal("no random bytes for the APOP timestamp");
+        snprintf(l.apop_stamp, sizeof(l.apop_stamp), "<%ld.%lld.%02x%02x%02x%02x%02x%02x%02x%02x@%.64s>",
+                 (long)getpid(), (long long)time(NULL), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+                 rnd[5], rnd[6], rnd[7], conf_str("myhostname"));
+        pop3_ok(&l.sess, POP3_IMPLEMENTATION " ready. %s", l.apop_stamp);
+    } else {
+        pop3_ok(&l.sess, POP3_IMPLEMENTATION " ready.");
+    }
     while (!l.sess.done) {
         n = pop3_read_command(&l.sess, l.line);
         if (n == STREAM_TOOLONG)

@@ -431,6 +431,74 @@ static void test_file(void)
     free(lock);
 }
 
+/* The optional APOP field: round trip, refusals, and the writers keeping
+ * it across a new password. */
+static void test_apop(void)
+{
+    char *text = NULL, *with = NULL, *again, *bad, *db = path("apop.db"), *err = NULL, *got;
+    char secret[PASSDB_PASSWORD_MAX + 1], *newpw = NULL;
+    struct passdb_record rec;
+    const char *why = NULL;
+    passdb_t *p;
+
+    if (passdb_make("pw", 4096, &text, &why) < 0 || passdb_make("pw2", 4096, &newpw, &why) < 0) {
+        ok(0, "records made");
+        return;
+    }
+    is_int(passdb_apop(text, secret), 0, "a new record has no APOP secret");
+    ok(passdb_set_apop(text, "s3cret with spaces", &with, &why) == 0, "an APOP secret is set");
+    like(with, " AczNjcmV0IHdpdGggc3BhY2Vz", "  as a field \"A\" and base64 at the end");
+    is_int(passdb_apop(with, secret), 1, "  it reads back");
+    is_str(secret, "s3cret with spaces", "  the same secret");
+    ok(passdb_parse(with, &rec, &why) == 0, "  the record parses");
+    again = passdb_format(&rec);
+    is_str(again, with, "  and formats back the same");
+    free(again);
+    is_int(passdb_verify_plain(with, "pw"), 1, "  the password still verifies");
+    ok(passdb_set_apop(text, "bad\001secret", &again, &why) < 0, "a control character: refused");
+    ok(passdb_set_apop(text, "", &again, &why) < 0, "an empty secret: refused");
+    bad = xasprintf("%s A", text);
+    ok(passdb_parse(bad, &rec, &why) < 0, "an empty APOP field is malformed (%s)", S(why));
+    free(bad);
+    bad = xasprintf("%s Bc2VjcmV0", text);
+    ok(passdb_parse(bad, &rec, &why) < 0, "a field that is not A... is malformed");
+    free(bad);
+    bad = xasprintf("%s AAQ==", text);                  /* "\001" */
+    ok(passdb_parse(bad, &rec, &why) < 0, "a secret with a control character is malformed");
+    free(bad);
+    bad = xasprintf("%s Ac2VjcmV0 Ac2VjcmV0", text);
+    ok(passdb_parse(bad, &rec, &why) < 0, "two APOP fields are malformed");
+    free(bad);
+
+    ok(passdb_put_apop(db, "dave", "x", (gid_t)-1, &err) < 0 && errno == ENOENT,
+       "passdb_put_apop for a user without a record: ENOENT");
+    free(err);
+    err = NULL;
+    ok(passdb_put(db, "dave", text, PASSDB_PUT_NEW, (gid_t)-1, &err) == 0, "put dave");
+    ok(passdb_put_apop(db, "dave", "dave's secret", (gid_t)-1, &err) == 0, "set dave's secret");
+    ok(passdb_put(db, "dave", newpw, PASSDB_PUT_REPLACE, (gid_t)-1, &err) == 0,
+       "a new password for dave");
+    p = passdb_open(db, &err);
+    got = NULL;
+    ok(p && passdb_lookup(p, "dave", &got) == 1, "dave's record read back");
+    is_int(got ? passdb_apop(got, secret) : -1, 1, "  the new password kept the APOP secret");
+    is_str(secret, "dave's secret", "  unchanged");
+    is_int(got ? passdb_verify_plain(got, "pw2") : -1, 1, "  and the new password is in it");
+    free(got);
+    passdb_close(&p);
+    ok(passdb_put_apop(db, "dave", NULL, (gid_t)-1, &err) == 0, "the secret removed");
+    p = passdb_open(db, &err);
+    got = NULL;
+    ok(p && passdb_lookup(p, "dave", &got) == 1 && passdb_apop(got, secret) == 0,
+       "  the record has none");
+    free(got);
+    passdb_close(&p);
+    free(text);
+    free(with);
+    free(newpw);
+    free(db);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/passdb-XXXXXX";
@@ -443,6 +511,7 @@ int main(void)
     test_names();
     test_records();
     test_file();
+    test_apop();
     {
         char *cmd = xasprintf("rm -rf '%s'", dir);
 
