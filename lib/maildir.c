@@ -795,3 +795,46 @@ int maildir_deliver_write(const char *dir, const struct maildir_delivery *d,
     *wp = w;
     return 0;
 }
+
+/* ------------------------------------------------------------ names */
+
+size_t maildir_base_len(const char *name)
+{
+    const char *colon = strchr(name, ':');
+
+    return colon ? (size_t)(colon - name) : strlen(name);
+}
+
+off_t maildir_name_vsize(const char *name)
+{
+    size_t base = maildir_base_len(name);
+
+    for (const char *p = name; p + 3 < name + base; p++) {
+        if (p[0] == ',' && p[1] == 'W' && p[2] == '=' && isdigit((unsigned char)p[3])) {
+            long long v = 0;
+
+            for (p += 3; p < name + base && isdigit((unsigned char)*p); p++) {
+                if (v > (1LL << 50))
+                    return -1;
+                v = v * 10 + (*p - '0');
+            }
+            return p < name + base && *p != ',' ? -1 : (off_t)v;
+        }
+    }
+    return -1;
+}
+
+char *maildir_name_with_flag(const char *name, char flag)
+{
+    size_t base = maildir_base_len(name), i;
+    const char *info = name + base, *flags;
+
+    if (strncmp(info, ":2,", 3) != 0)
+        return xasprintf("%.*s:2,%c", (int)base, name, flag);
+    flags = info + 3;
+    if (strchr(flags, flag))
+        return NULL;
+    for (i = 0; flags[i] && flags[i] < flag; i++)
+        ;
+    return xasprintf("%.*s:2,%.*s%c%s", (int)base, name, (int)i, flags, flag, flags + i);
+}

@@ -1,8 +1,9 @@
 /*
  * maildir - Maildir access: creating a Maildir and delivering into it (the
  * Maildir specification, cr.yp.to/proto/maildir.html, and the durability
- * rule of DESIGN.md §2).  local writes with it now; pop3d and imapd will
- * read, flag and expunge through this module later.
+ * rule of DESIGN.md §2), and the rules of its file names.  local writes
+ * with it; pop3d reads names with it (the rest of its view of a Maildir is
+ * pop3d/mailbox.c).
  *
  * Layout: DIR/tmp, DIR/new, DIR/cur, each mode 0700.  A message is written
  * to tmp/NAME (O_CREAT|O_EXCL, mode 0600), fsync()ed, moved to
@@ -58,6 +59,15 @@
  * Existing directories (or symlinks to directories) are fine; anything else
  * in the way is ENOTDIR.  0, or -1 with errno and *why (may be NULL). */
 int maildir_create(const char *dir, char **why);
+
+/* Names in cur/ and new/ ("BASE" or "BASE:2,FLAGS"): the length of BASE,
+ * which no flag change alters; the W= size in BASE (the size with CRLF
+ * line ends, which local writes), -1 if there is none; the name with flag
+ * added among FLAGS in ASCII order (Maildir's rule), fresh, or NULL if it
+ * has it already. */
+size_t maildir_base_len(const char *name);
+off_t  maildir_name_vsize(const char *name);
+char  *maildir_name_with_flag(const char *name, char flag);
 
 /* A fresh "SECONDS.M<usec>P<pid>Q<counter>.<host>" (caller frees). */
 char *maildir_unique(void);

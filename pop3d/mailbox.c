@@ -28,7 +28,6 @@
  * Failure modes: a file that cannot be read is an -ERR for that command;
  * a Maildir that cannot be opened or listed ends the login with an -ERR.
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,34 +46,6 @@
 #include "xalloc.h"
 
 #define BOX_READ_CHUNK 65536
-
-/* The part of a file name before the info (":2,FLAGS"). */
-static size_t box_base_len(const char *name)
-{
-    const char *colon = strchr(name, ':');
-
-    return colon ? (size_t)(colon - name) : strlen(name);
-}
-
-/* W=<digits> in the base name: the CRLF size local wrote; -1 if none. */
-static off_t box_name_vsize(const char *name, size_t base_len)
-{
-    for (const char *p = name; p + 3 <= name + base_len; p++) {
-        if (p[0] == ',' && p[1] == 'W' && p[2] == '=' && isdigit((unsigned char)p[3])) {
-            long long v = 0;
-
-            for (p += 3; p < name + base_len && isdigit((unsigned char)*p); p++) {
-                if (v > (1LL << 50))
-                    return -1;
-                v = v * 10 + (*p - '0');
-            }
-            if (p < name + base_len && *p != ',')
-                return -1;
-            return (off_t)v;
-        }
-    }
-    return -1;
-}
 
 static int box_open_msg(const struct pop3_box *b, const struct pop3_msg *m)
 {
@@ -131,7 +102,7 @@ static void box_add(struct pop3_box *b, size_t *alloc, const char *name, bool in
     m = &b->msgs[b->n++];
     memset(m, 0, sizeof(*m));
     m->name = xstrdup(name);
-    m->base_len = box_base_len(name);
+    m->base_len = maildir_base_len(name);
     m->in_new = in_new;
     m->size = -1;
 }
@@ -295,7 +266,7 @@ int box_open(struct pop3_box *b, const char *path, const char **why)
         struct pop3_msg *m = &b->msgs[i];
         int fd;
 
-        if ((m->size = box_name_vsize(m->name, m->base_len)) >= 0)
+        if ((m->size = maildir_name_vsize(m->name)) >= 0)
             continue;
         if ((fd = box_open_msg(b, m)) < 0 || box_count_size(fd, &m->size) < 0) {
             /* Gone or unreadable: listed as empty; RETR will say why. */
@@ -342,7 +313,7 @@ static int box_relocate(struct pop3_box *b, struct pop3_msg *m)
         }
         rewinddir(d);
         while ((e = readdir(d)) != NULL) {
-            if (box_base_len(e->d_name) == m->base_len
+            if (maildir_base_len(e->d_name) == m->base_len
                 && memcmp(e->d_name, m->name, m->base_len) == 0) {
                 free(m->name);
                 m->name = xstrdup(e->d_name);
@@ -445,30 +416,6 @@ failed:
     return -2;
 }
 
-/* The name of m with the Seen flag: "BASE:2,FLAGS" with S among the
- * flags in ASCII order; NULL when it has S already. */
-static char *box_seen_name(const struct pop3_msg *m)
-{
-    const char *info = m->name + m->base_len;
-    buf_t *b;
-    char *flags, *out;
-    size_t i;
-
-    if (strncmp(info, ":2,", 3) != 0)
-        return xasprintf("%.*s:2,S", (int)m->base_len, m->name);
-    if (strchr(info + 3, 'S'))
-        return NULL;
-    flags = xstrdup(info + 3);
-    for (i = 0; flags[i] && flags[i] < 'S'; i++)
-        ;
-    b = buf_new(0);
-    buf_printf(b, "%.*s:2,%.*sS%s", (int)m->base_len, m->name, (int)i, flags, flags + i);
-    out = xstrdup(buf_cstr(b));
-    buf_free(&b);
-    free(flags);
-    return out;
-}
-
 int box_update(struct pop3_box *b, size_t *deleted)
 {
     bool touched_new = false, touched_cur = false;
@@ -492,7 +439,7 @@ int box_update(struct pop3_box *b, size_t *deleted)
             (*deleted)++;
             *(m->in_new ? &touched_new : &touched_cur) = true;
         } else if (m->retrieved) {
-            char *seen = box_seen_name(m);
+            char *seen = maildir_name_with_flag(m->name, 'S');
 
             if (seen == NULL && !m->in_new)
                 continue;

@@ -686,6 +686,31 @@ static void test_commit_many(void)
     free(newd);
 }
 
+static void test_names(void)
+{
+    char *n;
+
+    is_int(maildir_base_len("123.M1P2.host,S=10,W=12:2,FS"), 23, "base: up to the info");
+    is_int(maildir_base_len("123.M1P2.host"), 13, "base: the whole name without info");
+    is_int(maildir_name_vsize("123.M1P2.host,S=10,W=12:2,S"), 12, "W= read");
+    is_int(maildir_name_vsize("123.M1P2.host,W=12,S=10"), 12, "W= before S=");
+    is_int(maildir_name_vsize("123.M1P2.host,S=10"), -1, "no W=: -1");
+    is_int(maildir_name_vsize("123.M1P2.host,W=12x"), -1, "W= with junk: -1");
+    is_int(maildir_name_vsize("123.M1P2.host:2,W=12"), -1, "W= in the flags does not count");
+    is_int(maildir_name_vsize("123.M1P2.host,W="), -1, "W= without digits: -1");
+    is_int(maildir_name_vsize("1.h,W=99999999999999999999"), -1, "an absurd W=: -1");
+    n = maildir_name_with_flag("123.host,S=1", 'S');
+    is_str(n, "123.host,S=1:2,S", "a flag for a name without info");
+    free(n);
+    n = maildir_name_with_flag("123.host:2,FT", 'S');
+    is_str(n, "123.host:2,FST", "a flag among others, in ASCII order");
+    free(n);
+    n = maildir_name_with_flag("123.host:2,", 'S');
+    is_str(n, "123.host:2,S", "a flag into empty flags");
+    free(n);
+    ok(maildir_name_with_flag("123.host:2,RS", 'S') == NULL, "a flag it has: NULL");
+}
+
 int main(void)
 {
     const char *tdir = getenv("TMPDIR");
@@ -697,6 +722,7 @@ int main(void)
         return 1;
     }
     test_create();
+    test_names();
     test_unique();
     test_writer();
     test_deliver_format();
