@@ -144,7 +144,9 @@ void smtpauth_auth(struct smtp_session *ss, const char *arg, size_t arg_len)
         smtpserver_reply(ss, 535, "5.7.8", "Error: authentication failed");
         break;
     case AUTHRELAY_TEMPFAIL:
-        smtpauth_log_failure(ss, mech, res.reason);
+        /* Not a failed guess: fail2ban must not count it. */
+        msg_warn(SESSION_PEER_FMT ": SASL %s authentication not checked: %s",
+                 SESSION_PEER_ARGS(ss->sess), mech, res.reason);
         smtpserver_reply(ss, 454, "4.7.0", "Temporary authentication failure");
         break;
     case AUTHRELAY_CANCELLED:

@@ -18,7 +18,8 @@
  *    address for now, 501 5.7.0 when the client cancels, 501 5.5.2 for a
  *    line that is not base64.  Failures are logged the way fail2ban's
  *    postfix filter reads them: "warning: NAME[ADDR]: SASL MECH
- *    authentication failed: ...".
+ *    authentication failed: ..."; a temporary failure, which is no
+ *    guess, as "... SASL MECH authentication not checked: REASON".
  * The connection to authd is kept for the process's life (lib/svcconn); a
  * kept one that an authd restart closed is replaced once, at once.
  *

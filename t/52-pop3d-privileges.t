@@ -4,7 +4,7 @@ by attacking it as the login account, as a local user and as the user of
 a session.
 
  - the login half of a waiting connection: login_user's uid and gid, its
-   groups (login_user's and mail_owner's only), chrooted in
+   groups (login_user's and mail_owner's only), not dumpable, chrooted in
    queue_directory/login, which is root:login_user 0750 and holds nothing
    but the sockets of authd and of the mail half;
  - the mail half: root, no chroot; each logged-in session a child of it
@@ -109,6 +109,8 @@ for pid in logins[:1]:
     is_(gids, [null.pw_gid] * 4, "  login_user's gid (all four)")
     is_(groups, sorted({null.pw_gid, owner.pw_gid}), "  groups: login_user's and mail_owner's")
     is_(posthorn.proc_root(pid), jail, "  chrooted in queue_directory/login")
+    is_(os.stat("/proc/%d/mem" % pid).st_uid, 0,
+        "  not dumpable: another login process (the same account) cannot ptrace it")
 waiting.close()
 
 # ------------------------------------------------------------ sessions
