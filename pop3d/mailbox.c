@@ -251,7 +251,8 @@ int box_open(struct pop3_box *b, const char *path, const char **why)
         return BOX_ERROR;
     }
     /* One message per base name: cur/'s when both have it. */
-    qsort(b->msgs, b->n, sizeof(*b->msgs), box_cmp_base);
+    if (b->n > 1)
+        qsort(b->msgs, b->n, sizeof(*b->msgs), box_cmp_base);
     for (size_t i = 0; i < b->n; i++) {
         if (keep > 0 && b->msgs[keep - 1].base_len == b->msgs[i].base_len
             && memcmp(b->msgs[keep - 1].name, b->msgs[i].name, b->msgs[i].base_len) == 0) {
@@ -261,7 +262,8 @@ int box_open(struct pop3_box *b, const char *path, const char **why)
         b->msgs[keep++] = b->msgs[i];
     }
     b->n = keep;
-    qsort(b->msgs, b->n, sizeof(*b->msgs), box_cmp_arrival);
+    if (b->n > 1)
+        qsort(b->msgs, b->n, sizeof(*b->msgs), box_cmp_arrival);
     for (size_t i = 0; i < b->n; i++) {
         struct pop3_msg *m = &b->msgs[i];
         int fd;

@@ -36,6 +36,7 @@ struct pop3_mail {
     session_t       sess;
     struct pop3_box box;
     const char     *user;
+    char            where[8];       /* the last command, for sess.where */
     long            retr_count;
     long long       retr_octets;
 };
@@ -216,7 +217,8 @@ static void pop3_mail_command(struct pop3_mail *p, char *line)
         pop3_fail(&p->sess, "Unknown command.");
         return;
     }
-    p->sess.where = cmd.name;
+    memcpy(p->where, cmd.name, sizeof(p->where));
+    p->sess.where = p->where;
     if (strcmp(cmd.name, "STAT") == 0)
         pop3_stat(p, cmd.arg);
     else if (strcmp(cmd.name, "LIST") == 0)
