@@ -147,6 +147,25 @@ static int listen_inet(const struct master_svc *svc, int **fds, int *nfds, buf_t
     return rc;
 }
 
+/* svc's socket in $queue_directory/DIR. */
+static int listen_unix(const struct master_svc *svc, const char *dir, int **fds, int *nfds,
+                       buf_t *errs)
+{
+    char *path = xasprintf("%s/%s/%s", master_params.queue_directory, dir, svc->name);
+    int fd = ipc_listen(path, 0666, SOMAXCONN);
+
+    if (fd < 0) {
+        buf_printf(errs, "service %s: cannot listen on %s: %s\n", svc->name, path,
+                   strerror(errno));
+        free(path);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    listen_add(fds, nfds, fd);
+    free(path);
+    return 0;
+}
+
 /* Is name one of the services the login halves reach from their jail? */
 static int master_login_service(const char *name)
 {
@@ -167,36 +186,10 @@ int listen_open(const struct master_svc *svc, int **fds, int *nfds, buf_t *errs)
     if (svc->type == MASTER_SVC_INET) {
         rc = listen_inet(svc, fds, nfds, errs);
     } else {
-        char *path = xasprintf("%s/%s/%s", master_params.queue_directory,
-                               svc->private_socket ? "private" : "public", svc->name);
-        int fd = ipc_listen(path, 0666, SOMAXCONN);
-
-        if (fd < 0) {
-            buf_printf(errs, "service %s: cannot listen on %s: %s\n", svc->name, path,
-                       strerror(errno));
-            rc = -1;
-        } else {
-            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-            listen_add(fds, nfds, fd);
-            rc = 0;
-        }
-        free(path);
-        if (rc == 0 && master_login_service(svc->name)) {
-            /* The login halves' jail gets the socket too (server.h). */
-            path = xasprintf("%s/%s/%s", master_params.queue_directory, SERVER_LOGIN_DIR,
-                             svc->name);
-            int lfd = ipc_listen(path, 0666, SOMAXCONN);
-
-            if (lfd < 0) {
-                buf_printf(errs, "service %s: cannot listen on %s: %s\n", svc->name, path,
-                           strerror(errno));
-                rc = -1;
-            } else {
-                fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
-                listen_add(fds, nfds, lfd);
-            }
-            free(path);
-        }
+        rc = listen_unix(svc, svc->private_socket ? "private" : "public", fds, nfds, errs);
+        /* The login halves' jail gets the socket too (server.h). */
+        if (rc == 0 && master_login_service(svc->name))
+            rc = listen_unix(svc, SERVER_LOGIN_DIR, fds, nfds, errs);
     }
     if (rc < 0) {
         for (int i = 0; i < *nfds; i++)

@@ -40,7 +40,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, unlike, diag, done  # noqa: E402
 import posthorn  # noqa: E402
-from pop3test import Client, login, wire, crlf, put_messages, maildir_name, tls_context  # noqa: E402
+from pop3test import mail_user, Client, login, wire, crlf, put_messages, maildir_name, tls_context  # noqa: E402
 
 PW = "pop-secret-1"
 inst = posthorn.Instance(main_conf={"pop3d_error_limit": "10", "pop3d_timeout": "3s"})
@@ -50,18 +50,9 @@ if r.returncode != 0:
 P110, P995 = inst.port(110), inst.port(995)
 
 
-def mail_user():
-    name, home = inst.add_user()
-    r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", name, "--password-stdin"],
-                       input=PW + "\n", capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        diag(r.stderr)
-    return name, home
-
-
-alice, alice_home = mail_user()
-bob, bob_home = mail_user()
-carol, carol_home = mail_user()
+alice, alice_home = mail_user(inst, PW)
+bob, bob_home = mail_user(inst, PW)
+carol, carol_home = mail_user(inst, PW)
 
 # ------------------------------------------------------------ AUTHORIZATION
 

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from tap import ok, is_, like, diag, done  # noqa: E402
 import posthorn  # noqa: E402
 import ipcframe  # noqa: E402
-from pop3test import Client, login, put_messages, maildir_name  # noqa: E402
+from pop3test import mail_user, Client, login, put_messages, maildir_name  # noqa: E402
 
 PW = "pop-secret-2"
 HANDOVER_REQUEST, HANDOVER_REPLY = 0x900, 0x901
@@ -49,15 +49,8 @@ if r.returncode != 0:
 P110, P995 = inst.port(110), inst.port(995)
 
 
-def mail_user():
-    name, home = inst.add_user()
-    subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", name, "--password-stdin"],
-                   input=PW + "\n", capture_output=True, text=True, timeout=60)
-    return name, home
-
-
-alice, alice_home = mail_user()
-bob, bob_home = mail_user()
+alice, alice_home = mail_user(inst, PW)
+bob, bob_home = mail_user(inst, PW)
 for user, home in ((alice, alice_home), (bob, bob_home)):
     put_messages(user, home, {maildir_name(i, b"Subject: m%d\n\nx\n" % i):
                               b"Subject: m%d\n\nx\n" % i for i in range(3)})

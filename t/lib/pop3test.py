@@ -126,6 +126,20 @@ def login(port, user, password, **kw):
     return c
 
 
+def mail_user(inst, password):
+    """A new login account of the instance with a mail password: (name,
+    home)."""
+    import subprocess
+    import posthorn
+    name, home = inst.add_user()
+    r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", name,
+                        "--password-stdin"], input=password + "\n", capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("mailctl user add %s: %s" % (name, r.stderr))
+    return name, home
+
+
 def put_messages(user, home, messages, sub="new"):
     """Write messages ({name: bytes}) into ~user/Maildir/sub as the mail
     system would: owned by the user, mode 0600; the Maildir is made if
