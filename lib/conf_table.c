@@ -75,6 +75,10 @@ const struct conf_param conf_params[] = {
      "then keeps group shadow)", NULL},
     {"auth_scram_iterations", CONF_INT, "4096", 4096, 10000000,
      "SCRAM-SHA-256 iterations for passwords set from now on (mailctl user add, passwd)", NULL},
+    {"auth_channel_binding", CONF_BOOL, "no", NOB,
+     "offer SCRAM-SHA-256-PLUS (TLS channel binding) to mail clients: off by default because "
+     "mutt, with GNU SASL, picks it whenever it is offered, cannot do it, and then fails to log "
+     "in", NULL},
     {"auth_failure_delay", CONF_TIME, "1s", 0, 60,
      "authd: each recent failure of a client address or account delays the next failure "
      "reply by this much more (at most 8 times)", NULL},

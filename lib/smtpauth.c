@@ -46,7 +46,9 @@ static void smtpauth_conn(struct smtp_session *ss, struct smtpauth_conn *ca)
                 | (tls || !conf_bool("smtpd_tls_auth_only") ? AUTH_F_PLAINTEXT_OK : 0);
     ca->cb_type = NULL;
     ca->cb = buf_new(AUTH_CB_MAX);
-    if (tls && tls_conn_channel_binding(ss->sess->tls, ca->cb, &ca->cb_type) < 0)
+    /* auth_channel_binding: see main.conf(5) for why it is off by default. */
+    if (tls && conf_bool("auth_channel_binding")
+        && tls_conn_channel_binding(ss->sess->tls, ca->cb, &ca->cb_type) < 0)
         ca->cb_type = NULL;
     if (ca->cb_type == NULL)
         buf_reset(ca->cb);

@@ -102,17 +102,23 @@ struct pop3_auth_conn {
     buf_t      *cb;
 };
 
-/* No channel binding, so no SCRAM-SHA-256-PLUS: mutt's GNU SASL code
- * picks -PLUS whenever it is offered, cannot do it, cancels with "*" and
- * never reads the -ERR that RFC 5034 4 requires, so its next command reads
- * it and every default mutt fails to log in over TLS.  (Dovecot 2.3 offers
- * no -PLUS either; SCRAM-SHA-256 still never shows the password.) */
+/* Channel binding, so SCRAM-SHA-256-PLUS, only with auth_channel_binding:
+ * mutt's GNU SASL code picks -PLUS whenever it is offered, cannot do it,
+ * cancels with "*" and never reads the -ERR that RFC 5034 4 requires, so
+ * its next command reads it and a default mutt fails to log in over TLS.
+ * (Dovecot 2.3 offers no -PLUS either; SCRAM-SHA-256 still never shows the
+ * password.) */
 static void pop3_auth_conn(struct pop3_login *l, struct pop3_auth_conn *ac)
 {
     ac->flags = AUTH_F_HANDOVER | (l->sess.tls ? AUTH_F_TLS : 0)
                 | (pop3_plaintext_ok(l) ? AUTH_F_PLAINTEXT_OK : 0);
     ac->cb_type = NULL;
     ac->cb = buf_new(AUTH_CB_MAX);
+    if (l->sess.tls && conf_bool("auth_channel_binding")
+        && tls_conn_channel_binding(l->sess.tls, ac->cb, &ac->cb_type) < 0)
+        ac->cb_type = NULL;
+    if (ac->cb_type == NULL)
+        buf_reset(ac->cb);
 }
 
 static void pop3_login_capa(struct pop3_login *l)

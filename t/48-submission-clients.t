@@ -12,13 +12,17 @@ credentials) and smtp_tls_security_level = encrypt.
 
  1. mutt (batch mode, HOME a temporary directory, the instance's
     certificate as its certificate_file) sends on 587 and on 465 with
-    smtp_authenticators plain and login, and with scram-sha-256 (mutt
-    links GNU SASL here); the messages arrive.  SCRAM-SHA-256-PLUS is not
-    tried with mutt: it does not hand GNU SASL the TLS channel binding
-    ("a tls-exporter channel binding was not provided").
+    smtp_authenticators plain and login, with its defaults (no
+    smtp_authenticators), and with scram-sha-256 (mutt links GNU SASL
+    here); the messages arrive.  Its defaults work because
+    auth_channel_binding is off by default: offered SCRAM-SHA-256-PLUS,
+    GNU SASL picks it, mutt does not hand it the TLS channel binding ("a
+    tls-exporter channel binding was not provided"), sends "*" and gives
+    up on the message.
  2. s-nail with smtps:// on 465 and smtp:// with smtp-use-starttls on 587,
     smtp-auth plain and login; the messages arrive.
- 3. SCRAM-SHA-256-PLUS with a client written here (RFC 5802, 7677): over
+ 3. SCRAM-SHA-256-PLUS, after a reload with auth_channel_binding = yes,
+    with a client written here (RFC 5802, 7677): over
     TLS 1.2 with tls-unique (Python's ssl), over TLS 1.3 with tls-exporter
     (RFC 9266; t/service/tlspipe exports it, Python's ssl cannot) on 587
     and 465: the right password (235, the server's signature verified),
@@ -180,19 +184,23 @@ else:
     def mutt(port, scheme, auth, subject):
         url = "%s://%s@127.0.0.1:%d/" % (scheme, alice, A.port(port))
         return subprocess.run([MUTT, "-n", "-F", muttrc,
-                               "-e", 'set smtp_url="%s"' % url,
-                               "-e", 'set smtp_authenticators="%s"' % auth,
-                               "-s", subject, BOB],
+                               "-e", 'set smtp_url="%s"' % url]
+                              + (["-e", 'set smtp_authenticators="%s"' % auth] if auth else [])
+                              + ["-s", subject, BOB],
                               input="sent by mutt with %s\n" % auth, capture_output=True,
                               text=True, env=env, timeout=60)
 
+    # None: mutt's defaults, its SASL library's pick (which would be
+    # SCRAM-SHA-256-PLUS, and a failed send, with auth_channel_binding on).
     cases = [(587, "smtp", "plain"), (587, "smtp", "login"),
-             (465, "smtps", "plain"), (465, "smtps", "login")]
+             (465, "smtps", "plain"), (465, "smtps", "login"),
+             (587, "smtp", None), (465, "smtps", None)]
     sasl_lib = "--with-gsasl" in mutt_v or "--with-sasl" in mutt_v
     for port, scheme, auth in cases:
         subject = "mutt %s %d" % (auth, port)
         r = mutt(port, scheme, auth, subject)
-        is_(r.returncode, 0, "mutt sends on %d (%s://) with %s" % (port, scheme, auth)) \
+        is_(r.returncode, 0, "mutt sends on %d (%s://) with %s" % (port, scheme,
+                                                                  auth or "its defaults")) \
             or diag(r.stdout + r.stderr)
         ok(arrived(A, bob_home, subject), "  and it arrives")
     if not sasl_lib:
@@ -432,6 +440,10 @@ def scram_authd(cb_given, cb_used):
         c.close()
 
 
+A.set_main({"auth_channel_binding": "yes"})
+r = A.mailctl("reload")
+is_(r.returncode, 0, "auth_channel_binding = yes: A reloads") or diag(r.stderr)
+time.sleep(1)
 cb = os.urandom(32)
 is_(scram_authd(cb, cb), (0, True), "this SCRAM-SHA-256-PLUS client, straight to authd: OK, "
     "and the server's signature verifies")
