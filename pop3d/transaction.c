@@ -301,7 +301,9 @@ void pop3_mail_serve(const struct postlogin_session *ps, int home_ok)
         msg_info("disconnected: user=<%s>, retr=%ld/%lld, nothing deleted", p.user,
                  p.retr_count, p.retr_octets);
 out:
-    session_close(&p.sess);
+    /* The mailbox goes first: a client that has the reply to its QUIT may
+     * log in again at once, and must not find it still locked. */
     box_close(&p.box);
+    session_close(&p.sess);
     buf_free(&line);
 }
