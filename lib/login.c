@@ -136,7 +136,11 @@ int login_handover(session_t *s, const char *socket_path, const char *service,
     }
     if ((sock = ipc_client_open(socket_path, HANDOVER_PROTO_NAME, HANDOVER_PROTO_VERSION,
                                 HANDOVER_TIMEOUT_MS, &w)) < 0) {
-        *why = w ? w : strerror(errno);
+        if (errno == ENOENT || errno == ECONNREFUSED)
+            *why = "the mail half is not running (master.conf needs its unix service, "
+                   "pop3d(8))";
+        else
+            *why = w ? w : strerror(errno);
         buf_free(&input);
         return HANDOVER_TEMPFAIL;
     }
@@ -148,8 +152,11 @@ int login_handover(session_t *s, const char *socket_path, const char *service,
             return HANDOVER_TEMPFAIL;
         }
         give = pair[1];
-    } else {
-        give = dup(s->fd);
+    } else if ((give = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        *why = "cannot duplicate the client's descriptor";
+        close(sock);
+        buf_free(&input);
+        return HANDOVER_TEMPFAIL;
     }
     /* What the client pipelined after its login command, read already. */
     if (stream_pending(s->stream) > HANDOVER_INPUT_MAX) {
