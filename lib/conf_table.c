@@ -180,6 +180,9 @@ const struct conf_param conf_params[] = {
     {"pop3d_timeout", CONF_TIME, "600s", 1, DAY,
      "pop3d: how long a client may take to send its next command (RFC 1939: at least ten "
      "minutes once logged in)", NULL},
+    {"pop3d_client_connection_count_limit", CONF_INT, "50", 0, 100000,
+     "pop3d: connections one client address may hold in the login half at once (before "
+     "login, and TLS sessions it proxies), counted by anvil (0: no limit)", NULL},
     {"pop3d_error_limit", CONF_INT, "20", 1, 1000,
      "pop3d: failed commands after which a session is ended", NULL},
 

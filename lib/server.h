@@ -105,6 +105,6 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
  * second socket of each service in SERVER_LOGIN_SERVICES and nothing else
  * is. */
 #define SERVER_LOGIN_DIR "login"
-#define SERVER_LOGIN_SERVICES { "authd", "pop3", "imap", NULL }
+#define SERVER_LOGIN_SERVICES { "authd", "anvil", "pop3", "imap", NULL }
 
 #endif

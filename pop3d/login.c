@@ -2,7 +2,10 @@
  * login.c - pop3d's login half: the AUTHORIZATION state (RFC 1939 4) up
  * to a successful login, as login_user in the jail, then the hand-over.
  *
- *  - greeting "+OK"; on 995 the TLS handshake comes first;
+ *  - greeting "+OK"; on 995 the TLS handshake comes first; a client
+ *    address that holds more than pop3d_client_connection_count_limit
+ *    connections here (anvil counts them) gets "-ERR [SYS/TEMP] Too many
+ *    connections" instead;
  *  - CAPA: the common list, plus STLS while TLS is possible and not on,
  *    USER and SASL with the mechanisms authd would run on this connection;
  *  - STLS (RFC 2595 4): "+OK", whatever the client pipelined after it is
@@ -42,6 +45,7 @@
 
 #include <openssl/rand.h>
 
+#include "anvil_proto.h"
 #include "auth_proto.h"
 #include "authrelay.h"
 #include "base64.h"
@@ -56,6 +60,7 @@
 #include "xalloc.h"
 
 static tls_server_t *pop3_tls;
+static struct svcconn pop3_anvil = SVCCONN_INIT("/anvil", ANVIL_PROTO_NAME, ANVIL_PROTO_VERSION);
 static struct svcconn pop3_authd = SVCCONN_INIT(HANDOVER_JAIL_AUTH, AUTH_PROTO_NAME,
                                                 AUTH_PROTO_VERSION);
 
@@ -87,6 +92,7 @@ void pop3_login_post_init(event_loop_t *loop)
 {
     (void)loop;
     auth_proto_init();
+    anvil_proto_init();
     signal(SIGTERM, session_on_sigterm);
 }
 
@@ -441,10 +447,37 @@ static void pop3_login_command(struct pop3_login *l, char *line)
     }
 }
 
+/* pop3d_client_connection_count_limit, counted by anvil: 0 to go on, 1
+ * counted (and within it), -1 refused (said so).  An anvil that cannot be
+ * reached counts nothing: availability beats strictness. */
+static int pop3_count_connection(struct pop3_login *l)
+{
+    long long limit = conf_int("pop3d_client_connection_count_limit");
+    int count;
+
+    if (limit == 0 || !l->sess.peer.ip)
+        return 0;
+    do {
+        if (svcconn_fd(&pop3_anvil, ANVIL_TIMEOUT_MS) < 0)
+            return 0;
+        count = anvil_connect(pop3_anvil.fd, "pop3d", l->sess.peer.addr_text);
+    } while (count < 0 && svcconn_retry(&pop3_anvil));
+    if (count < 0)
+        return 0;
+    if (count > limit) {
+        msg_warn("too many connections from %s: %d (pop3d_client_connection_count_limit = %lld)",
+                 l->sess.peer.addr_text, count, limit);
+        pop3_err(&l->sess, "[SYS/TEMP] Too many connections from %s.", l->sess.peer.addr_text);
+        return -1;
+    }
+    return 1;
+}
+
 void pop3_login_serve(int fd)
 {
     struct pop3_login l = {0};
     struct session_limits lim;
+    int counted = 0;
     ssize_t n;
 
     pop3_limits(&lim);
@@ -452,6 +485,8 @@ void pop3_login_serve(int fd)
     session_set_goodbye(&l.sess, "-ERR [SYS/TEMP] Server shutting down.\r\n");
     l.line = buf_new(0);
     if (conf_bool("tls_wrappermode") && !session_tls_start(&l.sess, lim.timeout_ms))
+        goto out;
+    if ((counted = pop3_count_connection(&l)) < 0)
         goto out;
     if (conf_bool("pop3_apop")) {
         unsigned char rnd[8];
@@ -476,6 +511,9 @@ void pop3_login_serve(int fd)
     }
 out:
     session_close(&l.sess);
+    if (counted != 0 && pop3_anvil.fd >= 0
+        && anvil_disconnect(pop3_anvil.fd, "pop3d", l.sess.peer.addr_text) < 0)
+        svcconn_lost(&pop3_anvil);
     free(l.user);
     buf_free(&l.line);
 }

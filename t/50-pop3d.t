@@ -9,6 +9,8 @@ and Python's poplib.
    PLAIN with and without an initial response, AUTH LOGIN, "*" cancels,
    bad base64, bare AUTH lists the mechanisms; the error limit ends the
    session;
+ - pop3d_client_connection_count_limit: one address past it gets -ERR
+   [SYS/TEMP] and is logged, and gets in again once a connection ends;
  - plaintext passwords: from 127.0.0.2 to 127.0.0.1 (not the host talking
    to itself) CAPA offers neither USER nor PLAIN/LOGIN and USER is refused
    until STLS; from 127.0.0.1 they are allowed; pop3_plaintext_auth = yes
@@ -43,7 +45,8 @@ import posthorn  # noqa: E402
 from pop3test import mail_user, Client, login, wire, crlf, put_messages, maildir_name, tls_context  # noqa: E402
 
 PW = "pop-secret-1"
-inst = posthorn.Instance(main_conf={"pop3d_error_limit": "10", "pop3d_timeout": "3s"})
+inst = posthorn.Instance(main_conf={"pop3d_error_limit": "10", "pop3d_timeout": "3s",
+                                   "pop3d_client_connection_count_limit": "3"})
 r = inst.start()
 if r.returncode != 0:
     diag(r.stderr)
@@ -107,6 +110,25 @@ like(c.cmd("AUTH PLAIN !!!notbase64").decode(), "-ERR", "a bad initial response:
 like(c.cmd("AUTH PLAIN").decode(), "+ ", "AUTH PLAIN, then a bad answer")
 like(c.cmd("@@@").decode(), "-ERR", "  -ERR")
 c.close()
+
+# ------------------------------------------------------------ connection limit
+
+held = [Client(P110) for _ in range(3)]
+ok(all(h.greeting.startswith(b"+OK") for h in held),
+   "three connections from one address (pop3d_client_connection_count_limit = 3)")
+extra = Client(P110)
+is_(extra.greeting, b"-ERR [SYS/TEMP] Too many connections from 127.0.0.1.", "  a fourth: -ERR")
+ok(extra.closed(), "  and closed")
+extra.close()
+ok(inst.wait_for(lambda: "too many connections from 127.0.0.1: 4" in inst.log(), 5), "  logged")
+held.pop().close()
+time.sleep(0.5)
+extra = Client(P110, tls=False)
+like(extra.greeting.decode(), "+OK", "  once one has gone, a new one is let in")
+extra.close()
+for h in held:
+    h.close()
+time.sleep(0.5)
 
 # ------------------------------------------------------------ plaintext rules
 

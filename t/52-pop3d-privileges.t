@@ -6,7 +6,7 @@ a session.
  - the login half of a waiting connection: login_user's uid and gid, its
    groups (login_user's and mail_owner's only), not dumpable, chrooted in
    queue_directory/login, which is root:login_user 0750 and holds nothing
-   but the sockets of authd and of the mail half;
+   but the sockets of authd, anvil and the mail half;
  - the mail half: root, no chroot; each logged-in session a child of it
    running as the user (uid, gid and the user's groups, all four ids),
    not chrooted, not dumpable (its /proc files are root's: the user cannot
@@ -88,7 +88,8 @@ st = os.stat(jail)
 is_((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, null.pw_gid, 0o750),
     "login/ is root:login_user 0750")
 entries = sorted(os.listdir(jail))
-is_(entries, ["authd", "pop3"], "  it holds authd's and the mail half's sockets only")
+is_(entries, ["anvil", "authd", "pop3"], "  it holds the sockets of authd, anvil and the mail "
+    "half only")
 ok(all(stat.S_ISSOCK(os.lstat(os.path.join(jail, e)).st_mode) for e in entries),
    "  both are sockets")
 
