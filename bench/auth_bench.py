@@ -69,13 +69,11 @@ PID at the end, also on Ctrl-C, SIGTERM or an error.
 """
 import argparse
 import base64
-import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -83,10 +81,12 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
-from posthorn import Instance, MAILCTL, alive, children_of, free_port, reap  # noqa: E402
+sys.path.insert(0, os.path.join(TOP, "bench"))
+from posthorn import Instance, MAILCTL, children_of, free_port  # noqa: E402
 import postfixinst  # noqa: E402
+import dovecotinst  # noqa: E402
+from dovecotinst import client_ctx, kill_pids, libcrypt, retry_locked, yescrypt  # noqa: E402
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 AUTHLOAD = os.path.join(os.environ.get("POSTHORN_BUILD", os.path.join(TOP, "build")),
                         "bench", "authload")
 INSTALL_DOVECOT = "apt-get install -y dovecot-core"
@@ -100,29 +100,9 @@ CACHE_TTL = 60  # seconds; Posthorn's AUTHD_CACHE_SECONDS, Dovecot's auth_cache_
 
 # --------------------------------------------------------------- hashes
 
-def _libcrypt():
-    lib = ctypes.CDLL("libcrypt.so.1")
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    return lib
-
-
-def yescrypt(password):
-    """A $y$ hash with libxcrypt's default cost (crypt_gensalt("$y$", 0)),
-    as Posthorn's passdb_make() and `mkpasswd -m yescrypt` make it."""
-    lib = _libcrypt()
-    setting = lib.crypt_gensalt(b"$y$", 0, None, 0)
-    h = lib.crypt(password.encode(), setting) if setting else None
-    if not h or not h.startswith(b"$y$"):
-        sys.exit("auth_bench.py: libcrypt cannot make a yescrypt hash")
-    return h.decode()
-
-
 def crypt_ms(hashed, password, rounds=5):
     """Milliseconds one crypt() verification of hashed takes here."""
-    lib = _libcrypt()
+    lib = libcrypt()
     t0 = time.perf_counter()
     for _ in range(rounds):
         lib.crypt(password.encode(), hashed.encode())
@@ -193,13 +173,6 @@ class Client:
             pass
 
 
-def client_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def make_message(sender, rcpt, size=MSG_SIZE):
     """size bytes of message (CRLF lines, no line starting with a dot),
     with the terminating CRLF.CRLF appended."""
@@ -268,12 +241,7 @@ class Clients:
         p = cls.live
         if p is None:
             return
-        for pid in children_of(p.pid) + [p.pid]:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_pids(children_of(p.pid) + [p.pid])
         try:
             p.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -286,31 +254,16 @@ class Clients:
 PASSDBS = ("pam", "passwd-file")
 
 
-def retry_locked(cmd):
-    """Run a passwd-file tool, retried while another process holds the lock
-    (as t/lib/posthorn.py's add_user does)."""
-    for _ in range(50):
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode == 0 or "lock" not in r.stderr:
-            return r
-        time.sleep(0.1)
-    return r
-
-
-class Dovecot:
-    """A private Dovecot for Postfix's SASL only: config, base_dir,
-    state_dir and log under base; its auth socket at auth_socket (owned by
-    postfix); passdb "pam" (user's /etc/shadow password set to hashed) or
-    "passwd-file" (a file of its own holding hashed)."""
+class Dovecot(dovecotinst.Dovecot):
+    """A private Dovecot for Postfix's SASL only (bench/dovecotinst.py):
+    config, base_dir, state_dir and log under base; its auth socket at
+    auth_socket (owned by postfix); passdb "pam" (user's /etc/shadow
+    password set to hashed) or "passwd-file" (a file of its own holding
+    hashed)."""
 
     def __init__(self, base, passdb, auth_socket, user, hashed):
-        self.base, self.passdb, self.auth_socket = base, passdb, auth_socket
-        self.conf = os.path.join(base, "dovecot.conf")
-        self.logfile = os.path.join(base, "dovecot.log")
-        self.proc = None
-        self.pids = set()
-        for sub in ("run", "state"):
-            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        super().__init__(base)
+        self.passdb, self.auth_socket = passdb, auth_socket
         if passdb == "pam":
             # The account is a throwaway one (removed with the instance).
             r = retry_locked(["usermod", "-p", hashed, user])
@@ -352,59 +305,8 @@ service auth {{
 """.format(base=base, pid=os.getpid(), passdb=passdb, log=self.logfile, ttl=CACHE_TTL,
            passdb_conf=passdb_conf, sock=auth_socket))
 
-    def start(self):
-        # Its own session: a Ctrl-C reaches only us, and we stop it by PID.
-        with open(os.path.join(self.base, "stdout"), "w") as out:
-            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.pids.add(self.proc.pid)
-        end = time.time() + 20
-        while time.time() < end:
-            if os.path.exists(self.auth_socket):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("dovecot did not start: " + self.log()[-2000:])
-
-    def track(self):
-        """Remember its processes (auth-workers come and go), to kill by PID."""
-        if self.proc and alive(self.proc.pid):
-            self.pids.update(children_of(self.proc.pid))
-
-    def log(self):
-        out = ""
-        for name in ("stdout", "dovecot.log"):
-            try:
-                with open(os.path.join(self.base, name), errors="replace") as f:
-                    out += f.read()
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        if not self.proc:
-            return
-        self.track()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.pids:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        reap()
-        self.proc = None
+    def ready(self):
+        return os.path.exists(self.auth_socket)
 
 
 # --------------------------------------------------------------- systems
@@ -610,7 +512,7 @@ def main():
     if args.only != "posthorn":
         if postfixinst.missing():
             sys.exit("auth_bench.py: Postfix is not installed (make deps installs postfix)")
-        if not os.access(DOVECOT, os.X_OK):
+        if dovecotinst.missing():
             sys.exit("auth_bench.py: Dovecot is not installed; Postfix's SASL here needs it:\n"
                      "    %s\n(or run with --only posthorn)" % INSTALL_DOVECOT)
     if args.clients < 1 or args.sessions < args.clients or args.runs < 1:
@@ -645,8 +547,7 @@ def main():
             targets += pf_targets
             ver = subprocess.run(["postconf", "-c", pf.etc, "-h", "mail_version"],
                                  capture_output=True, text=True).stdout.strip()
-            dver = subprocess.run([DOVECOT, "--version"], capture_output=True,
-                                  text=True).stdout.strip()
+            dver = dovecotinst.version()
             for t in pf_targets:
                 t["uses"][0] += " (Postfix %s, Dovecot %s)" % (ver, dver)
         for t in targets:

@@ -91,16 +91,13 @@ Every process it starts (the servers, the client processes) is killed by
 PID at the end, also on Ctrl-C, SIGTERM or an error.
 """
 import argparse
-import ctypes
 import json
 import os
 import pwd
 import random
 import re
-import shutil
 import signal
 import socket
-import ssl
 import statistics
 import struct
 import subprocess
@@ -109,9 +106,11 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
-from posthorn import Instance, MAILCTL, alive, children_of, free_port, reap  # noqa: E402
+sys.path.insert(0, os.path.join(TOP, "bench"))
+from posthorn import Instance, MAILCTL, alive, children_of, free_port  # noqa: E402
+import dovecotinst  # noqa: E402
+from dovecotinst import client_ctx, retry_locked, yescrypt  # noqa: E402
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
 INSTALL_DOVECOT = "apt-get install -y dovecot-pop3d dovecot-core"
 PASSWORD = "bench-Pa55word-%d" % os.getpid()
@@ -276,13 +275,6 @@ class Conn:
             self.sock.close()
         except OSError:
             pass
-
-
-def client_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def login_session(port, ctx, user):
@@ -468,38 +460,14 @@ def listening(port):
 
 # --------------------------------------------------------------- Dovecot
 
-def _libcrypt():
-    lib = ctypes.CDLL("libcrypt.so.1")
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    return lib
-
-
-def yescrypt(password):
-    """A $y$ hash with libxcrypt's default cost, as `mkpasswd -m yescrypt`
-    and Posthorn's passdb make it."""
-    lib = _libcrypt()
-    setting = lib.crypt_gensalt(b"$y$", 0, None, 0)
-    h = lib.crypt(password.encode(), setting) if setting else None
-    if not h or not h.startswith(b"$y$"):
-        sys.exit("pop3_bench.py: libcrypt cannot make a yescrypt hash")
-    return h.decode()
-
-
-class Dovecot:
-    """A private Dovecot POP3 server: config, base_dir, state_dir and log
-    under base, listening on 127.0.0.1:port110 and :port995 (ssl)."""
+class Dovecot(dovecotinst.Dovecot):
+    """A private Dovecot POP3 server (bench/dovecotinst.py): config,
+    base_dir, state_dir and log under base, listening on 127.0.0.1:port110
+    and :port995 (ssl)."""
 
     def __init__(self, base, port110, port995, cert, key, limit, login_mode="security"):
-        self.base, self.port110, self.port995 = base, port110, port995
-        self.conf = os.path.join(base, "dovecot.conf")
-        self.logfile = os.path.join(base, "dovecot.log")
-        self.proc = None
-        self.pids = set()
-        for sub in ("run", "state"):
-            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        super().__init__(base)
+        self.port110, self.port995 = port110, port995
         os.chmod(base, 0o755)
         with open(self.conf, "w") as f:
             f.write("""# pop3_bench.py: a private Dovecot, POP3 only
@@ -543,61 +511,8 @@ service pop3-login {{
            login_mode="" if login_mode == "security" else
            "  service_count = 0\n  process_min_avail = %d\n" % os.cpu_count()))
 
-    def start(self):
-        # Its own session: a Ctrl-C reaches only us, and we stop it by PID.
-        with open(os.path.join(self.base, "stdout"), "w") as out:
-            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.pids.add(self.proc.pid)
-        end = time.time() + 20
-        while time.time() < end:
-            if listening(self.port110) and listening(self.port995):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("dovecot did not start: " + self.log()[-2000:])
-
-    def root(self):
-        return self.proc.pid if self.proc else None
-
-    def track(self):
-        if self.proc and alive(self.proc.pid):
-            self.pids.update(children_of(self.proc.pid))
-
-    def log(self):
-        out = ""
-        for name in ("stdout", "dovecot.log"):
-            try:
-                with open(os.path.join(self.base, name), errors="replace") as f:
-                    out += f.read()
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        if not self.proc:
-            return
-        self.track()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.pids:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        reap()
-        self.proc = None
+    def ready(self):
+        return listening(self.port110) and listening(self.port995)
 
 
 # --------------------------------------------------------------- setup
@@ -674,14 +589,9 @@ def set_shadow_passwords(users):
     """The accounts' /etc/shadow password (Dovecot's passdb pam): one
     yescrypt hash each (chpasswd -e, retried while passwd is locked)."""
     text = "".join("%s:%s\n" % (u["name"], yescrypt(PASSWORD)) for u in users)
-    for _ in range(50):
-        r = subprocess.run(["chpasswd", "-e"], input=text, capture_output=True, text=True)
-        if r.returncode == 0:
-            return
-        if "lock" not in r.stderr:
-            break
-        time.sleep(0.1)
-    raise RuntimeError("chpasswd -e: " + r.stderr)
+    r = retry_locked(["chpasswd", "-e"], input=text)
+    if r.returncode != 0:
+        raise RuntimeError("chpasswd -e: " + r.stderr)
 
 
 def instance_tls(inst):
@@ -924,11 +834,10 @@ def main():
         sys.exit("pop3_bench.py: need --clients, --sessions, -r, --messages >= 1, -n > 0, "
                  "--msg-size >= 1024")
     if args.only != "posthorn":
-        if not os.access(DOVECOT, os.X_OK) or not os.access(DOVECOT_POP3, os.X_OK):
+        if dovecotinst.missing() or not os.access(DOVECOT_POP3, os.X_OK):
             sys.exit("pop3_bench.py: Dovecot's POP3 server is not installed:\n    %s\n"
                      "(or run with --only posthorn)" % INSTALL_DOVECOT)
-        dver = subprocess.run([DOVECOT, "--version"], capture_output=True,
-                              text=True).stdout.strip()
+        dver = dovecotinst.version()
         if not dver.startswith("2.3"):
             sys.exit("pop3_bench.py: the private Dovecot's configuration is Dovecot 2.3's; "
                      "this is %s" % dver)

@@ -1,0 +1,173 @@
+"""dovecotinst.py - a private Dovecot (Debian's dovecot-core) as the server
+next to Posthorn's in the benchmarks: bench/auth_bench.py runs one per
+passdb for Postfix's SASL, bench/pop3_bench.py one as the POP3 server.
+It never starts, stops or configures the system's Dovecot: a private one
+has its own config, base_dir, state_dir and log under a directory of its
+own, runs in the foreground (dovecot -F) in a session of its own (a Ctrl-C
+reaches only the benchmark, which stops it by PID), and is stopped by
+SIGTERM, then SIGKILL by PID to whatever of it is left.
+
+    DOVECOT                     the dovecot program
+    missing()                   True if dovecot is not installed
+    version()                   what `dovecot --version` says
+    Dovecot(base)               a base class: base/dovecot.conf (.conf),
+                                base/dovecot.log (.logfile), base/run and
+                                base/state made; a benchmark's subclass
+                                writes .conf in its __init__ (after this
+                                one's) and says in .ready() when it serves
+        .start()                dovecot -F -c .conf; returns once .ready(),
+                                raises RuntimeError with the log if it
+                                exits or is not ready within 20 s
+        .root()                 the master's PID, None when not running
+        .track()                remembers its processes (auth-workers,
+                                login and session processes come and go)
+        .log()                  its stdout/stderr and log file
+        .stop()                 SIGTERM, then SIGKILL by PID to every
+                                process it had; reaps them
+    kill_pids(pids)             SIGKILL to those of pids still alive
+    libcrypt()                  libcrypt.so.1 with crypt and crypt_gensalt
+    yescrypt(password)          a $y$ hash at libxcrypt's default cost, as
+                                `mkpasswd -m yescrypt` and Posthorn's
+                                passdb make it (for /etc/shadow or a
+                                passwd-file passdb)
+    retry_locked(cmd, input=None)
+                                a passwd-file tool (usermod, chpasswd),
+                                retried while another process holds the lock
+    client_ctx()                the benchmarks' TLS client context (no
+                                verification: both servers show Posthorn's
+                                self-signed certificate)
+"""
+import ctypes
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+
+from posthorn import alive, children_of, reap
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+
+def missing():
+    return not os.access(DOVECOT, os.X_OK)
+
+
+def version():
+    return subprocess.run([DOVECOT, "--version"], capture_output=True, text=True).stdout.strip()
+
+
+class Dovecot:
+    def __init__(self, base):
+        self.base = base
+        self.conf = os.path.join(base, "dovecot.conf")
+        self.logfile = os.path.join(base, "dovecot.log")
+        self.proc = None
+        self.pids = set()
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+
+    def ready(self):
+        """True once it serves (its subclass knows what it listens on)."""
+        raise NotImplementedError
+
+    def start(self):
+        # Its own session: a Ctrl-C reaches only us, and we stop it by PID.
+        with open(os.path.join(self.base, "stdout"), "w") as out:
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.pids.add(self.proc.pid)
+        end = time.time() + 20
+        while time.time() < end:
+            if self.ready():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("dovecot did not start: " + self.log()[-2000:])
+
+    def root(self):
+        return self.proc.pid if self.proc else None
+
+    def track(self):
+        """Remember its processes (auth-workers come and go), to kill by PID."""
+        if self.proc and alive(self.proc.pid):
+            self.pids.update(children_of(self.proc.pid))
+
+    def log(self):
+        out = ""
+        for name in ("stdout", "dovecot.log"):
+            try:
+                with open(os.path.join(self.base, name), errors="replace") as f:
+                    out += f.read()
+            except OSError:
+                pass
+        return out
+
+    def stop(self):
+        if not self.proc:
+            return
+        self.track()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        kill_pids(self.pids)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        reap()
+        self.proc = None
+
+
+def kill_pids(pids):
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def libcrypt():
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return lib
+
+
+def yescrypt(password):
+    """A $y$ hash with libxcrypt's default cost (crypt_gensalt("$y$", 0)),
+    as Posthorn's passdb_make() and `mkpasswd -m yescrypt` make it."""
+    lib = libcrypt()
+    setting = lib.crypt_gensalt(b"$y$", 0, None, 0)
+    h = lib.crypt(password.encode(), setting) if setting else None
+    if not h or not h.startswith(b"$y$"):
+        sys.exit("%s: libcrypt cannot make a yescrypt hash" % os.path.basename(sys.argv[0]))
+    return h.decode()
+
+
+def retry_locked(cmd, input=None):
+    """Run a passwd-file tool, retried while another process holds the lock
+    (as t/lib/posthorn.py's add_user does)."""
+    for _ in range(50):
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True)
+        if r.returncode == 0 or "lock" not in r.stderr:
+            return r
+        time.sleep(0.1)
+    return r
+
+
+def client_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
