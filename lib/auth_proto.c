@@ -174,7 +174,7 @@ int auth_request_decode(ipc_msg_t *m, struct auth_request *r, const char **why)
     } else if (m->type == AUTH_CANCEL) {
         rc = 0;
     } else if (m->type == AUTH_REDEEM) {
-        int64_t pid;
+        int64_t pid = 0;
 
         rc = ipc_get_str(m, &r->service) == 0 && ipc_get_bytes(m, &r->data, &r->data_len) == 0
              && ipc_get_int(m, &pid) == 0 ? 0 : -1;
