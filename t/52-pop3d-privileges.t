@@ -159,7 +159,10 @@ ss = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True
                     text=True).stdout
 proxy = None
 for line in ss.splitlines():
-    if (":%d " % P995) in line and (":%d " % client_port) in line and "pid=" in line:
+    f = line.split()
+    # Recv-Q Send-Q Local Peer Process: the server's end, not the client's.
+    if len(f) >= 5 and f[2].endswith(":%d" % P995) and f[3].endswith(":%d" % client_port) \
+            and "pid=" in line:
         proxy = int(line.split("pid=")[1].split(",")[0])
 ok(proxy is not None, "the TLS session's login process stays on as the proxy")
 if proxy:
