@@ -517,23 +517,6 @@ service pop3-login {{
 
 # --------------------------------------------------------------- setup
 
-def tune_inet_services(inst, program, maxproc, max_idle):
-    """The process limit and max_idle of program's inet services in the
-    instance's master.conf (Instance.edit_service would change the unix
-    "pop3" service, the one mail half, too)."""
-    path = os.path.join(inst.etc, "master.conf")
-    with open(path) as f:
-        lines = f.read().splitlines()
-    with open(path, "w") as f:
-        for line in lines:
-            words = line.split()
-            if len(words) >= 6 and not line.lstrip().startswith("#") and line[:1].strip() \
-                    and words[1] == "inet" and words[5] == program:
-                words[4] = str(maxproc)
-                line = " ".join(words + ["-o", "max_idle=%ds" % max_idle])
-            f.write(line + "\n")
-
-
 def make_users(inst, count, messages, msg_size, big_count):
     """count accounts, each with a ~/Maildir/cur of messages; the first
     big_count with msg_size-byte messages, the others IDLE_MSG_SIZE.
@@ -848,7 +831,9 @@ def main():
     try:
         # Every client is 127.0.0.1: no per-address limit (Dovecot has none).
         inst = Instance(main_conf={"pop3d_client_connection_count_limit": "0"})
-        tune_inet_services(inst, "pop3d", limit, LOGIN_MAX_IDLE)
+        # The login halves only: the mail half stays one process.
+        inst.edit_service("pop3d", "-o max_idle=%ds" % LOGIN_MAX_IDLE, maxproc=limit,
+                          type_="inet")
         nusers = max(args.sessions, args.clients)
         t0 = time.monotonic()
         users, boxes = make_users(inst, nusers, args.messages, args.msg_size, args.clients)

@@ -225,9 +225,10 @@ class Instance:
             for line in services:
                 f.write(line + "\n")
 
-    def edit_service(self, program, append="", maxproc=None):
-        """Change master.conf's lines that run program: append arguments
-        to them ("-o max_use=1", "-v") and set their process limit."""
+    def edit_service(self, program, append="", maxproc=None, type_=None):
+        """Change master.conf's lines that run program (only its inet or
+        unix services with type_): append arguments to them ("-o
+        max_use=1", "-v") and set their process limit."""
         path = os.path.join(self.etc, "master.conf")
         with open(path) as f:
             lines = f.read().splitlines()
@@ -235,7 +236,7 @@ class Instance:
             for line in lines:
                 words = line.split()
                 if len(words) >= 6 and not line.lstrip().startswith("#") \
-                        and words[5] == program:
+                        and words[5] == program and type_ in (None, words[1]):
                     if maxproc is not None:
                         words[4] = str(maxproc)
                     line = " ".join(words + ([append] if append else []))
