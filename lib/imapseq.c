@@ -82,6 +82,17 @@ void imapseq_free(struct imapseq *set)
     memset(set, 0, sizeof(*set));
 }
 
+/* A range as written, with "*" as star, low end first. */
+static void imapseq_ends(const struct imapseq_range *r, uint32_t star, uint32_t *lo,
+                         uint32_t *hi)
+{
+    uint32_t a = r->lo == IMAPSEQ_STAR ? star : r->lo;
+    uint32_t b = r->hi == IMAPSEQ_STAR ? star : r->hi;
+
+    *lo = a < b ? a : b;
+    *hi = a < b ? b : a;
+}
+
 static int imapseq_cmp(const void *a, const void *b)
 {
     const struct imapseq_range *x = a, *y = b;
@@ -99,15 +110,9 @@ size_t imapseq_resolve(const struct imapseq *set, uint32_t star, struct imapseq_
         return 0;
     r = xcalloc(set->n, sizeof(*r));
     for (size_t i = 0; i < set->n; i++) {
-        uint32_t lo = set->ranges[i].lo == IMAPSEQ_STAR ? star : set->ranges[i].lo;
-        uint32_t hi = set->ranges[i].hi == IMAPSEQ_STAR ? star : set->ranges[i].hi;
+        uint32_t lo, hi;
 
-        if (lo > hi) {
-            uint32_t t = lo;
-
-            lo = hi;
-            hi = t;
-        }
+        imapseq_ends(&set->ranges[i], star, &lo, &hi);
         if (lo > star)
             continue;                   /* names nothing that exists */
         if (hi > star)
@@ -142,15 +147,9 @@ size_t imapseq_resolve(const struct imapseq *set, uint32_t star, struct imapseq_
 bool imapseq_contains(const struct imapseq *set, uint32_t n, uint32_t star)
 {
     for (size_t i = 0; i < set->n; i++) {
-        uint32_t lo = set->ranges[i].lo == IMAPSEQ_STAR ? star : set->ranges[i].lo;
-        uint32_t hi = set->ranges[i].hi == IMAPSEQ_STAR ? star : set->ranges[i].hi;
+        uint32_t lo, hi;
 
-        if (lo > hi) {
-            uint32_t t = lo;
-
-            lo = hi;
-            hi = t;
-        }
+        imapseq_ends(&set->ranges[i], star, &lo, &hi);
         if (n >= lo && n <= hi && n <= star)
             return true;
     }
