@@ -48,6 +48,7 @@ static void login_proxy(session_t *s, int pair)
     char *up = xmalloc(LOGIN_PROXY_CHUNK), *down = xmalloc(LOGIN_PROXY_CHUNK);
     size_t up_len = 0, up_off = 0;
     bool client_done = false;
+    bool starved = false;       /* TLS holds input that gave nothing: wait for more */
     ssize_t n;
 
     int fl = fcntl(pair, F_GETFL);
@@ -62,7 +63,7 @@ static void login_proxy(session_t *s, int pair)
         int timeout = -1;
 
         if (!client_done && up_len == 0) {
-            if (stream_has_input(s->stream))
+            if (stream_has_input(s->stream) && !starved)
                 timeout = 0;
             else
                 p[0].events = POLLIN;
@@ -98,7 +99,13 @@ static void login_proxy(session_t *s, int pair)
         }
         if (!client_done && up_len == 0
             && (timeout == 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)))) {
+            /* Whatever is there now, never a wait: TLS may hold part of a
+             * record, or a record with no data in it (a KeyUpdate), and the
+             * mail half's output must not wait behind it. */
+            stream_set_timeout(s->stream, 0);
             n = stream_read(s->stream, up, LOGIN_PROXY_CHUNK);
+            stream_set_timeout(s->stream, s->lim.timeout_ms);
+            starved = n == STREAM_TIMEOUT;
             if (n > 0) {
                 up_len = (size_t)n;
             } else if (n != STREAM_TIMEOUT) {

@@ -21,7 +21,8 @@ a session.
    one that sends garbage is dropped and the mail half goes on serving;
  - killing the login process of a TLS session while the user's session
    has a DELE pending: the client sees the connection close, and nothing
-   is deleted;
+   is deleted; a client that sends half a TLS record and goes quiet does
+   not make its proxy spin;
  - mailctl stop ends the session processes too.
 Every process is cleaned up by PID."""
 import grp
@@ -233,6 +234,40 @@ ok(inst.wait_for(lambda: bob_session is None or not posthorn.alive(bob_session),
 b = login(P995, bob, PW, tls=True)
 is_(b.cmd("STAT").decode().split()[1], "3", "  and nothing was deleted")
 b.cmd("QUIT")
+b.close()
+
+# ------------------------------------------------------------ a stalled TLS record
+
+def server_end(client):
+    port = client.sock.getsockname()[1]
+    ss = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True,
+                        text=True).stdout
+    for line in ss.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[2].endswith(":%d" % P995) and f[3].endswith(":%d" % port) \
+                and "pid=" in line:
+            return int(line.split("pid=")[1].split(",")[0])
+    return None
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12])
+
+
+b = login(P995, bob, PW, tls=True)
+time.sleep(0.3)
+stalled = server_end(b)
+ok(stalled is not None, "bob over TLS again: its proxy found")
+if stalled:
+    # The header of an application-data record of 100 octets, and 10 of them.
+    os.write(b.sock.fileno(), b"\x17\x03\x03\x00\x64" + b"x" * 10)
+    time.sleep(0.2)
+    t0 = cpu_ticks(stalled)
+    time.sleep(1)
+    ok(cpu_ticks(stalled) - t0 < 20, "half a TLS record, then silence: the proxy waits "
+       "without spinning (%d ticks in 1 s)" % (cpu_ticks(stalled) - t0))
 b.close()
 
 # ------------------------------------------------------------ stop
