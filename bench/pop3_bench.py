@@ -81,7 +81,7 @@ in those few long-lived processes).  --skip leaves loads out.
 
 Runs alternate between the servers (the order rotates every run); before
 each measurement the disk is synced and the machine left alone for
---settle seconds (default 10), and the measured accounts log in once (warm
+--settle seconds (default 30), and the measured accounts log in once (warm
 password caches).  Prints every measurement, then a table of medians over
 the runs [min-max] with the ratio Posthorn/Dovecot, then the warnings and
 errors each server logged.  Exit status 1 if a measurement failed or a
@@ -115,7 +115,7 @@ DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
 INSTALL_DOVECOT = "apt-get install -y dovecot-pop3d dovecot-core"
 PASSWORD = "bench-Pa55word-%d" % os.getpid()
 IO_TIMEOUT = 60
-SETTLE = 10.0
+SETTLE = 30.0
 CACHE_TTL = 60          # Posthorn's AUTHD_CACHE_SECONDS; Dovecot's auth_cache_ttl
 IDLE_MSG_SIZE = 4096    # the messages of the accounts only the memory load uses
 # Posthorn's login processes wait max_idle for another connection before

@@ -38,11 +38,17 @@ ssize_t pop3_read_command(session_t *s, buf_t *line)
         session_io_failed(s, n == 0 ? STREAM_EOF : n);
         return n == 0 ? STREAM_EOF : n;
     }
-    n = (ssize_t)line->len;
+    pop3_strip_eol(line);
+    return (ssize_t)line->len;
+}
+
+void pop3_strip_eol(buf_t *line)
+{
+    size_t n = line->len;
+
     while (n > 0 && (line->data[n - 1] == '\n' || line->data[n - 1] == '\r'))
         n--;
-    buf_truncate(line, (size_t)n);
-    return (ssize_t)line->len;
+    buf_truncate(line, n);
 }
 
 static void pop3_reply(session_t *s, const char *status, const char *fmt, va_list ap)

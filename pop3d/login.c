@@ -175,9 +175,7 @@ static int pop3_challenge(void *ctx, const void *data, size_t len, buf_t *out)
         session_io_failed(&l->sess, n == 0 ? STREAM_EOF : n);
         return -1;
     }
-    while (l->line->len > 0 && (l->line->data[l->line->len - 1] == '\n'
-                                || l->line->data[l->line->len - 1] == '\r'))
-        l->line->len--;
+    pop3_strip_eol(l->line);
     if (l->line->len == 1 && l->line->data[0] == '*')
         return 0;
     buf_reset(out);

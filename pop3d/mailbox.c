@@ -107,18 +107,29 @@ static void box_add(struct pop3_box *b, size_t *alloc, const char *name, bool in
     m->size = -1;
 }
 
-static int box_scan(struct pop3_box *b, size_t *alloc, int dirfd, bool in_new)
+/* A listing of new/ or cur/ from the start, on a descriptor of its own
+ * (the box keeps dirfd); NULL with errno. */
+static DIR *box_opendir(int dirfd)
 {
     int fd = dup(dirfd);
     DIR *d;
-    struct dirent *e;
 
     if (fd < 0 || (d = fdopendir(fd)) == NULL) {
         if (fd >= 0)
             close(fd);
-        return -1;
+        return NULL;
     }
     rewinddir(d);
+    return d;
+}
+
+static int box_scan(struct pop3_box *b, size_t *alloc, int dirfd, bool in_new)
+{
+    DIR *d = box_opendir(dirfd);
+    struct dirent *e;
+
+    if (d == NULL)
+        return -1;
     while ((errno = 0, e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -304,16 +315,11 @@ static int box_relocate(struct pop3_box *b, struct pop3_msg *m)
 {
     for (int pass = 0; pass < 2; pass++) {
         bool in_new = pass == 1;
-        int fd = dup(in_new ? b->newfd : b->curfd);
-        DIR *d;
+        DIR *d = box_opendir(in_new ? b->newfd : b->curfd);
         struct dirent *e;
 
-        if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-            if (fd >= 0)
-                close(fd);
+        if (d == NULL)
             continue;
-        }
-        rewinddir(d);
         while ((e = readdir(d)) != NULL) {
             if (maildir_base_len(e->d_name) == m->base_len
                 && memcmp(e->d_name, m->name, m->base_len) == 0) {

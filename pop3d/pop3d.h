@@ -34,6 +34,8 @@ int  pop3_parse(char *line, struct pop3_cmd *cmd);
 /* Read one command into line (terminator stripped): its length, or a
  * STREAM_* code (STREAM_TOOLONG answered already). */
 ssize_t pop3_read_command(session_t *s, buf_t *line);
+/* Drop the CR and LF that end a line read with its terminator. */
+void pop3_strip_eol(buf_t *line);
 void pop3_ok(session_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pop3_err(session_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A failed command: -ERR text, counted (slowed down past the soft limit,
