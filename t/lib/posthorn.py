@@ -26,6 +26,7 @@ import atexit
 import collections
 import ctypes
 import os
+import pwd
 import random
 import re
 import shutil
@@ -318,24 +319,36 @@ class Instance:
     def add_user(self, name=None):
         """Create a login account for mail (uid >= 1000, home in the
         instance directory); returns (name, home).  useradd is retried while
-        another test holds the passwd lock."""
-        if name is None:
-            name = "pht%d%04d" % (os.getpid() % 100000, random.randrange(10000))
-        home = os.path.join(self.dir, "home", name)
-        os.makedirs(os.path.dirname(home), mode=0o755, exist_ok=True)
+        another test holds the passwd lock; a generated name that is taken
+        (a user left by an earlier run whose pid was the same) is replaced
+        by another."""
+        chosen = name
         for attempt in range(50):
+            if name is None and chosen is None:
+                chosen = "pht%d%06d" % (os.getpid() % 100000, random.randrange(1000000))
+            home = os.path.join(self.dir, "home", chosen)
+            os.makedirs(os.path.dirname(home), mode=0o755, exist_ok=True)
             r = subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/sh", "-K",
-                                "UID_MIN=1000", name],
+                                "UID_MIN=1000", chosen],
                                capture_output=True, text=True)
             if r.returncode == 0:
                 break
+            if "already exists" in r.stderr and name is None:
+                try:
+                    ours = pwd.getpwnam(chosen).pw_dir == home
+                except KeyError:
+                    ours = False
+                if ours:
+                    break           # an attempt reported as failed made it
+                chosen = None
+                continue
             if "lock" not in r.stderr:
-                raise RuntimeError("useradd %s: %s" % (name, r.stderr))
+                raise RuntimeError("useradd %s: %s" % (chosen, r.stderr))
             time.sleep(0.1)
         else:
-            raise RuntimeError("useradd %s: passwd stayed locked" % name)
-        self.users.append(name)
-        return name, home
+            raise RuntimeError("useradd %s: passwd stayed locked or names taken" % chosen)
+        self.users.append(chosen)
+        return chosen, home
 
     def submit(self, content, sender, rcpts, envid="", ret=0, attrs=(("client_addr", "127.0.0.1"),
                                                                    ("protocol", "ESMTP"))):
@@ -433,6 +446,8 @@ class Instance:
                 if r.returncode == 0 or "lock" not in r.stderr:
                     break
                 time.sleep(0.1)
+            if r.returncode != 0:
+                print("# userdel %s: %s" % (name, r.stderr.strip()), flush=True)
         self.users = []
         if os.environ.get("POSTHORN_KEEP"):
             print("# kept instance in " + self.dir, flush=True)
