@@ -826,7 +826,8 @@ static char *param_value(const mime_part_t *part, const char *name)
     if (v)
         return xstrdup(v);
     for (size_t i = 0; i < part->nparams && v == NULL; i++)
-        if (strncasecmp(part->params[i].name, name, n) == 0 && strcmp(part->params[i].name + n, "*") == 0)
+        if (strncasecmp(part->params[i].name, name, n) == 0
+            && strcmp(part->params[i].name + n, "*") == 0)
             v = part->params[i].value;
     if (v == NULL || (q = strchr(v, '\'')) == NULL || (q = strchr(q + 1, '\'')) == NULL)
         return NULL;
@@ -834,7 +835,8 @@ static char *param_value(const mime_part_t *part, const char *name)
     for (q++; *q; q++) {
         int h, l;
 
-        if (*q == '%' && (h = hexval((unsigned char)q[1])) >= 0 && (l = hexval((unsigned char)q[2])) >= 0) {
+        if (*q == '%' && (h = hexval((unsigned char)q[1])) >= 0
+            && (l = hexval((unsigned char)q[2])) >= 0) {
             buf_putc(b, h << 4 | l);
             q += 2;
         } else {
