@@ -1,6 +1,7 @@
 """dovecotinst.py - a private Dovecot (Debian's dovecot-core) as the server
 next to Posthorn's in the benchmarks: bench/auth_bench.py runs one per
-passdb for Postfix's SASL, bench/pop3_bench.py one as the POP3 server.
+passdb for Postfix's SASL, bench/pop3_bench.py one as the POP3 server,
+bench/imap_bench.py one as the IMAP server (and the /proc helpers below).
 It never starts, stops or configures the system's Dovecot: a private one
 has its own config, base_dir, state_dir and log under a directory of its
 own, runs in the foreground (dovecot -F) in a session of its own (a Ctrl-C
@@ -36,9 +37,19 @@ SIGTERM, then SIGKILL by PID to whatever of it is left.
     client_ctx()                the benchmarks' TLS client context (no
                                 verification: both servers show Posthorn's
                                 self-signed certificate)
+    tree(root)                  root and its descendants, from /proc ([] if
+                                root is gone)
+    tree_cpu(root)              CPU seconds of that tree: utime+stime of the
+                                live processes plus cutime+cstime of those
+                                they reaped
+    tree_memory(root)           (processes, RSS kB, PSS kB or None) summed
+                                over that tree (smaps_rollup)
+    listening(port)             whether something listens on 127.0.0.1:port
+                                (/proc/net/tcp)
 """
 import ctypes
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -171,3 +182,67 @@ def client_ctx():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree(root):
+    return [root] + children_of(root) if root and alive(root) else []
+
+
+def tree_cpu(root):
+    """CPU seconds of root's process tree: utime+stime of the live ones,
+    cutime+cstime for those they reaped."""
+    total = 0
+    for pid in tree(root):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            total += sum(int(x) for x in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / CLK_TCK
+
+
+def tree_memory(root):
+    """(processes, RSS kB, PSS kB or None) summed over root's tree."""
+    n, rss, pss, pss_ok = 0, 0, 0, True
+    for pid in tree(root):
+        r = p = None
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        r = int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        p = int(line.split()[1])
+        except OSError:
+            pass
+        if r is None:
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    m = re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M)
+                r = int(m.group(1)) if m else None
+            except OSError:
+                pass
+        if r is None:
+            continue            # gone, or a zombie
+        n += 1
+        rss += r
+        if p is None:
+            pss_ok = False
+        else:
+            pss += p
+    return n, rss, pss if pss_ok else None
+
+
+def listening(port):
+    """Whether something listens on 127.0.0.1:port (from /proc/net/tcp)."""
+    want = "0100007F:%04X" % port
+    try:
+        with open("/proc/net/tcp") as f:
+            return any(l.split()[1] == want and l.split()[3] == "0A" for l in list(f)[1:])
+    except OSError:
+        return False

@@ -684,6 +684,9 @@ class Session(asyncio.Protocol):
 
     def set_uidvalidity(self, uv, line):
         v, m = self.view, self.view.model
+        if uv == 0:
+            self.err("UIDVALIDITY 0 (UIDVALIDITY is a nonzero number)", line=line)
+            return
         if v.uidvalidity is not None and v.uidvalidity != uv:
             self.err("UIDVALIDITY changed within the session: %d -> %d" % (v.uidvalidity, uv),
                      line=line)
@@ -859,7 +862,10 @@ class Session(asyncio.Protocol):
             except (TypeError, ValueError):
                 self.err("STATUS %s is not a number" % k, line=line)
                 continue
-            if k == "UIDVALIDITY" and m.uidvalidity is not None and m.uidvalidity != val:
+            if k == "UIDVALIDITY" and val == 0:
+                self.err("STATUS UIDVALIDITY 0 (UIDVALIDITY is a nonzero number; Dovecot "
+                         "says 0 for a Maildir that another session is creating)", line=line)
+            elif k == "UIDVALIDITY" and m.uidvalidity is not None and m.uidvalidity != val:
                 self.err("UIDVALIDITY changed: %d -> %d (STATUS)" % (m.uidvalidity, val),
                          line=line)
             elif k == "UIDNEXT" and c is not None and c.info and val <= c.info.get("max_uid", 0) \
@@ -1534,6 +1540,10 @@ class Stress:
                     await self.session(s, rnd)
                 except (ConnectionError, OSError, asyncio.TimeoutError, ssl.SSLError) as e:
                     s.err("connection failed: %s: %s" % (type(e).__name__, e))
+                    s.close()
+                    await asyncio.sleep(0.2)
+                except Exception as e:      # noqa: BLE001 - reported, and the client goes on
+                    s.err("the client failed: %s: %s" % (type(e).__name__, e))
                     s.close()
                     await asyncio.sleep(0.2)
                 finally:
