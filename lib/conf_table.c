@@ -186,6 +186,29 @@ const struct conf_param conf_params[] = {
     {"pop3d_error_limit", CONF_INT, "20", 1, 1000,
      "pop3d: failed commands after which a session is ended", NULL},
 
+    /* IMAP (imapd). */
+    {"imapd_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", NOB,
+     "imapd: PEM certificate chain for STARTTLS and port 993 (empty: no TLS)", NULL},
+    {"imapd_tls_key_file", CONF_STR, "$smtpd_tls_key_file", NOB,
+     "imapd: PEM private key of imapd_tls_cert_file", NULL},
+    {"imap_plaintext_auth", CONF_BOOL, "no", NOB,
+     "imapd: allow passwords (LOGIN, PLAIN) on a connection that is neither TLS nor from "
+     "the host itself (Dovecot's disable_plaintext_auth = no)", NULL},
+    {"imapd_timeout", CONF_TIME, "30m", 60, DAY,
+     "imapd: how long a client may stay silent, IDLE included (RFC 9051 5.4: at least 30 "
+     "minutes once logged in)", NULL},
+    {"imapd_login_timeout", CONF_TIME, "60s", 1, DAY,
+     "imapd: how long a client that has not logged in may take to send its next command",
+     NULL},
+    {"imapd_client_connection_count_limit", CONF_INT, "50", 0, 100000,
+     "imapd: connections one client address may hold in the login half at once (before "
+     "login, and TLS sessions it proxies), counted by anvil (0: no limit)", NULL},
+    {"imapd_error_limit", CONF_INT, "20", 1, 1000,
+     "imapd: failed commands (BAD replies) after which a session is ended", NULL},
+    {"imapd_max_line_length", CONF_SIZE, "65536", 1024, 1LL << 24,
+     "imapd: longest command line, literals not counted (Dovecot's imap_max_line_length)",
+     NULL},
+
     /* Queue manager. */
     {"queue_run_delay", CONF_TIME, "300s", 1, DAY,
      "how often qmgr scans the deferred queue for mail that is due", NULL},

@@ -14,6 +14,7 @@
 static const struct ipc_name handover_proto_names[] = {
     {HANDOVER_REQUEST, "handover-request"},
     {HANDOVER_REPLY, "handover-reply"},
+    {HANDOVER_IDLE, "handover-idle"},
 };
 
 void handover_proto_init(void)
@@ -144,5 +145,28 @@ int handover_reply_decode(ipc_msg_t *m, int *result, char **reason, const char *
         return -1;
     }
     *result = (int)res;
+    return 0;
+}
+
+ipc_msg_t *handover_idle_encode(uint64_t received)
+{
+    ipc_msg_t *m = ipc_msg_new(HANDOVER_IDLE, 0);
+
+    ipc_put_int(m, (int64_t)received);
+    return m;
+}
+
+int handover_idle_decode(ipc_msg_t *m, uint64_t *received, const char **why)
+{
+    int64_t n;
+
+    *why = NULL;
+    if (m->type != HANDOVER_IDLE || ipc_get_int(m, &n) < 0 || ipc_get_end(m) < 0)
+        *why = "malformed idle report";
+    else if (n < 1)
+        *why = "bad connection count";
+    if (*why)
+        return -1;
+    *received = (uint64_t)n;
     return 0;
 }

@@ -26,6 +26,20 @@
  *                     for now; the login half still owns the client and
  *                     answers it), str reason (for the log)
  *
+ * Inside the mail half, for a protocol served by one process per user
+ * (imapd; lib/postlogin's per-user mode), the root process and a user's
+ * process share a socketpair, the user's channel:
+ *
+ *   HANDOVER_REQUEST  root -> the user's process: one more logged-in
+ *                     connection of that user, the fields as above (the
+ *                     cookie is all zeros: it was redeemed already)
+ *   HANDOVER_IDLE     the user's process -> root: int received (how many
+ *                     connections it has been given, the first included);
+ *                     it has no session left.  Root lets the process go
+ *                     (closes its end) when that is every connection it
+ *                     sent, so a connection in flight is never lost; the
+ *                     process exits when it reads the end of the channel.
+ *
  * The mail half never takes the user from here: it redeems the cookie with
  * authd (AUTH_REDEEM, with the login half's pid from SO_PEERCRED on this
  * socket), which names the user.  Limits (decoders refuse more): input of
@@ -61,6 +75,7 @@
 enum {
     HANDOVER_REQUEST = 0x900,
     HANDOVER_REPLY,
+    HANDOVER_IDLE,
 };
 
 #define HANDOVER_OK        0
@@ -97,5 +112,8 @@ int        handover_reply_decode(ipc_msg_t *m, int *result, char **reason, const
 int        handover_request_decode(ipc_msg_t *m, struct handover_request *r, const char **why);
 void       handover_request_clear(struct handover_request *r);
 ipc_msg_t *handover_reply_encode(int result, const char *reason);
+/* The user's channel (per-user mail halves). */
+ipc_msg_t *handover_idle_encode(uint64_t received);
+int        handover_idle_decode(ipc_msg_t *m, uint64_t *received, const char **why);
 
 #endif

@@ -181,7 +181,7 @@ static int imap_literal_spec(const char *line, size_t len, size_t i, size_t *n, 
     if (i >= len || line[i] != '{')
         return -1;
     for (i++; i < len && isdigit((unsigned char)line[i]); i++, digits++) {
-        if (digits >= 10)
+        if (digits >= 19)  /* number64 (RFC 9051 9) */
             return -1;
         v = v * 10 + (unsigned)(line[i] - '0');
     }

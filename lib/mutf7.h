@@ -1,7 +1,8 @@
 /*
  * mutf7 - IMAP's modified UTF-7 for mailbox names (RFC 3501 5.1.3), to and
- * from UTF-8: what IMAP4rev1 clients send and see, while the Maildir++
- * folders and UTF8=ACCEPT clients (RFC 9051, RFC 6855) use UTF-8.
+ * from UTF-8: what IMAP4rev1 clients send and see, and what imapd's
+ * Maildir++ folder names are on disk (as Dovecot's are), while UTF8=ACCEPT
+ * clients (RFC 9051, RFC 6855) use UTF-8.
  *
  * Printable ASCII but '&' stands for itself, '&' is "&-", anything else is
  * UTF-16 in a modified base64 ("," for "/", no padding) between '&' and

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +27,10 @@
 #include "xalloc.h"
 
 #define POSTLOGIN_SESSIONS_MAX 65536
+/* How long root waits for a user's process to take a connection (a
+ * socketpair buffer holds several hand-overs: it waits only for a
+ * process that does not read, which must not hold every login up). */
+#define POSTLOGIN_CHANNEL_SEND_MS 200
 
 static const char *postlogin_service;
 static postlogin_serve_fn postlogin_serve;
@@ -32,6 +38,20 @@ static uid_t postlogin_login_uid;
 static struct svcconn postlogin_authd = SVCCONN_INIT(AUTH_SOCKET, AUTH_PROTO_NAME,
                                                      AUTH_PROTO_VERSION);
 static uint32_t postlogin_reqid;
+
+/* Per-user mode: the users' processes that take more connections. */
+struct postlogin_user {
+    char                  *name;
+    uid_t                  uid;
+    pid_t                  pid;
+    int                    channel;     /* root's end */
+    uint64_t               sent;        /* connections given, the first included */
+    ipc_reader_t          *reader;
+    struct postlogin_user *next;
+};
+static bool postlogin_per_user;
+static event_loop_t *postlogin_loop;
+static struct postlogin_user *postlogin_users;
 
 /* The live session processes. */
 static pid_t *postlogin_pids;
@@ -58,6 +78,70 @@ static void postlogin_pid_del(pid_t pid)
         }
 }
 
+static struct postlogin_user *postlogin_user_find(const char *name, uid_t uid)
+{
+    for (struct postlogin_user *u = postlogin_users; u; u = u->next)
+        if (u->uid == uid && strcmp(u->name, name) == 0)
+            return u;
+    return NULL;
+}
+
+/* Let a user's process go: it gets no more connections and exits at the
+ * end of its channel once its sessions are over. */
+static void postlogin_user_forget(struct postlogin_user *gone)
+{
+    for (struct postlogin_user **up = &postlogin_users; *up; up = &(*up)->next)
+        if (*up == gone) {
+            *up = gone->next;
+            event_del_fd(postlogin_loop, gone->channel);
+            close(gone->channel);
+            ipc_reader_free(&gone->reader);
+            free(gone->name);
+            free(gone);
+            return;
+        }
+}
+
+static void postlogin_forget_pid(pid_t pid)
+{
+    for (struct postlogin_user *u = postlogin_users; u; u = u->next)
+        if (u->pid == pid) {
+            postlogin_user_forget(u);
+            return;
+        }
+}
+
+/* A report on a user's channel: idle (let it go if nothing is in
+ * flight), or its end (the process is going or gone). */
+static void postlogin_on_channel(event_loop_t *loop, int fd, int events, void *arg)
+{
+    struct postlogin_user *u = arg;
+    ipc_msg_t *m = NULL;
+    const char *why;
+    uint64_t received;
+    int rc;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    while ((rc = ipc_reader_recv(u->reader, u->channel, &m)) == 1) {
+        rc = handover_idle_decode(m, &received, &why);
+        ipc_msg_free(&m);
+        if (rc < 0) {
+            msg_warn("%s: the process of %s (pid %ld): %s", postlogin_service, u->name,
+                     (long)u->pid, why);
+            postlogin_user_forget(u);
+            return;
+        }
+        if (received == u->sent) {
+            postlogin_user_forget(u);
+            return;
+        }
+    }
+    if (rc == 0 || errno != EAGAIN)
+        postlogin_user_forget(u);
+}
+
 static void postlogin_on_child(event_loop_t *loop, int signo, void *arg)
 {
     int status;
@@ -68,6 +152,7 @@ static void postlogin_on_child(event_loop_t *loop, int signo, void *arg)
     (void)arg;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         postlogin_pid_del(pid);
+        postlogin_forget_pid(pid);
         if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)
             msg_warn("%s session process %ld was killed by signal %d", postlogin_service,
                      (long)pid, WTERMSIG(status));
@@ -98,6 +183,7 @@ void postlogin_init(event_loop_t *loop, const char *service, postlogin_serve_fn 
 {
     static const char *const params[] = { "login_user" };
 
+    postlogin_loop = loop;
     postlogin_service = service;
     postlogin_serve = serve;
     server_peer_uids(params, 1, &postlogin_login_uid);
@@ -106,6 +192,12 @@ void postlogin_init(event_loop_t *loop, const char *service, postlogin_serve_fn 
     event_add_signal(loop, SIGCHLD, postlogin_on_child, NULL);
     event_add_signal(loop, SIGTERM, postlogin_on_term, NULL);
     atexit(postlogin_end_sessions);
+}
+
+void postlogin_init_per_user(event_loop_t *loop, const char *service, postlogin_serve_fn serve)
+{
+    postlogin_init(loop, service, serve);
+    postlogin_per_user = true;
 }
 
 /* Ask authd who the cookie belongs to: AUTH_OK with *user, AUTH_FAIL, or
@@ -153,7 +245,7 @@ static int postlogin_redeem(const struct handover_request *r, long login_pid, ch
 static _Noreturn void postlogin_child(struct postlogin_session *ps, gid_t *groups,
                                       size_t ngroups)
 {
-    int keep[] = { 0, 1, 2, ps->fd, msg_detach_fds() };
+    int keep[] = { 0, 1, 2, ps->fd, msg_detach_fds(), ps->channel };
     int home_ok;
 
     event_reset_signals();
@@ -176,6 +268,36 @@ static _Noreturn void postlogin_child(struct postlogin_session *ps, gid_t *group
     _exit(0);
 }
 
+/* Per-user mode: give the connection to the user's running process: 0
+ * when it took it, -1 when there is none or it cannot take it now (then
+ * it is let go, and the caller starts another). */
+static int postlogin_give(const struct handover_request *r, const struct postlogin_session *ps)
+{
+    static const unsigned char redeemed[AUTH_COOKIE_LEN];
+    struct postlogin_user *u = postlogin_user_find(ps->user, ps->uid);
+    ipc_msg_t *m;
+    int fd, rc;
+
+    if (u == NULL)
+        return -1;
+    if ((fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        msg_warn("%s: dup: %s", postlogin_service, strerror(errno));
+        return -1;
+    }
+    m = handover_request_encode(r->service, redeemed, r->client_addr, r->client_port, r->flags,
+                                r->mech, r->tag, r->input, r->input_len, fd);
+    rc = ipc_send(u->channel, m, POSTLOGIN_CHANNEL_SEND_MS);
+    ipc_msg_free(&m);
+    if (rc == 0) {
+        u->sent++;
+        return 0;
+    }
+    msg_warn("%s: the process of %s (pid %ld) does not take a connection (%s): starting another",
+             postlogin_service, u->name, (long)u->pid, strerror(errno));
+    postlogin_user_forget(u);
+    return -1;
+}
+
 /* The request of one login half: 0 with the reply sent, -1 to drop it. */
 static int postlogin_request(ipcconn_t *c, ipc_msg_t *m)
 {
@@ -189,6 +311,7 @@ static int postlogin_request(ipcconn_t *c, ipc_msg_t *m)
     size_t ngroups = 0;
     struct passwd *pw;
     pid_t login_pid = 0, pid;
+    int pair[2] = { -1, -1 };
     ipc_msg_t *reply;
 
     if (handover_request_decode(m, &r, &why) < 0) {
@@ -256,21 +379,49 @@ static int postlogin_request(ipcconn_t *c, ipc_msg_t *m)
     ps.input = r.input;
     ps.input_len = r.input_len;
     ps.login_pid = login_pid;
+    ps.channel = -1;
+    if (postlogin_per_user && postlogin_give(&r, &ps) == 0)
+        goto reply;
     if (postlogin_npids >= POSTLOGIN_SESSIONS_MAX) {
         result = HANDOVER_TEMPFAIL;
         reason = "too many sessions";
         goto reply;
     }
+    if (postlogin_per_user && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        msg_warn("%s: socketpair: %s", postlogin_service, strerror(errno));
+        result = HANDOVER_TEMPFAIL;
+        reason = "cannot start a session process";
+        goto reply;
+    }
+    ps.channel = pair[1];
     if ((pid = fork()) < 0) {
         msg_warn("%s: fork: %s", postlogin_service, strerror(errno));
         result = HANDOVER_TEMPFAIL;
         reason = "cannot start a session process";
+        if (pair[0] >= 0) {
+            close(pair[0]);
+            close(pair[1]);
+        }
         goto reply;
     }
     if (pid == 0)
         postlogin_child(&ps, groups, ngroups);
     postlogin_pid_add(pid);
     server_conn_begin();
+    if (pair[0] >= 0) {
+        struct postlogin_user *u = xcalloc(1, sizeof(*u));
+
+        close(pair[1]);
+        u->name = xstrdup(user);
+        u->uid = ps.uid;
+        u->pid = pid;
+        u->channel = pair[0];
+        u->sent = 1;
+        u->reader = ipc_reader_new(HANDOVER_FRAME_MAX);
+        u->next = postlogin_users;
+        postlogin_users = u;
+        event_add_fd(postlogin_loop, u->channel, EVENT_READ, postlogin_on_channel, u);
+    }
 reply:
     reply = handover_reply_encode(result, reason);
     rc = ipcconn_send(c, reply);
@@ -315,4 +466,78 @@ void postlogin_accept(event_loop_t *loop, int fd)
     if (c == NULL)
         return;
     event_add_fd(loop, c->fd, EVENT_READ, postlogin_on_request, c);
+}
+
+/* ------------------------------------------ in a user's process (per-user) */
+
+int postlogin_channel_recv(const struct postlogin_session *self, struct postlogin_session **psp)
+{
+    static ipc_reader_t *reader;
+    struct handover_request r;
+    struct postlogin_session *ps;
+    ipc_msg_t *m = NULL;
+    const char *why;
+    int rc;
+
+    *psp = NULL;
+    if (reader == NULL)
+        reader = ipc_reader_new(HANDOVER_FRAME_MAX);
+    if ((rc = ipc_reader_recv(reader, self->channel, &m)) <= 0) {
+        if (rc < 0 && errno != EAGAIN)
+            msg_warn("%s: the channel from the mail half: %s", self->service, strerror(errno));
+        return rc;
+    }
+    rc = handover_request_decode(m, &r, &why);
+    ipc_msg_free(&m);
+    if (rc < 0) {
+        msg_warn("%s: the channel from the mail half: %s", self->service, why);
+        errno = EPROTO;
+        return -1;
+    }
+    ps = xcalloc(1, sizeof(*ps));
+    ps->service = self->service;
+    ps->user = xstrdup(self->user);
+    ps->uid = self->uid;
+    ps->gid = self->gid;
+    ps->home = xstrdup(self->home);
+    ps->fd = r.fd;
+    r.fd = -1;
+    ps->client_addr = xstrdup(r.client_addr);
+    ps->client_port = xstrdup(r.client_port);
+    ps->flags = r.flags;
+    ps->mech = xstrdup(r.mech);
+    ps->tag = xstrdup(r.tag);
+    ps->input = xmemdup(r.input, r.input_len);
+    ps->input_len = r.input_len;
+    ps->login_pid = 0;
+    ps->channel = self->channel;
+    handover_request_clear(&r);
+    *psp = ps;
+    return 1;
+}
+
+void postlogin_session_free(struct postlogin_session **psp)
+{
+    struct postlogin_session *ps = *psp;
+
+    if (ps == NULL)
+        return;
+    free((char *)ps->user);
+    free((char *)ps->home);
+    free((char *)ps->client_addr);
+    free((char *)ps->client_port);
+    free((char *)ps->mech);
+    free((char *)ps->tag);
+    free((void *)ps->input);
+    free(ps);
+    *psp = NULL;
+}
+
+int postlogin_channel_idle(int channel, uint64_t received)
+{
+    ipc_msg_t *m = handover_idle_encode(received);
+    int rc = ipc_send(channel, m, HANDOVER_TIMEOUT_MS);
+
+    ipc_msg_free(&m);
+    return rc;
 }

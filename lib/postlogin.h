@@ -27,6 +27,18 @@
  * (lib/server), so a mail half that master retires on a reload stays
  * until its last session ends.
  *
+ * Per-user mode (postlogin_init_per_user, imapd): one session process
+ * per user serves all of that user's connections, so that they share one
+ * view of each mailbox.  The first connection starts the process as above;
+ * the next ones go to it over the user's channel (a socketpair, see
+ * lib/handover_proto: HANDOVER_REQUEST down, HANDOVER_IDLE up), where the
+ * process reads them with postlogin_channel_recv().  When it has no
+ * session left it says so (postlogin_channel_idle); root closes the
+ * channel if nothing is in flight, and the process exits at its end.
+ * A user's process that cannot take a connection at once (its channel
+ * full or gone) is let go and a new one started: the mailbox store must
+ * (and imapd's does) stay consistent with two processes of one user.
+ *
  * Failure modes: a bad request is logged and that login half dropped; an
  * authd that cannot be reached is HANDOVER_TEMPFAIL; a failed fork is
  * HANDOVER_TEMPFAIL.
@@ -37,6 +49,7 @@
 #define POSTHORN_POSTLOGIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "event.h"
@@ -57,6 +70,7 @@ struct postlogin_session {
     const void *input;              /* the client's pipelined input: read it first */
     size_t      input_len;
     long        login_pid;
+    int         channel;            /* per-user mode: the user's channel; else -1 */
 };
 
 /* serve() runs in the session process, as the user, in the user's home
@@ -66,6 +80,21 @@ typedef void (*postlogin_serve_fn)(const struct postlogin_session *ps, int home_
 
 /* post_init of the mail half: service is AUTH_SERVICE_POP3 or _IMAP. */
 void postlogin_init(event_loop_t *loop, const char *service, postlogin_serve_fn serve);
+/* The same, one process per user (see above). */
+void postlogin_init_per_user(event_loop_t *loop, const char *service, postlogin_serve_fn serve);
+
+/* In a user's process (per-user mode).  The next connection from the
+ * channel: 1 with *ps filled (free it with postlogin_session_free; user,
+ * uid, gid and home are the process's own), 0 at the channel's end, -1
+ * when nothing whole has arrived yet (EAGAIN: the channel is non-blocking)
+ * or on an error (logged; errno other than EAGAIN: give the channel up). */
+int  postlogin_channel_recv(const struct postlogin_session *self,
+                            struct postlogin_session **ps);
+void postlogin_session_free(struct postlogin_session **ps);
+/* No session left, after `received` connections in all: -1 if the
+ * channel is gone. */
+int  postlogin_channel_idle(int channel, uint64_t received);
+
 /* The SERVER_MULTI accept hook. */
 void postlogin_accept(event_loop_t *loop, int fd);
 

@@ -92,6 +92,11 @@ static void server_report(int state)
     struct server_status st = { .pid = (int32_t)getpid(), .state = state };
 
     if (write(SERVER_STATUS_FD, &st, sizeof(st)) < 0 && errno == EPIPE) {
+        /* A reload retires a whole generation: master has closed its
+         * status pipe on purpose.  Users' sessions are finished before
+         * the process goes (server_retire); anything else goes now. */
+        if (server_retiring && server_opts->retire_keeps_sessions)
+            return;
         msg_info("master went away, exiting");
         server_exit(0);
     }

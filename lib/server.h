@@ -27,6 +27,14 @@
  * exits after max_use connections or max_idle seconds without one (unless
  * the program sets no_idle_exit), and on SIGTERM.  Status records are
  * struct server_status written atomically to the status pipe.
+ *
+ * A reload retires the running generation: master closes its trigger
+ * and status pipes.  A process then finishes what it is doing and exits;
+ * one whose connections are its clients' idle links to a service (authd,
+ * anvil, lookupd: they reconnect to the new generation) exits at once,
+ * while one that sets retire_keeps_sessions (the mail halves of pop3d and
+ * imapd, whose connections are users' sessions) stays until the last of
+ * them ends, so a reload disconnects nobody.
  */
 #ifndef POSTHORN_SERVER_H
 #define POSTHORN_SERVER_H
@@ -60,6 +68,8 @@ struct server_opts {
     enum server_chroot chroot;
     int                no_idle_exit;   /* long-lived processes such as qmgr: neither
                                           max_idle nor max_use ends them */
+    int                retire_keeps_sessions;  /* retired by a reload: stay until
+                                                  the connections in progress end */
     void (*pre_init)(void);            /* as root, before the drop */
     /* As root, after pre_init: supplementary groups the account keeps
      * besides mail_owner's (into groups[], at most max); the count. */

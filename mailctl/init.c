@@ -62,7 +62,8 @@ static const struct std_service {
     {0, "authd", "y", "-", "1", "authd", "password checks (one process: it throttles)"},
     {0, "lookupd", "y", "-", "-", "lookupd", "recipient checks for smtpd; later SPF, DKIM, DNSBL"},
     {0, "anvil", "y", "-", "1", "anvil", "session counts per client address"},
-    {0, "pop3", "y", "-", "1", "pop3d", "POP3 after login: becomes the user for each session"},
+    {0, "pop3", "y", "-", "-", "pop3d", "POP3 after login: becomes the user for each session"},
+    {0, "imap", "y", "-", "-", "imapd", "IMAP after login: one process per user serves its connections"},
 };
 
 int init_create_at(int dirfd, const char *dir, const char *name, mode_t mode, buf_t *errs)

@@ -46,6 +46,7 @@ int main(int argc, char **argv)
         .user_param = NULL,             /* root: it becomes each user in a child */
         .chroot = SERVER_CHROOT_NONE,
         .no_idle_exit = 1,              /* it is the parent of the sessions */
+        .retire_keeps_sessions = 1,     /* a reload disconnects nobody */
         .post_init = pop3_mail_post_init,
         .accept = postlogin_accept,
     };

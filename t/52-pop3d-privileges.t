@@ -23,6 +23,8 @@ a session.
    has a DELE pending: the client sees the connection close, and nothing
    is deleted; a client that sends half a TLS record and goes quiet does
    not make its proxy spin;
+ - a reload lets a session go on (the old mail half stays for it) while
+   a new mail half takes new logins;
  - mailctl stop ends the session processes too.
 Every process is cleaned up by PID."""
 import grp
@@ -52,6 +54,7 @@ P110, P995 = inst.port(110), inst.port(995)
 
 alice, alice_home = mail_user(inst, PW)
 bob, bob_home = mail_user(inst, PW)
+carol, carol_home = mail_user(inst, PW)
 for user, home in ((alice, alice_home), (bob, bob_home)):
     put_messages(user, home, {maildir_name(i, b"Subject: m%d\n\nx\n" % i):
                               b"Subject: m%d\n\nx\n" % i for i in range(3)})
@@ -89,8 +92,8 @@ st = os.stat(jail)
 is_((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, null.pw_gid, 0o750),
     "login/ is root:login_user 0750")
 entries = sorted(os.listdir(jail))
-is_(entries, ["anvil", "authd", "pop3"], "  it holds the sockets of authd, anvil and the mail "
-    "half only")
+is_(entries, ["anvil", "authd", "imap", "pop3"], "  it holds the sockets of authd, anvil and the "
+    "mail halves only")
 ok(all(stat.S_ISSOCK(os.lstat(os.path.join(jail, e)).st_mode) for e in entries),
    "  both are sockets")
 
@@ -269,6 +272,27 @@ if stalled:
     ok(cpu_ticks(stalled) - t0 < 20, "half a TLS record, then silence: the proxy waits "
        "without spinning (%d ticks in 1 s)" % (cpu_ticks(stalled) - t0))
 b.close()
+
+# ------------------------------------------------------------ reload
+
+# A reload retires the mail half, which stays for the sessions it has
+# (before, it took its "master went away" for a loss of master and ended
+# them), while a new one takes the new logins.
+c = login(P110, carol, PW)
+old_half = [p for p, (uid, ppid) in pop3d_pids().items() if uid == 0 and ppid == inst.master_pid]
+r = inst.mailctl("reload")
+ok(r.returncode == 0, "mailctl reload with a session logged in")
+time.sleep(1.0)
+like(c.cmd("STAT").decode(), "+OK", "  the session goes on after the reload")
+d = login(P110, bob, PW)
+like(d.cmd("STAT").decode(), "+OK", "  and a new login works, served by a new mail half")
+halves = [p for p, (uid, ppid) in pop3d_pids().items() if uid == 0 and ppid == inst.master_pid]
+ok(len(halves) == 2 and set(old_half) <= set(halves),
+   "  the old mail half stays for its session: %s (was %s)" % (halves, old_half))
+like(c.cmd("QUIT").decode(), "+OK", "  which ends normally")
+d.cmd("QUIT")
+c.close()
+d.close()
 
 # ------------------------------------------------------------ stop
 

@@ -11,7 +11,7 @@ libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-de
 openssl unbound python3 python3-dkim python3-dnspython
 nsd ldnsutils dns-root-data
 procps iproute2 netcat-openbsd passwd swaks libnet-ssleay-perl mutt s-nail postfix
-fetchmail getmail6
+fetchmail getmail6 isync
 clang libclang-rt-14-dev
 "
 
@@ -38,6 +38,8 @@ export DEBIAN_FRONTEND=noninteractive
 # tests use.
 # fetchmail and getmail6 are POP3 clients t/51-pop3d-clients.t runs
 # against pop3d (with mutt).
+# isync (mbsync) syncs a Maildir with imapd in t/58-imapd-clients.t, where
+# mutt, fetchmail and getmail6 are IMAP clients too.
 # postfix is here for its smtp-source (the benchmark's load generator) and
 # as the peer the benchmark compares with, in a private instance: the
 # system-wide Postfix must stay unconfigured and stopped.

@@ -166,7 +166,11 @@ int main(void)
     T("a1 X {5} a", "ERR a1 bad literal", "a literal spec not at the end of its line");
     T("a1 X {-5}", "ERR a1 bad literal", "a negative literal");
     T("a1 X {5", "ERR a1 bad literal", "an unclosed literal spec");
-    T("a1 X {12345678901}", "ERR a1 bad literal", "a literal size of 11 digits");
+    T("a1 X {12345678901234567890}", "ERR a1 bad literal", "a literal size of 20 digits");
+    got = run(p, "a1 APPEND INBOX {99999999999}", &st);
+    is_str(got, "ERR a1 literal too large", "an 11-digit literal (number64) is too large, not bad");
+    ok(st.too_big && st.literal_len == 99999999999ULL && st.sync, "  its size kept, for NO [TOOBIG]");
+    free(got);
     got = run(p, "a1 APPEND INBOX {1001+}", &st);
     is_str(got, "ERR a1 literal too large", "a literal over max_literal");
     ok(st.too_big && st.literal_len == 1001 && !st.sync, "  its size and kind kept, for NO [TOOBIG]");
