@@ -69,6 +69,16 @@ void client_bad(struct imap_client *c, const char *fmt, ...)
     }
 }
 
+void client_open_failed(struct imap_client *c, const char *why, bool trycreate)
+{
+    if (strcmp(why, MBOX_NO_SUCH) != 0)
+        client_tagged(c, "NO", "[SERVERBUG] Cannot open the mailbox.");
+    else if (trycreate)
+        client_tagged(c, "NO", "[TRYCREATE] Mailbox does not exist.");
+    else
+        client_tagged(c, "NO", "[NONEXISTENT] Mailbox does not exist.");
+}
+
 /* ------------------------------------------------------------- updates */
 
 static int u32_cmp(const void *a, const void *b)

@@ -77,6 +77,10 @@ void client_bad(struct imap_client *c, const char *fmt, ...) __attribute__((form
  * allowed (not during FETCH, STORE, SEARCH other than their UID forms). */
 void client_send_updates(struct imap_client *c, bool expunges);
 void client_unselect(struct imap_client *c);
+/* NO for a mailbox mbox_open() could not open (why: its reason): one
+ * that does not exist is [TRYCREATE] where the client may create it
+ * (APPEND, COPY, MOVE), else [NONEXISTENT]. */
+void client_open_failed(struct imap_client *c, const char *why, bool trycreate);
 /* FLAGS and PERMANENTFLAGS again if the mailbox has keywords the session
  * was not told of: before any reply that may show them. */
 void client_announce_keywords(struct imap_client *c);

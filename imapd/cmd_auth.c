@@ -153,8 +153,7 @@ void cmd_select(struct imap_client *c, const struct imap_command *cmd)
     if (cmd_mailbox_arg(c, &cmd->args[0], &name, &path) < 0)
         return;
     if ((mb = mbox_open(name, path, &why)) == NULL) {
-        client_tagged(c, "NO", "%s", strcmp(why, "no such mailbox") == 0
-                      ? "[NONEXISTENT] Mailbox does not exist." : "[SERVERBUG] Cannot open the mailbox.");
+        client_open_failed(c, why, false);
         free(name);
         free(path);
         return;
@@ -384,8 +383,7 @@ void cmd_status(struct imap_client *c, const struct imap_command *cmd)
     if (cmd_mailbox_arg(c, &cmd->args[0], &name, &path) < 0)
         return;
     if (status_line(c, name, path, items, &why) < 0)
-        client_tagged(c, "NO", "%s", strcmp(why, "no such mailbox") == 0
-                      ? "[NONEXISTENT] Mailbox does not exist." : "[SERVERBUG] Cannot open the mailbox.");
+        client_open_failed(c, why, false);
     else
         client_tagged(c, "OK", "Status completed.");
     free(name);
@@ -633,8 +631,7 @@ void cmd_append(struct imap_client *c, const struct imap_command *cmd)
         return;
     }
     if ((mb = mbox_open(name, path, &why)) == NULL) {
-        client_tagged(c, "NO", "%s", strcmp(why, "no such mailbox") == 0
-                      ? "[TRYCREATE] Mailbox does not exist." : "[SERVERBUG] Cannot open the mailbox.");
+        client_open_failed(c, why, true);
         goto out;
     }
     /* MULTIAPPEND (RFC 3502): any number of [flags] [date] message. */

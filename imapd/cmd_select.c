@@ -376,8 +376,7 @@ void cmd_copy(struct imap_client *c, const struct imap_command *cmd)
         goto out;
     }
     if ((dst = mbox_open(name, path, &why)) == NULL) {
-        client_tagged(c, "NO", "%s", strcmp(why, "no such mailbox") == 0
-                      ? "[TRYCREATE] Mailbox does not exist." : "[SERVERBUG] Cannot open the mailbox.");
+        client_open_failed(c, why, true);
         goto out;
     }
     adds = xcalloc(nidx + 1, sizeof(*adds));

@@ -20,7 +20,6 @@
  * Failure modes: a certificate that cannot be loaded is fatal in the
  * login half; every peer error ends or answers that session only.
  */
-#include <string.h>
 
 #include "auth_proto.h"
 #include "imapd.h"
@@ -51,10 +50,5 @@ int main(int argc, char **argv)
         .post_init = imap_mail_post_init,
         .accept = postlogin_accept,
     };
-    const struct server_opts *opts = &login_opts;
-
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "-t") == 0 && strcmp(argv[i + 1], "unix") == 0)
-            opts = &mail_opts;
-    server_main(argc, argv, opts);
+    server_main(argc, argv, server_args_unix(argc, argv) ? &mail_opts : &login_opts);
 }

@@ -127,34 +127,13 @@ static void imap_bad(struct imap_login *l, const char *tag, const char *text)
     }
 }
 
-/* The connection's terms for authd: AUTH_F_* and channel binding (only
- * with auth_channel_binding: see pop3d's login.c for why). */
-struct imap_auth_conn {
-    unsigned    flags;
-    const char *cb_type;
-    buf_t      *cb;
-};
-
-static void imap_auth_conn(struct imap_login *l, struct imap_auth_conn *ac)
-{
-    ac->flags = AUTH_F_HANDOVER | (l->sess.tls ? AUTH_F_TLS : 0)
-                | (imap_plaintext_ok(l) ? AUTH_F_PLAINTEXT_OK : 0);
-    ac->cb_type = NULL;
-    ac->cb = buf_new(AUTH_CB_MAX);
-    if (l->sess.tls && conf_bool("auth_channel_binding")
-        && tls_conn_channel_binding(l->sess.tls, ac->cb, &ac->cb_type) < 0)
-        ac->cb_type = NULL;
-    if (ac->cb_type == NULL)
-        buf_reset(ac->cb);
-}
-
 /* The capabilities before a login. */
 static void imap_capability_login(struct imap_login *l, buf_t *out)
 {
-    struct imap_auth_conn ac;
+    struct login_auth_terms ac;
     buf_t *mechs = buf_new(0);
 
-    imap_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, imap_plaintext_ok(l), &ac);
     buf_append_str(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+");
     if (imap_tls && l->sess.tls == NULL)
         buf_append_str(out, " STARTTLS");
@@ -166,7 +145,7 @@ static void imap_capability_login(struct imap_login *l, buf_t *out)
         if (*tok)
             buf_printf(out, " AUTH=%s", tok);
     buf_free(&mechs);
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
 }
 
 /* ------------------------------------------------------------ the login */
@@ -175,61 +154,35 @@ static void imap_capability_login(struct imap_login *l, buf_t *out)
 static int imap_challenge(void *ctx, const void *data, size_t len, buf_t *out)
 {
     struct imap_login *l = ctx;
-    buf_t *b64 = buf_new(0);
-    ssize_t n;
+    int rc = login_challenge(&l->sess, l->line, IMAP_AUTH_LINE_MAX, data, len, out);
 
-    base64_encode(b64, data, len);
-    stream_printf(l->sess.stream, "+ %s\r\n", buf_cstr(b64));
-    buf_free(&b64);
-    if (stream_flush(l->sess.stream) < 0) {
-        session_io_failed(&l->sess, STREAM_ERROR);
-        return -1;
-    }
-    n = stream_getline(l->sess.stream, l->line, IMAP_AUTH_LINE_MAX);
-    if (n == STREAM_TOOLONG) {
+    if (rc == LOGIN_CHALLENGE_TOOLONG) {
         imap_bad(l, l->tag, "Authentication response too long.");
         return -1;
     }
-    if (n <= 0) {
-        session_io_failed(&l->sess, n == 0 ? STREAM_EOF : n);
+    if (rc == LOGIN_CHALLENGE_IO)
         return -1;
-    }
-    while (l->line->len > 0 && (l->line->data[l->line->len - 1] == '\n'
-                                || l->line->data[l->line->len - 1] == '\r'))
-        l->line->len--;
-    buf_truncate(l->line, l->line->len);
-    if (l->line->len == 1 && l->line->data[0] == '*')
-        return 0;
-    buf_reset(out);
-    return base64_decode(out, l->line->data, l->line->len) < 0 ? -2 : 1;
-}
-
-static void imap_log_failure(struct imap_login *l, const char *mech, const char *user,
-                             const char *what)
-{
-    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s%s%s%s",
-             SESSION_PEER_ARGS(&l->sess), mech, what, user ? ", user=<" : "",
-             user ? user : "", user ? ">" : "");
+    return rc == LOGIN_CHALLENGE_BASE64 ? -2 : rc;
 }
 
 /* Relay a login to authd and, when it worked, hand the session over. */
 static void imap_login(struct imap_login *l, const char *mech, const char *user,
                        int has_initial, const void *initial, size_t initial_len)
 {
-    struct imap_auth_conn ac;
+    struct login_auth_terms ac;
     struct authrelay_result res;
     struct authrelay relay;
     const char *why;
     int rc;
 
-    imap_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, imap_plaintext_ok(l), &ac);
     relay = (struct authrelay){
         .authd = &imap_authd, .service = AUTH_SERVICE_IMAP,
         .client_addr = l->sess.peer.addr_text, .flags = ac.flags, .cb_type = ac.cb_type,
         .cb_data = ac.cb->data, .cb_len = ac.cb->len, .challenge = imap_challenge, .ctx = l,
     };
     authrelay_run(&relay, mech, has_initial, initial, initial_len, &res);
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
     switch (res.outcome) {
     case AUTHRELAY_OK:
         if (!res.has_cookie) {
@@ -252,7 +205,7 @@ static void imap_login(struct imap_login *l, const char *mech, const char *user,
             imap_reply(l, l->tag, "NO", "[UNAVAILABLE] Temporary login failure, try again later.");
         break;
     case AUTHRELAY_FAIL:
-        imap_log_failure(l, mech, user, "authentication failure");
+        login_log_failure(&l->sess, mech, user, "authentication failure");
         imap_reply(l, l->tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
         break;
     case AUTHRELAY_TEMPFAIL:
@@ -262,7 +215,7 @@ static void imap_login(struct imap_login *l, const char *mech, const char *user,
                    "try again later.");
         break;
     case AUTHRELAY_CANCELLED:
-        imap_log_failure(l, mech, NULL, "authentication aborted");
+        login_log_failure(&l->sess, mech, NULL, "authentication aborted");
         imap_bad(l, l->tag, "Authentication aborted.");
         break;
     case AUTHRELAY_MALFORMED:
@@ -301,7 +254,7 @@ static void imap_cmd_login(struct imap_login *l, const struct imap_command *c)
     if (c->args[0].len == 0 || c->args[0].len > AUTH_USER_MAX
         || memchr(c->args[0].str, '\0', c->args[0].len)
         || memchr(c->args[1].str, '\0', c->args[1].len)) {
-        imap_log_failure(l, "LOGIN", NULL, "bad user name or password syntax");
+        login_log_failure(&l->sess, "LOGIN", NULL, "bad user name or password syntax");
         imap_reply(l, l->tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
         return;
     }
@@ -318,7 +271,7 @@ static void imap_cmd_login(struct imap_login *l, const struct imap_command *c)
 
 static void imap_cmd_authenticate(struct imap_login *l, const struct imap_command *c)
 {
-    struct imap_auth_conn ac;
+    struct login_auth_terms ac;
     const char *initial = NULL;
     char mech[AUTH_MECH_MAX + 1];
     buf_t *data;
@@ -337,7 +290,7 @@ static void imap_cmd_authenticate(struct imap_login *l, const struct imap_comman
     }
     for (size_t i = 0; i <= strlen(c->args[0].str); i++)
         mech[i] = (char)toupper((unsigned char)c->args[0].str[i]);
-    imap_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, imap_plaintext_ok(l), &ac);
     offered = sasl_server_offers_relayed((ac.flags & AUTH_F_PLAINTEXT_OK) != 0,
                                          ac.cb_type != NULL, mech);
     if (!offered) {
@@ -345,10 +298,10 @@ static void imap_cmd_authenticate(struct imap_login *l, const struct imap_comman
             imap_plaintext_refused(l);
         else
             imap_reply(l, l->tag, "NO", "Unsupported authentication mechanism.");
-        buf_free(&ac.cb);
+        login_auth_terms_clear(&ac);
         return;
     }
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
     data = buf_new(AUTH_DATA_MAX);
     if (initial && strcmp(initial, "=") != 0
         && base64_decode(data, initial, strlen(initial)) < 0)
@@ -488,33 +441,6 @@ static int imap_login_read(struct imap_login *l, const struct imap_command **c)
     }
 }
 
-/* imapd_client_connection_count_limit, counted by anvil: 0 to go on, 1
- * counted (and within it), -1 refused (said so).  An anvil that cannot be
- * reached counts nothing: availability beats strictness. */
-static int imap_count_connection(struct imap_login *l)
-{
-    long long limit = conf_int("imapd_client_connection_count_limit");
-    int count;
-
-    if (limit == 0 || !l->sess.peer.ip)
-        return 0;
-    do {
-        if (svcconn_fd(&imap_anvil, ANVIL_TIMEOUT_MS) < 0)
-            return 0;
-        count = anvil_connect(imap_anvil.fd, "imapd", l->sess.peer.addr_text);
-    } while (count < 0 && svcconn_retry(&imap_anvil));
-    if (count < 0)
-        return 0;
-    if (count > limit) {
-        msg_warn("too many connections from %s: %d (imapd_client_connection_count_limit = %lld)",
-                 l->sess.peer.addr_text, count, limit);
-        stream_printf(l->sess.stream, "* BYE [UNAVAILABLE] Too many connections from %s.\r\n",
-                      l->sess.peer.addr_text);
-        return -1;
-    }
-    return 1;
-}
-
 void imap_login_serve(int fd)
 {
     static const struct imapparse_limits lim_parse = {
@@ -539,8 +465,14 @@ void imap_login_serve(int fd)
     l.parser = imapparse_new(&lim_parse);
     if (conf_bool("tls_wrappermode") && !session_tls_start(&l.sess, lim.timeout_ms))
         goto out;
-    if ((counted = imap_count_connection(&l)) < 0)
+    counted = login_count_connection(&l.sess, &imap_anvil, "imapd",
+                                     conf_int("imapd_client_connection_count_limit"),
+                                     "imapd_client_connection_count_limit");
+    if (counted < 0) {
+        stream_printf(l.sess.stream, "* BYE [UNAVAILABLE] Too many connections from %s.\r\n",
+                      l.sess.peer.addr_text);
         goto out;
+    }
     caps = buf_new(0);
     imap_capability_login(&l, caps);
     stream_printf(l.sess.stream, "* OK [CAPABILITY %s] " IMAP_IMPLEMENTATION " ready.\r\n",
@@ -556,9 +488,8 @@ void imap_login_serve(int fd)
     }
 out:
     session_close(&l.sess);
-    if (counted != 0 && imap_anvil.fd >= 0
-        && anvil_disconnect(imap_anvil.fd, "imapd", l.sess.peer.addr_text) < 0)
-        svcconn_lost(&imap_anvil);
+    if (counted != 0)
+        login_uncount_connection(&l.sess, &imap_anvil, "imapd");
     imapparse_free(&l.parser);
     buf_free(&l.line);
     buf_free(&l.literal);

@@ -748,7 +748,7 @@ struct imap_mbox *mbox_open(const char *name, const char *path, const char **why
     if ((mb->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0
         || (mb->newfd = openat(mb->dirfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0
         || (mb->curfd = openat(mb->dirfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        *why = errno == ENOENT ? "no such mailbox" : "cannot open the mailbox";
+        *why = errno == ENOENT ? MBOX_NO_SUCH : "cannot open the mailbox";
         if (errno != ENOENT)
             msg_warn("%s: %s", path, strerror(errno));
         goto fail;

@@ -116,7 +116,8 @@ struct imap_view {
 /* Open a folder (path: its directory, a Maildir), creating its index if
  * it has none; shared: a second open of the same path returns the same
  * mailbox with one more reference.  NULL with *why (static) when the
- * folder is not there or cannot be used. */
+ * folder is not there (MBOX_NO_SUCH) or cannot be used. */
+#define MBOX_NO_SUCH "no such mailbox"
 struct imap_mbox *mbox_open(const char *name, const char *path, const char **why);
 void mbox_close(struct imap_mbox **mbp);
 /* The folder at path was deleted: an open mailbox there is forgotten

@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "anvil_proto.h"
+#include "base64.h"
+#include "conf.h"
 #include "handover_proto.h"
 #include "ipc.h"
 #include "login.h"
@@ -214,4 +217,88 @@ out:
     close(sock);
     buf_free(&input);
     return rc;
+}
+
+/* ------------------------------------------------- around the login */
+
+void login_auth_terms(const session_t *s, bool plaintext_ok, struct login_auth_terms *t)
+{
+    t->flags = AUTH_F_HANDOVER | (s->tls ? AUTH_F_TLS : 0) | (plaintext_ok ? AUTH_F_PLAINTEXT_OK : 0);
+    t->cb_type = NULL;
+    t->cb = buf_new(AUTH_CB_MAX);
+    if (s->tls && conf_bool("auth_channel_binding")
+        && tls_conn_channel_binding(s->tls, t->cb, &t->cb_type) < 0)
+        t->cb_type = NULL;
+    if (t->cb_type == NULL)
+        buf_reset(t->cb);
+}
+
+void login_auth_terms_clear(struct login_auth_terms *t)
+{
+    buf_free(&t->cb);
+}
+
+int login_challenge(session_t *s, buf_t *line, size_t max, const void *data, size_t len,
+                    buf_t *out)
+{
+    buf_t *b64 = buf_new(0);
+    ssize_t n;
+
+    base64_encode(b64, data, len);
+    stream_printf(s->stream, "+ %s\r\n", buf_cstr(b64));
+    buf_free(&b64);
+    if (stream_flush(s->stream) < 0) {
+        session_io_failed(s, STREAM_ERROR);
+        return LOGIN_CHALLENGE_IO;
+    }
+    n = stream_getline(s->stream, line, max);
+    if (n == STREAM_TOOLONG)
+        return LOGIN_CHALLENGE_TOOLONG;
+    if (n <= 0) {
+        session_io_failed(s, n == 0 ? STREAM_EOF : n);
+        return LOGIN_CHALLENGE_IO;
+    }
+    while (line->len > 0 && (line->data[line->len - 1] == '\n'
+                             || line->data[line->len - 1] == '\r'))
+        line->len--;
+    buf_truncate(line, line->len);
+    if (line->len == 1 && line->data[0] == '*')
+        return 0;
+    buf_reset(out);
+    return base64_decode(out, line->data, line->len) < 0 ? LOGIN_CHALLENGE_BASE64 : 1;
+}
+
+int login_count_connection(session_t *s, struct svcconn *anvil, const char *service,
+                           long long limit, const char *param)
+{
+    int count;
+
+    if (limit == 0 || !s->peer.ip)
+        return 0;
+    do {
+        if (svcconn_fd(anvil, ANVIL_TIMEOUT_MS) < 0)
+            return 0;
+        count = anvil_connect(anvil->fd, service, s->peer.addr_text);
+    } while (count < 0 && svcconn_retry(anvil));
+    if (count < 0)
+        return 0;
+    if (count > limit) {
+        msg_warn("too many connections from %s: %d (%s = %lld)", s->peer.addr_text, count,
+                 param, limit);
+        return -1;
+    }
+    return 1;
+}
+
+void login_uncount_connection(session_t *s, struct svcconn *anvil, const char *service)
+{
+    if (anvil->fd >= 0 && anvil_disconnect(anvil->fd, service, s->peer.addr_text) < 0)
+        svcconn_lost(anvil);
+}
+
+void login_log_failure(const session_t *s, const char *mech, const char *user, const char *what)
+{
+    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s%s%s%s",
+             SESSION_PEER_ARGS(s), mech, what, user ? ", user=<" : "", user ? user : "",
+             user ? ">" : "");
 }

@@ -397,3 +397,11 @@ void server_peer_uids(const char *const *params, size_t n, uid_t *uids)
         if (privs_lookup(conf_str(params[i]), &uids[i], &gid) < 0)
             msg_fatal("%s account %s does not exist", params[i], conf_str(params[i]));
 }
+
+bool server_args_unix(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "-t") == 0 && strcmp(argv[i + 1], "unix") == 0)
+            return true;
+    return false;
+}

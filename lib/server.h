@@ -39,6 +39,7 @@
 #ifndef POSTHORN_SERVER_H
 #define POSTHORN_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -116,5 +117,10 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
  * is. */
 #define SERVER_LOGIN_DIR "login"
 #define SERVER_LOGIN_SERVICES { "authd", "anvil", "pop3", "imap", NULL }
+
+/* Was this process started for a unix service ("-t unix" among master's
+ * arguments)?  For a program that serves in two roles (the login and
+ * mail halves of pop3d and imapd) before server_main() reads them. */
+bool server_args_unix(int argc, char **argv);
 
 #endif

@@ -101,41 +101,15 @@ static bool pop3_plaintext_ok(const struct pop3_login *l)
     return conf_bool("pop3_plaintext_auth") || login_secured(&l->sess);
 }
 
-/* The connection's terms for authd: AUTH_F_* and channel binding. */
-struct pop3_auth_conn {
-    unsigned    flags;
-    const char *cb_type;
-    buf_t      *cb;
-};
-
-/* Channel binding, so SCRAM-SHA-256-PLUS, only with auth_channel_binding:
- * mutt's GNU SASL code picks -PLUS whenever it is offered, cannot do it,
- * cancels with "*" and never reads the -ERR that RFC 5034 4 requires, so
- * its next command reads it and a default mutt fails to log in over TLS.
- * (Dovecot 2.3 offers no -PLUS either; SCRAM-SHA-256 still never shows the
- * password.) */
-static void pop3_auth_conn(struct pop3_login *l, struct pop3_auth_conn *ac)
-{
-    ac->flags = AUTH_F_HANDOVER | (l->sess.tls ? AUTH_F_TLS : 0)
-                | (pop3_plaintext_ok(l) ? AUTH_F_PLAINTEXT_OK : 0);
-    ac->cb_type = NULL;
-    ac->cb = buf_new(AUTH_CB_MAX);
-    if (l->sess.tls && conf_bool("auth_channel_binding")
-        && tls_conn_channel_binding(l->sess.tls, ac->cb, &ac->cb_type) < 0)
-        ac->cb_type = NULL;
-    if (ac->cb_type == NULL)
-        buf_reset(ac->cb);
-}
-
 static void pop3_login_capa(struct pop3_login *l)
 {
-    struct pop3_auth_conn ac;
+    struct login_auth_terms ac;
     const char *extra[4];
     char *sasl = NULL;
     buf_t *mechs = buf_new(0);
     size_t n = 0;
 
-    pop3_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, pop3_plaintext_ok(l), &ac);
     if (pop3_tls && l->sess.tls == NULL)
         extra[n++] = "STLS";
     if (pop3_plaintext_ok(l))
@@ -147,7 +121,7 @@ static void pop3_login_capa(struct pop3_login *l)
     pop3_capa(&l->sess, extra);
     free(sasl);
     buf_free(&mechs);
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
 }
 
 /* ------------------------------------------------------------ the login */
@@ -156,60 +130,35 @@ static void pop3_login_capa(struct pop3_login *l)
 static int pop3_challenge(void *ctx, const void *data, size_t len, buf_t *out)
 {
     struct pop3_login *l = ctx;
-    buf_t *b64 = buf_new(0);
-    ssize_t n;
+    int rc = login_challenge(&l->sess, l->line, POP3_AUTH_LINE_MAX, data, len, out);
 
-    base64_encode(b64, data, len);
-    stream_printf(l->sess.stream, "+ %s\r\n", buf_cstr(b64));
-    buf_free(&b64);
-    if (stream_flush(l->sess.stream) < 0) {
-        session_io_failed(&l->sess, STREAM_ERROR);
-        return -1;
-    }
-    n = stream_getline(l->sess.stream, l->line, POP3_AUTH_LINE_MAX);
-    if (n == STREAM_TOOLONG) {
+    if (rc == LOGIN_CHALLENGE_TOOLONG) {
         pop3_err(&l->sess, "Authentication response too long.");
         return -1;
     }
-    if (n <= 0) {
-        session_io_failed(&l->sess, n == 0 ? STREAM_EOF : n);
+    if (rc == LOGIN_CHALLENGE_IO)
         return -1;
-    }
-    pop3_strip_eol(l->line);
-    if (l->line->len == 1 && l->line->data[0] == '*')
-        return 0;
-    buf_reset(out);
-    return base64_decode(out, l->line->data, l->line->len) < 0 ? -2 : 1;
-}
-
-/* The fail2ban-style line (Postfix's words), with the name USER or APOP
- * gave (SASL's stays inside the exchange). */
-static void pop3_log_failure(struct pop3_login *l, const char *mech, const char *user,
-                             const char *what)
-{
-    msg_warn(SESSION_PEER_FMT ": SASL %s authentication failed: %s%s%s%s",
-             SESSION_PEER_ARGS(&l->sess), mech, what, user ? ", user=<" : "",
-             user ? user : "", user ? ">" : "");
+    return rc == LOGIN_CHALLENGE_BASE64 ? -2 : rc;
 }
 
 /* Relay a login to authd and, when it worked, hand the session over. */
 static void pop3_login(struct pop3_login *l, const char *mech, const char *user,
                        int has_initial, const void *initial, size_t initial_len)
 {
-    struct pop3_auth_conn ac;
+    struct login_auth_terms ac;
     struct authrelay_result res;
     struct authrelay relay;
     const char *why;
     int rc;
 
-    pop3_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, pop3_plaintext_ok(l), &ac);
     relay = (struct authrelay){
         .authd = &pop3_authd, .service = AUTH_SERVICE_POP3,
         .client_addr = l->sess.peer.addr_text, .flags = ac.flags, .cb_type = ac.cb_type,
         .cb_data = ac.cb->data, .cb_len = ac.cb->len, .challenge = pop3_challenge, .ctx = l,
     };
     authrelay_run(&relay, mech, has_initial, initial, initial_len, &res);
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
     switch (res.outcome) {
     case AUTHRELAY_OK:
         if (!res.has_cookie) {
@@ -232,7 +181,7 @@ static void pop3_login(struct pop3_login *l, const char *mech, const char *user,
             pop3_err(&l->sess, "[SYS/TEMP] Temporary login failure, try again later.");
         break;
     case AUTHRELAY_FAIL:
-        pop3_log_failure(l, mech, user, "authentication failure");
+        login_log_failure(&l->sess, mech, user, "authentication failure");
         pop3_fail(&l->sess, "[AUTH] Authentication failed.");
         break;
     case AUTHRELAY_TEMPFAIL:
@@ -242,7 +191,7 @@ static void pop3_login(struct pop3_login *l, const char *mech, const char *user,
         break;
     case AUTHRELAY_CANCELLED:
         pop3_fail(&l->sess, "Authentication aborted.");
-        pop3_log_failure(l, mech, NULL, "authentication aborted");
+        login_log_failure(&l->sess, mech, NULL, "authentication aborted");
         break;
     case AUTHRELAY_MALFORMED:
         pop3_fail(&l->sess, "Invalid base64 data in the authentication response.");
@@ -303,12 +252,12 @@ static void pop3_pass(struct pop3_login *l, const char *arg)
 
 static void pop3_auth(struct pop3_login *l, const char *arg)
 {
-    struct pop3_auth_conn ac;
+    struct login_auth_terms ac;
     char *args, *mech, *initial;
     buf_t *data;
     bool offered;
 
-    pop3_auth_conn(l, &ac);
+    login_auth_terms(&l->sess, pop3_plaintext_ok(l), &ac);
     if (arg == NULL) {
         buf_t *mechs = buf_new(0);
 
@@ -321,7 +270,7 @@ static void pop3_auth(struct pop3_login *l, const char *arg)
                 stream_printf(l->sess.stream, "%s\r\n", tok);
         stream_puts(l->sess.stream, ".\r\n");
         buf_free(&mechs);
-        buf_free(&ac.cb);
+        login_auth_terms_clear(&ac);
         return;
     }
     args = xstrdup(arg);
@@ -330,7 +279,7 @@ static void pop3_auth(struct pop3_login *l, const char *arg)
         *initial++ = '\0';
     offered = sasl_server_offers_relayed((ac.flags & AUTH_F_PLAINTEXT_OK) != 0,
                                          ac.cb_type != NULL, mech);
-    buf_free(&ac.cb);
+    login_auth_terms_clear(&ac);
     if (!offered) {
         if (!pop3_plaintext_ok(l)
             && sasl_server_offers_relayed(1, ac.cb_type != NULL, mech))
@@ -445,32 +394,6 @@ static void pop3_login_command(struct pop3_login *l, char *line)
     }
 }
 
-/* pop3d_client_connection_count_limit, counted by anvil: 0 to go on, 1
- * counted (and within it), -1 refused (said so).  An anvil that cannot be
- * reached counts nothing: availability beats strictness. */
-static int pop3_count_connection(struct pop3_login *l)
-{
-    long long limit = conf_int("pop3d_client_connection_count_limit");
-    int count;
-
-    if (limit == 0 || !l->sess.peer.ip)
-        return 0;
-    do {
-        if (svcconn_fd(&pop3_anvil, ANVIL_TIMEOUT_MS) < 0)
-            return 0;
-        count = anvil_connect(pop3_anvil.fd, "pop3d", l->sess.peer.addr_text);
-    } while (count < 0 && svcconn_retry(&pop3_anvil));
-    if (count < 0)
-        return 0;
-    if (count > limit) {
-        msg_warn("too many connections from %s: %d (pop3d_client_connection_count_limit = %lld)",
-                 l->sess.peer.addr_text, count, limit);
-        pop3_err(&l->sess, "[SYS/TEMP] Too many connections from %s.", l->sess.peer.addr_text);
-        return -1;
-    }
-    return 1;
-}
-
 void pop3_login_serve(int fd)
 {
     struct pop3_login l = {0};
@@ -484,8 +407,13 @@ void pop3_login_serve(int fd)
     l.line = buf_new(0);
     if (conf_bool("tls_wrappermode") && !session_tls_start(&l.sess, lim.timeout_ms))
         goto out;
-    if ((counted = pop3_count_connection(&l)) < 0)
+    counted = login_count_connection(&l.sess, &pop3_anvil, "pop3d",
+                                     conf_int("pop3d_client_connection_count_limit"),
+                                     "pop3d_client_connection_count_limit");
+    if (counted < 0) {
+        pop3_err(&l.sess, "[SYS/TEMP] Too many connections from %s.", l.sess.peer.addr_text);
         goto out;
+    }
     if (conf_bool("pop3_apop")) {
         unsigned char rnd[8];
 
@@ -509,9 +437,8 @@ void pop3_login_serve(int fd)
     }
 out:
     session_close(&l.sess);
-    if (counted != 0 && pop3_anvil.fd >= 0
-        && anvil_disconnect(pop3_anvil.fd, "pop3d", l.sess.peer.addr_text) < 0)
-        svcconn_lost(&pop3_anvil);
+    if (counted != 0)
+        login_uncount_connection(&l.sess, &pop3_anvil, "pop3d");
     free(l.user);
     buf_free(&l.line);
 }
