@@ -132,6 +132,24 @@ static int cmd_mailbox_arg(struct imap_client *c, const struct imap_arg *a, char
     return 0;
 }
 
+static void list_reply(struct imap_client *c, bool lsub, const struct folder *f, unsigned opts,
+                       bool childinfo);
+
+/* IMAP4rev2 (RFC 9051 6.3.2): SELECT and EXAMINE say the mailbox's LIST
+ * line too, with accurate attributes. */
+static void select_list_line(struct imap_client *c, const char *name)
+{
+    struct folder *f;
+    size_t n = folders_list(&f);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(f[i].name, name) == 0) {
+            list_reply(c, false, &f[i], 0, false);
+            break;
+        }
+    folders_free(f, n);
+}
+
 void cmd_select(struct imap_client *c, const struct imap_command *cmd)
 {
     bool examine = strcmp(cmd->name, "EXAMINE") == 0;
@@ -174,6 +192,8 @@ void cmd_select(struct imap_client *c, const struct imap_command *cmd)
         buf_printf(c->out, "* OK [UNSEEN %u] First unseen.\r\n", unseen);
     buf_printf(c->out, "* OK [UIDVALIDITY %u] UIDs valid.\r\n", mb->uidvalidity);
     buf_printf(c->out, "* OK [UIDNEXT %u] Predicted next UID.\r\n", mb->uidnext);
+    if (c->rev2)
+        select_list_line(c, name);
     client_tagged(c, "OK", "[%s] %s completed.", examine ? "READ-ONLY" : "READ-WRITE",
                   examine ? "Examine" : "Select");
     free(name);
