@@ -46,6 +46,17 @@ SIGTERM, then SIGKILL by PID to whatever of it is left.
                                 over that tree (smaps_rollup)
     listening(port)             whether something listens on 127.0.0.1:port
                                 (/proc/net/tcp)
+    settle(seconds)             sync, then leave the machine alone
+    med_range(values, fmt)      "median [min-max]"
+    instance_tls(inst)          a Posthorn instance's certificate and key
+    set_posthorn_passwords(inst, users, password)
+                                mailctl user add for each {"name": ...}
+    set_shadow_passwords(users, password)
+                                their /etc/shadow password (chpasswd -e)
+    memory_report(name, label, sessions, t_open, before, during, after, end)
+                                the per-session RSS/PSS figure of idle
+                                sessions from three tree_memory() results,
+                                printed; {"value": RSS, "pss": PSS}
 """
 import ctypes
 import os
@@ -53,11 +64,12 @@ import re
 import shutil
 import signal
 import ssl
+import statistics
 import subprocess
 import sys
 import time
 
-from posthorn import alive, children_of, reap
+from posthorn import MAILCTL, alive, children_of, reap
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -246,3 +258,54 @@ def listening(port):
             return any(l.split()[1] == want and l.split()[3] == "0A" for l in list(f)[1:])
     except OSError:
         return False
+
+
+def settle(seconds):
+    subprocess.run(["sync"])
+    time.sleep(seconds)
+
+
+def med_range(values, fmt):
+    if not values:
+        return "-"
+    return (fmt + " [" + fmt + "-" + fmt + "]") % (statistics.median(values), min(values),
+                                                  max(values))
+
+
+def instance_tls(inst):
+    return tuple(os.path.join(inst.etc, "tls", f) for f in ("cert.pem", "key.pem"))
+
+
+def set_posthorn_passwords(inst, users, password):
+    for u in users:
+        r = subprocess.run([MAILCTL, "-c", inst.etc, "user", "add", u["name"], "--password-stdin"],
+                           input=password + "\n", capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("mailctl user add %s: %s" % (u["name"], r.stderr))
+
+
+def set_shadow_passwords(users, password):
+    """The accounts' /etc/shadow password (Dovecot's passdb pam): one
+    yescrypt hash each (chpasswd -e, retried while passwd is locked)."""
+    text = "".join("%s:%s\n" % (u["name"], yescrypt(password)) for u in users)
+    r = retry_locked(["chpasswd", "-e"], input=text)
+    if r.returncode != 0:
+        raise RuntimeError("chpasswd -e: " + r.stderr)
+
+
+def memory_report(name, label, sessions, t_open, before, during, after, end):
+    """The memory of idle sessions: before, during and after are
+    tree_memory() results (before the sessions, with them all open, 2 s
+    after they ended with the command end); per session, printed."""
+    (n0, rss0, pss0), (n1, rss1, pss1), (n2, rss2, _) = before, during, after
+    out = {"value": (rss1 - rss0) / sessions,
+           "pss": (pss1 - pss0) / sessions if pss0 is not None and pss1 is not None else None}
+    print("  %-9s %-11s RSS %7.1f kB/session, PSS %s kB/session  (%d sessions opened in "
+          "%.2f s; %d processes %d/%s kB RSS/PSS -> %d processes %d/%s kB; 2 s after %s "
+          "%d processes %d kB RSS)"
+          % (name, label, out["value"],
+             "%7.1f" % out["pss"] if out["pss"] is not None else "-", sessions, t_open, n0, rss0,
+             pss0 if pss0 is not None else "-", n1, rss1, pss1 if pss1 is not None else "-",
+             end, n2, rss2),
+          flush=True)
+    return out

@@ -118,7 +118,6 @@ import resource
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
@@ -128,9 +127,11 @@ sys.path.insert(0, os.path.join(TOP, "bench"))
 import posthorn  # noqa: E402
 from posthorn import Instance, MAILCTL, free_port  # noqa: E402
 import dovecotinst  # noqa: E402
-from dovecotinst import listening, retry_locked, tree_cpu, tree_memory, yescrypt  # noqa: E402
+from dovecotinst import (instance_tls, listening, med_range,  # noqa: E402
+                         memory_report, set_posthorn_passwords,
+                         set_shadow_passwords, settle, tree_cpu, tree_memory)
 import imapstress  # noqa: E402
-from imapstress import SimpleClient, client_context  # noqa: E402
+from imapstress import SimpleClient  # noqa: E402
 
 DOVECOT_IMAP = "/usr/lib/dovecot/imap"
 INSTALL_DOVECOT = "apt-get install -y --no-install-recommends dovecot-imapd"
@@ -254,27 +255,6 @@ def make_account(inst, name, box):
     return {"name": name, "home": home, "uid": pw.pw_uid, "gid": pw.pw_gid}
 
 
-def set_posthorn_passwords(inst, users):
-    for u in users:
-        r = subprocess.run([MAILCTL, "-c", inst.etc, "user", "add", u["name"], "--password-stdin"],
-                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise RuntimeError("mailctl user add %s: %s" % (u["name"], r.stderr))
-
-
-def set_shadow_passwords(users):
-    """The accounts' /etc/shadow password (Dovecot's passdb pam): one
-    yescrypt hash each (chpasswd -e, retried while passwd is locked)."""
-    text = "".join("%s:%s\n" % (u["name"], yescrypt(PASSWORD)) for u in users)
-    r = retry_locked(["chpasswd", "-e"], input=text)
-    if r.returncode != 0:
-        raise RuntimeError("chpasswd -e: " + r.stderr)
-
-
-def instance_tls(inst):
-    return tuple(os.path.join(inst.etc, "tls", f) for f in ("cert.pem", "key.pem"))
-
-
 def posthorn_services(inst, limit):
     """imapd on 143 and 993 (mailctl init writes them once imapd is built)
     and the mail half, the unix service imap; the login halves' process
@@ -355,11 +335,6 @@ def check_target(t, users, box):
 
 
 # --------------------------------------------------------------- measuring
-
-def settle(seconds):
-    subprocess.run(["sync"])
-    time.sleep(seconds)
-
 
 def warm(port, tls, users):
     for u in users:
@@ -443,19 +418,8 @@ def measure_memory(t, tls, users, args):
         for c in conns:
             c.close()
     time.sleep(2)
-    n2, rss2, _ = tree_memory(t["root"]())
-    k = len(users)
-    out = {"value": (rss1 - rss0) / k,
-           "pss": (pss1 - pss0) / k if pss0 is not None and pss1 is not None else None}
-    print("  %-9s %-10s RSS %7.1f kB/session, PSS %s kB/session  (%d sessions opened in "
-          "%.2f s; %d processes %d/%s kB RSS/PSS -> %d processes %d/%s kB; 2 s after LOGOUT "
-          "%d processes %d kB RSS)"
-          % (t["name"], label, out["value"],
-             "%7.1f" % out["pss"] if out["pss"] is not None else "-", k, t_open, n0, rss0,
-             pss0 if pss0 is not None else "-", n1, rss1, pss1 if pss1 is not None else "-",
-             n2, rss2),
-          flush=True)
-    return out
+    return memory_report(t["name"], label, len(users), t_open, (n0, rss0, pss0),
+                         (n1, rss1, pss1), tree_memory(t["root"]()), "LOGOUT")
 
 
 def dropper(accounts):
@@ -499,13 +463,6 @@ def run_check(t, users, args):
 
 
 # --------------------------------------------------------------- report
-
-def med_range(values, fmt):
-    if not values:
-        return "-"
-    return (fmt + " [" + fmt + "-" + fmt + "]") % (statistics.median(values), min(values),
-                                                  max(values))
-
 
 METRICS = [
     # key, title, format, better
@@ -673,7 +630,7 @@ def main():
         if args.only != "dovecot":
             users = idle + stress["posthorn"]
             t0 = time.monotonic()
-            set_posthorn_passwords(inst, users)
+            set_posthorn_passwords(inst, users, PASSWORD)
             print("imap_bench: %d Posthorn passwords (mailctl user add) set in %.1f s"
                   % (len(users), time.monotonic() - t0), flush=True)
             added = posthorn_services(inst, limit)
@@ -700,7 +657,7 @@ def main():
             users = idle + stress["dovecot"]
             if args.dovecot_passdb == "pam":
                 t0 = time.monotonic()
-                set_shadow_passwords(users)
+                set_shadow_passwords(users, PASSWORD)
                 print("imap_bench: %d shadow passwords (chpasswd -e, yescrypt) set in %.1f s"
                       % (len(users), time.monotonic() - t0), flush=True)
             dc = Dovecot(os.path.join(inst.dir, "dovecot"), free_port(), free_port(), cert, key,

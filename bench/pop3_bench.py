@@ -100,16 +100,17 @@ import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "t", "lib"))
 sys.path.insert(0, os.path.join(TOP, "bench"))
-from posthorn import Instance, MAILCTL, alive, children_of, free_port  # noqa: E402
+from posthorn import Instance, free_port  # noqa: E402
 import dovecotinst  # noqa: E402
-from dovecotinst import client_ctx, retry_locked, yescrypt  # noqa: E402
+from dovecotinst import (client_ctx, instance_tls, listening, med_range,  # noqa: E402
+                         memory_report, set_posthorn_passwords,
+                         set_shadow_passwords, settle, tree_cpu, tree_memory)
 
 DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
 INSTALL_DOVECOT = "apt-get install -y dovecot-pop3d dovecot-core"
@@ -124,7 +125,6 @@ IDLE_MSG_SIZE = 4096    # the messages of the accounts only the memory load uses
 # server at rest and the login (TLS proxy) processes the held sessions need
 # count in their figure.
 LOGIN_MAX_IDLE = 5
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------- messages
@@ -395,71 +395,6 @@ class Load:
         cls.live = []
 
 
-# --------------------------------------------------------------- /proc
-
-def tree(root):
-    return [root] + children_of(root) if root and alive(root) else []
-
-
-def tree_cpu(root):
-    """CPU seconds of root's process tree: utime+stime of the live ones,
-    cutime+cstime for those they reaped."""
-    total = 0
-    for pid in tree(root):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                st = f.read()
-            fields = st[st.rindex(")") + 2:].split()
-            total += sum(int(x) for x in fields[11:15])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / CLK_TCK
-
-
-def tree_memory(root):
-    """(processes, RSS kB, PSS kB or None) summed over root's tree."""
-    n, rss, pss, pss_ok = 0, 0, 0, True
-    for pid in tree(root):
-        r = p = None
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for line in f:
-                    if line.startswith("Rss:"):
-                        r = int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        p = int(line.split()[1])
-        except OSError:
-            pass
-        if r is None:
-            try:
-                with open("/proc/%d/status" % pid) as f:
-                    m = re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M)
-                r = int(m.group(1)) if m else None
-            except OSError:
-                pass
-        if r is None:
-            continue            # gone, or a zombie
-        n += 1
-        rss += r
-        if p is None:
-            pss_ok = False
-        else:
-            pss += p
-    return n, rss, pss if pss_ok else None
-
-
-def listening(port):
-    """Whether something listens on 127.0.0.1:port (from /proc/net/tcp)."""
-    want = "0100007F:%04X" % port
-    try:
-        with open("/proc/net/tcp") as f:
-            return any(l.split()[1] == want and l.split()[3] == "0A" for l in list(f)[1:])
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------- Dovecot
-
 class Dovecot(dovecotinst.Dovecot):
     """A private Dovecot POP3 server (bench/dovecotinst.py): config,
     base_dir, state_dir and log under base, listening on 127.0.0.1:port110
@@ -560,27 +495,6 @@ def cur_listing(users):
     return out
 
 
-def set_posthorn_passwords(inst, users):
-    for u in users:
-        r = subprocess.run([MAILCTL, "-c", inst.etc, "user", "add", u["name"], "--password-stdin"],
-                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise RuntimeError("mailctl user add %s: %s" % (u["name"], r.stderr))
-
-
-def set_shadow_passwords(users):
-    """The accounts' /etc/shadow password (Dovecot's passdb pam): one
-    yescrypt hash each (chpasswd -e, retried while passwd is locked)."""
-    text = "".join("%s:%s\n" % (u["name"], yescrypt(PASSWORD)) for u in users)
-    r = retry_locked(["chpasswd", "-e"], input=text)
-    if r.returncode != 0:
-        raise RuntimeError("chpasswd -e: " + r.stderr)
-
-
-def instance_tls(inst):
-    return tuple(os.path.join(inst.etc, "tls", f) for f in ("cert.pem", "key.pem"))
-
-
 def check_target(t, users, boxes):
     """Prove the setup: every account logs in on 110 (Dovecot builds its
     index here, outside any measurement), one on 995, and one account's
@@ -619,11 +533,6 @@ def check_target(t, users, boxes):
 
 
 # --------------------------------------------------------------- measuring
-
-def settle(seconds):
-    subprocess.run(["sync"])
-    time.sleep(seconds)
-
 
 def warm(t, port, tls, users):
     ctx = client_ctx() if tls else None
@@ -706,29 +615,11 @@ def measure_memory(t, tls, users, args):
             c.close()
     # After QUIT every session's processes should be gone again.
     time.sleep(2)
-    n2, rss2, _ = tree_memory(t["root"]())
-    k = len(users)
-    out = {"value": (rss1 - rss0) / k,
-           "pss": (pss1 - pss0) / k if pss0 is not None and pss1 is not None else None}
-    print("  %-9s %-11s RSS %7.1f kB/session, PSS %s kB/session  (%d sessions opened in "
-          "%.2f s; %d processes %d/%s kB RSS/PSS -> %d processes %d/%s kB; 2 s after QUIT "
-          "%d processes %d kB RSS)"
-          % (t["name"], label, out["value"],
-             "%7.1f" % out["pss"] if out["pss"] is not None else "-", k, t_open, n0, rss0,
-             pss0 if pss0 is not None else "-", n1, rss1, pss1 if pss1 is not None else "-",
-             n2, rss2),
-          flush=True)
-    return out
+    return memory_report(t["name"], label, len(users), t_open, (n0, rss0, pss0),
+                         (n1, rss1, pss1), tree_memory(t["root"]()), "QUIT")
 
 
 # --------------------------------------------------------------- report
-
-def med_range(values, fmt):
-    if not values:
-        return "-"
-    return (fmt + " [" + fmt + "-" + fmt + "]") % (statistics.median(values), min(values),
-                                                  max(values))
-
 
 METRICS = [
     # key, title, format, better
@@ -843,7 +734,7 @@ def main():
         cert, key = instance_tls(inst)
         if args.only != "dovecot":
             t0 = time.monotonic()
-            set_posthorn_passwords(inst, users)
+            set_posthorn_passwords(inst, users, PASSWORD)
             print("pop3_bench: %d Posthorn passwords (mailctl user add) set in %.1f s"
                   % (nusers, time.monotonic() - t0), flush=True)
             r = inst.start()
@@ -865,7 +756,7 @@ def main():
                     % (limit, LOGIN_MAX_IDLE)]})
         if args.only != "posthorn":
             t0 = time.monotonic()
-            set_shadow_passwords(users)
+            set_shadow_passwords(users, PASSWORD)
             print("pop3_bench: %d shadow passwords (chpasswd -e, yescrypt) set in %.1f s"
                   % (nusers, time.monotonic() - t0), flush=True)
             dc = Dovecot(os.path.join(inst.dir, "dovecot"), free_port(), free_port(), cert, key,
