@@ -73,7 +73,6 @@ import pwd
 import re
 import select
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
@@ -95,19 +94,11 @@ if not (FETCHMAIL or GETMAIL or MUTT):
     skip_all("none of fetchmail, getmail (getmail6) and mutt is installed")
 
 import posthorn  # noqa: E402
+from clienttest import kill_tree, added_fields, split_message  # noqa: E402
 
 PASSWORD = "Pop3-clients-pw7"
 SENDER = "sender@example.org"
 helpers = []                    # processes started with Popen, killed by PID at exit
-
-
-def kill_tree(p):
-    """Kill a client and whatever it started (fetchmail's MDA), by PID."""
-    for pid in [p.pid] + posthorn.children_of(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _kill_helpers():
@@ -398,33 +389,6 @@ def deliver(tag, kinds=None):
 
 
 # ------------------------------------------------------------------ checks
-def split_message(data):
-    head, sep, body = data.partition(b"\n\n")
-    fields = []
-    for line in (head + b"\n").splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-    return fields, body
-
-
-def added_fields(copy, orig):
-    """The header fields copy has on top of orig's, if copy is orig (same
-    body, orig's fields in order) with fields added; None if it is not."""
-    cf, cb = split_message(copy)
-    of, ob = split_message(orig)
-    if cb != ob:
-        return None
-    extra, j = [], 0
-    for f in cf:
-        if j < len(of) and f == of[j]:
-            j += 1
-        else:
-            extra.append(f)
-    return extra if j == len(of) else None
-
-
 def show_difference(copy, orig):
     d = list(difflib.unified_diff(orig.decode("latin-1").splitlines(),
                                   copy.decode("latin-1").splitlines(), "Maildir", "client",

@@ -89,7 +89,6 @@ import pwd
 import re
 import select
 import shutil
-import signal
 import ssl
 import struct
 import subprocess
@@ -110,20 +109,12 @@ if not (MBSYNC or MUTT or FETCHMAIL or GETMAIL):
     skip_all("none of mbsync (isync), mutt, fetchmail and getmail (getmail6) is installed")
 
 import posthorn  # noqa: E402
+from clienttest import kill_tree, added_fields, split_message  # noqa: E402
 from imaptest import login, mail_user, put_messages, maildir_name  # noqa: E402
 
 PASSWORD = "Imap-clients-pw8"
 T0 = time.time()
 helpers = []                    # processes started with Popen, killed by PID at exit
-
-
-def kill_tree(p):
-    """Kill a client and whatever it started (fetchmail's MDA), by PID."""
-    for pid in [p.pid] + posthorn.children_of(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _kill_helpers():
@@ -467,33 +458,6 @@ def server_create(user, folder):
 
 
 # ------------------------------------------------------------------ checks
-def split_message(data):
-    head, sep, body = data.partition(b"\n\n")
-    fields = []
-    for line in (head + b"\n").splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-    return fields, body
-
-
-def added_fields(copy, orig):
-    """The header fields copy has on top of orig's, if copy is orig (same
-    body, orig's fields in order) with fields added; None if it is not."""
-    cf, cb = split_message(copy)
-    of, ob = split_message(orig)
-    if cb != ob:
-        return None
-    extra, j = [], 0
-    for f in cf:
-        if j < len(of) and f == of[j]:
-            j += 1
-        else:
-            extra.append(f)
-    return extra if j == len(of) else None
-
-
 def show_difference(copy, orig):
     d = list(difflib.unified_diff(orig.decode("latin-1").splitlines(),
                                   copy.decode("latin-1").splitlines(), "server", "client",
