@@ -81,13 +81,6 @@ void client_open_failed(struct imap_client *c, const char *why, bool trycreate)
 
 /* ------------------------------------------------------------- updates */
 
-static int u32_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static void client_put_kw_names(buf_t *out, const struct imap_mbox *mb)
 {
     for (uint32_t i = 0; i < mb->nkwnames; i++)

@@ -27,13 +27,6 @@
 
 void client_put_msg_flags(struct imap_client *c, const struct imap_msg *m);
 
-static int u32_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Flags and keywords of a flag list (or of loose flag atoms). */
 int cmd_flag_list(struct imap_mbox *mb, const struct imap_arg *a, bool create, unsigned *flags,
                   uint32_t **kwp, uint32_t *nkwp, const char **why)
@@ -267,7 +260,7 @@ void cmd_store(struct imap_client *c, const struct imap_command *cmd)
             nf = m->flags & ~flags;
             newkw = xreallocarray(newkw, (size_t)m->nkw + 1, sizeof(uint32_t));
             for (uint32_t a = 0; a < m->nkw; a++)
-                if (nkw == 0 || bsearch(&m->kw[a], kw, nkw, sizeof(uint32_t), u32_cmp) == NULL)
+                if (u32_find(kw, nkw, m->kw[a]) == nkw)
                     newkw[nn++] = m->kw[a];
         }
         if (mbox_set_flags(v->mb, m, nf, newkw, nn, v) < 0)

@@ -1178,42 +1178,46 @@ void view_free(struct imap_view **vp)
     *vp = NULL;
 }
 
+int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+size_t u32_find(const uint32_t *a, size_t n, uint32_t v)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == v ? lo : n;
+}
+
 void view_drop_recent(struct imap_view *v, uint32_t uid)
 {
-    for (size_t i = 0; i < v->nrecent; i++)
-        if (v->recent[i] == uid) {
-            memmove(v->recent + i, v->recent + i + 1, (v->nrecent - i - 1) * sizeof(uint32_t));
-            v->nrecent--;
-            return;
-        }
+    size_t i = u32_find(v->recent, v->nrecent, uid);
+
+    if (i == v->nrecent)
+        return;
+    memmove(v->recent + i, v->recent + i + 1, (v->nrecent - i - 1) * sizeof(uint32_t));
+    v->nrecent--;
 }
 
 bool view_is_recent(const struct imap_view *v, uint32_t uid)
 {
-    size_t lo = 0, hi = v->nrecent;
-
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-
-        if (v->recent[mid] < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < v->nrecent && v->recent[lo] == uid;
+    return u32_find(v->recent, v->nrecent, uid) < v->nrecent;
 }
 
 uint32_t view_seq(const struct imap_view *v, uint32_t uid)
 {
-    size_t lo = 0, hi = v->n;
+    size_t i = u32_find(v->uids, v->n, uid);
 
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-
-        if (v->uids[mid] < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < v->n && v->uids[lo] == uid ? (uint32_t)(lo + 1) : 0;
+    return i < v->n ? (uint32_t)(i + 1) : 0;
 }

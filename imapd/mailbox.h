@@ -178,6 +178,11 @@ int  mbox_commit(struct imap_mbox *mb);
 
 /* ---------------------------------------------------------------- views */
 
+/* Sorted UID arrays: qsort/bsearch order, and the index of v (n when
+ * it is not there). */
+int    u32_cmp(const void *a, const void *b);
+size_t u32_find(const uint32_t *a, size_t n, uint32_t v);
+
 struct imap_view *view_new(struct imap_mbox *mb, bool readonly,
                            void (*wake)(void *ctx), void *ctx);
 void view_free(struct imap_view **vp);
