@@ -84,7 +84,6 @@ void cache_open(struct imap_mbox *mb)
         mb->cachefd = -1;
         return;
     }
-    mb->cache_live = 0;
     while (off < st.st_size) {
         uint32_t validity, uid, len[4];
         size_t headlen;
@@ -99,7 +98,6 @@ void cache_open(struct imap_mbox *mb)
         if (validity == mb->uidvalidity && (m = mbox_find_uid(mb, uid)) != NULL) {
             m->coff = off + (off_t)headlen;
             memcpy(m->clen, len, sizeof(m->clen));
-            mb->cache_live += total;
         }
         off += total;
     }
@@ -112,56 +110,10 @@ void cache_open(struct imap_mbox *mb)
         close(mb->cachefd);
         for (size_t i = 0; i < mb->nmsgs; i++)
             mb->msgs[i]->coff = 0;
-        mb->cache_live = 0;
         mb->cachefd = openat(mb->dirfd, CACHE_NAME,
                              O_RDWR | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                              0600);
     }
-}
-
-void cache_close(struct imap_mbox *mb)
-{
-    struct stat st;
-    buf_t *out;
-    int fd;
-
-    if (mb->cachefd < 0)
-        return;
-    /* Mostly dead records: keep the live ones only. */
-    if (fstat(mb->cachefd, &st) == 0 && st.st_size > 256 * 1024
-        && st.st_size > 3 * mb->cache_live) {
-        out = buf_new(0);
-        for (size_t i = 0; i < mb->nmsgs; i++) {
-            struct imap_msg *m = mb->msgs[i];
-            size_t len = (size_t)m->clen[0] + m->clen[1] + m->clen[2] + m->clen[3];
-            size_t at;
-
-            if (m->coff == 0)
-                continue;
-            buf_printf(out, CACHE_MAGIC "%" PRIu32 " %" PRIu32 " %u %u %u %u\n",
-                       mb->uidvalidity, m->uid, m->clen[0], m->clen[1], m->clen[2], m->clen[3]);
-            at = out->len;
-            for (size_t k = 0; k < len; k++)
-                buf_putc(out, 0);
-            if (pread(mb->cachefd, out->data + at, len, m->coff) != (ssize_t)len) {
-                buf_free(&out);
-                goto done;
-            }
-            buf_putc(out, '\n');
-        }
-        fd = openat(mb->dirfd, CACHE_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
-                    | O_NOFOLLOW, 0600);
-        if (fd >= 0) {
-            if (write(fd, out->data, out->len) != (ssize_t)out->len
-                || renameat(mb->dirfd, CACHE_TMP_NAME, mb->dirfd, CACHE_NAME) < 0)
-                unlinkat(mb->dirfd, CACHE_TMP_NAME, 0);
-            close(fd);
-        }
-        buf_free(&out);
-    }
-done:
-    close(mb->cachefd);
-    mb->cachefd = -1;
 }
 
 /* One part of m's record into out: 0, or -1 when there is none (the
@@ -183,6 +135,50 @@ static int cache_get(struct imap_mbox *mb, const struct imap_msg *m, int part, b
         return -1;
     }
     return 0;
+}
+
+void cache_close(struct imap_mbox *mb)
+{
+    struct stat st;
+    off_t live = 0;
+    buf_t *out;
+    int fd;
+
+    if (mb->cachefd < 0)
+        return;
+    for (size_t i = 0; i < mb->nmsgs; i++)
+        if (mb->msgs[i]->coff)
+            live += (off_t)CACHE_HEAD_MAX / 2 + mb->msgs[i]->clen[0] + mb->msgs[i]->clen[1]
+                    + mb->msgs[i]->clen[2] + mb->msgs[i]->clen[3];
+    /* Mostly dead records: keep the live ones only, a record at a time
+     * (never the whole cache in memory). */
+    if (fstat(mb->cachefd, &st) == 0 && st.st_size > 256 * 1024
+        && st.st_size > 3 * live
+        && (fd = openat(mb->dirfd, CACHE_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+                        | O_NOFOLLOW, 0600)) >= 0) {
+        bool ok = true;
+
+        out = buf_new(0);
+        for (size_t i = 0; i < mb->nmsgs && ok; i++) {
+            struct imap_msg *m = mb->msgs[i];
+
+            if (m->coff == 0)
+                continue;
+            buf_reset(out);
+            buf_printf(out, CACHE_MAGIC "%" PRIu32 " %" PRIu32 " %u %u %u %u\n",
+                       mb->uidvalidity, m->uid, m->clen[0], m->clen[1], m->clen[2], m->clen[3]);
+            for (int part = 0; part < 4 && ok; part++)
+                ok = cache_get(mb, m, part, out) == 0;
+            buf_putc(out, '\n');
+            ok = ok && write(fd, out->data, out->len) == (ssize_t)out->len;
+        }
+        if (!ok || renameat(mb->dirfd, CACHE_TMP_NAME, mb->dirfd, CACHE_NAME) < 0)
+            unlinkat(mb->dirfd, CACHE_TMP_NAME, 0);
+        close(fd);
+        buf_free(&out);
+    }
+    close(mb->cachefd);
+    mb->cachefd = -1;
 }
 
 /* Compute m's record from its text; append it to the cache file when it
@@ -229,7 +225,6 @@ static int cache_fill(struct imap_mbox *mb, struct imap_msg *m, int part, buf_t 
             m->coff = end - (off_t)rec->len + (off_t)headlen;
             for (int i = 0; i < 4; i++)
                 m->clen[i] = (uint32_t)parts[i]->len;
-            mb->cache_live += (off_t)rec->len;
         }
         buf_free(&rec);
     }

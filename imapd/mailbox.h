@@ -86,7 +86,6 @@ struct imap_mbox {
     bool               in_txn;      /* the index is locked (mbox_begin) */
     buf_t             *txn;         /* records of the transaction */
     int                cachefd;     /* cache.c */
-    off_t              cache_live;
     /* The message read last (FETCH of header, then body, ...). */
     uint32_t           cached_uid;
     buf_t             *cached;

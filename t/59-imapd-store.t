@@ -298,6 +298,32 @@ ok(inst.wait_for(lambda: "posthorn-imap.cache: a damaged record at offset 0" in 
 u, t = a1.cmd("FETCH 1 ENVELOPE")
 like(" ".join(u), '"changed"', "  then filled from the message files")
 
+# Mostly records of expunged messages: rewritten with the live ones at
+# close.
+b1 = login(P143, bob, PW)
+big = {}
+for i in range(100, 250):
+    m = (b"Subject: cached %d\nX-Pad: " % i) + b"p" * 3000 + b"\n\nx\n"
+    big[maildir_name(i, m)] = m
+put_messages(bob, bob_home, big)
+b1.cmd("SELECT INBOX")
+b1.cmd("FETCH 1:* ENVELOPE")
+bcache = os.path.join(bob_home, "Maildir", "posthorn-imap.cache")
+before = os.path.getsize(bcache)
+b1.cmd("STORE 11:* +FLAGS.SILENT (\\Deleted)")
+b1.cmd("EXPUNGE")
+b1.cmd("LOGOUT")
+inst.wait_for(lambda: not user_pids(bpw.pw_uid), timeout=10)
+after_size = os.path.getsize(bcache)
+ok(before > 256 * 1024 and after_size < before / 4,
+   "a cache of mostly expunged messages is rewritten at close (%d -> %d octets)"
+   % (before, after_size))
+b1 = login(P143, bob, PW)
+b1.cmd("SELECT INBOX")
+u, t = b1.cmd("FETCH 1:* ENVELOPE")
+is_(len([x for x in u if "ENVELOPE" in x]), 10, "  the ten left are fetched from it")
+b1.close()
+
 # ----------------------------------------------- two processes of one user
 
 old = Raw(P143)
