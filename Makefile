@@ -22,7 +22,7 @@ OPT       ?= -O2 -g
 SAN       ?=
 CFLAGS    ?=
 DEPFLAGS   = -MMD -MP
-CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -DLIBBSD_OVERLAY -D_GNU_SOURCE \
+CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -isystem /usr/include/opendkim -DLIBBSD_OVERLAY -D_GNU_SOURCE \
              -DPOSTHORN_VERSION='"$(VERSION)"' \
              -DDEF_DAEMON_DIRECTORY='"$(libexecdir)"' \
              -DDEF_CONFIG_DIRECTORY='"$(confdir)"' \
@@ -35,8 +35,11 @@ HARDEN_CFLAGS  = -fstack-protector-strong -fstack-clash-protection \
                  $(if $(SAN),,-D_FORTIFY_SOURCE=2)
 HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
 ALLCFLAGS  = $(OPT) $(SAN) $(HARDEN_CFLAGS) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
-LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt
-LDFLAGS   += $(SAN) $(HARDEN_LDFLAGS)
+# --as-needed: a program records only the libraries it calls, so smtpd
+# does not load libspf2 or libopendkim, which only checkd and cleanup use.
+LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lspf2 -lopendkim -lopendmarc \
+             -lpsl -lseccomp -lz
+LDFLAGS   += $(SAN) $(HARDEN_LDFLAGS) -Wl,--as-needed
 
 LIB_SRC    = $(wildcard lib/*.c)
 LIB_OBJ    = $(LIB_SRC:%.c=$(B)/obj/%.o)

@@ -89,6 +89,9 @@ const struct conf_param conf_params[] = {
      "authd: how long a failure counts, from the last one", NULL},
     {"login_user", CONF_STR, "posthorn-null", NOB,
      "account of the pre-login halves of pop3d and imapd", NULL},
+    {"check_user", CONF_STR, "posthorn-check", NOB,
+     "account of checkd, the confined SPF, DKIM and DMARC checker, and of the DMARC report job",
+     NULL},
     {"setgid_group", CONF_STR, "posthorn-drop", NOB,
      "group of sendmail (setgid) and of maildrop/", NULL},
 

@@ -116,6 +116,10 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
  * second socket of each service in SERVER_LOGIN_SERVICES and nothing else
  * is. */
 #define SERVER_LOGIN_DIR "login"
+/* checkd appends its DMARC results under $queue_directory/SERVER_DMARC_DIR
+ * (check_user 0700) through a descriptor opened before its chroot; the
+ * DMARC report job reads them as check_user. */
+#define SERVER_DMARC_DIR "dmarc"
 #define SERVER_LOGIN_SERVICES { "authd", "anvil", "pop3", "imap", NULL }
 
 /* Was this process started for a unix service ("-t unix" among master's

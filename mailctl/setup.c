@@ -4,7 +4,7 @@
  * of DESIGN.md §1-§2, fixing any that are wrong, and log each change.
  *
  * Accounts (names from main.conf): mail_owner, network_user, auth_user,
- * login_user (system users, each with its own group, no home, no shell) and
+ * login_user, check_user (system users, each with its own group, no home, no shell) and
  * the group setgid_group.  They are made with Debian's useradd/groupadd, so
  * /etc/passwd, /etc/shadow and nscd stay consistent.
  *
@@ -23,6 +23,8 @@
  *   empty/     root 0555  the jail of processes that need no files
  *   login/     root:login_user 0750  the jail of the login halves of pop3d
  *              and imapd: only the sockets of authd and the mail halves
+ *   dmarc/     check_user 0700  checkd's per-message DMARC results, read
+ *              by the report job (mailctl dmarc report) as check_user
  * and the sendmail program next to mailctl: root:setgid_group 2755.
  * Failure modes: every failure is printed as a sentence and returns -1.
  */
@@ -235,19 +237,20 @@ int setup_accounts_and_spool(void)
                                          "corrupt", DEFER_LOG_DIR, NULL};
     const char *q = conf_str("queue_directory");
     uid_t owner;
-    uid_t login_uid;
-    gid_t owner_gid, drop_gid, login_gid;
+    uid_t login_uid, check_uid;
+    gid_t owner_gid, drop_gid, login_gid, check_gid;
     char *last = NULL, *shown;
     struct stat st;
     int rc = 0, parent, qfd;
 
     if (ensure_group(conf_str("setgid_group")) < 0 || ensure_user(conf_str("mail_owner")) < 0
         || ensure_user(conf_str("network_user")) < 0 || ensure_user(conf_str("auth_user")) < 0
-        || ensure_user(conf_str("login_user")) < 0)
+        || ensure_user(conf_str("login_user")) < 0 || ensure_user(conf_str("check_user")) < 0)
         return -1;
     privs_lookup(conf_str("mail_owner"), &owner, &owner_gid);
     privs_group_lookup(conf_str("setgid_group"), &drop_gid);
     privs_lookup(conf_str("login_user"), &login_uid, &login_gid);
+    privs_lookup(conf_str("check_user"), &check_uid, &check_gid);
 
     if ((parent = open_trusted_parent(q, &last)) < 0)
         return -1;
@@ -283,6 +286,9 @@ int setup_accounts_and_spool(void)
     DIR_(SERVER_EMPTY_DIR, 0, 0, 0555);
     /* The login halves' jail: sockets only, bound by master. */
     DIR_(SERVER_LOGIN_DIR, 0, login_gid, 0750);
+    /* checkd's DMARC results, which the report job (also check_user)
+     * reads; nothing else trusts what is in there. */
+    DIR_(SERVER_DMARC_DIR, check_uid, check_gid, 0700);
 #undef DIR_
     close(qfd);
     rc |= setup_sendmail_setgid(drop_gid);

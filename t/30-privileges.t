@@ -37,7 +37,7 @@ log = inst.log()
 
 # Accounts.
 accounts = {}
-for name in ("posthorn", "posthorn-net", "posthorn-auth", "posthorn-null"):
+for name in ("posthorn", "posthorn-net", "posthorn-auth", "posthorn-null", "posthorn-check"):
     try:
         pw = pwd.getpwnam(name)
         accounts[name] = pw
@@ -63,6 +63,7 @@ want = {
     "public": (0, drop_gid, 0o710),
     "pid": (0, 0, 0o755),
     "empty": (0, 0, 0o555),
+    "dmarc": (accounts["posthorn-check"].pw_uid, accounts["posthorn-check"].pw_gid, 0o700),
 }
 for d, (uid, gid, mode) in sorted(want.items()):
     st = os.lstat(os.path.join(inst.spool, d))
@@ -137,14 +138,14 @@ inst.cleanup()
 tag = "%05d" % (os.getpid() % 100000)
 names = {"mail_owner": "pht%s-own" % tag, "network_user": "pht%s-net" % tag,
          "auth_user": "pht%s-auth" % tag, "login_user": "pht%s-null" % tag,
-         "setgid_group": "pht%s-drop" % tag}
+         "check_user": "pht%s-chk" % tag, "setgid_group": "pht%s-drop" % tag}
 inst2 = posthorn.Instance(main_conf=names)
 inst2.write_master([])
 try:
     r = inst2.start()
     is_(r.returncode, 0, "start with account names that do not exist yet")
     log2 = inst2.log()
-    for param in ("mail_owner", "network_user", "auth_user", "login_user"):
+    for param in ("mail_owner", "network_user", "auth_user", "login_user", "check_user"):
         name = names[param]
         try:
             pw = pwd.getpwnam(name)
@@ -160,7 +161,7 @@ try:
     inst2.stop()
 finally:
     inst2.cleanup()
-    for param in ("mail_owner", "network_user", "auth_user", "login_user"):
+    for param in ("mail_owner", "network_user", "auth_user", "login_user", "check_user"):
         subprocess.run(["userdel", names[param]], capture_output=True)
     subprocess.run(["groupdel", names["setgid_group"]], capture_output=True)
 ok(all(n not in open("/etc/passwd").read() for n in names.values()), "the test accounts are removed again")

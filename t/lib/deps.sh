@@ -8,7 +8,8 @@ PACKAGES="
 build-essential pkg-config make perl
 libssl-dev libbsd-dev libdb-dev db-util libcrypt-dev
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev libidn-dev
-openssl unbound python3 python3-dkim python3-dnspython
+libopendmarc-dev libpsl-dev publicsuffix zlib1g-dev libxml2-utils
+openssl unbound python3 python3-dkim python3-spf python3-dnspython
 nsd ldnsutils dns-root-data
 procps iproute2 netcat-openbsd passwd swaks libnet-ssleay-perl mutt s-nail postfix
 fetchmail getmail6 isync
@@ -34,6 +35,9 @@ export DEBIAN_FRONTEND=noninteractive
 # nsd and ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds) serve and
 # sign the zones of t/14-dns.t; dns-root-data is the root trust anchor that
 # dnssec_trust_anchor_file names by default (unbound only recommends it).
+# python3-dkim and python3-spf (for /usr/bin/python3) are the independent
+# DKIM and SPF implementations the checks are compared with; libxml2-utils
+# (xmllint) validates DMARC reports against the RFC 7489 schema.
 # libnet-ssleay-perl gives swaks its TLS (--tls), which the submission
 # tests use.
 # fetchmail and getmail6 are POP3 clients t/51-pop3d-clients.t runs
