@@ -17,6 +17,10 @@
  *      completed as sendmail completes a local submission's: a missing
  *      From: (the envelope sender), Date: or Message-ID: is added at the
  *      end of the header;
+ *      Authentication-Results fields that claim our authserv-id
+ *      (myhostname) are removed from mail from outside (network peers,
+ *      local users); smtpd's own (the auth_results attribute, from
+ *      checkd) is written under the Received: header;
  *   4. commit by the durability rule: fsync, rename into incoming/, fsync
  *      incoming/; only then answer 250 with the queue ID;
  *   5. tell qmgr about the new file (QMGR_NOTIFY, best effort: qmgr also
@@ -41,13 +45,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "authres.h"
 #include "cleanup_proto.h"
 #include "conf.h"
 #include "header.h"
@@ -225,25 +232,83 @@ static int cleanup_missing_fields(const struct cleanup_request *r, struct msghea
     return 0;
 }
 
-/* Copy the client's content into the queue file, through the header scan;
- * completed (cleanup_missing_fields) for an authenticated client, the
- * fields added at the end of the header as Postfix adds them.  0, or -1
- * with errno. */
+/* Does a message from this peer lose the Authentication-Results fields
+ * that claim our authserv-id (RFC 8601 5)?  Everything from outside
+ * does: smtpd's and submission's clients and local users (pickup's
+ * maildrop files); local's forwards and qmgr's bounces carry our own. */
+static bool cleanup_strips_authres(const struct cleanup_request *r, enum cleanup_peer peer)
+{
+    return peer != CLEANUP_PEER_TRUSTED
+           || cleanup_request_get_attr(r, QUEUE_ATTR_SUBMIT_UID) != NULL;
+}
+
+/* Is this an Authentication-Results field with our authserv-id? */
+static bool cleanup_forged_authres(const struct msgheader_field *f)
+{
+    char *value, *id = NULL;
+    size_t len;
+    bool ours;
+
+    if (!msgheader_field_is(f, "authentication-results"))
+        return false;
+    value = msgheader_field_value(f, &len);
+    ours = authres_authserv_id(value, len, &id) == 0
+           && strcasecmp(id, conf_str("myhostname")) == 0;
+    free(id);
+    free(value);
+    return ours;
+}
+
+/* Copy the header fields of h but the forged Authentication-Results
+ * fields (each logged); 0, or -1 with errno. */
+static int cleanup_copy_header(queue_writer_t *w, const struct cleanup_request *r,
+                               const struct msgheader *h, struct header_scan *hs)
+{
+    bool forged = false;
+
+    for (size_t i = 0; i < h->n && !forged; i++)
+        forged = cleanup_forged_authres(&h->fields[i]);
+    if (!forged)
+        return queue_writer_copy_fd(w, r->content_fd, 0, h->end, cleanup_observe, hs);
+    for (size_t i = 0; i < h->n; i++) {
+        const struct msgheader_field *f = &h->fields[i];
+
+        if (cleanup_forged_authres(f)) {
+            msg_info("removed an Authentication-Results field that claims to be ours (from %s)",
+                     cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR)
+                     ? cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR) : "a local user");
+            continue;
+        }
+        cleanup_observe(hs, f->text, f->len);
+        if (queue_writer_content(w, f->text, f->len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Copy the client's content into the queue file, through the header scan:
+ * without the Authentication-Results fields that claim to be ours
+ * (cleanup_strips_authres), and completed (cleanup_missing_fields) for an
+ * authenticated client, the fields added at the end of the header as
+ * Postfix adds them.  0, or -1 with errno. */
 static int cleanup_copy_content(queue_writer_t *w, const struct cleanup_request *r,
-                                struct header_scan *hs)
+                                enum cleanup_peer peer, struct header_scan *hs)
 {
     struct msgheader h;
     buf_t *add;
     int rc = -1;
+    bool complete = cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) != NULL;
 
-    if (cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) == NULL)
+    if (!complete && !cleanup_strips_authres(r, peer))
         return queue_writer_copy_fd(w, r->content_fd, 0, r->content_len, cleanup_observe, hs);
     add = buf_new(0);
-    if (cleanup_missing_fields(r, &h, add) < 0) {
+    if ((complete ? cleanup_missing_fields(r, &h, add)
+                  : msgheader_read(r->content_fd, r->content_len, &h)) < 0) {
         buf_free(&add);
         return -1;
     }
-    if (queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs) < 0)
+    if ((cleanup_strips_authres(r, peer) ? cleanup_copy_header(w, r, &h, hs)
+         : queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs)) < 0)
         goto out;
     if (add->len > 0) {
         buf_t *lines = buf_new(0);
@@ -272,8 +337,8 @@ out:
 
 /* Write and commit one message.  Returns the SMTP code; *dsn and *text
  * (static or in *idbuf) describe the outcome. */
-static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **dsn,
-                         const char **text, struct header_scan *hs)
+static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char *idbuf,
+                         const char **dsn, const char **text, struct header_scan *hs)
 {
     long long limit = conf_size("message_size_limit");
     queue_writer_t *w = NULL;
@@ -308,10 +373,14 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
         buf_t *rcv = buf_new(0);
 
         header_received(rcv, r, idbuf, time(NULL));
+        /* smtpd's checks (checkd), under our Received: */
+        if (cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS))
+            buf_printf(rcv, "Authentication-Results: %s\r\n",
+                       cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS));
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }
-    if (cleanup_copy_content(w, r, hs) < 0) {
+    if (cleanup_copy_content(w, r, peer, hs) < 0) {
         int err = errno;
 
         queue_writer_abort(&w);
@@ -377,7 +446,7 @@ static int cleanup_request(int fd, uid_t uid, enum cleanup_peer peer, ipc_msg_t 
         return -1;
     }
     header_scan_init(&hs);
-    code = cleanup_write(&r, id, &dsn, &text, &hs);
+    code = cleanup_write(&r, peer, id, &dsn, &text, &hs);
     cleanup_maildrop_release();
     if (code == 250) {
         /* Logged before the answer, so the log never lags the client. */

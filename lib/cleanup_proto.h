@@ -40,7 +40,8 @@
  *                         the client attributes client_name, client_addr
  *                         (required, non-empty), client_port, helo_name,
  *                         protocol, tls_protocol, tls_cipher, tls_bits,
- *                         sasl_username.
+ *                         sasl_username, and smtpd's check results
+ *                         auth_results and quarantine.
  *   CLEANUP_PEER_LOCAL    a maildrop file, written by any local user
  *                         through sendmail (never a socket peer; pickup
  *                         and sendmail check with it): no flags; only

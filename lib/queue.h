@@ -165,6 +165,10 @@ extern const char *const queue_dirs[];      /* the above, NULL-terminated */
 #define QUEUE_ATTR_SUBMIT_UID   "submit_uid"    /* local submission: the user's uid */
 #define QUEUE_ATTR_SUBMIT_USER  "submit_user"   /* ... and login name */
 #define QUEUE_ATTR_MAILDROP_ID  "maildrop_id"   /* pickup: the maildrop file */
+#define QUEUE_ATTR_AUTH_RESULTS "auth_results"  /* smtpd: checkd's Authentication-Results
+                                                   value, which cleanup writes as a field */
+#define QUEUE_ATTR_QUARANTINE   "quarantine"    /* smtpd: why the message goes to the
+                                                   recipients' Junk folder ("dmarc") */
 
 /* queue_set_rcpt_status() and queue_move() flags. */
 #define QUEUE_SYNC  (1 << 0)    /* fdatasync the file / fsync the target dir */

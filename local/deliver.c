@@ -561,21 +561,45 @@ static void deliver_mailbox_outcome(size_t i, const struct local_target *t, int 
     free(text);
 }
 
+/* The Junk folder (Maildir++ ".Junk") of a mailbox ("Maildir/"), made if
+ * missing with Maildir++'s folder mark, as imapd makes its folders; NULL
+ * with *why if it cannot be. */
+static char *deliver_junk_folder(const char *mailbox, char **why)
+{
+    size_t n = strlen(mailbox);
+    char *dir, *marker;
+    int fd;
+
+    while (n > 1 && mailbox[n - 1] == '/')
+        n--;
+    dir = xasprintf("%.*s/.Junk/", (int)n, mailbox);
+    if (maildir_create(dir, why) < 0) {
+        free(dir);
+        return NULL;
+    }
+    marker = xasprintf("%smaildirfolder", dir);
+    if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) >= 0)
+        close(fd);
+    free(marker);
+    return dir;
+}
+
 /* The mailbox deliveries of targets[0..n) (one account): each message is
- * written into tmp/; then one syncfs() makes them durable, each is moved
- * into new/, one fsync of new/ makes the names durable, and only then are
- * the results reported. */
+ * written into tmp/ of the mailbox, or of its Junk folder when smtpd's
+ * checks quarantined it (dmarc_quarantine); then one syncfs() makes them
+ * durable, each is moved into new/, one fsync of each folder's new/ makes
+ * the names durable, and only then are the results reported. */
 static void deliver_mailboxes(const struct local_target *targets, size_t n)
 {
     const struct local_target *t = &targets[0];
-    struct maildir_commit *commits = xcalloc(n, sizeof(*commits));
-    size_t *which = xcalloc(n, sizeof(*which)), k = 0, i;
+    struct maildir_commit *commits[2];
+    size_t *which[2], k[2] = { 0, 0 }, i;
     struct deliver_source src;
     struct maildir_delivery d;
     queue_file_t *q;
-    char *why = NULL, *text, *detail;
+    char *why = NULL, *text, *detail, *junk = NULL;
     maildir_writer_t *w;
-    int r, err;
+    int r, err, g;
 
     if (!t->no_forward && forward_read(t, &text) > 0)
         deliver_exit(DELIVER_FORWARD, "2.0.0", text, NULL);
@@ -590,11 +614,29 @@ static void deliver_mailboxes(const struct local_target *targets, size_t n)
     if (t->uid == 0)
         deliver_root_trusted(t, detail, detail);
 
+    for (g = 0; g < 2; g++) {
+        commits[g] = xcalloc(n, sizeof(*commits[g]));
+        which[g] = xcalloc(n, sizeof(*which[g]));
+    }
     for (i = 0; i < n; i++) {
+        const char *dir = t->mailbox;
+
         if (deliver_queue_read(&targets[i], &q, &text) < 0) {
             deliver_set(i, 4, "4.3.0", text, NULL);
             free(text);
             continue;
+        }
+        g = 0;
+        if (queue_attr(q, QUEUE_ATTR_QUARANTINE) != NULL) {
+            if (junk == NULL && (junk = deliver_junk_folder(t->mailbox, &why)) == NULL) {
+                msg_warn("cannot make the Junk folder of %s: %s; quarantined mail goes to the "
+                         "inbox", detail, why ? why : strerror(errno));
+                xfree(&why);
+            }
+            if (junk) {
+                dir = junk;
+                g = 1;
+            }
         }
         src.q = q;
         d.sender = targets[i].sender;
@@ -602,11 +644,11 @@ static void deliver_mailboxes(const struct local_target *targets, size_t n)
         d.name = deliver_name(q, &targets[i]);
         d.source = deliver_source;
         d.source_ctx = &src;
-        r = maildir_deliver_write(t->mailbox, &d, &w, &why);
+        r = maildir_deliver_write(dir, &d, &w, &why);
         err = errno;
         if (r == 0) {
-            commits[k].w = w;
-            which[k++] = i;
+            commits[g][k[g]].w = w;
+            which[g][k[g]++] = i;
         } else {
             deliver_mailbox_outcome(i, &targets[i], r, err, NULL, why, detail);
         }
@@ -614,17 +656,23 @@ static void deliver_mailboxes(const struct local_target *targets, size_t n)
         xfree(&why);
         queue_file_free(&q);
     }
-    maildir_commit_many(commits, k);
-    for (i = 0; i < k; i++)
-        deliver_mailbox_outcome(which[i], &targets[which[i]], commits[i].result, commits[i].err,
-                                commits[i].path, commits[i].why, detail);
-    /* Every target has its own result by now. */
-    for (i = 0; i < k; i++) {
-        free(commits[i].path);
-        free(commits[i].why);
+    for (g = 0; g < 2; g++) {
+        maildir_commit_many(commits[g], k[g]);
+        for (i = 0; i < k[g]; i++)
+            deliver_mailbox_outcome(which[g][i], &targets[which[g][i]], commits[g][i].result,
+                                    commits[g][i].err, commits[g][i].path, commits[g][i].why,
+                                    detail);
     }
-    free(commits);
-    free(which);
+    /* Every target has its own result by now. */
+    for (g = 0; g < 2; g++) {
+        for (i = 0; i < k[g]; i++) {
+            free(commits[g][i].path);
+            free(commits[g][i].why);
+        }
+        free(commits[g]);
+        free(which[g]);
+    }
+    free(junk);
     free(detail);
 }
 
