@@ -15,7 +15,8 @@ remote refused goes back to the original sender too; a ~/.forward to a
 remote address rewrites; a sender of our own domain, and an alias to a
 local user, are not rewritten; an SRS0 sender of another forwarder becomes
 SRS1 and its bounce goes to that forwarder; after a new first secret
-line (rotation) the old address is still accepted and new ones differ;
+line and a reload (rotation) the old address is still accepted and new
+ones are signed with the new secret;
 srs_enable = no leaves the sender as it was.
 """
 import os
@@ -173,10 +174,12 @@ r = inst.start()
 ok(r.returncode != 0, "mailctl start refuses a secret file open to the group")
 like(r.stderr + inst.log(), "open to group or others", "and says why")
 os.chmod(SECRET, 0o600)
+r = inst.start()
+ok(r.returncode == 0, "starts again once it is 0600") or diag(r.stderr)
 with open(SECRET, "w") as f:
     f.write("# rotated by the test\nthe-new-secret-of-this-test-0123\n" + first_secret)
-r = inst.start()
-ok(r.returncode == 0, "restarts with a new first secret line") or diag(r.stderr)
+r = inst.mailctl("reload")
+ok(r.returncode == 0, "reloads with a new first secret line") or diag(r.stderr)
 code, text = rcpt(srs_addr)
 is_(code, 250, "an address made with the old secret is still accepted") or diag(text)
 inst.send("alice@sender.test", "fwd@example.test", "srs rotated")
