@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "map.h"
+#include "msg.h"
 #include "safe_open.h"
 #include "srs.h"
 #include "xalloc.h"
@@ -151,7 +152,7 @@ static void srs_hash(const srs_t *s, size_t i, const struct srs_part *parts, siz
             buf_putc(data, srs_lower((unsigned char)parts[k].p[j]));
     if (HMAC(EVP_sha1(), s->secrets[i].key, (int)s->secrets[i].len,
              (const unsigned char *)data->data, data->len, md, &mdlen) == NULL || mdlen < 3)
-        abort();                /* OpenSSL without SHA-1: nothing we could do */
+        msg_fatal("SRS: OpenSSL cannot compute HMAC-SHA1");
     base64_encode(b64, md, 3);  /* 3 bytes: exactly 4 characters */
     memcpy(out, b64->data, SRS_HASH_LEN);
     out[SRS_HASH_LEN] = '\0';
@@ -174,7 +175,8 @@ static int srs_hash_ok(const srs_t *s, const char *hash, size_t len,
 
         srs_hash(s, i, parts, nparts, want);
         for (size_t k = 0; k < SRS_HASH_LEN; k++)
-            diff |= (unsigned)(srs_lower((unsigned char)hash[k]) ^ srs_lower((unsigned char)want[k]));
+            diff |= (unsigned)(srs_lower((unsigned char)hash[k])
+                               ^ srs_lower((unsigned char)want[k]));
         found |= diff == 0;
     }
     return found;

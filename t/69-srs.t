@@ -10,8 +10,9 @@ domain> and says so in the log; a bounce (null sender) to that address
 through smtpd is accepted and routed to alice@sender.test, the SRS
 address kept as orig_to; the same address lower-cased is accepted; one
 with a broken hash, or an SRS1 that does not check out, is refused at
-RCPT with 550 5.1.1; an SRS address of another domain is left alone; a bounce our own qmgr makes for a forwarded copy the
-remote refused goes back to the original sender too; a ~/.forward to a
+RCPT with 550 5.1.1; an SRS address of another domain is left alone; a
+bounce our own qmgr makes for a forwarded copy the remote refused goes
+back to the original sender too; a ~/.forward to a
 remote address rewrites; a sender of our own domain, and an alias to a
 local user, are not rewritten; an SRS0 sender of another forwarder becomes
 SRS1 and its bounce goes to that forwarder; after a new first secret

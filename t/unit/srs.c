@@ -215,7 +215,8 @@ static void scheme(void)
     ok(a && strncmp(a, "SRS0=", 5) == 0 && strstr(a, "=orig.test=bob@first.test"),
        "the first forwarder's SRS0: %s", a);
     b = fwd(s, a, NOW);
-    ok(b && strncmp(b, "SRS1=", 5) == 0 && strstr(b, "=first.test==") && strstr(b, "=orig.test=bob@fwd.example"),
+    ok(b && strncmp(b, "SRS1=", 5) == 0 && strstr(b, "=first.test==")
+       && strstr(b, "=orig.test=bob@fwd.example"),
        "an SRS0 sender becomes SRS1=HHHH=first.test==HHHH=TT=orig.test=bob@ours: %s", b);
     rev_is(s, b, NOW + 300 * DAY, a, "SRS1 reverses to the SRS0 at the first forwarder "
            "(no stamp of its own: the first forwarder checks the age)");
