@@ -7,7 +7,9 @@
  * there are sessions delivering, and the file system merges their
  * commits.  Per CLEANUP_SUBMIT request (lib/cleanup_proto.h):
  *   1. check the envelope and the content size (message_size_limit);
- *      rewrite the recipients through virtual_alias_maps (virtual.c);
+ *      route SRS addresses of srs_domain back to the addresses they
+ *      stand for (srsrev.c); rewrite the recipients through
+ *      virtual_alias_maps (virtual.c);
  *   2. create the queue file in tmp/ (lib/queue), write the envelope, the
  *      client attributes and the recipients;
  *   3. write a Received: header (not for qmgr's bounces), then copy the
@@ -40,7 +42,8 @@
  * logged and retried with the next message.
  *
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
- * virtual_alias_maps (and virtual.c's),
+ * virtual_alias_maps (and virtual.c's), srs_enable, srs_domain,
+ * srs_secret_file, srs_max_age (srsrev.c),
  * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
@@ -67,6 +70,7 @@
 #include "qmgr_proto.h"
 #include "queue.h"
 #include "server.h"
+#include "srsrev.h"
 #include "virtual.h"
 #include "xalloc.h"
 
@@ -90,6 +94,7 @@ static void cleanup_pre_init(void)
     if (cleanup_peer_uids[0] == cleanup_peer_uids[1] || cleanup_peer_uids[0] == 0)
         msg_warn("network_user %s has the uid of mail_owner or root: smtpd's requests are "
                  "trusted like theirs", conf_str("network_user"));
+    srsrev_init();              /* the SRS secret file is root's alone */
 }
 
 static void cleanup_post_init(event_loop_t *loop)
@@ -358,6 +363,10 @@ static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char
     }
     if ((code = cleanup_maildrop_claim(r, dsn, text)) != 0)
         return code;
+    if ((code = srsrev_rewrite(r, dsn, text)) != 0) {
+        msg_info("NOQUEUE: reject: %d %s %s", code, *dsn, *text);
+        return code;
+    }
     if (*conf_str("virtual_alias_maps")) {
         if ((code = virtual_expand(r, dsn, text)) != 0) {
             msg_info("NOQUEUE: reject: %d %s %s", code, *dsn, *text);

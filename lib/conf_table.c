@@ -276,6 +276,17 @@ const struct conf_param conf_params[] = {
      "most addresses one recipient may expand to through virtual_alias_maps", NULL},
     {"home_mailbox", CONF_STR, "Maildir/", NOB,
      "mailbox path relative to the home directory; a trailing / means Maildir", NULL},
+    /* SRS: the sender of mail forwarded off-host (lib/srs.h). */
+    {"srs_enable", CONF_BOOL, "yes", NOB,
+     "rewrite the envelope sender (SRS) of mail an alias or .forward sends to another domain, "
+     "and route bounces to such addresses back", NULL},
+    {"srs_domain", CONF_STR, "$mydomain", NOB,
+     "domain of the SRS addresses; must be in mydestination or virtual_alias_domains", NULL},
+    {"srs_secret_file", CONF_STR, "$config_directory/srs.secret", NOB,
+     "the SRS secrets, one a line, the first signs (root's, 0600; mailctl start makes it)",
+     NULL},
+    {"srs_max_age", CONF_TIME, "21d", DAY, 365 * DAY,
+     "how long a bounce to an SRS address is accepted after the forwarding", NULL},
     {"relayhost", CONF_STR, "", NOB,
      "next hop for non-local mail (empty: direct delivery by MX)", NULL},
     {"transport_maps", CONF_STR, "", NOB,

@@ -28,6 +28,10 @@
  * and deliver into it (maildir_deliver, content streamed from the queue
  * file with queue_content_copy, never whole in memory).
  *
+ * A forwarded copy (a ">address" target, run as mail_owner) gets an SRS
+ * envelope sender when srs_forward_sender() says so; every other child
+ * wipes the SRS secrets it inherited before it becomes anybody.
+ *
  * Failure modes: every outcome is one result record on the pipe and
  * _exit(0).  A failed privilege drop is fatal in privs (our msg_fatal hook
  * still reports class 4); root that can be regained is a panic after a
@@ -326,10 +330,38 @@ static int deliver_memfd_out(void *ctx, const void *data, size_t len)
     return deliver_write_fd(ctx, data, len);
 }
 
+/* The envelope sender of the copy forwarded to address: t's, or its SRS
+ * form (fresh in *fresh) when the sender and address are both of other
+ * domains (srs_forward_sender).  With SRS on but its secret file not
+ * usable, such a forward defers. */
+static const char *deliver_forward_sender(const struct local_target *t, const char *address,
+                                          char **fresh)
+{
+    const char *why = NULL, *sat = strrchr(t->sender, '@'), *rat = strrchr(address, '@');
+    char *text;
+    int r;
+
+    *fresh = NULL;
+    if (local_srs == NULL) {
+        if (local_srs_error != NULL && *t->sender && !srs_domain_is_ours(sat ? sat + 1 : "")
+            && !srs_domain_is_ours(rat ? rat + 1 : "")) {
+            text = xasprintf("cannot rewrite the sender for forwarding to %s (SRS): %s",
+                             address, local_srs_error);
+            deliver_exit(4, "4.3.0", text, NULL);
+        }
+        return t->sender;
+    }
+    r = srs_forward_sender(local_srs, t->sender, address, time(NULL), fresh, &why);
+    if (r < 0)
+        msg_warn("%s: from=<%s>: sender not rewritten for forwarding to %s (SRS): %s",
+                 t->queue_id, t->sender, address, why);
+    return r > 0 ? *fresh : t->sender;
+}
+
 /* Forward the message to a remote address: a new message through cleanup
  * (we run as mail_owner), with our Delivered-To: on top so that a loop
- * back to us is seen, the same envelope sender, and the alias as the
- * original recipient. */
+ * back to us is seen, the same envelope sender or its SRS form
+ * (deliver_forward_sender), and the alias as the original recipient. */
 static _Noreturn void deliver_forward(const struct local_target *t, const char *address,
                                       const queue_file_t *q)
 {
@@ -337,8 +369,8 @@ static _Noreturn void deliver_forward(const struct local_target *t, const char *
     struct cleanup_result res;
     struct maildir_delivery dry = { .sender = t->sender, .recipient = t->recipient };
     struct deliver_source src = { q };
-    const char *why = NULL;
-    char *sock, *text, *hdr;
+    const char *why = NULL, *sender;
+    char *sock, *text, *hdr, *srs_sender;
     int fd, cls;
 
     dry.source = deliver_source;
@@ -352,9 +384,10 @@ static _Noreturn void deliver_forward(const struct local_target *t, const char *
     if (fd < 0 || deliver_write_fd(&fd, hdr, strlen(hdr)) < 0
         || queue_content_copy(q, deliver_memfd_out, &fd) != 0)
         deliver_exit(4, "4.3.0", "cannot copy the message for forwarding", NULL);
+    sender = deliver_forward_sender(t, address, &srs_sender);
     cleanup_proto_init();
     cleanup_request_init(&r);
-    r.sender = xstrdup(t->sender);
+    r.sender = xstrdup(sender);
     r.envid = xstrdup("");
     r.ret = QUEUE_RET_NONE;
     cleanup_request_attr(&r, QUEUE_ATTR_PROTOCOL, "local");
@@ -373,7 +406,9 @@ static _Noreturn void deliver_forward(const struct local_target *t, const char *
         deliver_exit(4, "4.3.0", text, NULL);
     }
     if (res.code == 250) {
-        text = xasprintf("forwarded to %s as %s", address, res.text);
+        text = srs_sender ? xasprintf("forwarded to %s as %s, sender rewritten to %s", address,
+                                      res.text, srs_sender)
+                          : xasprintf("forwarded to %s as %s", address, res.text);
         deliver_exit(2, "2.0.0", text, NULL);
     }
     cls = res.code >= 500 ? 5 : 4;
@@ -792,6 +827,9 @@ _Noreturn void deliver_child(const struct local_target *targets, size_t n, int r
         keep[nkeep++] = targets[i].queue_fd;
     privs_close_fds(keep, nkeep);
     umask(077);
+    /* Only a forwarding child needs the SRS secrets. */
+    if (t->target == NULL || *t->target != '>')
+        srs_free(&local_srs);
 
     /* Our own process group, so that a time-out kills a command too. */
     setpgid(0, 0);

@@ -70,13 +70,21 @@
  * (alias_expand_forward) and starts the jobs it names within the same
  * request, at most LOCAL_MAX_FORWARDS times.
  *
+ * SRS: a copy forwarded to another domain (an alias's or a ~/.forward's
+ * remote target) leaves with an SRS address of srs_domain as its
+ * envelope sender, unless the sender is null or of one of our domains,
+ * or the target is ours (lib/srs.h, deliver.c); the secrets are read
+ * here as root at start-up and wiped in every delivery child but the
+ * forwarding ones.
+ *
  * Subaddressing: "user+tag" that is no account itself goes to "user"
  * (recipient_delimiter); Delivered-To: keeps the full address.
  *
  * Parameters: home_mailbox, first_valid_uid, mail_owner, recipient_delimiter,
  * alias_maps, default_privs, local_concurrency_limit,
  * local_destination_concurrency_limit, local_delivery_batch_limit, command_time_limit,
- * forward_target_limit, and those of the server skeleton
+ * forward_target_limit, srs_enable, srs_domain, srs_secret_file,
+ * srs_max_age, and those of the server skeleton
  * (config_directory, queue_directory, maillog_file, max_use, max_idle).
  *
  * Failure modes: a peer that is not mail_owner/root, a bad frame, an
@@ -198,6 +206,8 @@ struct local_proc {
 };
 
 static event_loop_t *local_loop;
+srs_t *local_srs;
+char *local_srs_error;
 static uid_t local_owner_uid;
 static struct local_conn *local_conns;  /* open connections */
 /* Jobs by (account, recipient), at most local_destination_concurrency_limit
@@ -1081,6 +1091,22 @@ static void local_on_term(event_loop_t *loop, int signo, void *arg)
     msg_info("stopping after %zu running deliveries", fairq_nout(local_jobs));
 }
 
+/* As root: the SRS secrets, before anything can be forked. */
+static void local_pre_init(void)
+{
+    char *why = NULL;
+    int r = srs_load(&local_srs, &why);
+
+    if (r < 0) {
+        msg_warn("SRS: %s; mail forwarded to other domains defers until it is fixed", why);
+        local_srs_error = why;
+    } else {
+        if (r == 0 && why)
+            msg_warn("%s", why);
+        free(why);
+    }
+}
+
 static void local_post_init(event_loop_t *loop)
 {
     struct rlimit rl;
@@ -1121,6 +1147,7 @@ int main(int argc, char **argv)
         .mode = SERVER_MULTI,
         .user_param = NULL,             /* stays root: it becomes each recipient */
         .chroot = SERVER_CHROOT_NONE,
+        .pre_init = local_pre_init,
         .post_init = local_post_init,
         .accept = local_accept,
     };

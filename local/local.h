@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "srs.h"
 
 #define LOCAL_FILE_MAX   (1024 * 1024)  /* ~/.forward, an :include: file */
 #define LOCAL_MAX_DEPTH  20             /* nested aliases and :include: files */
@@ -100,6 +101,14 @@ struct local_account {
  * failed (errno).  Answers are remembered for a few seconds (account.c). */
 int account_lookup(const char *name, const struct local_account **a);
 
+
+/* local.c: SRS (lib/srs.h), loaded as root at start-up (srs_load):
+ * NULL when it is off; local_srs_error then says why although srs_enable
+ * is on (the secret file cannot be used: forwards that need a rewrite
+ * defer), else it is NULL.  deliver_child() wipes the secrets in every
+ * child but one that forwards. */
+extern srs_t *local_srs;
+extern char *local_srs_error;
 
 /* In the child after fork(): deliver targets[0..n) and _exit(), writing
  * one result record per target, in order.  n > 1 only for mailbox

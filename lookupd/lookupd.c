@@ -26,6 +26,14 @@
  * entry (else NOTFOUND), an address of a mydestination domain also when
  * it has one, and answers LOOKUP_REMOTE for every other domain.
  *
+ * SRS.  An address of srs_domain whose local part is SRS0/SRS1 (a bounce
+ * to mail local forwarded with its sender rewritten, lib/srs.h) is
+ * checked before anything else: LOOKUP_OK when its hash (any of the
+ * secrets) and its age (srs_max_age) check out, so smtpd accepts it and
+ * cleanup routes it back; LOOKUP_NOTFOUND (smtpd: 550 5.1.1) when not;
+ * LOOKUP_TEMPFAIL when SRS is on but the secret file could not be read
+ * at start-up (as root, in pre_init).
+ *
  * Sender logins.  LOOKUP_SENDER_LOGIN returns an address's entry in
  * smtpd_sender_login_maps (the logins that own it), with the key order of
  * the virtual aliases; submission asks for the envelope sender and the
@@ -55,7 +63,8 @@
  *
  * Parameters: local_recipient_maps, recipient_delimiter, mydestination,
  * virtual_alias_maps, virtual_alias_domains, smtpd_sender_login_maps,
- * myorigin, transport_maps, dns_forwarders,
+ * myorigin, transport_maps, srs_enable, srs_domain, srs_secret_file,
+ * srs_max_age, dns_forwarders,
  * dns_stub_zones, dnssec_trust_anchor_file, dns_query_timeout,
  * network_user, mail_owner (and the server skeleton's).
  */
@@ -65,6 +74,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -79,6 +89,7 @@
 #include "map.h"
 #include "msg.h"
 #include "server.h"
+#include "srs.h"
 #include "xalloc.h"
 
 #define LOOKUPD_MAX_MSG   (64 * 1024)
@@ -88,6 +99,8 @@ static uid_t lookupd_peer_uids[2];
 static event_loop_t *lookupd_loop;
 static dns_t *lookupd_dns;             /* NULL: DNS is not usable */
 static char *lookupd_dns_why;
+static srs_t *lookupd_srs;             /* NULL: SRS is off, or (error) cannot be */
+static char *lookupd_srs_error;
 
 /* One key against one table (lookupd.h). */
 int lookupd_table(const char *spec, const char *local, char **value_out, char **text)
@@ -228,6 +241,36 @@ static int lookupd_virtual_domain(const char *domain, char **text)
     return found;
 }
 
+/* An SRS address of srs_domain (a bounce to mail that local forwarded
+ * with its sender rewritten): LOOKUP_OK when its hash and age check out,
+ * LOOKUP_NOTFOUND when they do not, LOOKUP_TEMPFAIL when the secrets
+ * could not be read; -1 for any other address. */
+static int lookupd_srs_rcpt(const char *address, const char *local, const char *domain,
+                            char **text)
+{
+    const char *why = NULL;
+    char *orig = NULL;
+
+    if (!srs_is_srs_local(local) || (lookupd_srs == NULL && lookupd_srs_error == NULL)
+        || !addr_domain_eq(domain, conf_str("srs_domain")))
+        return -1;
+    if (lookupd_srs == NULL) {
+        *text = xasprintf("SRS: %s", lookupd_srs_error);
+        return LOOKUP_TEMPFAIL;
+    }
+    switch (srs_reverse(lookupd_srs, address, time(NULL), &orig, &why)) {
+    case SRS_OK:
+        *text = xasprintf("SRS address of <%s>", orig);
+        free(orig);
+        return LOOKUP_OK;
+    case SRS_INVALID:
+        *text = xasprintf("SRS: %s", why);
+        return LOOKUP_NOTFOUND;
+    default:
+        return -1;
+    }
+}
+
 /* Decide about one address; *text (fresh) says why.  "user+ext" is valid
  * when "user+ext" or "user" is (recipient_delimiter); a virtual_alias_maps
  * entry makes any address valid. */
@@ -238,6 +281,12 @@ static int lookupd_rcpt(const char *address, char **text)
 
     *text = NULL;
     addr_split(address, &local, &domain);
+    if ((result = lookupd_srs_rcpt(address, local, domain, text)) >= 0) {
+        free(local);
+        free(domain);
+        return result;
+    }
+    result = LOOKUP_NOTFOUND;
     if (!addr_domain_is_local(domain)) {
         char *value = NULL;
         int vd = lookupd_virtual_domain(domain, text);
@@ -501,8 +550,24 @@ static void lookupd_pre_init(void)
     static const char *const params[] = {"network_user", "mail_owner"};
     struct dns_settings ds;
     const char *why = NULL;
+    char *why_srs = NULL;
 
     server_peer_uids(params, 2, lookupd_peer_uids);
+    /* As root: the SRS secret file is root's alone. */
+    switch (srs_load(&lookupd_srs, &why_srs)) {
+    case -1:
+        msg_warn("lookupd: SRS: %s; SRS recipients are answered with a temporary failure",
+                 why_srs);
+        lookupd_srs_error = why_srs;
+        break;
+    case 0:
+        if (why_srs)
+            msg_warn("lookupd: %s", why_srs);
+        free(why_srs);
+        break;
+    default:
+        break;
+    }
     /* As root: the trust anchor file may be root's alone. */
     ds.forwarders = conf_str("dns_forwarders");
     ds.stub_zones = conf_str("dns_stub_zones");

@@ -141,7 +141,7 @@ int cmd_start(int argc, char **argv)
     msg_init("mailctl", MSG_STDERR | MSG_SYSLOG);
     if (*conf_str("maillog_file"))
         msg_logfile(conf_str("maillog_file"));
-    if (setup_accounts_and_spool() < 0)
+    if (setup_accounts_and_spool() < 0 || setup_srs_secret() < 0)
         return 1;
     if (maps_aliases_ready(1) < 0) {
         fprintf(stderr, "mailctl: not starting: the alias tables are not usable\n");

@@ -28,6 +28,7 @@ int  init_create_at(int dirfd, const char *dir, const char *name, mode_t mode, b
 
 /* setup.c */
 int  setup_accounts_and_spool(void);          /* as root; 0 ok */
+int  setup_srs_secret(void);                  /* as root: srs_secret_file; 0 ok */
 
 /* control.c */
 int  cmd_start(int argc, char **argv);

@@ -26,6 +26,14 @@
  *   dmarc/     check_user 0700  checkd's per-message DMARC results, read
  *              by the report job (mailctl dmarc report) as check_user
  * and the sendmail program next to mailctl: root:setgid_group 2755.
+ *
+ * setup_srs_secret(): with srs_enable on, srs_secret_file is made if it
+ * is missing: 32 random bytes (getrandom) as 64 hex digits on one line,
+ * root's, mode 0600, created with O_EXCL | O_NOFOLLOW in a directory that
+ * only root can change (lib/trustpath).  An existing one is kept (the
+ * admin rotates by adding a new first line).  Either way it is then read
+ * as the services will read it (srs_load), so one they would refuse
+ * stops the start here with the reason.
  * Failure modes: every failure is printed as a sentence and returns -1.
  */
 #include <errno.h>
@@ -36,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +55,7 @@
 #include "msg.h"
 #include "privs.h"
 #include "server.h"
+#include "srs.h"
 #include "trustpath.h"
 #include "xalloc.h"
 
@@ -293,4 +303,95 @@ int setup_accounts_and_spool(void)
     close(qfd);
     rc |= setup_sendmail_setgid(drop_gid);
     return rc ? -1 : 0;
+}
+
+#define SETUP_SRS_SECRET_BYTES 32
+
+/* Create srs_secret_file at dirfd/name (shown as path): 0, 1 if it was
+ * there already, or -1 with a message. */
+static int setup_srs_create(int dirfd, const char *dir, const char *name, const char *path)
+{
+    unsigned char key[SETUP_SRS_SECRET_BYTES];
+    char hex[2 * SETUP_SRS_SECRET_BYTES + 2];
+    buf_t *errs = buf_new(0);
+    int fd, rc = 0;
+
+    if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        buf_free(&errs);
+        return 1;
+    }
+    if ((fd = init_create_at(dirfd, dir, name, 0600, errs)) < 0) {
+        buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+        msg_error("cannot create the SRS secret file: %s", buf_cstr(errs));
+        buf_free(&errs);
+        return -1;
+    }
+    buf_free(&errs);
+    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+        msg_error("cannot create the SRS secret file %s: no random bytes: %s", path,
+                  strerror(errno));
+        rc = -1;
+    } else {
+        for (size_t i = 0; i < sizeof(key); i++)
+            snprintf(hex + 2 * i, 3, "%02x", key[i]);
+        hex[2 * sizeof(key)] = '\n';
+        hex[2 * sizeof(key) + 1] = '\0';
+        if (fchown(fd, 0, 0) < 0 || write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex)
+            || fsync(fd) < 0) {
+            msg_error("cannot write the SRS secret file %s: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    explicit_bzero(key, sizeof(key));
+    explicit_bzero(hex, sizeof(hex));
+    close(fd);
+    if (rc < 0) {
+        unlinkat(dirfd, name, 0);
+        return -1;
+    }
+    fsync(dirfd);
+    msg_info("created the SRS secret file %s (root, mode 0600)", path);
+    return 0;
+}
+
+int setup_srs_secret(void)
+{
+    const char *path = conf_str("srs_secret_file");
+    char *dir, *slash, *why = NULL;
+    uid_t owners[2];
+    size_t nowners = trustpath_owners(owners);
+    buf_t *errs;
+    srs_t *s = NULL;
+    int dirfd, r;
+
+    if (!conf_bool("srs_enable"))
+        return 0;
+    if (path[0] != '/' || (slash = strrchr(path, '/'))[1] == '\0') {
+        msg_error("srs_secret_file %s must be an absolute path of a file", path);
+        return -1;
+    }
+    dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+    errs = buf_new(0);
+    dirfd = trustpath_open(dir, TRUSTPATH_DIR, owners, nowners, errs);
+    if (dirfd < 0) {
+        buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
+        msg_error("cannot use srs_secret_file %s: %s", path, buf_cstr(errs));
+        buf_free(&errs);
+        free(dir);
+        return -1;
+    }
+    buf_free(&errs);
+    r = setup_srs_create(dirfd, dir, slash + 1, path);
+    close(dirfd);
+    free(dir);
+    if (r < 0)
+        return -1;
+    r = srs_load(&s, &why);
+    if (r < 0)
+        msg_error("%s", why);
+    else if (why)
+        msg_warn("%s", why);
+    free(why);
+    srs_free(&s);
+    return r < 0 ? -1 : 0;
 }
