@@ -38,7 +38,7 @@ ALLCFLAGS  = $(OPT) $(SAN) $(HARDEN_CFLAGS) -std=gnu11 -Wall -Wextra -Werror $(C
 # --as-needed: a program records only the libraries it calls, so smtpd
 # does not load libspf2 or libopendkim, which only checkd and cleanup use.
 LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lspf2 -lopendkim -lopendmarc \
-             -lpsl -lseccomp -lz
+             -lpsl -lidn2 -lseccomp -lz
 LDFLAGS   += $(SAN) $(HARDEN_LDFLAGS) -Wl,--as-needed
 
 LIB_SRC    = $(wildcard lib/*.c)
