@@ -85,6 +85,8 @@ struct spfcheck {
     long               time_limit_ms;
     SPF_server_t      *server;
     SPF_dns_server_t  *layer;           /* owned by server */
+    spfcheck_lookup_fn lookup_fn;       /* test seam; NULL: dns_lookup() */
+    void              *lookup_arg;
     struct spfcheck_eval ev;
 };
 
@@ -299,7 +301,8 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *layer, const char *domain,
     if (strcmp(domain, ".") == 0)
         return rr_new(layer, domain, type, 0, NO_DATA);
 
-    res = dns_lookup(s->dns, domain, dtype);
+    res = s->lookup_fn ? s->lookup_fn(s->lookup_arg, domain, dtype)
+                       : dns_lookup(s->dns, domain, dtype);
     switch (res->status) {
     case DNS_OK:
         if (kind == K_EXP && res->nrr != 1) {
@@ -356,11 +359,6 @@ static SPF_errcode_t layer_get_spf(SPF_server_t *server, SPF_request_t *req,
     return err;
 }
 
-static void layer_destroy(SPF_dns_server_t *layer)
-{
-    free(layer);
-}
-
 /* ---------------------------------------------------------------- set-up */
 
 spfcheck_t *spfcheck_new(dns_t *dns, const char *receiver, const char **error_r)
@@ -383,7 +381,8 @@ spfcheck_t *spfcheck_new(dns_t *dns, const char *receiver, const char **error_r)
     s->receiver = xstrdup(receiver);
     s->time_limit_ms = SPFCHECK_TIME_LIMIT_MS;
     s->layer = xcalloc(1, sizeof(*s->layer));
-    s->layer->destroy = layer_destroy;
+    /* No destroy: libspf2 1.2.10's SPF_server_free() does not free a
+     * resolver given to SPF_server_new_dns(); spfcheck_free() does. */
     s->layer->lookup = layer_lookup;
     s->layer->get_spf = layer_get_spf;
     s->layer->name = "posthorn";
@@ -409,13 +408,20 @@ void spfcheck_set_time_limit(spfcheck_t *s, long ms)
     s->time_limit_ms = ms;
 }
 
+void spfcheck_set_lookup(spfcheck_t *s, spfcheck_lookup_fn fn, void *arg)
+{
+    s->lookup_fn = fn;
+    s->lookup_arg = arg;
+}
+
 void spfcheck_free(spfcheck_t **sp)
 {
     spfcheck_t *s = *sp;
 
     if (s == NULL)
         return;
-    SPF_server_free(s->server);     /* and the layer */
+    SPF_server_free(s->server);
+    free(s->layer);
     eval_reset(&s->ev, 0);
     free(s->receiver);
     free(s);

@@ -72,8 +72,11 @@
  *   - a record that is exactly "v=spf1" (nothing after it) is not found
  *     by libspf2 (it looks for "v=spf1 "); the DNS layer hands it over as
  *     "v=spf1 " so that it is the valid empty record it is (neutral).
- *   - ip4:/0 and ip6:/0 (and a/0, mx/0) match only the one address, as if
- *     /32 or /128: libspf2 treats a zero prefix as "none given".
+ *   - a zero prefix (ip4:0.0.0.0/0, ip6:::/0, a/0, mx//0) is a syntax
+ *     error to libspf2 (permerror), where RFC 7208's grammar allows it.
+ *   - an explanation (exp=) with spaces is garbled by libspf2's macro
+ *     compiler, which takes a space for the end; the DNS layer hands the
+ *     text over with every space as the macro %_ (a space, §7.1).
  *   - an exp= TXT answer with more than one record is ignored (§6.2), as
  *     the DNS layer answers NO_DATA for it.
  *
@@ -130,6 +133,12 @@ void spfcheck_free(spfcheck_t **sp);
  * SPFCHECK_TIME_LIMIT_MS). */
 void spfcheck_set_time_limit(spfcheck_t *s, long ms);
 
+/* Test seam (the fuzz target): answer the layer's lookups with fn instead
+ * of dns_lookup(s's dns, ...); fn returns a result as dns_lookup() does,
+ * which the module frees with dns_result_free().  NULL restores. */
+typedef dns_result_t *(*spfcheck_lookup_fn)(void *arg, const char *name, enum dns_type type);
+void spfcheck_set_lookup(spfcheck_t *s, spfcheck_lookup_fn fn, void *arg);
+
 struct spfcheck_outcome {
     enum spfcheck_result result;
     char *domain;        /* the domain checked (MAIL FROM's domain, or the HELO name) */
@@ -145,6 +154,7 @@ int spfcheck_helo(spfcheck_t *s, const char *client_ip, const char *helo,
  * (RFC 7208 §2.4).  helo may be "" when the client gave none. */
 int spfcheck_mailfrom(spfcheck_t *s, const char *client_ip, const char *helo,
                       const char *sender, struct spfcheck_outcome *out);
+/* out is overwritten, not freed: clear an earlier outcome first. */
 void spfcheck_outcome_clear(struct spfcheck_outcome *out);
 
 #endif
