@@ -235,11 +235,7 @@ static void rr_fill(SPF_dns_rr_t *rr, const dns_result_t *res, enum lookup_kind 
             rr_put_str(rr, r->u.name);
             break;
         case DNS_T_TXT:
-            /* libspf2 selects records by "v=spf1 " and misses the valid
-             * empty record "v=spf1" (RFC 7208 §4.5). */
-            if (kind == K_RECORD && strcasecmp(r->u.txt.joined, "v=spf1") == 0) {
-                rr_put_str(rr, "v=spf1 ");
-            } else if (kind == K_EXP) {
+            if (kind == K_EXP) {
                 /* libspf2's macro compiler takes a space for the end of
                  * the string (and garbles the rest); an explanation is
                  * words and macros (§6.2), so hand it its spaces as the

@@ -69,9 +69,6 @@
  * policy.
  *
  * Other libspf2 1.2.10 behaviour worth knowing:
- *   - a record that is exactly "v=spf1" (nothing after it) is not found
- *     by libspf2 (it looks for "v=spf1 "); the DNS layer hands it over as
- *     "v=spf1 " so that it is the valid empty record it is (neutral).
  *   - a zero prefix (ip4:0.0.0.0/0, ip6:::/0, a/0, mx//0) is a syntax
  *     error to libspf2 (permerror), where RFC 7208's grammar allows it.
  *   - an explanation (exp=) with spaces is garbled by libspf2's macro
