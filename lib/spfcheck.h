@@ -74,8 +74,23 @@
  *   - an explanation (exp=) with spaces is garbled by libspf2's macro
  *     compiler, which takes a space for the end; the DNS layer hands the
  *     text over with every space as the macro %_ (a space, §7.1).
+ *   - SPF_record_compile_macro() (the exp= text) overflows its stack
+ *     buffer on texts of some 470 bytes and more (found by the fuzz
+ *     target: "stack smashing detected"); the DNS layer hands over no
+ *     explanation text longer than 150 bytes (it is ignored, as an
+ *     unusable exp= is).
  *   - an exp= TXT answer with more than one record is ignored (§6.2), as
- *     the DNS layer answers NO_DATA for it.
+ *     the DNS layer answers NO_DATA for it; the text kept is printable
+ *     ASCII (others become '?'), at most 512 bytes.
+ *   - more than 10 MX names: pyspf gives permerror at once, libspf2 (and
+ *     so this module) only when none of the first 10 matched.
+ *   - its known CVEs (macro expansion, see notes/wave2.md §7.1): run this
+ *     module only inside the seccomp-confined checkd.
+ * The layer tells an mx/ptr term's address lookups from an a: term by
+ * their names following the MX/PTR answer in order; an a: term naming
+ * exactly the next unlooked MX host right after an mx term that matched
+ * inside an include with a non-pass qualifier is counted as part of the
+ * mx term (one term too few; nothing else is affected).
  *
  * Outcome.  result; domain (the domain checked); comment, e.g. "domain of
  * a@x.test designates 192.0.2.1 as permitted sender", and for fail with

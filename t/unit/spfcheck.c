@@ -79,6 +79,18 @@ static const char *const zone[] = {
     "exp.u.test. 300 IN TXT \"v=spf1 -all exp=why.u.test\"",
     "why.u.test. 300 IN TXT \"%{i} may not send for %{d} (%{s} via %{h}) to %{r}; %{c} at %{t}x\"",
     "expsoft.u.test. 300 IN TXT \"v=spf1 ~all exp=why.u.test\"",
+    /* An exp= text that overflowed libspf2's macro compiler (t/fuzz). */
+    "expbig.u.test. 300 IN TXT \"v=spf1 -all exp=big.u.test\"",
+    "big.u.test. 300 IN TXT \"v=spf1 include:r1.f.test mxv=s{ir}.%{l1r-}. include:r1.\\008.t"
+        "est mv=sm.{ir}}. include:r1.\\008.test mv=sm.{ir}.%{l1r-}. include:r1.f.test mv=sm. includ"
+        "e:r1.f.test mv=spf2 incv=spfr1.fvde:rm. include:r1.f.tes\" \"t mv=spf2 incv=spfr1.fv=s{\\2"
+        "10\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\2"
+        "10\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\2"
+        "10\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\2"
+        "10\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210\\210ir}.%{l1"
+        "r-}. include:r1.f~ a:}.%{l1r-}. include:r1.f.test mv=sm. include:r1.f.test mv=spf2 incv=sp"
+        "fr1.f\" \"vde:rm. include:r1.f.test mv=spf2 incv=spfr1.fv=s{ir}.%{l1r-}. include:r1.f~ a:}"
+        ".\\255\\255\\255\\255x/.t%{v}.\"",
     "exptwo.u.test. 300 IN TXT \"v=spf1 -all exp=two.u.test\"",
     "expnx.u.test. 300 IN TXT \"v=spf1 -all exp=nothing.u.test\"",
     "two.u.test. 300 IN TXT \"v=spf1 -all\"",
@@ -250,6 +262,8 @@ static void test_exp(void)
     like(out.comment, "; explanation: " BAD " may not send", "the comment has it");
     MF(BAD, "expsoft.u.test", "softfail", "exp= with softfail");
     ok(out.explanation == NULL, "  no explanation");
+    MF(BAD, "expbig.u.test", "fail", "exp= of a text that overflows libspf2's compiler");
+    ok(out.explanation == NULL, "  is not handed to it");
     MF(BAD, "exptwo.u.test", "fail", "exp= of two TXT records");
     ok(out.explanation == NULL, "  is ignored");
     MF(BAD, "expnx.u.test", "fail", "exp= of a name without TXT");
