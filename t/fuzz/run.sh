@@ -45,7 +45,7 @@ maxlen() {
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-g -O1 -std=gnu11 -Wall -Wextra"
-LIBS="-lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lpsl -lidn2"
+LIBS="-lbsd -ldb -lssl -lcrypto -lunbound -lidn -lidn2 -lcrypt -lspf2 -lopendkim -lpsl -lseccomp -lz"
 
 # Compile with the project's preprocessor flags (paths may hold blanks).
 cc() {
