@@ -163,13 +163,16 @@ static int check_config(int quiet)
         if (!dir_ok)
             rc = -1;
         for (size_t i = 0; i < mc->nsvcs && dir_ok; i++) {
-            char *prog = xasprintf("%s/%s", dd, mc->svcs[i].argv[0]);
+            /* A job's program is one of the commands (mailctl). */
+            const char *dir = mc->svcs[i].type == MASTER_SVC_JOB ? conf_str("command_directory") : dd;
+            char *prog = xasprintf("%s/%s", dir, mc->svcs[i].argv[0]);
 
             if (access(prog, X_OK) < 0) {
-                fprintf(stderr, "%s:%d: service %s: cannot run %s: %s\n", path, mc->svcs[i].line,
+                fprintf(stderr, "%s:%d: %s %s: cannot run %s: %s\n", path, mc->svcs[i].line,
+                        mc->svcs[i].type == MASTER_SVC_JOB ? "job" : "service",
                         mc->svcs[i].name, prog, strerror(errno));
                 rc = -1;
-            } else if (conftrust_program(dd, mc->svcs[i].argv[0], errs) < 0) {
+            } else if (conftrust_program(dir, mc->svcs[i].argv[0], errs) < 0) {
                 fputs(buf_cstr(errs), stderr);
                 buf_reset(errs);
                 rc = -1;
