@@ -8,6 +8,7 @@
  *   mailctl [-c CONFDIR] newaliases | map [TYPE:]FILE              (maps.c)
  *   mailctl [-c CONFDIR] user add NAME [--password-stdin] | passwd NAME
  *                             [--password-stdin] | del NAME | list  (user.c)
+ *   mailctl [-c CONFDIR] dmarc report [-n] [--day YYYY-MM-DD]       (dmarc.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -246,7 +247,9 @@ static _Noreturn void usage(void)
             "  newaliases    build the alias tables of alias_maps\n"
             "  map [TYPE:]FILE  build FILE.db from FILE\n"
             "  user add NAME [--password-stdin] | passwd NAME [--password-stdin] | del NAME | list\n"
-            "                mail passwords (SMTP AUTH) of the host's accounts\n");
+            "                mail passwords (SMTP AUTH) of the host's accounts\n"
+            "  dmarc report [-n] [--day YYYY-MM-DD]\n"
+            "                send the DMARC aggregate reports of the days before today\n");
     exit(2);
 }
 
@@ -259,7 +262,7 @@ int main(int argc, char **argv)
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
         {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
-        {"user", cmd_user},
+        {"user", cmd_user}, {"dmarc", cmd_dmarc},
     };
     int ch;
 

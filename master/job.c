@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -185,6 +186,8 @@ void job_exited(struct proc *p, int status)
 
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         msg_info("job %s: process %ld done after %lds", name, (long)p->pid, secs);
+    else if (master_stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+        msg_info("job %s: process %ld ended by the stop after %lds", name, (long)p->pid, secs);
     else if (WIFEXITED(status))
         msg_warn("job %s: process %ld failed after %lds: exit status %d", name, (long)p->pid,
                  secs, WEXITSTATUS(status));
