@@ -25,6 +25,7 @@ DEPFLAGS   = -MMD -MP
 CPPFLAGS  += -Ilib -It/lib -isystem /usr/include/bsd -isystem /usr/include/opendkim -DLIBBSD_OVERLAY -D_GNU_SOURCE \
              -DPOSTHORN_VERSION='"$(VERSION)"' \
              -DDEF_DAEMON_DIRECTORY='"$(libexecdir)"' \
+             -DDEF_COMMAND_DIRECTORY='"$(sbindir)"' \
              -DDEF_CONFIG_DIRECTORY='"$(confdir)"' \
              -DDEF_ALIAS_FILE='"$(sysconfdir)/aliases"'
 # Hardening as Debian's dpkg-buildflags gives it: stack protector, stack

@@ -35,6 +35,9 @@ static const char *default_domain(void)
 #ifndef DEF_ALIAS_FILE
 #define DEF_ALIAS_FILE "/etc/aliases"
 #endif
+#ifndef DEF_COMMAND_DIRECTORY
+#define DEF_COMMAND_DIRECTORY "/usr/local/sbin"
+#endif
 
 const struct conf_param conf_params[] = {
     /* Where things are. */
@@ -44,6 +47,8 @@ const struct conf_param conf_params[] = {
      "the spool: maildrop, incoming, active, deferred, ... and the sockets", NULL},
     {"daemon_directory", CONF_STR, DEF_DAEMON_DIRECTORY, NOB,
      "where master finds the service programs", NULL},
+    {"command_directory", CONF_STR, DEF_COMMAND_DIRECTORY, NOB,
+     "where master finds the programs of its jobs (mailctl, sendmail)", NULL},
     {"maillog_file", CONF_STR, "", NOB,
      "also append every log line to this file (empty: syslog only)", NULL},
 
@@ -359,6 +364,12 @@ const struct conf_param conf_params[] = {
      "PEM certificate chain of the SMTP server", NULL},
     {"smtpd_tls_key_file", CONF_STR, "$smtpd_tls_cert_file", NOB,
      "PEM private key of the SMTP server", NULL},
+
+    /* DMARC aggregate reports (mailctl dmarc report). */
+    {"dmarc_report_sender", CONF_STR, "postmaster@$mydomain", NOB,
+     "From: address of DMARC aggregate reports, and their report_metadata email", NULL},
+    {"dmarc_report_org_name", CONF_STR, "$mydomain", NOB,
+     "org_name of DMARC aggregate reports: who reports", NULL},
 
     /* DNS (lib/dns, for the programs that look names up). */
     {"dns_forwarders", CONF_STR, "", NOB,

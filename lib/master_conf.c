@@ -171,13 +171,73 @@ static int mc_check_override(struct mc_parser *ps, int line, const char *arg)
     return rc;
 }
 
+/* Add svc, its columns f[5..nf) as its command, to the table; 0, or -1
+ * (reported) for a duplicate. */
+static int mc_add(struct mc_parser *ps, int line, char **f, int nf, struct master_svc *svc)
+{
+    struct master_conf *mc = ps->mc;
+
+    for (size_t k = 0; k < mc->nsvcs; k++) {
+        if (mc->svcs[k].type == svc->type && strcmp(mc->svcs[k].name, f[0]) == 0) {
+            mc_error(ps, line, "duplicate service '%s' (%s), first defined at line %d",
+                     f[0], f[1], mc->svcs[k].line);
+            return -1;
+        }
+    }
+    svc->name = xstrdup(f[0]);
+    svc->argc = nf - 5;
+    svc->argv = xcalloc((size_t)svc->argc + 1, sizeof(*svc->argv));
+    for (int k = 0; k < svc->argc; k++)
+        svc->argv[k] = xstrdup(f[5 + k]);
+    mc->svcs = xreallocarray(mc->svcs, mc->nsvcs + 1, sizeof(*mc->svcs));
+    mc->svcs[mc->nsvcs++] = *svc;
+    return 0;
+}
+
+/* The columns of a job (type already read): a name, "-", a period, "-"
+ * or 1, a program; 0 or -1 (reported). */
+static int mc_job(struct mc_parser *ps, int line, char **f, int nf, struct master_svc *svc)
+{
+    if (strchr(f[0], '/') || strcmp(f[0], ".") == 0 || strcmp(f[0], "..") == 0) {
+        mc_error(ps, line, "bad job name '%s' (no '/', not . or ..)", f[0]);
+        return -1;
+    }
+    if (strcmp(f[2], "-") != 0) {
+        mc_error(ps, line, "job '%s': the private column must be '-' (a job has no socket)",
+                 f[0]);
+        return -1;
+    }
+    if ((svc->wakeup = mc_number(f[3])) <= 0) {
+        mc_error(ps, line, "job '%s': the wakeup column must be its period in seconds"
+                 " (more than 0), not '%s'", f[0], f[3]);
+        return -1;
+    }
+    if (strcmp(f[4], "-") != 0 && strcmp(f[4], "1") != 0) {
+        mc_error(ps, line, "job '%s': the process limit must be '-' or 1 (a job never runs"
+                 " twice at once), not '%s'", f[0], f[4]);
+        return -1;
+    }
+    svc->maxproc = 1;
+    if (strcmp(f[5], "-") == 0 || strchr(f[5], '/') || strcmp(f[5], ".") == 0
+        || strcmp(f[5], "..") == 0) {
+        mc_error(ps, line, "bad command '%s': a program name in command_directory,"
+                 " without '/'", f[5]);
+        return -1;
+    }
+    return mc_add(ps, line, f, nf, svc);
+}
+
+const char *master_svc_type_name(enum master_svc_type type)
+{
+    return type == MASTER_SVC_INET ? "inet" : type == MASTER_SVC_UNIX ? "unix" : "job";
+}
+
 /* Check one entry's columns and add it to the table; 0 or -1 (reported). */
 static int mc_entry(struct mc_parser *ps, int line, char **f, int nf)
 {
     static const char *const colname[] = {
         "service", "type", "private", "wakeup", "maxproc", "command",
     };
-    struct master_conf *mc = ps->mc;
     struct master_svc svc = {.line = line};
     const char *why;
 
@@ -189,8 +249,10 @@ static int mc_entry(struct mc_parser *ps, int line, char **f, int nf)
         svc.type = MASTER_SVC_INET;
     } else if (strcmp(f[1], "unix") == 0) {
         svc.type = MASTER_SVC_UNIX;
+    } else if (strcmp(f[1], "job") == 0) {
+        svc.type = MASTER_SVC_JOB;
     } else {
-        mc_error(ps, line, "unknown service type '%s' (expected inet or unix)", f[1]);
+        mc_error(ps, line, "unknown service type '%s' (expected inet, unix or job)", f[1]);
         return -1;
     }
     if (svc.type == MASTER_SVC_INET && (why = mc_check_inet(f[0])) != NULL) {
@@ -204,6 +266,8 @@ static int mc_entry(struct mc_parser *ps, int line, char **f, int nf)
                  " private/ or public/ (no '/', not . or ..)", f[0]);
         return -1;
     }
+    if (svc.type == MASTER_SVC_JOB)
+        return mc_job(ps, line, f, nf, &svc);
     if (strcmp(f[2], "-") == 0 || strcmp(f[2], "y") == 0) {
         svc.private_socket = svc.type == MASTER_SVC_UNIX;
         if (svc.type == MASTER_SVC_INET && f[2][0] == 'y') {
@@ -236,21 +300,7 @@ static int mc_entry(struct mc_parser *ps, int line, char **f, int nf)
     for (int k = 6; k < nf && strcmp(f[k], "--") != 0; k++)   /* options end at -- */
         if (strcmp(f[k], "-o") == 0 && mc_check_override(ps, line, k + 1 < nf ? f[++k] : NULL) < 0)
             return -1;
-    for (size_t k = 0; k < mc->nsvcs; k++) {
-        if (mc->svcs[k].type == svc.type && strcmp(mc->svcs[k].name, f[0]) == 0) {
-            mc_error(ps, line, "duplicate service '%s' (%s), first defined at line %d",
-                     f[0], f[1], mc->svcs[k].line);
-            return -1;
-        }
-    }
-    svc.name = xstrdup(f[0]);
-    svc.argc = nf - 5;
-    svc.argv = xcalloc((size_t)svc.argc + 1, sizeof(*svc.argv));
-    for (int k = 0; k < svc.argc; k++)
-        svc.argv[k] = xstrdup(f[5 + k]);
-    mc->svcs = xreallocarray(mc->svcs, mc->nsvcs + 1, sizeof(*mc->svcs));
-    mc->svcs[mc->nsvcs++] = svc;
-    return 0;
+    return mc_add(ps, line, f, nf, &svc);
 }
 
 /* Split one logical line (modified in place) into columns and check it. */

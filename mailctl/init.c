@@ -192,6 +192,12 @@ static char *master_conf_text(const char *daemon_dir, int port_base)
                    svc, s->port ? "inet" : "unix", s->priv, s->wakeup, s->maxproc, s->command);
         free(svc);
     }
+    /* Jobs: master runs them once a period; their programs are in
+     * command_directory (this mailctl's). */
+    buf_printf(b, "\n# jobs: master runs them once a period (the wakeup column)\n"
+               "# DMARC aggregate reports of the days before, at midnight UTC\n"
+               "%-22s %-5s %-7s %-6s %-7s %s\n", "dmarcreport", "job", "-", "86400", "1",
+               "mailctl dmarc report");
     text = buf_steal(b, NULL);
     buf_free(&b);
     return text;
@@ -204,7 +210,7 @@ struct init_opts {
 };
 
 static char *main_conf_text(const struct init_opts *o, const char *dir, const char *etc,
-                            const char *daemon_dir)
+                            const char *daemon_dir, const char *command_dir)
 {
     buf_t *b = buf_new(0);
     char *text;
@@ -221,13 +227,14 @@ static char *main_conf_text(const struct init_opts *o, const char *dir, const ch
         "\n"
         "queue_directory = %s/spool\n"
         "daemon_directory = %s\n"
+        "command_directory = %s\n"
         "maillog_file = %s/log/maillog\n"
         "alias_maps = hash:%s/aliases\n"
         "\n"
         "smtpd_tls_cert_file = %s/tls/cert.pem\n"
         "smtpd_tls_key_file = %s/tls/key.pem\n",
-        o->hostname, o->domain, o->port_base > 0 ? "127.0.0.1" : "all", dir, daemon_dir, dir,
-        etc, etc, etc);
+        o->hostname, o->domain, o->port_base > 0 ? "127.0.0.1" : "all", dir, daemon_dir,
+        command_dir, dir, etc, etc, etc);
     text = buf_steal(b, NULL);
     buf_free(&b);
     return text;
@@ -260,7 +267,7 @@ static char *sibling_daemon_dir(void)
  * it); 0 or -1 with messages. */
 static int write_instance(const struct init_opts *o, const char *dir, int dirfd)
 {
-    char *etc = xasprintf("%s/etc", dir), *daemon_dir = sibling_daemon_dir();
+    char *etc = xasprintf("%s/etc", dir), *daemon_dir = sibling_daemon_dir(), *command_dir = NULL;
     char *tls = xasprintf("%s/tls", etc), *spool = xasprintf("%s/spool", dir);
     char *log = xasprintf("%s/log", dir);
     char *main_text = NULL, *master_text = NULL, *spec = NULL;
@@ -281,7 +288,8 @@ static int write_instance(const struct init_opts *o, const char *dir, int dirfd)
     if ((fd = init_dir(dirfd, log, "log", 0755)) < 0)
         goto out;
     close(fd);
-    main_text = main_conf_text(o, dir, etc, daemon_dir);
+    command_dir = mailctl_self_dir();
+    main_text = main_conf_text(o, dir, etc, daemon_dir, command_dir);
     master_text = master_conf_text(daemon_dir, o->port_base);
     if (write_file(etcfd, etc, "main.conf", 0644, main_text) < 0
         || write_file(etcfd, etc, "master.conf", 0644, master_text) < 0
@@ -305,6 +313,7 @@ out:
     free(spool);
     free(log);
     free(daemon_dir);
+    free(command_dir);
     free(main_text);
     free(master_text);
     free(spec);

@@ -8,6 +8,7 @@
  *   mailctl [-c CONFDIR] newaliases | map [TYPE:]FILE              (maps.c)
  *   mailctl [-c CONFDIR] user add NAME [--password-stdin] | passwd NAME
  *                             [--password-stdin] | del NAME | list  (user.c)
+ *   mailctl [-c CONFDIR] dmarc report [-n] [--day YYYY-MM-DD]       (dmarc.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -163,13 +164,16 @@ static int check_config(int quiet)
         if (!dir_ok)
             rc = -1;
         for (size_t i = 0; i < mc->nsvcs && dir_ok; i++) {
-            char *prog = xasprintf("%s/%s", dd, mc->svcs[i].argv[0]);
+            /* A job's program is one of the commands (mailctl). */
+            const char *dir = mc->svcs[i].type == MASTER_SVC_JOB ? conf_str("command_directory") : dd;
+            char *prog = xasprintf("%s/%s", dir, mc->svcs[i].argv[0]);
 
             if (access(prog, X_OK) < 0) {
-                fprintf(stderr, "%s:%d: service %s: cannot run %s: %s\n", path, mc->svcs[i].line,
+                fprintf(stderr, "%s:%d: %s %s: cannot run %s: %s\n", path, mc->svcs[i].line,
+                        mc->svcs[i].type == MASTER_SVC_JOB ? "job" : "service",
                         mc->svcs[i].name, prog, strerror(errno));
                 rc = -1;
-            } else if (conftrust_program(dd, mc->svcs[i].argv[0], errs) < 0) {
+            } else if (conftrust_program(dir, mc->svcs[i].argv[0], errs) < 0) {
                 fputs(buf_cstr(errs), stderr);
                 buf_reset(errs);
                 rc = -1;
@@ -243,7 +247,9 @@ static _Noreturn void usage(void)
             "  newaliases    build the alias tables of alias_maps\n"
             "  map [TYPE:]FILE  build FILE.db from FILE\n"
             "  user add NAME [--password-stdin] | passwd NAME [--password-stdin] | del NAME | list\n"
-            "                mail passwords (SMTP AUTH) of the host's accounts\n");
+            "                mail passwords (SMTP AUTH) of the host's accounts\n"
+            "  dmarc report [-n] [--day YYYY-MM-DD]\n"
+            "                send the DMARC aggregate reports of the days before today\n");
     exit(2);
 }
 
@@ -256,7 +262,7 @@ int main(int argc, char **argv)
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
         {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
-        {"user", cmd_user},
+        {"user", cmd_user}, {"dmarc", cmd_dmarc},
     };
     int ch;
 

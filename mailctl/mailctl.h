@@ -2,7 +2,7 @@
  * mailctl.h - the parts of mailctl: init.c (new instances), setup.c
  * (accounts and spool directories), control.c (talking to master),
  * tlsgen.c (self-signed certificates), queue.c (the mail queue), maps.c
- * (newaliases, map), user.c (mail passwords),
+ * (newaliases, map), user.c (mail passwords), dmarc.c (DMARC reports),
  * mailctl.c (commands, check).
  */
 #ifndef POSTHORN_MAILCTL_H
@@ -53,6 +53,9 @@ int  maps_aliases_ready(int build);
  * a warning.  -1 (reasons printed) when one is not; strict 0 (mailctl
  * start) prints those as warnings too and returns 0. */
 int  maps_transport_ready(int strict);
+
+/* dmarc.c */
+int  cmd_dmarc(int argc, char **argv);
 
 /* user.c */
 int  cmd_user(int argc, char **argv);

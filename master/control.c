@@ -43,7 +43,7 @@ static void control_status_reply(ipc_msg_t *r)
 
         service_state(svc, &state);
         ipc_put_str(r, svc->name);
-        ipc_put_str(r, svc->type == MASTER_SVC_INET ? "inet" : "unix");
+        ipc_put_str(r, master_svc_type_name(svc->type));
         ipc_put_str(r, svc->command_line);
         ipc_put_str(r, state);
         ipc_put_int(r, svc->maxproc);

@@ -13,8 +13,8 @@
  *   -f  stay in the foreground and also log to stderr
  *
  * Parameters read: config_directory, queue_directory, daemon_directory,
- * maillog_file, inet_interfaces, default_process_limit,
- * service_throttle_time, master_stop_timeout.
+ * command_directory (the programs of jobs), maillog_file, inet_interfaces,
+ * default_process_limit, service_throttle_time, master_stop_timeout.
  *
  * Trust: the configuration directory, main.conf, master.conf,
  * daemon_directory and every program master.conf names must be root's
@@ -65,6 +65,7 @@ static void master_params_free(struct master_params *mp)
     free(mp->config_directory);
     free(mp->queue_directory);
     free(mp->daemon_directory);
+    free(mp->command_directory);
     free(mp->maillog_file);
     free(mp->inet_interfaces);
     memset(mp, 0, sizeof(*mp));
@@ -75,6 +76,7 @@ static void master_params_copy(struct master_params *mp)
     mp->config_directory = xstrdup(conf_str("config_directory"));
     mp->queue_directory = xstrdup(conf_str("queue_directory"));
     mp->daemon_directory = xstrdup(conf_str("daemon_directory"));
+    mp->command_directory = xstrdup(conf_str("command_directory"));
     mp->maillog_file = xstrdup(conf_str("maillog_file"));
     mp->inet_interfaces = xstrdup(conf_str("inet_interfaces"));
     mp->default_process_limit = (int)conf_int("default_process_limit");
@@ -96,7 +98,8 @@ static struct master_conf *master_load(const char *confdir, buf_t *errs)
     path = xasprintf("%s/master.conf", confdir);
     mc = master_conf_load(path, errs);
     free(path);
-    if (mc && conftrust_programs(conf_str("daemon_directory"), mc, errs) < 0)
+    if (mc && conftrust_programs(conf_str("daemon_directory"), conf_str("command_directory"), mc,
+                                 errs) < 0)
         master_conf_free(&mc);
     return mc;
 }
@@ -181,7 +184,7 @@ static void master_stop_expired(event_loop_t *loop, void *arg)
     TAILQ_FOREACH(p, &master_procs, link) {
         msg_warn("process %ld did not stop within %llds: killing it", (long)p->pid,
                  master_params.stop_timeout);
-        kill(p->pid, SIGKILL);
+        kill(p->job ? -p->pid : p->pid, SIGKILL);
     }
 }
 

@@ -19,6 +19,7 @@ struct master_params {
     char      *config_directory;
     char      *queue_directory;
     char      *daemon_directory;
+    char      *command_directory;   /* the programs of jobs */
     char      *maillog_file;
     char      *inet_interfaces;
     int        default_process_limit;
@@ -35,6 +36,7 @@ struct proc {
     time_t           started;
     int              busy;
     int              reported;     /* has sent at least one status record */
+    int              job;          /* a job's process: its own process group */
     TAILQ_ENTRY(proc) link;
 };
 TAILQ_HEAD(proc_list, proc);
@@ -58,7 +60,7 @@ struct service {
     int             polling;       /* master watches listen_fds for demand */
     int             throttled;
     event_timer_t  *throttle_timer;
-    event_timer_t  *wakeup_timer;
+    event_timer_t  *wakeup_timer;  /* a job: its next run */
     event_timer_t  *backoff_timer; /* fork failed: wait before trying again */
     TAILQ_ENTRY(service) link;
 };
@@ -80,6 +82,18 @@ void service_retire(struct service **svcp);
 void service_reap_children(void);
 void service_stop_all(void);
 int  service_state(const struct service *svc, const char **state);
+
+/* In a child about to exec a service or a job: every signal at its
+ * default, none blocked; the environment to give it. */
+void service_child_reset_signals(void);
+char **service_child_environment(void);
+/* Is svc's program (in daemon_directory, a job's in command_directory)
+ * still root's alone?  0, or -1 (logged). */
+int  service_program_trusted(struct service *svc);
+
+/* job.c */
+void job_start(struct service *svc);            /* schedule its first run */
+void job_exited(struct proc *p, int status);    /* log how it ended */
 
 /* listen.c */
 int  listen_open(const struct master_svc *svc, int **fds, int *nfds, buf_t *errs);

@@ -15,7 +15,9 @@
  * replaces a service generation without breaking sessions in progress.
  *
  * Services with a wakeup time are kept running (like Postfix's qmgr): one
- * process is started at once and again whenever it dies.
+ * process is started at once and again whenever it dies.  Jobs (type job)
+ * are not services: job.c runs them once a period and nothing here
+ * starts them again when they end.
  *
  * Throttling: a process that exits abnormally before it ever reported a
  * status failed at start-up (bad program, bad configuration); the service
@@ -43,6 +45,12 @@
 
 static void service_spawn(struct service *svc);
 static void service_throttle(struct service *svc, const char *why);
+
+/* A long-running service master keeps one process of (qmgr, pickup)? */
+static int service_always_on(const struct service *svc)
+{
+    return svc->wakeup && svc->type != MASTER_SVC_JOB;
+}
 
 /* Below the process limit?  For a singleton (maxproc 1, e.g. qmgr, the
  * only mover of queue files) the process of the replaced generation that
@@ -135,7 +143,7 @@ static int high_dup(int fd)
 /* In the child: no signal blocked, every disposition the default, so the
  * service starts as a freshly exec'd program should (master blocks the
  * signals it handles and ignores SIGPIPE; its caller may have done more). */
-static void child_reset_signals(void)
+void service_child_reset_signals(void)
 {
     /* The kernel's struct sigaction: glibc's signal() refuses the signals
      * it reserves for itself (32, 33), yet those too can arrive ignored
@@ -161,7 +169,7 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static char **child_environment(void)
+char **service_child_environment(void)
 {
     static const char *keep[] = {"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TZ=", NULL};
     extern char **environ;
@@ -186,17 +194,18 @@ static void service_backoff_over(event_loop_t *loop, void *arg)
 
     (void)loop;
     svc->backoff_timer = NULL;
-    if (svc->wakeup && svc->nprocs == 0)
+    if (service_always_on(svc) && svc->nprocs == 0)
         service_spawn(svc);
     service_set_polling(svc);
 }
 
 /* Is the program still root's alone, and everything on its way?  It was
  * checked at start or reload, but runs as root every time. */
-static int service_program_trusted(struct service *svc)
+int service_program_trusted(struct service *svc)
 {
     buf_t *errs = buf_new(0);
-    int rc = conftrust_program(master_params.daemon_directory, svc->argv[0], errs);
+    int rc = conftrust_program(svc->type == MASTER_SVC_JOB ? master_params.command_directory
+                               : master_params.daemon_directory, svc->argv[0], errs);
 
     if (rc < 0) {
         buf_truncate(errs, errs->len - (errs->len && errs->data[errs->len - 1] == '\n'));
@@ -232,7 +241,7 @@ static void service_spawn(struct service *svc)
         int status_fd, trigger_fd, *lfds, n = 0;
 
         msg_fatal_hook(NULL);       /* master's clean-up is not ours to run */
-        child_reset_signals();
+        service_child_reset_signals();
         setsid();                   /* no controlling terminal (start -f) */
         status_fd = high_dup(svc->status_wr);
         trigger_fd = high_dup(svc->trigger_rd);
@@ -259,7 +268,7 @@ static void service_spawn(struct service *svc)
         for (int i = 1; i < svc->argc; i++)
             argv[n++] = svc->argv[i];
         argv[n] = NULL;
-        execve(path, argv, child_environment());
+        execve(path, argv, service_child_environment());
         msg_warn("service %s: cannot execute %s: %s", svc->name, path, strerror(errno));
         _exit(127);
     }
@@ -283,7 +292,7 @@ static void service_unthrottle(event_loop_t *loop, void *arg)
     svc->throttle_timer = NULL;
     svc->throttled = 0;
     msg_info("service %s: throttle time is over, starting again", svc->name);
-    if (svc->wakeup && svc->nprocs == 0)
+    if (service_always_on(svc) && svc->nprocs == 0)
         service_spawn(svc);
     service_set_polling(svc);
 }
@@ -329,12 +338,15 @@ static void proc_exited(struct proc *p, int status)
     if (svc == NULL) {
         struct service *now;
 
-        msg_debug("retired process %ld: %s", (long)p->pid, how);
+        if (p->job)
+            job_exited(p, status);
+        else
+            msg_debug("retired process %ld: %s", (long)p->pid, how);
         /* The service that replaced it may now start its own process. */
         TAILQ_FOREACH(now, &master_services, link) {
             if (strcmp(now->key, p->key) == 0 && now->nretired > 0) {
                 now->nretired--;
-                if (now->wakeup && now->nprocs == 0 && !master_stopping)
+                if (service_always_on(now) && now->nprocs == 0 && !master_stopping)
                     service_spawn(now);
                 service_set_polling(now);
                 break;
@@ -345,6 +357,10 @@ static void proc_exited(struct proc *p, int status)
     svc->nprocs--;
     if (!p->busy)
         svc->navail--;
+    if (svc->type == MASTER_SVC_JOB) {
+        job_exited(p, status);
+        return;
+    }
     if (abnormal)
         msg_warn("service %s: process %ld (%s) %s", svc->name, (long)p->pid, svc->argv[0], how);
     else
@@ -355,7 +371,7 @@ static void proc_exited(struct proc *p, int status)
     if (!master_stopping
         && (!p->reported || (abnormal && svc->wakeup && time(NULL) - p->started < 2)))
         service_throttle(svc, "failed at start-up");
-    else if (svc->wakeup && svc->nprocs == 0 && !master_stopping)
+    else if (service_always_on(svc) && svc->nprocs == 0 && !master_stopping)
         service_spawn(svc);
     service_set_polling(svc);
 }
@@ -412,7 +428,7 @@ int service_table_build(struct master_conf *mc, struct service_list *out,
         struct service *svc = xcalloc(1, sizeof(*svc)), *o;
         buf_t *cmd = buf_new(0);
 
-        svc->key = xasprintf("%s:%s", ms->type == MASTER_SVC_INET ? "inet" : "unix", ms->name);
+        svc->key = xasprintf("%s:%s", master_svc_type_name(ms->type), ms->name);
         svc->name = xstrdup(ms->name);
         svc->type = ms->type;
         svc->private_socket = ms->private_socket;
@@ -442,7 +458,8 @@ int service_table_build(struct master_conf *mc, struct service_list *out,
             o->nlisten = 0;
             for (int l = 0; l < svc->nlisten; l++)
                 event_del_fd(master_loop, svc->listen_fds[l]);
-        } else if (listen_open(ms, &svc->listen_fds, &svc->nlisten, errs) < 0) {
+        } else if (ms->type != MASTER_SVC_JOB
+                   && listen_open(ms, &svc->listen_fds, &svc->nlisten, errs) < 0) {
             goto fail;
         }
     }
@@ -496,7 +513,9 @@ void service_table_start(struct service_list *list)
         for (int i = 0; i < svc->nlisten; i++)
             event_add_fd(master_loop, svc->listen_fds[i], 0, service_on_demand, svc);
         service_set_polling(svc);
-        if (svc->wakeup) {
+        if (svc->type == MASTER_SVC_JOB) {
+            job_start(svc);
+        } else if (svc->wakeup) {
             service_spawn(svc);
             svc->wakeup_timer = event_add_timer(master_loop, svc->wakeup * 1000LL,
                                                 service_on_wakeup, svc);
@@ -542,8 +561,9 @@ void service_stop_all(void)
         TAILQ_REMOVE(&master_services, svc, link);
         service_retire(&svc);
     }
+    /* A job is a process group of its own (it may run sendmail). */
     TAILQ_FOREACH(p, &master_procs, link)
-        kill(p->pid, SIGTERM);
+        kill(p->job ? -p->pid : p->pid, SIGTERM);
 }
 
 int service_state(const struct service *svc, const char **state)

@@ -28,7 +28,7 @@ static void check_table(const struct master_conf *mc)
         for (int a = 0; a < s->argc; a++)
             if (s->argv[a] == NULL)
                 fuzz_fail("service %s: argv[%d] is NULL", s->name, a);
-        if (s->type != MASTER_SVC_INET && s->type != MASTER_SVC_UNIX)
+        if (s->type != MASTER_SVC_INET && s->type != MASTER_SVC_UNIX && s->type != MASTER_SVC_JOB)
             fuzz_fail("service %s: type %d", s->name, (int)s->type);
         if (strchr(s->argv[0], '/') || strcmp(s->argv[0], "-") == 0
             || strcmp(s->argv[0], ".") == 0 || strcmp(s->argv[0], "..") == 0)
@@ -38,6 +38,9 @@ static void check_table(const struct master_conf *mc)
             fuzz_fail("unix service '%s' accepted", s->name);
         if (s->type == MASTER_SVC_INET && s->private_socket)
             fuzz_fail("inet service %s is private", s->name);
+        if (s->type == MASTER_SVC_JOB && (s->wakeup <= 0 || s->maxproc != 1 || s->private_socket
+                                          || strchr(s->name, '/')))
+            fuzz_fail("job %s: period %d, limit %d accepted", s->name, s->wakeup, s->maxproc);
         if (s->wakeup < 0 || s->maxproc < -1)
             fuzz_fail("service %s: wakeup %d maxproc %d", s->name, s->wakeup, s->maxproc);
         if (i > 0 && s->line <= mc->svcs[i - 1].line)

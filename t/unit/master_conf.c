@@ -173,9 +173,9 @@ static void test_columns(void)
           " wakeup maxproc command [args...])", "five columns");
     fails("x unix y\n", 1, "missing wakeup column (expected: service type private wakeup"
           " maxproc command [args...])", "three columns");
-    fails("x tcp y - - cmd\n", 1, "unknown service type 'tcp' (expected inet or unix)",
+    fails("x tcp y - - cmd\n", 1, "unknown service type 'tcp' (expected inet, unix or job)",
           "bad type");
-    fails("x UNIX y - - cmd\n", 1, "unknown service type 'UNIX' (expected inet or unix)",
+    fails("x UNIX y - - cmd\n", 1, "unknown service type 'UNIX' (expected inet, unix or job)",
           "type is case-sensitive");
     fails("x unix q - - cmd\n", 1, "bad private column 'q' (expected y, n or -)", "bad private");
     fails("smtp inet y - - smtpd\n", 1,
@@ -299,7 +299,7 @@ static void test_structure(void)
               "e unix y - - /e\n"
               "f unix y - - f\n");
     ok(mc == NULL, "several bad entries: fails");
-    want = xasprintf("%s:2: unknown service type 'tcp' (expected inet or unix)\n"
+    want = xasprintf("%s:2: unknown service type 'tcp' (expected inet, unix or job)\n"
                      "%s:4: bad wakeup time 'x' (expected seconds or -)\n"
                      "%s:6: bad command '/e': a program name in daemon_directory,"
                      " without '/'\n", path, path, path);
@@ -363,6 +363,43 @@ static void test_long_line(void)
     buf_free(&b);
 }
 
+/* Jobs: a period, one at a time, no socket, a program without '/'. */
+static void test_jobs(void)
+{
+    struct master_conf *mc = load("dmarcreport job - 86400 1 mailctl dmarc report\n"
+                                  "hourly job - 3600 - mailctl -v dmarc report -n\n"
+                                  "dmarcreport unix y - - cleanup\n");
+
+    ok(mc != NULL && mc->nsvcs == 3, "two jobs and a unix service of a job's name parse");
+    if (mc && mc->nsvcs == 3) {
+        const char *const want[] = {"mailctl", "dmarc", "report", NULL};
+        const char *const want2[] = {"mailctl", "-v", "dmarc", "report", "-n", NULL};
+
+        is_int(mc->svcs[0].type, MASTER_SVC_JOB, "  type job");
+        is_int(mc->svcs[0].wakeup, 86400, "  its period");
+        is_int(mc->svcs[0].maxproc, 1, "  one at a time");
+        ok(argv_is(&mc->svcs[0], want), "  its command");
+        is_int(mc->svcs[1].maxproc, 1, "  '-' is one at a time too");
+        ok(argv_is(&mc->svcs[1], want2), "  arguments like -v and -n are the job's own");
+        is_str(master_svc_type_name(mc->svcs[0].type), "job", "  named job");
+    }
+    master_conf_free(&mc);
+    fails("j job - - 1 mailctl\n", 1, "job 'j': the wakeup column must be its period in"
+          " seconds (more than 0), not '-'", "a job without a period");
+    fails("j job - 0 1 mailctl\n", 1, "job 'j': the wakeup column must be its period in"
+          " seconds (more than 0), not '0'", "a job of period 0");
+    fails("j job y 60 1 mailctl\n", 1, "job 'j': the private column must be '-' (a job has"
+          " no socket)", "a private job");
+    fails("j job - 60 2 mailctl\n", 1, "job 'j': the process limit must be '-' or 1 (a job"
+          " never runs twice at once), not '2'", "a job of two processes");
+    fails("j job - 60 1 /usr/sbin/mailctl\n", 1, "bad command '/usr/sbin/mailctl': a program"
+          " name in command_directory, without '/'", "a job's program with a path");
+    fails("a/b job - 60 1 mailctl\n", 1, "bad job name 'a/b' (no '/', not . or ..)",
+          "a job's name with '/'");
+    fails("j job - 60 1 mailctl\nj job - 70 1 mailctl\n", 2,
+          "duplicate service 'j' (job), first defined at line 1", "a job twice");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/posthorn-mconf.XXXXXX";
@@ -381,6 +418,7 @@ int main(void)
     test_structure();
     test_nul();
     test_long_line();
+    test_jobs();
 
     unlink(path);
     rmdir(dir);
