@@ -279,4 +279,7 @@ posthorn.reap()
 ok(not posthorn.alive(last) and not any(posthorn.alive(k) for k in kids),
    "master's stop ended the job and what it started")
 ok(not problems(inst), "no process failed") or diag("\n".join(problems(inst)))
+ok(re.search(r"job dmarcreport: process \d+ done", log)
+   and not re.search(r"job dmarcreport: process \d+ (failed|killed)", inst.log()),
+   "every run of the report job ended well") or diag(inst.log()[-3000:])
 done()
