@@ -141,6 +141,7 @@ for f in ("main.conf", "master.conf", "aliases"):
     shutil.copy(os.path.join(posthorn.TOP, "etc", f), ship)
 with open(os.path.join(ship, "main.conf"), "a") as f:
     f.write("daemon_directory = %s\n" % os.path.join(posthorn.BUILD, "libexec", "posthorn"))
+    f.write("command_directory = %s\n" % os.path.join(posthorn.BUILD, "sbin"))
 r = mailctl("-c", ship, "check")
 is_(r.returncode, 0, "the default etc/ configuration checks cleanly")
 diag(r.stderr)

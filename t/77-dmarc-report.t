@@ -22,7 +22,8 @@ the limit is not sent to that URI (logged), one under it is.  The
 malformed line is logged as PATH:LINE and the rest reported.  The
 reports go out as check_user (pickup's uid=), with the null sender.
 Afterwards history-D is done-D, today's file untouched, and later runs
-send nothing more.  Jobs: their output is logged line by line; one still
+send nothing more.  The command runs as check_user (/proc/PID/status, the
+uids, gids and groups, while it is blocked writing -n's output).  Jobs: their output is logged line by line; one still
 running when its next period comes is not started again; master's stop
 ends it and what it started.
 Skips without nsd, xmllint or root."""
@@ -155,6 +156,19 @@ has(r.stderr, "history-%s:6: not a history line" % D, "the malformed line is rep
 ok(os.listdir(os.path.join(inst.spool, "maildrop")) == [], "-n queues nothing")
 ok(os.path.exists(hist) and not os.path.exists(os.path.join(dmarc, "done-" + D)),
    "-n renames nothing")
+# The privilege drop, seen from outside: -n's output (big.test's XML is
+# far more than a pipe holds) blocks it in write() until we read.
+p = subprocess.Popen([posthorn.MAILCTL, "-c", inst.etc, "dmarc", "report", "-n"],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+inst.known_pids.add(p.pid)
+seen = inst.wait_for(lambda: posthorn.alive(p.pid)
+                     and posthorn.proc_status(p.pid).get("Uid", ["0"])[0] != "0"
+                     and posthorn.proc_status(p.pid), timeout=10) or {}
+is_(seen.get("Uid"), [str(check.pw_uid)] * 4, "the report runs as check_user (all four uids)")
+is_(seen.get("Gid"), [str(check.pw_gid)] * 4, "  with its group (all four gids)")
+is_(seen.get("Groups"), [str(check.pw_gid)], "  and no other group")
+out = p.communicate(timeout=60)[0]
+ok(p.returncode == 0 and out.count(b"<feedback>") == 3, "  and prints three reports")
 r = inst.mailctl("dmarc", "report", "--day", "2020-13-01")
 is_(r.returncode, 2, "--day with a bad date is a usage error")
 r = inst.mailctl("dmarc", "report", "--day", time.strftime("%Y-%m-%d", time.gmtime(today)))
@@ -265,4 +279,7 @@ posthorn.reap()
 ok(not posthorn.alive(last) and not any(posthorn.alive(k) for k in kids),
    "master's stop ended the job and what it started")
 ok(not problems(inst), "no process failed") or diag("\n".join(problems(inst)))
+ok(re.search(r"job dmarcreport: process \d+ done", log)
+   and not re.search(r"job dmarcreport: process \d+ (failed|killed)", inst.log()),
+   "every run of the report job ended well") or diag(inst.log()[-3000:])
 done()
