@@ -38,7 +38,7 @@ HARDEN_LDFLAGS = -Wl,-z,relro,-z,now
 ALLCFLAGS  = $(OPT) $(SAN) $(HARDEN_CFLAGS) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS)
 # --as-needed: a program records only the libraries it calls, so smtpd
 # does not load libspf2 or libopendkim, which only checkd and cleanup use.
-LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lspf2 -lopendkim -lopendmarc \
+LDLIBS     = -lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lspf2 -lopendkim \
              -lpsl -lidn2 -lseccomp -lz
 LDFLAGS   += $(SAN) $(HARDEN_LDFLAGS) -Wl,--as-needed
 
@@ -47,7 +47,7 @@ LIB_OBJ    = $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIBA       = $(B)/obj/libposthorn.a
 
 # Daemons (installed into libexec) and admin commands (installed into sbin).
-DAEMONS    = $(filter $(patsubst %/,%,$(wildcard */)),master smtpd submission cleanup qmgr pickup showq smtp local authd pop3d imapd lookupd anvil)
+DAEMONS    = $(filter $(patsubst %/,%,$(wildcard */)),master smtpd submission cleanup qmgr pickup showq smtp local authd pop3d imapd lookupd anvil checkd)
 COMMANDS   = $(filter $(patsubst %/,%,$(wildcard */)),mailctl sendmail)
 DAEMON_BIN = $(DAEMONS:%=$(B)/libexec/posthorn/%)
 CMD_BIN    = $(COMMANDS:%=$(B)/sbin/%)

@@ -383,9 +383,11 @@ static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char
 
         header_received(rcv, r, idbuf, time(NULL));
         /* smtpd's checks (checkd), under our Received: */
-        if (cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS))
-            buf_printf(rcv, "Authentication-Results: %s\r\n",
-                       cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS));
+        if (cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS)) {
+            buf_append_str(rcv, "Authentication-Results: ");
+            authres_fold(rcv, cleanup_request_get_attr(r, QUEUE_ATTR_AUTH_RESULTS));
+            buf_append_str(rcv, "\r\n");
+        }
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }

@@ -79,10 +79,12 @@ void authres_add(buf_t *b, const char *method, const char *result, const char *c
     const char *name, *value;
     va_list ap;
 
-    buf_printf(b, ";\r\n\t%s=%s", method, result);
+    buf_printf(b, "; %s=%s", method, result);
     if (comment && *comment) {
+        size_t n = 0;
+
         buf_append_str(b, " (");
-        for (const char *p = comment; *p; p++) {
+        for (const char *p = comment; *p && n < AUTHRES_COMMENT_MAX; p++, n++) {
             unsigned char c = (unsigned char)*p;
 
             if (c < 32 || c == 127)
@@ -106,9 +108,36 @@ void authres_add(buf_t *b, const char *method, const char *result, const char *c
 
 void authres_end(buf_t *b)
 {
-    /* Only authres_add() writes a line break (values lose their controls). */
-    if (strstr(buf_cstr(b), ";\r\n\t") == NULL)
+    /* The authserv-id is a host name: the first ';' is authres_add()'s. */
+    if (memchr(b->data, ';', b->len) == NULL)
         buf_append_str(b, "; none");
+}
+
+/* Does s start "METHOD=" (a method name of RFC 8601 2.2)? */
+static bool authres_method_at(const char *s)
+{
+    const char *p = s;
+
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+           || *p == '-' || *p == '_')
+        p++;
+    return p > s && *p == '=';
+}
+
+void authres_fold(buf_t *out, const char *value)
+{
+    const char *p = value, *semi;
+
+    while ((semi = strstr(p, "; ")) != NULL) {
+        if (authres_method_at(semi + 2)) {
+            buf_append(out, p, (size_t)(semi + 1 - p));
+            buf_append_str(out, "\r\n\t");
+        } else {
+            buf_append(out, p, (size_t)(semi + 2 - p));
+        }
+        p = semi + 2;
+    }
+    buf_append_str(out, p);
 }
 
 /* Skip white space, folding and (nested) comments from *i. */

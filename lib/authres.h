@@ -5,10 +5,12 @@
  *
  * Building: authres_begin() puts the authserv-id (myhostname) into an
  * empty buffer; authres_add() appends one method result as
- *   ";\r\n\tMETHOD=RESULT (COMMENT) PTYPE.PROP=VALUE ..."
- * (the comment is optional; properties are name/value pairs ending with
- * NULL); authres_end() appends "; none" when no method was added.  The
- * result is a field value folded with CRLF TAB and no final CRLF.
+ *   "; METHOD=RESULT (COMMENT) PTYPE.PROP=VALUE ..."
+ * (the comment is optional, cut at AUTHRES_COMMENT_MAX bytes; properties
+ * are name/value pairs ending with NULL); authres_end() appends "; none"
+ * when no method was added.  The value is one line without control
+ * characters (it travels as a queue file attribute); authres_fold()
+ * writes it for the header, a line per method (CRLF TAB before each).
  * Comments have '(', ')' and '\' quoted and control characters dropped;
  * a value that is neither a token nor local-part@domain of atoms is given
  * as a quoted-string, so nothing a sender chose can break the field.
@@ -30,6 +32,10 @@ void authres_begin(buf_t *b, const char *authserv_id);
 void authres_add(buf_t *b, const char *method, const char *result, const char *comment, ...)
     __attribute__((sentinel));
 void authres_end(buf_t *b);
+/* Append value folded before each "METHOD=" that follows "; ". */
+void authres_fold(buf_t *out, const char *value);
+
+#define AUTHRES_COMMENT_MAX 200
 /* Append s as an RFC 8601 value (a token as it is, else quoted). */
 void authres_value(buf_t *b, const char *s);
 

@@ -28,8 +28,8 @@
  *     int dmarc (CHECK_DMARC_*), int disposition (CHECK_DISPOSITION_*:
  *     what the sender's policy asks, pct applied), str policy_domain ("" if
  *     no policy), str auth_results (the Authentication-Results field's
- *     value, RFC 8601, folded with CRLF TAB, no final CRLF, starting with
- *     the authserv-id), str comment (a short reason for logs and the
+ *     value, RFC 8601, one line, starting with the authserv-id; cleanup
+ *     folds it, lib/authres), str comment (a short reason for logs and the
  *     refusal text).
  *
  * The code here encodes and decodes both directions; decoders check every

@@ -285,8 +285,9 @@ const struct conf_param conf_params[] = {
     {"srs_enable", CONF_BOOL, "yes", NOB,
      "rewrite the envelope sender (SRS) of mail an alias or .forward sends to another domain, "
      "and route bounces to such addresses back", NULL},
-    {"srs_domain", CONF_STR, "$mydomain", NOB,
-     "domain of the SRS addresses; must be in mydestination or virtual_alias_domains", NULL},
+    {"srs_domain", CONF_STR, "$myhostname", NOB,
+     "domain of the SRS addresses; must be in mydestination or virtual_alias_domains (the "
+     "default, the host's name, always is)", NULL},
     {"srs_secret_file", CONF_STR, "$config_directory/srs.secret", NOB,
      "the SRS secrets, one a line, the first signs (root's, 0600; mailctl start makes it)",
      NULL},
@@ -381,6 +382,28 @@ const struct conf_param conf_params[] = {
      "DS or DNSKEY records DNSSEC validation starts from (empty or missing: no validation)", NULL},
     {"dns_query_timeout", CONF_TIME, "10s", 1, 600,
      "longest wait for one DNS answer before the lookup fails temporarily", NULL},
+
+    /* Sender authentication of inbound mail (checkd). */
+    {"smtpd_mail_authentication", CONF_BOOL, "yes", NOB,
+     "smtpd: check SPF, DKIM and DMARC of mail from outside (not from mynetworks, not from a "
+     "client that logged in) in checkd, and add one Authentication-Results field", NULL},
+    {"smtpd_check_timeout", CONF_TIME, "60s", 1, 3600,
+     "smtpd: longest wait for checkd's answer; then the checks are temperror and the mail is "
+     "accepted", NULL},
+    {"spf_reject_fail", CONF_BOOL, "no", NOB,
+     "smtpd: refuse a recipient (550 5.7.23) when the SPF result of MAIL FROM is fail (-all); "
+     "no: only record it", NULL},
+    {"dmarc_reject", CONF_BOOL, "yes", NOB,
+     "smtpd: refuse at end of data (550 5.7.1) mail that fails DMARC under p=reject (no: it goes "
+     "to the recipient's Junk folder instead)", NULL},
+    {"dmarc_quarantine", CONF_BOOL, "yes", NOB,
+     "deliver mail that fails DMARC under p=quarantine into the recipient's Junk folder "
+     "(Maildir++ .Junk/); no: into the inbox", NULL},
+    {"dmarc_public_suffix_list", CONF_STR, "/usr/share/publicsuffix/public_suffix_list.dat", NOB,
+     "checkd: the public suffix list that decides organizational domains (RFC 7489 3.2)", NULL},
+    {"dkim_verify_max_signatures", CONF_INT, "10", 1, 100,
+     "checkd: most DKIM signatures of one message that are verified (the rest are reported as "
+     "policy)", NULL},
 };
 
 const size_t conf_nparams = sizeof(conf_params) / sizeof(conf_params[0]);

@@ -44,7 +44,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libpsl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +56,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "dmarc.h"
 #include "dmarchist.h"
 #include "dmarcreport.h"
 #include "dns.h"
@@ -86,25 +86,6 @@ struct dmarc_read {
     const char    *path;
     unsigned long  other_days;
 };
-
-/* The organizational domain of name (RFC 7489 section 3.2) through the
- * public suffix list: the registrable domain, or name itself when it is a
- * public suffix or the list does not know it.  Fresh string. */
-static char *dmarc_org_domain(const char *name)
-{
-    static psl_ctx_t *psl;
-    const char *reg;
-    char *lower = xstrdup(name);
-
-    for (char *p = lower; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    if (psl == NULL && (psl = psl_latest(NULL)) == NULL)
-        psl = (psl_ctx_t *)psl_builtin();
-    reg = psl ? psl_registrable_domain(psl, lower) : NULL;
-    if (reg && reg != lower)
-        memmove(lower, reg, strlen(reg) + 1);
-    return lower;
-}
 
 /* Does a TXT record of txt start with the DMARC version tag? */
 static int dmarc_is_v1(const char *txt)
@@ -417,6 +398,7 @@ static long long *dmarc_scan(struct dmarc_run *run, long long today, long long o
 static int dmarc_setup(struct dmarc_run *run, int *qfd)
 {
     const char *user = conf_str("check_user"), *spool = conf_str("queue_directory");
+    const char *why = NULL;
     struct dns_settings ds;
     struct stat st;
     gid_t gid;
@@ -431,6 +413,10 @@ static int dmarc_setup(struct dmarc_run *run, int *qfd)
     }
     if ((*qfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         fprintf(stderr, "mailctl: cannot open queue_directory %s: %s\n", spool, strerror(errno));
+        return -1;
+    }
+    if (dmarc_init(conf_str("dmarc_public_suffix_list"), &why) < 0) {
+        fprintf(stderr, "mailctl: dmarc_public_suffix_list: %s\n", why);
         return -1;
     }
     ds.forwarders = conf_str("dns_forwarders");

@@ -72,7 +72,7 @@ first_secret = open(SECRET).read() if st else ""
 ok(re.fullmatch(r"[0-9a-f]{64}\n", first_secret), "32 random bytes as 64 hex digits")
 like(inst.log(), "created the SRS secret file %s" % SECRET, "and said so")
 
-SRS0 = re.compile(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=sender\.test=alice@example\.test")
+SRS0 = re.compile(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=sender\.test=alice@mail\.example\.test")
 
 
 def message_to(rcpt, subject, sender=None):
@@ -100,7 +100,7 @@ inst.send("alice@sender.test", "fwd@example.test", "srs alias")
 m = message_to("someone@remote.test", "srs alias")
 ok(m is not None, "the alias's copy reaches the remote server")
 srs_addr = m["from"] if m else ""
-ok(SRS0.fullmatch(srs_addr), "with MAIL FROM:<SRS0=HHHH=TT=sender.test=alice@example.test>: %s"
+ok(SRS0.fullmatch(srs_addr), "with MAIL FROM:<SRS0=HHHH=TT=sender.test=alice@mail.example.test>: %s"
    % srs_addr)
 ok(re.search(r"forwarded to someone@remote\.test as \S+, sender rewritten to %s"
              % re.escape(srs_addr), inst.log()), "local logs the rewrite")
@@ -118,13 +118,13 @@ like(inst.log(), "SRS: <%s> routed back to <alice@sender.test>" % srs_addr, "cle
 ok(re.search(r"to=<alice@sender\.test>, orig_to=<%s>" % re.escape(srs_addr), inst.log()),
    "the SRS address is the original recipient (orig_to=)")
 
-code, text = rcpt(srs_addr.split("@")[0].lower() + "@example.test")
+code, text = rcpt(srs_addr.split("@")[0].lower() + "@mail.example.test")
 is_(code, 250, "the SRS address lower-cased is accepted too") or diag(text)
 broken = srs_addr[:5] + ("A" if srs_addr[5] != "A" else "B") + srs_addr[6:]
 code, text = rcpt(broken)
 is_(code, 550, "an SRS address with a broken hash is refused at RCPT") or diag(text)
 like(text, "5.1.1", "as an unknown user (5.1.1)")
-code, text = rcpt("SRS1=abcd=first.test==xyzw=AB=orig.test=bob@example.test")
+code, text = rcpt("SRS1=abcd=first.test==xyzw=AB=orig.test=bob@mail.example.test")
 is_(code, 550, "so is an SRS1 address that does not check out") or diag(text)
 elsewhere = "SRS0=abcd=AB=orig.test=bob@elsewhere.test"
 inst.send("", elsewhere, "srs elsewhere")       # 127.0.0.1 is in mynetworks: relayed
@@ -142,7 +142,7 @@ ok(b, "the remote refuses the forwarded copy: qmgr's bounce goes to the SRS send
 # ---------------------------------------------------------------- .forward
 inst.send("bob@sender.test", "%s@example.test" % fwd_user, "srs dotforward")
 m = message_to("dotforward@remote.test", "srs dotforward")
-ok(m and re.fullmatch(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=sender\.test=bob@example\.test",
+ok(m and re.fullmatch(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=sender\.test=bob@mail\.example\.test",
                       m["from"]), "a ~/.forward to a remote address rewrites the sender too: %s"
    % (m and m["from"]))
 
@@ -160,7 +160,7 @@ other = "SRS0=wxyz=AB=orig.test=dave@first.test"
 inst.send(other, "fwd@example.test", "srs chain")
 m = message_to("someone@remote.test", "srs chain")
 srs1 = m["from"] if m else ""
-ok(re.fullmatch(r"SRS1=[A-Za-z0-9+/]{4}=first\.test==wxyz=AB=orig\.test=dave@example\.test",
+ok(re.fullmatch(r"SRS1=[A-Za-z0-9+/]{4}=first\.test==wxyz=AB=orig\.test=dave@mail\.example\.test",
                 srs1), "an SRS0 sender of first.test becomes SRS1: %s" % srs1)
 s = smtplib.SMTP("127.0.0.1", port, timeout=30)
 s.sendmail("", [srs1], b"Subject: bounce of srs chain\r\n\r\nno\r\n")

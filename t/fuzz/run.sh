@@ -49,7 +49,7 @@ LIBS="-lbsd -ldb -lssl -lcrypto -lunbound -lidn -lidn2 -lcrypt -lspf2 -lopendkim
 
 # Compile with the project's preprocessor flags (paths may hold blanks).
 cc() {
-    $CC $CFLAGS -I"$root/lib" -I"$root/t/lib" -I"$here" -isystem /usr/include/bsd \
+    $CC $CFLAGS -I"$root/lib" -I"$root/t/lib" -I"$here" -isystem /usr/include/bsd -isystem /usr/include/opendkim \
         -DLIBBSD_OVERLAY -D_GNU_SOURCE -DDEF_DAEMON_DIRECTORY='"/x"' \
         -DDEF_CONFIG_DIRECTORY='"/y"' $SAN "$@"
 }

@@ -8,7 +8,7 @@ PACKAGES="
 build-essential pkg-config make perl
 libssl-dev libbsd-dev libdb-dev db-util libcrypt-dev
 libunbound-dev libevent-dev nettle-dev libopendkim-dev libspf2-dev libseccomp-dev libidn-dev
-libopendmarc-dev libpsl-dev libidn2-dev publicsuffix zlib1g-dev libxml2-utils
+libpsl-dev libidn2-dev publicsuffix zlib1g-dev libxml2-utils
 openssl unbound python3 python3-dkim python3-spf python3-dnspython
 nsd ldnsutils dns-root-data
 procps iproute2 netcat-openbsd passwd swaks libnet-ssleay-perl mutt s-nail postfix

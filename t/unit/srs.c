@@ -339,12 +339,12 @@ static void config(const char *dir)
         if (r != 1)
             diag("%s", lwhy);
         if (s) {
-            is_str(srs_domain(s), "example.test", "srs_domain defaults to $mydomain");
+            is_str(srs_domain(s), "mail.example.test", "srs_domain defaults to $myhostname");
             is_int(srs_nsecrets(s), 1, "one secret");
             is_int(srs_forward_sender(s, "alice@sender.test", "bob@remote.test", NOW, &out, &why),
                    1, "a remote sender forwarded to a remote domain is rewritten");
             like(out, "SRS0=", "into SRS0");
-            like(out, "@example.test", "at srs_domain");
+            like(out, "@mail.example.test", "at srs_domain");
             free(out);
             is_int(srs_forward_sender(s, "", "bob@remote.test", NOW, &out, &why), 0,
                    "the null sender is not");
