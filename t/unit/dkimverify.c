@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -95,41 +96,61 @@ static void make_key(int type, struct key *k)
     EVP_PKEY_CTX_free(ctx);
 }
 
-/* The DKIM-Signature field (with CRLF) for header + body. */
+/* The DKIM-Signature field (with CRLF) for header + body, made in a child
+ * process: libopendkim 2.11 leaks the key of every ed25519 signature it
+ * makes (dkim_privkey_load), and the child's _exit() keeps that leak out
+ * of this test's leak check. */
 static char *sign(DKIM_LIB *lib, const struct key *k, int alg, const char *sel,
                   const char *domain, const char *header, const char *body, ssize_t length)
 {
-    DKIM_STAT st;
-    DKIM *d = dkim_sign(lib, (u_char *)"t", NULL, (u_char *)k->pem, (u_char *)sel,
-                        (u_char *)domain, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, alg, length,
-                        &st);
-    const char *p = header, *e;
-    unsigned char *sig = NULL;
-    size_t siglen = 0;
     buf_t *out = buf_new(0);
+    int fds[2], status;
+    pid_t pid;
     char *r;
 
-    if (d == NULL)
+    if (pipe(fds) < 0 || (pid = fork()) < 0)
+        abort();
+    if (pid == 0) {
+        DKIM_STAT st;
+        DKIM *d = dkim_sign(lib, (u_char *)"t", NULL, (u_char *)k->pem, (u_char *)sel,
+                            (u_char *)domain, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, alg,
+                            length, &st);
+        const char *p = header, *e;
+        unsigned char *sig = NULL;
+        size_t siglen = 0;
+
+        close(fds[0]);
+        if (d == NULL)
+            _exit(1);
+        while (*p) {
+            e = strstr(p, "\r\n");
+            while (e && (e[2] == ' ' || e[2] == '\t'))
+                e = strstr(e + 2, "\r\n");
+            dkim_header(d, (u_char *)p, (size_t)(e - p));
+            p = e + 2;
+        }
+        dkim_eoh(d);
+        dkim_body(d, (u_char *)body, strlen(body));
+        dkim_eom(d, NULL);
+        dkim_getsighdr_d(d, strlen("DKIM-Signature: "), &sig, &siglen);
+        buf_append_str(out, "DKIM-Signature: ");
+        for (size_t i = 0; i < siglen; i++) {
+            if (sig[i] == '\n')
+                buf_putc(out, '\r');
+            buf_putc(out, sig[i]);
+        }
+        buf_append_str(out, "\r\n");
+        _exit(write(fds[1], out->data, out->len) == (ssize_t)out->len ? 0 : 1);
+    }
+    close(fds[1]);
+    if (buf_read_all(out, fds[0]) < 0)
+        abort();
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out->len == 0) {
+        buf_free(&out);
         return NULL;
-    while (*p) {
-        e = strstr(p, "\r\n");
-        while (e && (e[2] == ' ' || e[2] == '\t'))
-            e = strstr(e + 2, "\r\n");
-        dkim_header(d, (u_char *)p, (size_t)(e - p));
-        p = e + 2;
     }
-    dkim_eoh(d);
-    dkim_body(d, (u_char *)body, strlen(body));
-    dkim_eom(d, NULL);
-    dkim_getsighdr_d(d, strlen("DKIM-Signature: "), &sig, &siglen);
-    buf_append_str(out, "DKIM-Signature: ");
-    for (size_t i = 0; i < siglen; i++) {
-        if (sig[i] == '\n')
-            buf_putc(out, '\r');
-        buf_putc(out, sig[i]);
-    }
-    buf_append_str(out, "\r\n");
-    dkim_free(d);
     r = buf_steal(out, NULL);
     buf_free(&out);
     return r;
@@ -230,6 +251,7 @@ int main(void)
     table_record = rsa_key.record;
     free(msg);
     free(s1);
+    free(s2);
 
     s1 = sign(lib, &rsa_key, DKIM_SIGN_RSASHA256, "rsa", "sender.test", HDR, BODY,
               (ssize_t)strlen(BODY));
