@@ -10,7 +10,10 @@
  *      rewrite the recipients through virtual_alias_maps (virtual.c);
  *   2. create the queue file in tmp/ (lib/queue), write the envelope, the
  *      client attributes and the recipients;
- *   3. write a Received: header (not for qmgr's bounces), then copy the
+ *   3. DKIM-sign the message if it is ours (signing.c: local submissions,
+ *      logged-in clients, mynetworks, bounces; the keys of its From:
+ *      domain) and write the DKIM-Signature fields first;
+ *      write a Received: header (not for qmgr's bounces), then copy the
  *      content from the client's memfd, counting Received: headers
  *      (hopcount_limit: 554 5.4.6) and noting the Message-ID; the header
  *      of a message from an authenticated client (sasl_username) is
@@ -33,14 +36,17 @@
  * Failure modes: a malformed request is a peer error (logged, connection
  * dropped).  A queue write error answers 451 4.3.0 (452 4.3.1 when the
  * disk is full) and leaves no file behind.  A lost qmgr connection is
- * logged and retried with the next message.
+ * logged and retried with the next message.  A message that should be
+ * signed but cannot be (OpenSSL fails) answers 451 4.3.0.
  *
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
- * virtual_alias_maps (and virtual.c's),
+ * virtual_alias_maps (and virtual.c's), dkim_sign, dkim_key_directory,
+ * mynetworks (signing.c),
  * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -60,6 +66,7 @@
 #include "qmgr_proto.h"
 #include "queue.h"
 #include "server.h"
+#include "signing.h"
 #include "virtual.h"
 #include "xalloc.h"
 
@@ -76,6 +83,7 @@ static void cleanup_pre_init(void)
 {
     gid_t gid;
 
+    signing_init();         /* the DKIM keys are root's: read them now */
     if (privs_lookup(conf_str("network_user"), &cleanup_peer_uids[0], &gid) < 0)
         msg_fatal("network_user account %s does not exist", conf_str("network_user"));
     if (privs_lookup(conf_str("mail_owner"), &cleanup_peer_uids[1], &gid) < 0)
@@ -208,65 +216,74 @@ static void cleanup_maildrop_release(void)
 /* The header fields a message from an authenticated client (one with a
  * sasl_username) lacks, as sendmail adds them to a local submission:
  * From: (the envelope sender, which submission checked is the login's),
- * Date: and Message-ID:, into add; and where the header ends, in *h. */
-static int cleanup_missing_fields(const struct cleanup_request *r, struct msgheader *h,
-                                  buf_t *add)
+ * Date: and Message-ID:, into add. */
+static void cleanup_missing_fields(const struct cleanup_request *r, const struct msgheader *h,
+                                   buf_t *add)
 {
     time_t now = time(NULL);
 
-    if (msgheader_read(r->content_fd, r->content_len, h) < 0)
-        return -1;
     if (msgheader_find(h, "from") == NULL && r->sender[0] != '\0')
         buf_printf(add, "From: <%s>\r\n", r->sender);
     if (msgheader_find(h, "date") == NULL)
         msgheader_put_date(add, now);
     if (msgheader_find(h, "message-id") == NULL)
         msgheader_put_message_id(add, now, conf_str("myhostname"));
-    return 0;
 }
 
-/* Copy the client's content into the queue file, through the header scan;
- * completed (cleanup_missing_fields) for an authenticated client, the
- * fields added at the end of the header as Postfix adds them.  0, or -1
- * with errno. */
+/* Copy the client's content into the queue file, through the header scan,
+ * with the fields in add (if any) at the end of the header h, as Postfix
+ * adds them.  0, or -1 with errno. */
 static int cleanup_copy_content(queue_writer_t *w, const struct cleanup_request *r,
+                                const struct msgheader *h, const buf_t *add,
                                 struct header_scan *hs)
 {
-    struct msgheader h;
-    buf_t *add;
-    int rc = -1;
+    buf_t *lines;
+    int rc;
 
-    if (cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) == NULL)
+    if (add->len == 0)
         return queue_writer_copy_fd(w, r->content_fd, 0, r->content_len, cleanup_observe, hs);
-    add = buf_new(0);
-    if (cleanup_missing_fields(r, &h, add) < 0) {
-        buf_free(&add);
+    if (queue_writer_copy_fd(w, r->content_fd, 0, h->end, cleanup_observe, hs) < 0)
         return -1;
-    }
-    if (queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs) < 0)
-        goto out;
-    if (add->len > 0) {
-        buf_t *lines = buf_new(0);
+    lines = buf_new(0);
+    if (h->unterminated)            /* a header that ends the content without a line end */
+        buf_append(lines, "\r\n", 2);
+    buf_append(lines, add->data, add->len);
+    if (!h->separated && h->end < r->content_len)
+        buf_append(lines, "\r\n", 2);     /* the body began without the empty line */
+    cleanup_observe(hs, lines->data, lines->len);
+    rc = queue_writer_content(w, lines->data, lines->len);
+    buf_free(&lines);
+    if (rc < 0)
+        return -1;
+    return queue_writer_copy_fd(w, r->content_fd, h->end, r->content_len - h->end,
+                                cleanup_observe, hs);
+}
 
-        if (h.unterminated)         /* a header that ends the content without a line end */
-            buf_append(lines, "\r\n", 2);
-        buf_append(lines, add->data, add->len);
-        if (!h.separated && h.end < r->content_len)
-            buf_append(lines, "\r\n", 2);     /* the body began without the empty line */
-        cleanup_observe(hs, lines->data, lines->len);
-        rc = queue_writer_content(w, lines->data, lines->len);
-        buf_free(&lines);
-        if (rc < 0)
-            goto out;
-        rc = -1;
-    }
-    if (queue_writer_copy_fd(w, r->content_fd, h.end, r->content_len - h.end, cleanup_observe,
-                             hs) < 0)
-        goto out;
-    rc = 0;
-out:
-    msgheader_free(&h);
-    buf_free(&add);
+/* The header (into h, *have_h set) when the message needs it: to complete
+ * an authenticated client's (into add) or to sign it; then the
+ * DKIM-Signature fields (signing.c) written first.  0, or -1 with errno. */
+static int cleanup_prepare(queue_writer_t *w, const struct cleanup_request *r, const char *id,
+                           struct msgheader *h, bool *have_h, buf_t *add, char **signed_what)
+{
+    bool sasl = cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) != NULL;
+    bool sign = signing_wanted(r);
+    buf_t *sigs;
+    int rc;
+
+    if (!sasl && !sign)
+        return 0;
+    if (msgheader_read(r->content_fd, r->content_len, h) < 0)
+        return -1;
+    *have_h = true;
+    if (sasl)
+        cleanup_missing_fields(r, h, add);
+    if (!sign)
+        return 0;
+    sigs = buf_new(0);
+    rc = signing_sign(r, h, add, id, sigs, signed_what);
+    if (rc == 0 && sigs->len > 0)
+        rc = queue_writer_content(w, sigs->data, sigs->len);
+    buf_free(&sigs);
     return rc;
 }
 
@@ -277,6 +294,10 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
 {
     long long limit = conf_size("message_size_limit");
     queue_writer_t *w = NULL;
+    struct msgheader h;
+    bool have_h = false;
+    buf_t *add = NULL;
+    char *signed_what = NULL;
     struct stat st;
     int code;
 
@@ -302,8 +323,11 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
     if (queue_writer_open(cleanup_qdir_fd, &w) < 0)
         return cleanup_write_error(errno, dsn, text);
     strlcpy(idbuf, queue_writer_id(w), QUEUE_ID_SIZE);
+    add = buf_new(0);
     if (maildrop_write_envelope(w, r) < 0)
         goto envelope_error;
+    if (cleanup_prepare(w, r, idbuf, &h, &have_h, add, &signed_what) < 0)
+        goto content_error;
     if (!(r->flags & CLEANUP_FLAG_BOUNCE)) {
         buf_t *rcv = buf_new(0);
 
@@ -311,37 +335,51 @@ static int cleanup_write(struct cleanup_request *r, char *idbuf, const char **ds
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }
-    if (cleanup_copy_content(w, r, hs) < 0) {
-        int err = errno;
-
-        queue_writer_abort(&w);
-        if (err == EBADMSG) {
-            *dsn = "4.3.0";
-            *text = "Error: message content is missing";
-            return 451;
-        }
-        msg_warn("%s: queue file write error: %s", idbuf, strerror(err));
-        return cleanup_write_error(err, dsn, text);
-    }
+    if (cleanup_copy_content(w, r, &h, add, hs) < 0)
+        goto content_error;
     if (!(r->flags & CLEANUP_FLAG_BOUNCE)
         && hs->received + 1 > (unsigned)conf_int("hopcount_limit")) {
         queue_writer_abort(&w);
         msg_info("%s: reject: too many hops (%u Received: headers)", idbuf, hs->received + 1);
         *dsn = "5.4.6";
         *text = "Error: too many hops";
-        return 554;
+        code = 554;
+        goto out;
     }
     if (queue_writer_commit(&w) < 0) {
         int err = errno;
 
         msg_warn("%s: cannot commit the queue file: %s", idbuf, strerror(err));
-        return cleanup_write_error(err, dsn, text);
+        code = cleanup_write_error(err, dsn, text);
+        goto out;
     }
     cleanup_maildrop_done(r);
+    if (signed_what)
+        msg_info("%s: DKIM-Signature added (%s)", idbuf, signed_what);
     *dsn = "2.0.0";
     *text = idbuf;
-    return 250;
+    code = 250;
+    goto out;
 
+content_error:
+    {
+        int err = errno;
+
+        queue_writer_abort(&w);
+        if (err == EBADMSG) {
+            *dsn = "4.3.0";
+            *text = "Error: message content is missing";
+            code = 451;
+        } else if (err == EIO) {
+            *dsn = "4.3.0";
+            *text = "Error: cannot DKIM-sign the message";
+            code = 451;
+        } else {
+            msg_warn("%s: queue file write error: %s", idbuf, strerror(err));
+            code = cleanup_write_error(err, dsn, text);
+        }
+        goto out;
+    }
 envelope_error:
     {
         int err = errno;
@@ -350,10 +388,17 @@ envelope_error:
         if (err == EMSGSIZE) {
             *dsn = "5.5.4";
             *text = "Error: envelope field too long";
-            return 554;
+            code = 554;
+        } else {
+            code = cleanup_write_error(err, dsn, text);
         }
-        return cleanup_write_error(err, dsn, text);
     }
+out:
+    if (have_h)
+        msgheader_free(&h);
+    buf_free(&add);
+    free(signed_what);
+    return code;
 }
 
 /* Handle one request from a peer of class peer (uid for the log); 0 to go

@@ -349,6 +349,14 @@ const struct conf_param conf_params[] = {
     {"smtpd_tls_key_file", CONF_STR, "$smtpd_tls_cert_file", NOB,
      "PEM private key of the SMTP server", NULL},
 
+    /* DKIM signing (cleanup; mailctl dkim, dns). */
+    {"dkim_sign", CONF_BOOL, "yes", NOB,
+     "cleanup: DKIM-sign mail from local submitters, SMTP AUTH clients, mynetworks and "
+     "bounces with the keys of dkim_key_directory (no: sign nothing)", NULL},
+    {"dkim_key_directory", CONF_STR, "$config_directory/dkim", NOB,
+     "DKIM private keys as DOMAIN/SELECTOR.key (mailctl dkim keygen): root's, read by cleanup "
+     "before its privilege drop", NULL},
+
     /* DNS (lib/dns, for the programs that look names up). */
     {"dns_forwarders", CONF_STR, "", NOB,
      "recursive DNS servers to ask, as address[@port] (empty: the nameserver lines of "

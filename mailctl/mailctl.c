@@ -8,6 +8,8 @@
  *   mailctl [-c CONFDIR] newaliases | map [TYPE:]FILE              (maps.c)
  *   mailctl [-c CONFDIR] user add NAME [--password-stdin] | passwd NAME
  *                             [--password-stdin] | del NAME | list  (user.c)
+ *   mailctl [-c CONFDIR] dkim keygen [-f] DOMAIN [SELECTOR] | list    (dkim.c)
+ *   mailctl [-c CONFDIR] dns DOMAIN                                    (dns.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -243,7 +245,10 @@ static _Noreturn void usage(void)
             "  newaliases    build the alias tables of alias_maps\n"
             "  map [TYPE:]FILE  build FILE.db from FILE\n"
             "  user add NAME [--password-stdin] | passwd NAME [--password-stdin] | del NAME | list\n"
-            "                mail passwords (SMTP AUTH) of the host's accounts\n");
+            "                mail passwords (SMTP AUTH) of the host's accounts\n"
+            "  dkim keygen [-f] DOMAIN [SELECTOR] | list\n"
+            "                DKIM signing keys: make a domain's, list those cleanup loads\n"
+            "  dns DOMAIN    the DNS records to publish for DOMAIN (MX, SPF, DKIM, DMARC, PTR)\n");
     exit(2);
 }
 
@@ -256,7 +261,7 @@ int main(int argc, char **argv)
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
         {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
-        {"user", cmd_user},
+        {"user", cmd_user}, {"dkim", cmd_dkim}, {"dns", cmd_dns},
     };
     int ch;
 
