@@ -37,7 +37,7 @@
  * dropped).  A queue write error answers 451 4.3.0 (452 4.3.1 when the
  * disk is full) and leaves no file behind.  A lost qmgr connection is
  * logged and retried with the next message.  A message that should be
- * signed but cannot be (OpenSSL fails) answers 451 4.3.0.
+ * signed but cannot be (libopendkim fails) answers 451 4.3.0.
  *
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
  * virtual_alias_maps (and virtual.c's), dkim_sign, dkim_key_directory,

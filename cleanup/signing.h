@@ -14,7 +14,10 @@
  * one From: field, or From: addresses in different domains: not signed
  * (the last two logged).  A message whose body begins without the empty
  * line after the header is not signed either (a verifier would read its
- * first body line as a broken header field).
+ * first body line as a broken header field), nor one that libopendkim,
+ * which makes the signatures, would canonicalize otherwise than RFC 6376
+ * (a bare CR in the body or in a field to be signed, a NUL in such a
+ * field: lib/dkimsign; logged).
  *
  * Interface:
  *   signing_init()        pre_init, as root: load dkim_key_directory
@@ -33,7 +36,7 @@
  * Failure modes: signing_init() never fails (no keys means no signing;
  * a mynetworks that does not parse is fatal, as in smtpd).
  * signing_sign() returns -1 with errno when the content cannot be read
- * (EBADMSG: shorter than its length) or EIO when OpenSSL cannot sign; the
+ * (EBADMSG: shorter than its length) or EIO when libopendkim cannot sign; the
  * caller answers 451 so that no mail of a signing domain leaves unsigned.
  *
  * Parameters: dkim_sign, dkim_key_directory, mynetworks.

@@ -1,34 +1,42 @@
 /*
- * dkimsign - DKIM keys, relaxed canonicalization and DKIM-Signature fields
+ * dkimsign - DKIM keys, and DKIM-Signature fields made by libopendkim
  * (see dkimsign.h).
  *
- * Why not libopendkim for signing: its signing handle takes the key as PEM
- * text and parses it again for every message, and OpenSSL 3's decoder
- * makes that parse cost about as much as the RSA signature itself (0.75
- * ms a key on the development machine); it also hashes the body once per
- * key.  Here a key is parsed once per process and the body is hashed
- * once for all keys.  libopendkim's verifier checks the result in the
- * unit test, python3-dkim in the integration test.
+ * libopendkim does the DKIM work: the canonicalization, the body and
+ * header hashes, the tag list and the signature.  This module keeps the
+ * keys, chooses the fields to sign and the oversigned ones, and turns the
+ * message into the form it has on the wire before libopendkim sees it.
  *
- * The signature is computed as RFC 6376 3.7 and RFC 8463 3 say: H =
- * SHA-256 over the canonicalized signed fields (in h= order, each name
- * taking the bottom-most instance not taken yet) followed by the
- * canonicalized DKIM-Signature field with an empty b= and no final CRLF;
- * RSA signs H with PKCS#1 v1.5 (RSASSA-PKCS1-v1_5 with SHA-256), Ed25519
- * signs the 32 bytes of H with PureEdDSA.  The hashed DKIM-Signature text
- * is the very text emitted, b= last, so a verifier that deletes b='s value
- * (with the folding inside it) sees what was hashed.
+ * Cost (bench/dkim_bench): dkim_sign() takes the key as text and parses
+ * it again for every message; on OpenSSL 3.0 that parse costs about 0.5
+ * ms a key whatever the form (PEM, or the base64 DER dkim_sign also
+ * takes, which only works for RSA: it is recognised by its "MII" prefix),
+ * so the key is kept as PEM, the one form for both algorithms.  Each
+ * handle canonicalizes and hashes the body for itself (libopendkim's
+ * dkim_resign, which would share it, is not compiled into Debian's
+ * library).
+ *
+ * libopendkim 2.11 (Debian's 2.11.0~beta2) leaks with Ed25519: dkim_free()
+ * frees the key a handle loaded (its EVP_PKEY, BIO and output buffer)
+ * only for RSA, so each Ed25519 signature leaves about 470 bytes behind
+ * (t/lib/lsan_opendkim.h).  There is no call to free them through.
+ *
+ * Header fields are handed to dkim_header() without their final line end
+ * (libopendkim's convention).  Only the fields to be signed are handed
+ * over, so an odd field elsewhere (a name with a ';', 8-bit bytes in a
+ * name) cannot make dkim_header() fail.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <opendkim/dkim.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "base64.h"
@@ -36,18 +44,19 @@
 #include "msg.h"
 #include "xalloc.h"
 
-#define DKIMSIGN_FOLD   78      /* fold before a line would pass this column */
-#define DKIMSIGN_OUTBUF 8192    /* canonical body bytes gathered per hash update */
+#define DKIMSIGN_ID       ((const unsigned char *)"posthorn")
+#define DKIMSIGN_SIGHDR   "DKIM-Signature: "
 
 struct dkimsign_key {
-    EVP_PKEY         *pkey;
+    char             *pem;      /* unencrypted PKCS#8 PEM: what dkim_sign() takes */
+    EVP_PKEY         *pkey;     /* for the public key of the TXT record */
     enum dkimsign_alg alg;
     int               bits;
     char             *domain;
     char             *selector;
 };
 
-/* The fields signed; once: listed one extra time (oversigned). */
+/* The fields signed; once: oversigned when present. */
 static const struct {
     const char *name;
     int         once;
@@ -62,20 +71,39 @@ static const struct {
     {"Content-ID", 0}, {"Content-Description", 0},
 };
 #define DKIMSIGN_NFIELDS (sizeof(dkimsign_fields) / sizeof(dkimsign_fields[0]))
+#define DKIMSIGN_FROM    0      /* dkimsign_fields[0] */
 
 struct dkimsign {
-    EVP_MD_CTX   *body;         /* SHA-256 of the canonical body */
-    unsigned char out[DKIMSIGN_OUTBUF];
-    size_t        nout;
-    int           wsp;          /* white space seen in the line, not yet written */
-    int           cr;           /* a CR seen, waiting to see whether LF follows */
-    uint64_t      eols;         /* line ends seen, not yet written */
-    int           any;          /* canonical bytes written */
-    struct {
-        buf_t  **canon;         /* each instance, canonicalized, in header order */
-        size_t   n;
-    } f[DKIMSIGN_NFIELDS];
+    DKIM          **d;          /* one signing handle per key */
+    size_t          n;
+    uint64_t        now;
+    bool            eoh;        /* dkim_eoh done: the body has begun */
+    bool            body;       /* body bytes seen */
+    unsigned char   last;       /* the last body byte */
+    bool            present[DKIMSIGN_NFIELDS];
+    const char     *nosign;     /* why the message cannot be signed */
+    buf_t          *err;        /* libopendkim's first failure, or empty */
 };
+
+/* --------------------------------------------------------- the library */
+
+static DKIM_LIB *dkimsign_lib(void)
+{
+    static DKIM_LIB *lib;
+    static const char *names[DKIMSIGN_NFIELDS + 1];
+
+    if (lib != NULL)
+        return lib;
+    if ((lib = dkim_init(NULL, NULL)) == NULL)
+        msg_fatal("libopendkim: dkim_init failed");
+    for (size_t i = 0; i < DKIMSIGN_NFIELDS; i++)
+        names[i] = dkimsign_fields[i].name;
+    names[DKIMSIGN_NFIELDS] = NULL;
+    if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, names, sizeof(char **))
+        != DKIM_STAT_OK)
+        msg_panic("libopendkim refuses the list of fields to sign");
+    return lib;
+}
 
 /* ---------------------------------------------------------------- keys */
 
@@ -85,15 +113,41 @@ static int dkimsign_no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
+/* Can libopendkim sign with k?  A whole signature of a small message, not
+ * dkim_privkey_load() alone: a handle freed before dkim_eom() would keep
+ * the loaded key (libopendkim 2.11).  NULL, or a static reason. */
+static const char *dkimsign_key_try(const dkimsign_key_t *k)
+{
+    static const char from[] = "From: <postmaster@example.org>";
+    DKIM_STAT st;
+    DKIM *d = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
+                        (const unsigned char *)k->selector, (const unsigned char *)k->domain,
+                        DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
+                        k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
+                                                      : DKIM_SIGN_ED25519SHA256,
+                        -1, &st);
+    const char *why = NULL;
+
+    if (d == NULL)
+        return "libopendkim refuses it (or its domain or selector)";
+    if (dkim_header(d, (unsigned char *)from, sizeof(from) - 1) != DKIM_STAT_OK
+        || dkim_eoh(d) != DKIM_STAT_OK || dkim_eom(d, NULL) != DKIM_STAT_OK)
+        why = "libopendkim cannot sign with it";
+    dkim_free(d);
+    return why;
+}
+
 dkimsign_key_t *dkimsign_key_parse(const char *pem, size_t len, const char *domain,
                                    const char *selector, const char **why)
 {
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    BIO *bio, *out;
     EVP_PKEY *pkey = NULL;
     dkimsign_key_t *k;
+    char *data;
+    long n;
     int type;
 
-    if (bio == NULL || len > INT32_MAX)
+    if (len > INT32_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
         msg_fatal("out of memory");
     pkey = PEM_read_bio_PrivateKey(bio, NULL, dkimsign_no_passphrase, NULL);
     BIO_free(bio);
@@ -112,7 +166,18 @@ dkimsign_key_t *dkimsign_key_parse(const char *pem, size_t len, const char *doma
         *why = "an RSA key shorter than 1024 bits (RFC 8301)";
         return NULL;
     }
+    if (type == EVP_PKEY_ED25519 && !dkim_libfeature(dkimsign_lib(), DKIM_FEATURE_ED25519)) {
+        EVP_PKEY_free(pkey);
+        *why = "an Ed25519 key, and this libopendkim cannot sign with Ed25519";
+        return NULL;
+    }
+    if ((out = BIO_new(BIO_s_mem())) == NULL
+        || PEM_write_bio_PrivateKey(out, pkey, NULL, NULL, 0, NULL, NULL) != 1
+        || (n = BIO_get_mem_data(out, &data)) <= 0)
+        msg_fatal("cannot write a private key as PEM");
     k = xcalloc(1, sizeof(*k));
+    k->pem = xstrndup(data, (size_t)n);
+    BIO_free(out);
     k->pkey = pkey;
     k->alg = type == EVP_PKEY_RSA ? DKIMSIGN_RSA_SHA256 : DKIMSIGN_ED25519_SHA256;
     k->bits = EVP_PKEY_get_bits(pkey);
@@ -120,6 +185,10 @@ dkimsign_key_t *dkimsign_key_parse(const char *pem, size_t len, const char *doma
     for (char *p = k->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     k->selector = xstrdup(selector);
+    if ((*why = dkimsign_key_try(k)) != NULL) {
+        dkimsign_key_free(&k);
+        return NULL;
+    }
     return k;
 }
 
@@ -153,6 +222,7 @@ char *dkimsign_key_txt(const dkimsign_key_t *k)
     buf_t *out = buf_new(0);
     unsigned char *der = NULL, raw[32];
     size_t rawlen = sizeof(raw);
+    char *txt;
     int n;
 
     if (k->alg == DKIMSIGN_RSA_SHA256) {
@@ -167,12 +237,9 @@ char *dkimsign_key_txt(const dkimsign_key_t *k)
             msg_fatal("cannot encode an Ed25519 public key");
         base64_encode(out, raw, rawlen);
     }
-    {
-        char *txt = buf_steal(out, NULL);
-
-        buf_free(&out);
-        return txt;
-    }
+    txt = buf_steal(out, NULL);
+    buf_free(&out);
+    return txt;
 }
 
 void dkimsign_key_free(dkimsign_key_t **kp)
@@ -181,6 +248,8 @@ void dkimsign_key_free(dkimsign_key_t **kp)
 
     if (k == NULL)
         return;
+    explicit_bzero(k->pem, strlen(k->pem));
+    free(k->pem);
     EVP_PKEY_free(k->pkey);
     free(k->domain);
     free(k->selector);
@@ -188,329 +257,221 @@ void dkimsign_key_free(dkimsign_key_t **kp)
     *kp = NULL;
 }
 
-/* ---------------------------------------------------------- the header */
+/* ------------------------------------------------------------ messages */
 
-void dkimsign_canon_header(buf_t *out, const char *field, size_t len)
+/* Record libopendkim's first failure on d (or on a handle not made). */
+static void dkimsign_failed(dkimsign_t *s, DKIM *d, DKIM_STAT st, const char *call)
 {
-    const char *colon = memchr(field, ':', len);
-    size_t name_len = colon ? (size_t)(colon - field) : len, i;
-    int wsp = 0, started = 0;
+    const char *detail = d != NULL ? dkim_geterror(d) : NULL;
 
-    while (name_len > 0 && (field[name_len - 1] == ' ' || field[name_len - 1] == '\t'))
-        name_len--;
-    for (i = 0; i < name_len; i++)
-        buf_putc(out, tolower((unsigned char)field[i]));
-    buf_putc(out, ':');
-    for (i = colon ? (size_t)(colon - field) + 1 : len; i < len; i++) {
-        unsigned char c = (unsigned char)field[i];
-
-        if (c == '\r' || c == '\n')     /* unfolding */
-            continue;
-        if (c == ' ' || c == '\t') {
-            wsp = 1;
-            continue;
-        }
-        if (wsp && started)
-            buf_putc(out, ' ');
-        wsp = 0;
-        started = 1;
-        buf_putc(out, c);
-    }
-    buf_append(out, "\r\n", 2);
+    if (s->err->len > 0)
+        return;
+    buf_printf(s->err, "libopendkim: %s: %s", call,
+               detail != NULL && *detail ? detail : dkim_getresultstr(st));
 }
 
-dkimsign_t *dkimsign_new(void)
+static bool dkimsign_going(const dkimsign_t *s)
+{
+    return s->nosign == NULL && s->err->len == 0;
+}
+
+dkimsign_t *dkimsign_new(dkimsign_key_t *const *keys, size_t n, time_t now)
 {
     dkimsign_t *s = xcalloc(1, sizeof(*s));
 
-    if ((s->body = EVP_MD_CTX_new()) == NULL
-        || EVP_DigestInit_ex(s->body, EVP_sha256(), NULL) != 1)
-        msg_fatal("cannot set up SHA-256");
+    s->err = buf_new(0);
+    s->now = now > 0 ? (uint64_t)now : 0;
+    s->d = xreallocarray(NULL, n ? n : 1, sizeof(DKIM *));
+    for (size_t i = 0; i < n; i++) {
+        const dkimsign_key_t *k = keys[i];
+        DKIM_STAT st = DKIM_STAT_OK;
+
+        s->d[i] = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
+                            (const unsigned char *)k->selector,
+                            (const unsigned char *)k->domain, DKIM_CANON_RELAXED,
+                            DKIM_CANON_RELAXED,
+                            k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
+                                                          : DKIM_SIGN_ED25519SHA256,
+                            -1, &st);
+        if (s->d[i] == NULL) {
+            dkimsign_failed(s, NULL, st, "dkim_sign");
+            break;
+        }
+        s->n++;
+    }
     return s;
 }
 
 void dkimsign_header(dkimsign_t *s, const char *field, size_t len)
 {
     const char *colon = memchr(field, ':', len);
-    size_t name_len;
+    size_t name_len, i;
 
-    if (colon == NULL)
+    if (s->eoh)
+        msg_panic("dkimsign_header after the body");
+    if (colon == NULL || !dkimsign_going(s))
         return;
     name_len = (size_t)(colon - field);
     while (name_len > 0 && (field[name_len - 1] == ' ' || field[name_len - 1] == '\t'))
         name_len--;
-    for (size_t i = 0; i < DKIMSIGN_NFIELDS; i++) {
+    for (i = 0; i < DKIMSIGN_NFIELDS; i++)
         if (strlen(dkimsign_fields[i].name) == name_len
-            && strncasecmp(dkimsign_fields[i].name, field, name_len) == 0) {
-            buf_t *c = buf_new(0);
+            && strncasecmp(dkimsign_fields[i].name, field, name_len) == 0)
+            break;
+    if (i == DKIMSIGN_NFIELDS)
+        return;                         /* not signed */
+    if (len >= 2 && field[len - 2] == '\r' && field[len - 1] == '\n')
+        len -= 2;
+    else if (len >= 1 && field[len - 1] == '\n')
+        len--;
+    for (size_t j = 0; j < len; j++) {
+        if (field[j] == '\0') {
+            s->nosign = "a NUL in a header field to be signed";
+            return;
+        }
+        if (field[j] == '\r' && (j + 1 == len || field[j + 1] != '\n')) {
+            s->nosign = "a bare CR in a header field to be signed";
+            return;
+        }
+    }
+    s->present[i] = true;
+    for (size_t k = 0; k < s->n; k++) {
+        DKIM_STAT st = dkim_header(s->d[k], (unsigned char *)field, len);
 
-            dkimsign_canon_header(c, field, len);
-            s->f[i].canon = xreallocarray(s->f[i].canon, s->f[i].n + 1, sizeof(buf_t *));
-            s->f[i].canon[s->f[i].n++] = c;
+        if (st == DKIM_STAT_SYNTAX) {   /* e.g. "To\t:", RFC 5322's obsolete syntax */
+            s->nosign = "a header field to be signed that libopendkim cannot parse";
+            return;
+        }
+        if (st != DKIM_STAT_OK) {
+            dkimsign_failed(s, s->d[k], st, "dkim_header");
             return;
         }
     }
 }
 
-/* ---------------------------------------------------------- the body */
-
-static void dkimsign_flush(dkimsign_t *s)
+/* The end of the header: the signing time is read here. */
+static void dkimsign_eoh(dkimsign_t *s)
 {
-    if (s->nout > 0 && EVP_DigestUpdate(s->body, s->out, s->nout) != 1)
-        msg_fatal("SHA-256 update failed");
-    s->nout = 0;
-}
-
-static inline void dkimsign_put(dkimsign_t *s, unsigned char c)
-{
-    if (s->nout == sizeof(s->out))
-        dkimsign_flush(s);
-    s->out[s->nout++] = c;
-}
-
-/* A byte that is neither white space nor part of a line end: what was
- * pending before it goes out first (the line ends of empty lines that
- * turn out not to end the body, one SP for a run of white space). */
-static inline void dkimsign_byte(dkimsign_t *s, unsigned char c)
-{
-    for (; s->eols > 0; s->eols--) {
-        dkimsign_put(s, '\r');
-        dkimsign_put(s, '\n');
-    }
-    if (s->wsp)
-        dkimsign_put(s, ' ');
-    s->wsp = 0;
-    dkimsign_put(s, c);
-    s->any = 1;
-}
-
-/* More ordinary bytes, right after one (nothing is pending then). */
-static void dkimsign_bytes(dkimsign_t *s, const char *data, size_t len)
-{
-    if (len >= sizeof(s->out) - s->nout) {
-        dkimsign_flush(s);
-        if (EVP_DigestUpdate(s->body, data, len) != 1)
-            msg_fatal("SHA-256 update failed");
+    s->eoh = true;
+    if (!dkimsign_going(s))
+        return;
+    if (!s->present[DKIMSIGN_FROM]) {
+        s->nosign = "no From: field";
         return;
     }
-    memcpy(s->out + s->nout, data, len);
-    s->nout += len;
+    if (dkim_options(dkimsign_lib(), DKIM_OP_SETOPT, DKIM_OPTS_FIXEDTIME, &s->now,
+                     sizeof(s->now)) != DKIM_STAT_OK)
+        msg_panic("libopendkim refuses a fixed signing time");
+    for (size_t k = 0; k < s->n; k++) {
+        DKIM_STAT st = dkim_eoh(s->d[k]);
+
+        if (st != DKIM_STAT_OK) {
+            dkimsign_failed(s, s->d[k], st, "dkim_eoh");
+            return;
+        }
+    }
 }
 
-/* The bytes the body canonicalization looks at: SP, HTAB, CR, LF. */
-static const unsigned char dkimsign_special[256] = {
-    [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
-};
+static void dkimsign_feed(dkimsign_t *s, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    for (size_t k = 0; k < s->n; k++) {
+        DKIM_STAT st = dkim_body(s->d[k], (unsigned char *)data, len);
 
+        if (st != DKIM_STAT_OK) {
+            dkimsign_failed(s, s->d[k], st, "dkim_body");
+            return;
+        }
+    }
+}
+
+/* The body as the SMTP client sends it: a bare LF gets its CR.  The
+ * pieces between bare LFs go to libopendkim as they are. */
 void dkimsign_body(dkimsign_t *s, const char *data, size_t len)
 {
+    unsigned char last = s->last;
+    size_t start = 0;
+
+    if (!s->eoh)
+        dkimsign_eoh(s);
+    if (len == 0 || !dkimsign_going(s))
+        return;
+    s->body = true;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)data[i];
 
-        if (s->cr && c != '\n') {       /* a bare CR: an ordinary byte */
-            s->cr = 0;
-            dkimsign_byte(s, '\r');
+        if (last == '\r' && c != '\n') {
+            s->nosign = "a bare CR in the body";
+            return;
         }
-        switch (c) {
-        case '\r':
-            s->cr = 1;
-            break;
-        case '\n':                      /* CR LF or a bare LF: the line ends */
-            s->cr = 0;
-            s->wsp = 0;                 /* white space at the end of a line goes */
-            s->eols++;
-            break;
-        case ' ':
-        case '\t':
-            s->wsp = 1;
-            break;
-        default: {
-            /* A run of ordinary bytes goes out in one piece. */
-            size_t run = 1;
-
-            while (i + run < len && !dkimsign_special[(unsigned char)data[i + run]])
-                run++;
-            dkimsign_byte(s, c);
-            dkimsign_bytes(s, data + i + 1, run - 1);
-            i += run - 1;
+        if (c == '\n' && last != '\r') {
+            dkimsign_feed(s, data + start, i - start);
+            dkimsign_feed(s, "\r\n", 2);
+            start = i + 1;
         }
-        }
+        last = c;
     }
+    dkimsign_feed(s, data + start, len - start);
+    s->last = last;
 }
 
-/* The body hash: a non-empty body ends with exactly one CRLF, whether or
- * not it had one, and without the empty lines that ended it. */
-static void dkimsign_body_end(dkimsign_t *s, unsigned char bh[32])
+/* The once-only fields present, listed once more in h=. */
+static void dkimsign_oversign(const dkimsign_t *s)
 {
-    unsigned int n = 32;
+    const char *names[DKIMSIGN_NFIELDS + 1];
+    size_t n = 0;
 
-    if (s->cr) {
-        s->cr = 0;
-        dkimsign_byte(s, '\r');
-    }
-    if (s->any) {
-        dkimsign_put(s, '\r');
-        dkimsign_put(s, '\n');
-    }
-    s->eols = 0;
-    s->wsp = 0;
-    dkimsign_flush(s);
-    if (EVP_DigestFinal_ex(s->body, bh, &n) != 1 || n != 32)
-        msg_fatal("SHA-256 final failed");
+    for (size_t i = 0; i < DKIMSIGN_NFIELDS; i++)
+        if (dkimsign_fields[i].once && s->present[i])
+            names[n++] = dkimsign_fields[i].name;
+    names[n] = NULL;
+    if (dkim_options(dkimsign_lib(), DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
+                     n > 0 ? names : NULL, sizeof(char **)) != DKIM_STAT_OK)
+        msg_fatal("libopendkim: cannot set the oversigned fields");
 }
 
-/* --------------------------------------------------------- the signature */
-
-/* Append token to the field being built, after a space (sp) or not,
- * folding first if the line would get too long. */
-static void dkimsign_fold(buf_t *out, size_t *col, const char *token, int sp)
+int dkimsign_finish(dkimsign_t *s, buf_t *out, const char **why)
 {
-    size_t n = strlen(token);
-
-    if (*col + (sp ? 1 : 0) + n > DKIMSIGN_FOLD && *col > 8) {
-        buf_append(out, "\r\n\t", 3);
-        *col = 8;
-    } else if (sp) {
-        buf_putc(out, ' ');
-        (*col)++;
-    }
-    buf_append(out, token, n);
-    *col += n;
-}
-
-/* Sign the 32-byte hash h with k into sig (base64 appended to b64). */
-static int dkimsign_crypto(const dkimsign_key_t *k, const unsigned char h[32], buf_t *b64)
-{
-    unsigned char sig[1024];
-    size_t siglen = sizeof(sig);
-    int ok = 0;
-
-    if (k->alg == DKIMSIGN_RSA_SHA256) {
-        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(k->pkey, NULL);
-
-        if (k->bits > 8 * (int)sizeof(sig)) {
-            EVP_PKEY_CTX_free(pc);
-            return -1;
-        }
-        ok = pc != NULL && EVP_PKEY_sign_init(pc) == 1
-             && EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1
-             && EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1
-             && EVP_PKEY_sign(pc, sig, &siglen, h, 32) == 1;
-        EVP_PKEY_CTX_free(pc);
-    } else {
-        EVP_MD_CTX *mc = EVP_MD_CTX_new();
-
-        ok = mc != NULL && EVP_DigestSignInit(mc, NULL, NULL, NULL, k->pkey) == 1
-             && EVP_DigestSign(mc, sig, &siglen, h, 32) == 1;
-        EVP_MD_CTX_free(mc);
-    }
-    if (!ok)
-        return -1;
-    base64_encode(b64, sig, siglen);
-    return 0;
-}
-
-/* One DKIM-Signature for k, appended to out. */
-static int dkimsign_one(dkimsign_t *s, const dkimsign_key_t *k, const char *bh, time_t now,
-                        buf_t *out, const char **why)
-{
-    buf_t *f = buf_new(0), *canon = buf_new(0), *b64 = buf_new(0);
-    EVP_MD_CTX *mc = EVP_MD_CTX_new();
-    unsigned char h[32];
-    unsigned int hlen = sizeof(h);
-    size_t col, i, j, total = 0, nth = 0;
-    char *tok;
-    int rc = -1;
-
-    if (mc == NULL || EVP_DigestInit_ex(mc, EVP_sha256(), NULL) != 1)
-        msg_fatal("cannot set up SHA-256");
-    buf_printf(f, "DKIM-Signature: v=1; a=%s;", dkimsign_alg_name(k->alg));
-    col = f->len;
-    dkimsign_fold(f, &col, "c=relaxed/relaxed;", 1);
-    tok = xasprintf("d=%s;", k->domain);
-    dkimsign_fold(f, &col, tok, 1);
-    free(tok);
-    tok = xasprintf("s=%s;", k->selector);
-    dkimsign_fold(f, &col, tok, 1);
-    free(tok);
-    tok = xasprintf("t=%lld;", (long long)now);
-    dkimsign_fold(f, &col, tok, 1);
-    free(tok);
-    /* h=: each instance of each name, bottom-up, and the oversigned extra;
-     * the fields go into the hash in the same order. */
-    for (i = 0; i < DKIMSIGN_NFIELDS; i++)
-        if (s->f[i].n > 0)
-            total += s->f[i].n + (size_t)dkimsign_fields[i].once;
-    for (i = 0; i < DKIMSIGN_NFIELDS; i++) {
-        size_t n = s->f[i].n;
-
-        if (n == 0)
-            continue;
-        for (j = 0; j < n + (size_t)dkimsign_fields[i].once; j++) {
-            nth++;
-            tok = xasprintf("%s%s%s", nth == 1 ? "h=" : "", dkimsign_fields[i].name,
-                            nth == total ? ";" : ":");
-            dkimsign_fold(f, &col, tok, nth == 1);
-            free(tok);
-            if (j < n && EVP_DigestUpdate(mc, s->f[i].canon[n - 1 - j]->data,
-                                          s->f[i].canon[n - 1 - j]->len) != 1)
-                msg_fatal("SHA-256 update failed");
-        }
-    }
-    tok = xasprintf("bh=%s;", bh);
-    dkimsign_fold(f, &col, tok, 1);
-    free(tok);
-    dkimsign_fold(f, &col, "b=", 1);
-    dkimsign_canon_header(canon, f->data, f->len);
-    if (EVP_DigestUpdate(mc, canon->data, canon->len - 2) != 1     /* no final CRLF */
-        || EVP_DigestFinal_ex(mc, h, &hlen) != 1)
-        msg_fatal("SHA-256 failed");
-    if (dkimsign_crypto(k, h, b64) < 0) {
-        *why = "the signature could not be made";
-        goto out;
-    }
-    /* b='s value, folded: what fits on this line, then lines of 72. */
-    for (i = 0; i < b64->len;) {
-        size_t room = col < DKIMSIGN_FOLD ? DKIMSIGN_FOLD - col : 0, n;
-
-        if (room < 8) {
-            buf_append(f, "\r\n\t ", 4);
-            col = 9;
-            continue;
-        }
-        n = b64->len - i < room ? b64->len - i : room;
-        buf_append(f, b64->data + i, n);
-        col += n;
-        i += n;
-    }
-    buf_append(f, "\r\n", 2);
-    buf_append(out, f->data, f->len);
-    rc = 0;
-out:
-    EVP_MD_CTX_free(mc);
-    buf_free(&b64);
-    buf_free(&canon);
-    buf_free(&f);
-    return rc;
-}
-
-int dkimsign_finish(dkimsign_t *s, dkimsign_key_t *const *keys, size_t n, time_t now,
-                    buf_t *out, const char **why)
-{
-    unsigned char bh[32];
-    buf_t *bh64 = buf_new(0);
     size_t mark = out->len;
 
-    dkimsign_body_end(s, bh);
-    base64_encode(bh64, bh, sizeof(bh));
-    for (size_t i = 0; i < n; i++) {
-        if (dkimsign_one(s, keys[i], buf_cstr(bh64), now, out, why) < 0) {
+    if (!s->eoh)
+        dkimsign_eoh(s);                /* a header without a body */
+    if (dkimsign_going(s) && s->body && s->last == '\r')
+        s->nosign = "a bare CR at the end of the body";
+    if (dkimsign_going(s) && s->body && s->last != '\n')
+        dkimsign_feed(s, "\r\n", 2);    /* the content ends with a line end */
+    if (s->nosign != NULL) {
+        *why = s->nosign;
+        return 1;
+    }
+    if (s->err->len > 0) {
+        *why = buf_cstr(s->err);
+        return -1;
+    }
+    dkimsign_oversign(s);
+    for (size_t k = 0; k < s->n; k++) {
+        unsigned char *sig;
+        size_t siglen;
+        DKIM_STAT st;
+
+        if ((st = dkim_eom(s->d[k], NULL)) != DKIM_STAT_OK
+            || (st = dkim_getsighdr_d(s->d[k], strlen(DKIMSIGN_SIGHDR), &sig, &siglen))
+                   != DKIM_STAT_OK) {
+            dkimsign_failed(s, s->d[k], st, "dkim_eom");
             buf_truncate(out, mark);
-            buf_free(&bh64);
+            *why = buf_cstr(s->err);
             return -1;
         }
+        /* libopendkim folds with LF or CR LF: CR LF it is. */
+        buf_append_str(out, DKIMSIGN_SIGHDR);
+        for (size_t i = 0; i < siglen; i++) {
+            if (sig[i] == '\n' && (i == 0 || sig[i - 1] != '\r'))
+                buf_putc(out, '\r');
+            buf_putc(out, sig[i]);
+        }
+        buf_append(out, "\r\n", 2);
     }
-    buf_free(&bh64);
     return 0;
 }
 
@@ -520,12 +481,10 @@ void dkimsign_free(dkimsign_t **sp)
 
     if (s == NULL)
         return;
-    EVP_MD_CTX_free(s->body);
-    for (size_t i = 0; i < DKIMSIGN_NFIELDS; i++) {
-        for (size_t j = 0; j < s->f[i].n; j++)
-            buf_free(&s->f[i].canon[j]);
-        free(s->f[i].canon);
-    }
+    for (size_t k = 0; k < s->n; k++)
+        dkim_free(s->d[k]);
+    free(s->d);
+    buf_free(&s->err);
     free(s);
     *sp = NULL;
 }

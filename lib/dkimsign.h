@@ -1,25 +1,28 @@
 /*
- * dkimsign - DKIM signatures (RFC 6376) for outgoing mail: the signing
- * keys, relaxed/relaxed canonicalization, and the DKIM-Signature fields.
+ * dkimsign - DKIM signatures (RFC 6376, RFC 8463) for outgoing mail,
+ * made by libopendkim: the signing keys, and a thin layer that feeds
+ * libopendkim a message in the form it will have on the wire.
  *
  * Keys.  A PEM private key (PKCS#8 or the traditional RSA form; not
- * encrypted) is parsed once, with OpenSSL, into a dkimsign_key_t that
- * signs any number of messages: rsa-sha256 for an RSA key of at least
- * DKIMSIGN_RSA_MIN_BITS bits, ed25519-sha256 (RFC 8463) for an Ed25519
- * key; the algorithm is the key's own.  dkimsign_key_txt() is the TXT
- * record a verifier finds at SELECTOR._domainkey.DOMAIN ("v=DKIM1;
- * k=rsa; p=..." with the SubjectPublicKeyInfo, or "k=ed25519; p=" with
- * the raw 32-byte public key).
+ * encrypted) is checked once, with OpenSSL, into a dkimsign_key_t: an RSA
+ * key of at least DKIMSIGN_RSA_MIN_BITS bits signs rsa-sha256, an Ed25519
+ * key ed25519-sha256; the algorithm is the key's own.  The key is kept in
+ * memory as unencrypted PKCS#8 PEM text, the form dkim_sign() takes, and
+ * libopendkim loads it once at parse time to prove it can (so a key it
+ * would refuse is refused when the key directory is loaded, as root,
+ * never when a message is signed).  dkimsign_key_txt() is the TXT record
+ * a verifier finds at SELECTOR._domainkey.DOMAIN ("v=DKIM1; k=rsa; p="
+ * with the SubjectPublicKeyInfo, or "k=ed25519; p=" with the raw 32-byte
+ * public key).
  *
- * Signing.  A message is fed once, as it streams: its header fields one at
- * a time (dkimsign_header: the field as written, continuation lines and
- * line ends included), then its body in pieces of any size (dkimsign_body:
- * the bytes after the empty line).  The body is canonicalized and hashed
- * as it goes, once for all keys (every signature here uses relaxed body
- * canonicalization and SHA-256 and no l=); only the fields to be signed
- * are kept.  dkimsign_finish() then appends one DKIM-Signature field per
- * key (CRLF line ends, folded under 80 columns) for the caller to put at
- * the top of the header.
+ * Signing.  dkimsign_new() opens one libopendkim signing handle per key
+ * (relaxed/relaxed, the whole body: no l=).  The message is then fed once,
+ * as it streams: its header fields one at a time (dkimsign_header: the
+ * field as written, continuation lines and final line end included), then
+ * its body in pieces of any size (dkimsign_body: the bytes after the empty
+ * line).  dkimsign_finish() appends one DKIM-Signature field per key (CRLF
+ * line ends, as libopendkim folds it) for the caller to put at the top of
+ * the header.  All handles share one DKIM_LIB, made on first use.
  *
  * What is signed: every field present of RFC 6376 5.4.1's list (From,
  * Reply-To, Subject, Date, To, Cc, Resent-*, In-Reply-To, References,
@@ -29,33 +32,46 @@
  * present instance is listed in h=; the fields RFC 5322 and MIME allow
  * only once (From, Sender, Reply-To, To, Cc, Subject, Date, Message-ID,
  * In-Reply-To, References, MIME-Version, Content-Type,
- * Content-Transfer-Encoding) are listed once more ("oversigned"), so a
- * second copy added on the way breaks the signature instead of changing
- * what a reader sees.  Received, Return-Path and anything else never.
- * Tags: v=1; a=; c=relaxed/relaxed; d=; s=; t= (signing time); h=; bh=;
- * b=.  No x=, no l=, no i=.
+ * Content-Transfer-Encoding) are listed once more when present
+ * ("oversigned"), so a second copy added on the way breaks the signature
+ * instead of changing what a reader sees.  Received, Return-Path and
+ * anything else never.  Tags (libopendkim's): v=1; a=; c=relaxed/relaxed;
+ * d=; s=; t= (the time given to dkimsign_new); bh=; h=; b=.  No x=, no
+ * l=, no i=.  Only the fields to be signed reach libopendkim.
  *
- * Relaxed canonicalization (RFC 6376 3.4.2, 3.4.4).  A line end is CR LF
- * or a bare LF (the SMTP client sends a bare LF as CR LF); a CR not
- * followed by LF is an ordinary byte.  Body: white space at the end of a
- * line goes, runs of SP/HTAB become one SP, empty lines at the end go, and
- * a non-empty body ends with exactly one CRLF (added if missing).
- * Header: name lower-cased, continuation line ends removed, runs of
- * SP/HTAB one SP, white space around the colon and at the end removed.
+ * The wire form.  The SMTP client sends a bare LF as CR LF and ends the
+ * content with a line end; the body goes to libopendkim the same way.
+ * What libopendkim cannot canonicalize as RFC 6376 says, and so is not
+ * signed (dkimsign_finish returns 1 with the reason): a CR not followed
+ * by LF in the body or in a field to be signed (libopendkim drops a bare
+ * CR from the body and reads one in a field as white space, where a
+ * verifier keeps it), a NUL in a field to be signed, a field to be signed
+ * that dkim_header() refuses (a tab between name and colon, RFC 5322's
+ * obsolete syntax), a message without a From: field.  smtpd refuses bare CRs and LFs, so only local
+ * submissions can have them.
  *
  * Interface:
  *   dkimsign_key_parse(pem, len, domain, selector, &why)   a key, or NULL
  *   dkimsign_key_alg / _bits / _domain / _selector / _txt, dkimsign_key_free
  *   dkimsign_alg_name(alg)                 "rsa-sha256", "ed25519-sha256"
- *   dkimsign_new(), dkimsign_header(), dkimsign_body(), dkimsign_finish(),
+ *   dkimsign_new(keys, n, now)             keys[0..n) stay the caller's and
+ *                                          must outlive the dkimsign_t
+ *   dkimsign_header(), dkimsign_body()     every field before the body
+ *   dkimsign_finish(s, out, &why)          0: the fields appended to out;
+ *                                          1: not signable, *why says why;
+ *                                          -1: libopendkim failed, *why
  *   dkimsign_free()
- *   dkimsign_canon_header(out, field, len) one field, relaxed (for tests)
+ * *why from dkimsign_finish stays valid until dkimsign_free.
+ *
+ * Not thread-safe: the DKIM_LIB is the process's, and the signing time
+ * and the oversigned names are library options, set just before the
+ * calls that read them (dkim_eoh, dkim_eom).
  *
  * Failure modes: a key that does not parse, is encrypted, of another type
- * or too short: NULL with a static reason (never a prompt for a pass
- * phrase).  dkimsign_finish() returns -1 with a static reason when
- * OpenSSL fails to sign (out is left as it was).  Message content never
- * fails: any bytes are data.  Out of memory is fatal (xalloc).
+ * or too short, or that libopendkim cannot load: NULL with a static
+ * reason (never a prompt for a pass phrase).  libopendkim failing to sign
+ * (out of memory, an OpenSSL error): -1 from dkimsign_finish, out left as
+ * it was.  Out of memory here, or libopendkim failing to start, is fatal.
  */
 #ifndef POSTHORN_DKIMSIGN_H
 #define POSTHORN_DKIMSIGN_H
@@ -84,15 +100,12 @@ char *dkimsign_key_txt(const dkimsign_key_t *k);
 void dkimsign_key_free(dkimsign_key_t **kp);
 const char *dkimsign_alg_name(enum dkimsign_alg alg);
 
-dkimsign_t *dkimsign_new(void);
+dkimsign_t *dkimsign_new(dkimsign_key_t *const *keys, size_t n, time_t now);
 void dkimsign_header(dkimsign_t *s, const char *field, size_t len);
 void dkimsign_body(dkimsign_t *s, const char *data, size_t len);
-/* Append a DKIM-Signature field for each of keys[0..n) to out, signed at
- * time now; 0, or -1 with a static reason. */
-int dkimsign_finish(dkimsign_t *s, dkimsign_key_t *const *keys, size_t n, time_t now,
-                    buf_t *out, const char **why);
+/* Append a DKIM-Signature field for each key to out: 0; 1 when the
+ * message cannot be signed, -1 when libopendkim failed (*why says). */
+int dkimsign_finish(dkimsign_t *s, buf_t *out, const char **why);
 void dkimsign_free(dkimsign_t **sp);
-
-void dkimsign_canon_header(buf_t *out, const char *field, size_t len);
 
 #endif

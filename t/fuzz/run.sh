@@ -45,7 +45,7 @@ maxlen() {
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-g -O1 -std=gnu11 -Wall -Wextra"
-LIBS="-lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt"
+LIBS="-lbsd -ldb -lssl -lcrypto -lunbound -lidn -lcrypt -lopendkim"
 
 # Compile with the project's preprocessor flags (paths may hold blanks).
 cc() {

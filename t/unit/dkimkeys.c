@@ -27,6 +27,7 @@
 #include "buf.h"
 #include "dkimkeys.h"
 #include "xalloc.h"
+#include "../lib/lsan_opendkim.h"
 #include "../lib/tap.h"
 
 static char *top;

@@ -3,19 +3,24 @@
  *
  * Keys are made here (RSA 2048 and Ed25519, with OpenSSL) and their
  * records written into a key file that libopendkim's verifier reads
- * (DKIM_QUERY_FILE), so every signature is checked by an implementation
- * that is not ours, fed the whole message through dkim_chunk (its own
- * header parser).  Covers: both algorithms on one message; relaxed
- * canonicalization (folded fields, white space around the colon and at
- * line ends, runs of tabs and spaces, trailing empty lines, lines of
- * white space only, an empty body, no body at all, a body without its
- * final CRLF, 8-bit bytes in header and body); a field that occurs twice;
- * feeding the body a byte at a time gives the same signature; h= lists
- * From twice (oversigned) and never Received; the empty body hash; what
- * breaks a signature (a changed body, a second From or Subject added
- * above or below) and what does not (a Received: added on top); key
- * errors (garbage, an EC key, RSA 512, an encrypted key: no pass phrase
- * prompt); the TXT records.
+ * (DKIM_QUERY_FILE); the verifier is fed the whole message through
+ * dkim_chunk (its own header parser), as it would arrive.  (The
+ * signatures are libopendkim's too; t/68-dkim-sign.t checks them with
+ * python3-dkim.)  Covers: both algorithms on one message; the tags (no
+ * x=, no l=, t= the time given); relaxed canonicalization through the
+ * wire form (folded fields, white space around the colon and at line
+ * ends, runs of tabs and spaces, trailing empty lines, lines of white
+ * space only, an empty body, no body at all, a body without its final
+ * CRLF, bare LF line ends, 8-bit bytes in header and body); a field that
+ * occurs twice; feeding the body a byte at a time gives the same
+ * signature; h= lists each once-only field present twice (oversigned),
+ * the absent ones not at all, and never Received; the empty body hash;
+ * what breaks a signature (a changed body, a second From or Subject added
+ * above or below) and what does not (a Received: added on top); what is
+ * not signed (a bare CR in the body, at its end or in a signed field, a
+ * NUL in a signed field, no From:) and what still is (a bare CR in an
+ * unsigned field); key errors (garbage, an EC key, RSA 512, an encrypted
+ * key: no pass phrase prompt); the TXT records.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@
 #include "buf.h"
 #include "dkimsign.h"
 #include "xalloc.h"
+#include "../lib/lsan_opendkim.h"
 #include "../lib/tap.h"
 
 static time_t NOW;            /* a minute ago: the verifier refuses t= in the future */
@@ -55,28 +61,29 @@ static char *pem_of(EVP_PKEY *p, const char *pass)
     return out;
 }
 
-/* Sign msg (CRLF text): header fields to dkimsign_header, the body after
- * the empty line in pieces of chunk bytes.  Returns the signature fields
- * followed by msg (fresh). */
-static char *sign(const char *msg, size_t nkeys, size_t chunk)
+/* Sign msg: header fields to dkimsign_header, the body after the empty
+ * line in pieces of chunk bytes.  Returns the signature fields followed
+ * by msg (fresh), or NULL with *rcp and *whyp when it was not signed. */
+static char *sign_rc(const char *msg, size_t nkeys, size_t chunk, int *rcp, const char **whyp)
 {
-    dkimsign_t *s = dkimsign_new();
+    dkimsign_t *s = dkimsign_new(keys, nkeys, NOW);
     buf_t *out = buf_new(0);
     const char *p = msg, *why = "";
+    char *text = NULL;
     int rc;
 
-    while (*p && !(p[0] == '\r' && p[1] == '\n')) {
+    while (*p && !(p[0] == '\r' && p[1] == '\n') && p[0] != '\n') {
         const char *end = p;
 
         do {
-            end = strstr(end, "\r\n");
-            end = end ? end + 2 : p + strlen(p);
+            end = strchr(end, '\n');
+            end = end ? end + 1 : p + strlen(p);
         } while (*end == ' ' || *end == '\t');
         dkimsign_header(s, p, (size_t)(end - p));
         p = end;
     }
     if (*p)
-        p += 2;
+        p += p[0] == '\r' ? 2 : 1;
     for (size_t n = strlen(p); n > 0;) {
         size_t k = n < chunk ? n : chunk;
 
@@ -84,17 +91,43 @@ static char *sign(const char *msg, size_t nkeys, size_t chunk)
         p += k;
         n -= k;
     }
-    rc = dkimsign_finish(s, keys, nkeys, NOW, out, &why);
-    if (rc < 0)
-        diag("dkimsign_finish: %s", why);
-    dkimsign_free(&s);
-    buf_append_str(out, msg);
-    {
-        char *text = buf_steal(out, NULL);
-
-        buf_free(&out);
-        return text;
+    rc = dkimsign_finish(s, out, &why);
+    if (rcp)
+        *rcp = rc;
+    if (whyp)
+        *whyp = rc ? xstrdup(why) : NULL;
+    if (rc == 0) {
+        buf_append_str(out, msg);
+        text = buf_steal(out, NULL);
+    } else if (rcp == NULL) {
+        diag("dkimsign_finish: %d %s", rc, why);
     }
+    dkimsign_free(&s);
+    buf_free(&out);
+    return text;
+}
+
+static char *sign(const char *msg, size_t nkeys, size_t chunk)
+{
+    char *m = sign_rc(msg, nkeys, chunk, NULL, NULL);
+
+    return m ? m : xstrdup("");
+}
+
+/* msg as the SMTP client sends it: bare LFs get their CR. */
+static char *wire(const char *msg)
+{
+    buf_t *b = buf_new(0);
+    char *text;
+
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\n' && (p == msg || p[-1] != '\r'))
+            buf_putc(b, '\r');
+        buf_putc(b, *p);
+    }
+    text = buf_steal(b, NULL);
+    buf_free(&b);
+    return text;
 }
 
 /* How many signatures of msg libopendkim finds and how many pass. */
@@ -132,18 +165,6 @@ static void both_pass(const char *msg, const char *name)
 
     ok(n == 2 && pass == 2, "%s: both signatures verify (%d of %d)", name, pass, n);
     free(signed_msg);
-}
-
-static void canon(void)
-{
-    buf_t *b = buf_new(0);
-
-    dkimsign_canon_header(b, "SubJect \t:  a \t b \r\n\t c  \r\n", 27);
-    is_str(buf_cstr(b), "subject:a b c\r\n", "header: name lower-cased, unfolded, runs of WSP one SP");
-    buf_reset(b);
-    dkimsign_canon_header(b, "X:\r\n", 4);
-    is_str(buf_cstr(b), "x:\r\n", "header: an empty value");
-    buf_free(&b);
 }
 
 static void keys_and_records(char *path)
@@ -235,8 +256,10 @@ static void messages(void)
         for (const char *p = m; *p; p++)        /* unfolded */
             if (*p != '\r' && *p != '\n' && *p != '\t')
                 buf_putc(u, *p);
-        like(buf_cstr(u), "h=From:From:To:To:Subject:Subject:Date:Date:Message-ID:Message-ID;",
-             "h= lists each single field twice (oversigned), in a fixed order");
+        like(buf_cstr(u), "h=From:To:Subject:Date:Message-ID:From:To:Subject:Date:Message-ID;",
+             "h= lists each once-only field present, then each once more (oversigned)");
+        ok(strstr(buf_cstr(u), "Sender") == NULL && strstr(buf_cstr(u), "Reply-To") == NULL
+           && strstr(buf_cstr(u), ":Cc") == NULL, "  and the absent ones not at all");
         buf_free(&u);
     }
     ok(strstr(m, "Received;") == NULL && strstr(m, "Received:") == strstr(m, "Received: from"),
@@ -339,6 +362,63 @@ static void edge_cases(void)
         free(b);
         free(wire);
     }
+    /* Bare LF line ends: signed as the SMTP client sends them (CR LF). */
+    {
+        const char *lf = "From: a@example.test\nSubject: lf\n\tfolded\n\nline 1\nline 2 \n\n";
+        char *a = sign(lf, 2, 3), *w = wire(a);
+        char *b = sign_rc(strstr(w, "From: a@"), 2, 65536, NULL, NULL);
+        int n;
+
+        is_int(verify(w, &n), 2, "bare LF line ends: verifies as sent (with CR LF)");
+        ok(b && strncmp(a, b, (size_t)(strstr(a, "From: a@") - a)) == 0,
+           "  the same signatures as with CR LF");
+        free(a);
+        free(b);
+        free(w);
+    }
+    /* What libopendkim would canonicalize otherwise than RFC 6376. */
+    {
+        static const struct {
+            const char *msg, *why, *name;
+        } nos[] = {
+            {"From: a@example.test\r\n\r\na\rb\r\n", "bare CR in the body", "a bare CR in the body"},
+            {"From: a@example.test\r\n\r\nab\r", "bare CR at the end", "a bare CR ending the body"},
+            {"From: a@example.test\r\nSubject: a\rb\r\n\r\nx\r\n", "bare CR in a header field",
+             "a bare CR in Subject:"},
+            {"To: b@example.org\r\n\r\nx\r\n", "no From", "no From: field"},
+        };
+        for (size_t i = 0; i < sizeof(nos) / sizeof(nos[0]); i++) {
+            const char *why = NULL;
+            int rc = 0;
+
+            m = sign_rc(nos[i].msg, 2, 1, &rc, &why);
+            ok(m == NULL && rc == 1, "not signed: %s (%d)", nos[i].name, rc);
+            like(why ? why : "", nos[i].why, "  with the reason");
+            free((char *)why);
+            free(m);
+        }
+    }
+    {
+        static const char nul[] = "From: a@example.test\r\nSubject: a\0b\r\n";
+        dkimsign_t *s = dkimsign_new(keys, 2, NOW);
+        buf_t *out = buf_new(0);
+        const char *why = NULL;
+
+        dkimsign_header(s, nul, 22);
+        dkimsign_header(s, nul + 22, sizeof(nul) - 1 - 22);
+        is_int(dkimsign_finish(s, out, &why), 1, "not signed: a NUL in Subject:");
+        like(why ? why : "", "NUL in a header field", "  with the reason");
+        is_int(out->len, 0, "  nothing appended");
+        dkimsign_free(&s);
+        buf_free(&out);
+    }
+    {
+        char *a = sign("From: a@example.test\r\nReceived: a\rb\r\n\r\nx\r\n", 2, 65536);
+        int n;
+
+        is_int(verify(a, &n), 2, "a bare CR in an unsigned field: signed, and verifies");
+        free(a);
+    }
     /* The relaxed hash of an empty body is SHA-256 of nothing. */
     m = sign("From: a@example.test\r\n\r\n\r\n\r\n", 1, 65536);
     like(m, "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;",
@@ -356,7 +436,6 @@ int main(void)
     NOW = time(NULL) - 60;
     path = xasprintf("%s/keys", dir);
     lib = dkim_init(NULL, NULL);
-    canon();
     keys_and_records(path);
     dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYMETHOD, &qm, sizeof(qm));
     dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO, path, strlen(path));
