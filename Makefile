@@ -106,6 +106,7 @@ unit: $(UNIT_BIN)
 # Benchmarks print figures; they never pass or fail on time.
 bench: all $(BENCH_BIN)
 	$(B)/bench/ipc_bench
+	$(B)/bench/dkim_bench
 	POSTHORN_BUILD=$(abspath $(B)) bench/connrate.py
 	POSTHORN_BUILD=$(abspath $(B)) bench/smtp_bench.py $(BENCHFLAGS)
 	POSTHORN_BUILD=$(abspath $(B)) bench/sendmail_bench.py

@@ -12,7 +12,10 @@
  *      virtual_alias_maps (virtual.c);
  *   2. create the queue file in tmp/ (lib/queue), write the envelope, the
  *      client attributes and the recipients;
- *   3. write a Received: header (not for qmgr's bounces), then copy the
+ *   3. DKIM-sign the message if it is ours (signing.c: local submissions,
+ *      logged-in clients, mynetworks, bounces; the keys of its From:
+ *      domain) and write the DKIM-Signature fields first;
+ *      write a Received: header (not for qmgr's bounces), then copy the
  *      content from the client's memfd, counting Received: headers
  *      (hopcount_limit: 554 5.4.6) and noting the Message-ID; the header
  *      of a message from an authenticated client (sasl_username) is
@@ -39,11 +42,13 @@
  * Failure modes: a malformed request is a peer error (logged, connection
  * dropped).  A queue write error answers 451 4.3.0 (452 4.3.1 when the
  * disk is full) and leaves no file behind.  A lost qmgr connection is
- * logged and retried with the next message.
+ * logged and retried with the next message.  A message that should be
+ * signed but cannot be (libopendkim fails) answers 451 4.3.0.
  *
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
  * virtual_alias_maps (and virtual.c's), srs_enable, srs_domain,
- * srs_secret_file, srs_max_age (srsrev.c),
+ * srs_secret_file, srs_max_age (srsrev.c), dkim_sign, dkim_key_directory,
+ * mynetworks (signing.c),
  * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
@@ -70,6 +75,7 @@
 #include "qmgr_proto.h"
 #include "queue.h"
 #include "server.h"
+#include "signing.h"
 #include "srsrev.h"
 #include "virtual.h"
 #include "xalloc.h"
@@ -87,6 +93,7 @@ static void cleanup_pre_init(void)
 {
     gid_t gid;
 
+    signing_init();         /* the DKIM keys are root's: read them now */
     if (privs_lookup(conf_str("network_user"), &cleanup_peer_uids[0], &gid) < 0)
         msg_fatal("network_user account %s does not exist", conf_str("network_user"));
     if (privs_lookup(conf_str("mail_owner"), &cleanup_peer_uids[1], &gid) < 0)
@@ -220,21 +227,18 @@ static void cleanup_maildrop_release(void)
 /* The header fields a message from an authenticated client (one with a
  * sasl_username) lacks, as sendmail adds them to a local submission:
  * From: (the envelope sender, which submission checked is the login's),
- * Date: and Message-ID:, into add; and where the header ends, in *h. */
-static int cleanup_missing_fields(const struct cleanup_request *r, struct msgheader *h,
-                                  buf_t *add)
+ * Date: and Message-ID:, into add. */
+static void cleanup_missing_fields(const struct cleanup_request *r, const struct msgheader *h,
+                                   buf_t *add)
 {
     time_t now = time(NULL);
 
-    if (msgheader_read(r->content_fd, r->content_len, h) < 0)
-        return -1;
     if (msgheader_find(h, "from") == NULL && r->sender[0] != '\0')
         buf_printf(add, "From: <%s>\r\n", r->sender);
     if (msgheader_find(h, "date") == NULL)
         msgheader_put_date(add, now);
     if (msgheader_find(h, "message-id") == NULL)
         msgheader_put_message_id(add, now, conf_str("myhostname"));
-    return 0;
 }
 
 /* Does a message from this peer lose the Authentication-Results fields
@@ -264,24 +268,27 @@ static bool cleanup_forged_authres(const struct msgheader_field *f)
     return ours;
 }
 
+/* Does the header h hold a forged field (cleanup_forged_authres)? */
+static bool cleanup_has_forged_authres(const struct msgheader *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (cleanup_forged_authres(&h->fields[i]))
+            return true;
+    return false;
+}
+
 /* Copy the header fields of h but the forged Authentication-Results
  * fields (each logged); 0, or -1 with errno. */
 static int cleanup_copy_header(queue_writer_t *w, const struct cleanup_request *r,
                                const struct msgheader *h, struct header_scan *hs)
 {
-    bool forged = false;
-
-    for (size_t i = 0; i < h->n && !forged; i++)
-        forged = cleanup_forged_authres(&h->fields[i]);
-    if (!forged)
-        return queue_writer_copy_fd(w, r->content_fd, 0, h->end, cleanup_observe, hs);
     for (size_t i = 0; i < h->n; i++) {
         const struct msgheader_field *f = &h->fields[i];
+        const char *addr = cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR);
 
         if (cleanup_forged_authres(f)) {
             msg_info("removed an Authentication-Results field that claims to be ours (from %s)",
-                     cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR)
-                     ? cleanup_request_get_attr(r, QUEUE_ATTR_CLIENT_ADDR) : "a local user");
+                     addr ? addr : "a local user");
             continue;
         }
         cleanup_observe(hs, f->text, f->len);
@@ -291,52 +298,70 @@ static int cleanup_copy_header(queue_writer_t *w, const struct cleanup_request *
     return 0;
 }
 
-/* Copy the client's content into the queue file, through the header scan:
- * without the Authentication-Results fields that claim to be ours
- * (cleanup_strips_authres), and completed (cleanup_missing_fields) for an
- * authenticated client, the fields added at the end of the header as
- * Postfix adds them.  0, or -1 with errno. */
+/* Copy the client's content into the queue file, through the header scan,
+ * with the fields in add (if any) at the end of the header h, as Postfix
+ * adds them, and without the forged Authentication-Results fields when
+ * strip (h was read then).  0, or -1 with errno. */
 static int cleanup_copy_content(queue_writer_t *w, const struct cleanup_request *r,
-                                enum cleanup_peer peer, struct header_scan *hs)
+                                const struct msgheader *h, const buf_t *add, bool strip,
+                                struct header_scan *hs)
 {
-    struct msgheader h;
-    buf_t *add;
-    int rc = -1;
-    bool complete = cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) != NULL;
+    buf_t *lines;
+    int rc;
 
-    if (!complete && !cleanup_strips_authres(r, peer))
+    if (strip && cleanup_has_forged_authres(h)) {
+        if (cleanup_copy_header(w, r, h, hs) < 0)
+            return -1;
+    } else if (add->len == 0) {
         return queue_writer_copy_fd(w, r->content_fd, 0, r->content_len, cleanup_observe, hs);
-    add = buf_new(0);
-    if ((complete ? cleanup_missing_fields(r, &h, add)
-                  : msgheader_read(r->content_fd, r->content_len, &h)) < 0) {
-        buf_free(&add);
+    } else if (queue_writer_copy_fd(w, r->content_fd, 0, h->end, cleanup_observe, hs) < 0) {
         return -1;
     }
-    if ((cleanup_strips_authres(r, peer) ? cleanup_copy_header(w, r, &h, hs)
-         : queue_writer_copy_fd(w, r->content_fd, 0, h.end, cleanup_observe, hs)) < 0)
-        goto out;
-    if (add->len > 0) {
-        buf_t *lines = buf_new(0);
+    if (add->len == 0)
+        return queue_writer_copy_fd(w, r->content_fd, h->end, r->content_len - h->end,
+                                    cleanup_observe, hs);
+    lines = buf_new(0);
+    if (h->unterminated)            /* a header that ends the content without a line end */
+        buf_append(lines, "\r\n", 2);
+    buf_append(lines, add->data, add->len);
+    if (!h->separated && h->end < r->content_len)
+        buf_append(lines, "\r\n", 2);     /* the body began without the empty line */
+    cleanup_observe(hs, lines->data, lines->len);
+    rc = queue_writer_content(w, lines->data, lines->len);
+    buf_free(&lines);
+    if (rc < 0)
+        return -1;
+    return queue_writer_copy_fd(w, r->content_fd, h->end, r->content_len - h->end,
+                                cleanup_observe, hs);
+}
 
-        if (h.unterminated)         /* a header that ends the content without a line end */
-            buf_append(lines, "\r\n", 2);
-        buf_append(lines, add->data, add->len);
-        if (!h.separated && h.end < r->content_len)
-            buf_append(lines, "\r\n", 2);     /* the body began without the empty line */
-        cleanup_observe(hs, lines->data, lines->len);
-        rc = queue_writer_content(w, lines->data, lines->len);
-        buf_free(&lines);
-        if (rc < 0)
-            goto out;
-        rc = -1;
-    }
-    if (queue_writer_copy_fd(w, r->content_fd, h.end, r->content_len - h.end, cleanup_observe,
-                             hs) < 0)
-        goto out;
-    rc = 0;
-out:
-    msgheader_free(&h);
-    buf_free(&add);
+/* The header (into h, *have_h set) when the message needs it: to complete
+ * an authenticated client's (into add), to sign it, or to look for forged
+ * Authentication-Results fields (strip); then the DKIM-Signature fields
+ * (signing.c) written first.  0, or -1 with errno. */
+static int cleanup_prepare(queue_writer_t *w, const struct cleanup_request *r, const char *id,
+                           bool strip, struct msgheader *h, bool *have_h, buf_t *add,
+                           char **signed_what)
+{
+    bool sasl = cleanup_request_get_attr(r, QUEUE_ATTR_SASL_USER) != NULL;
+    bool sign = signing_wanted(r);
+    buf_t *sigs;
+    int rc;
+
+    if (!sasl && !sign && !strip)
+        return 0;
+    if (msgheader_read(r->content_fd, r->content_len, h) < 0)
+        return -1;
+    *have_h = true;
+    if (sasl)
+        cleanup_missing_fields(r, h, add);
+    if (!sign)
+        return 0;
+    sigs = buf_new(0);
+    rc = signing_sign(r, h, add, id, sigs, signed_what);
+    if (rc == 0 && sigs->len > 0)
+        rc = queue_writer_content(w, sigs->data, sigs->len);
+    buf_free(&sigs);
     return rc;
 }
 
@@ -345,8 +370,13 @@ out:
 static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char *idbuf,
                          const char **dsn, const char **text, struct header_scan *hs)
 {
+    bool strip = cleanup_strips_authres(r, peer);
     long long limit = conf_size("message_size_limit");
     queue_writer_t *w = NULL;
+    struct msgheader h;
+    bool have_h = false;
+    buf_t *add = NULL;
+    char *signed_what = NULL;
     struct stat st;
     int code;
 
@@ -376,8 +406,11 @@ static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char
     if (queue_writer_open(cleanup_qdir_fd, &w) < 0)
         return cleanup_write_error(errno, dsn, text);
     strlcpy(idbuf, queue_writer_id(w), QUEUE_ID_SIZE);
+    add = buf_new(0);
     if (maildrop_write_envelope(w, r) < 0)
         goto envelope_error;
+    if (cleanup_prepare(w, r, idbuf, strip, &h, &have_h, add, &signed_what) < 0)
+        goto content_error;
     if (!(r->flags & CLEANUP_FLAG_BOUNCE)) {
         buf_t *rcv = buf_new(0);
 
@@ -391,37 +424,51 @@ static int cleanup_write(struct cleanup_request *r, enum cleanup_peer peer, char
         queue_writer_content(w, rcv->data, rcv->len);
         buf_free(&rcv);
     }
-    if (cleanup_copy_content(w, r, peer, hs) < 0) {
-        int err = errno;
-
-        queue_writer_abort(&w);
-        if (err == EBADMSG) {
-            *dsn = "4.3.0";
-            *text = "Error: message content is missing";
-            return 451;
-        }
-        msg_warn("%s: queue file write error: %s", idbuf, strerror(err));
-        return cleanup_write_error(err, dsn, text);
-    }
+    if (cleanup_copy_content(w, r, &h, add, strip && have_h, hs) < 0)
+        goto content_error;
     if (!(r->flags & CLEANUP_FLAG_BOUNCE)
         && hs->received + 1 > (unsigned)conf_int("hopcount_limit")) {
         queue_writer_abort(&w);
         msg_info("%s: reject: too many hops (%u Received: headers)", idbuf, hs->received + 1);
         *dsn = "5.4.6";
         *text = "Error: too many hops";
-        return 554;
+        code = 554;
+        goto out;
     }
     if (queue_writer_commit(&w) < 0) {
         int err = errno;
 
         msg_warn("%s: cannot commit the queue file: %s", idbuf, strerror(err));
-        return cleanup_write_error(err, dsn, text);
+        code = cleanup_write_error(err, dsn, text);
+        goto out;
     }
     cleanup_maildrop_done(r);
+    if (signed_what)
+        msg_info("%s: DKIM-Signature added (%s)", idbuf, signed_what);
     *dsn = "2.0.0";
     *text = idbuf;
-    return 250;
+    code = 250;
+    goto out;
 
+content_error:
+    {
+        int err = errno;
+
+        queue_writer_abort(&w);
+        if (err == EBADMSG) {
+            *dsn = "4.3.0";
+            *text = "Error: message content is missing";
+            code = 451;
+        } else if (err == EIO) {
+            *dsn = "4.3.0";
+            *text = "Error: cannot DKIM-sign the message";
+            code = 451;
+        } else {
+            msg_warn("%s: queue file write error: %s", idbuf, strerror(err));
+            code = cleanup_write_error(err, dsn, text);
+        }
+        goto out;
+    }
 envelope_error:
     {
         int err = errno;
@@ -430,10 +477,17 @@ envelope_error:
         if (err == EMSGSIZE) {
             *dsn = "5.5.4";
             *text = "Error: envelope field too long";
-            return 554;
+            code = 554;
+        } else {
+            code = cleanup_write_error(err, dsn, text);
         }
-        return cleanup_write_error(err, dsn, text);
     }
+out:
+    if (have_h)
+        msgheader_free(&h);
+    buf_free(&add);
+    free(signed_what);
+    return code;
 }
 
 /* Handle one request from a peer of class peer (uid for the log); 0 to go

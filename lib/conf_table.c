@@ -371,6 +371,13 @@ const struct conf_param conf_params[] = {
      "From: address of DMARC aggregate reports, and their report_metadata email", NULL},
     {"dmarc_report_org_name", CONF_STR, "$mydomain", NOB,
      "org_name of DMARC aggregate reports: who reports", NULL},
+    /* DKIM signing (cleanup; mailctl dkim, dns). */
+    {"dkim_sign", CONF_BOOL, "yes", NOB,
+     "cleanup: DKIM-sign mail from local submitters, SMTP AUTH clients, mynetworks and "
+     "bounces with the keys of dkim_key_directory (no: sign nothing)", NULL},
+    {"dkim_key_directory", CONF_STR, "$config_directory/dkim", NOB,
+     "DKIM private keys as DOMAIN/SELECTOR.key (mailctl dkim keygen): root's, read by cleanup "
+     "before its privilege drop", NULL},
 
     /* DNS (lib/dns, for the programs that look names up). */
     {"dns_forwarders", CONF_STR, "", NOB,

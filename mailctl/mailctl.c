@@ -9,6 +9,8 @@
  *   mailctl [-c CONFDIR] user add NAME [--password-stdin] | passwd NAME
  *                             [--password-stdin] | del NAME | list  (user.c)
  *   mailctl [-c CONFDIR] dmarc report [-n] [--day YYYY-MM-DD]       (dmarc.c)
+ *   mailctl [-c CONFDIR] dkim keygen [-f] DOMAIN [SELECTOR] | list    (dkim.c)
+ *   mailctl [-c CONFDIR] dns DOMAIN                                    (dns.c)
  *
  * CONFDIR is -c, else $POSTHORN_CONFIG, else the compiled-in default
  * (/etc/posthorn for a default install).  Configuration errors are printed
@@ -249,7 +251,10 @@ static _Noreturn void usage(void)
             "  user add NAME [--password-stdin] | passwd NAME [--password-stdin] | del NAME | list\n"
             "                mail passwords (SMTP AUTH) of the host's accounts\n"
             "  dmarc report [-n] [--day YYYY-MM-DD]\n"
-            "                send the DMARC aggregate reports of the days before today\n");
+            "                send the DMARC aggregate reports of the days before today\n"
+            "  dkim keygen [-f] DOMAIN [SELECTOR] | list\n"
+            "                DKIM signing keys: make a domain's, list those cleanup loads\n"
+            "  dns DOMAIN    the DNS records to publish for DOMAIN (MX, SPF, DKIM, DMARC, PTR)\n");
     exit(2);
 }
 
@@ -262,7 +267,7 @@ int main(int argc, char **argv)
         {"init", cmd_init}, {"start", cmd_start}, {"stop", cmd_stop},
         {"reload", cmd_reload}, {"status", cmd_status}, {"check", cmd_check},
         {"queue", cmd_queue}, {"newaliases", cmd_newaliases}, {"map", cmd_map},
-        {"user", cmd_user}, {"dmarc", cmd_dmarc},
+        {"user", cmd_user}, {"dmarc", cmd_dmarc}, {"dkim", cmd_dkim}, {"dns", cmd_dns},
     };
     int ch;
 

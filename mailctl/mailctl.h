@@ -3,11 +3,13 @@
  * (accounts and spool directories), control.c (talking to master),
  * tlsgen.c (self-signed certificates), queue.c (the mail queue), maps.c
  * (newaliases, map), user.c (mail passwords), dmarc.c (DMARC reports),
+ * dkim.c (DKIM keys), dns.c (the DNS records of a mail domain),
  * mailctl.c (commands, check).
  */
 #ifndef POSTHORN_MAILCTL_H
 #define POSTHORN_MAILCTL_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -59,6 +61,15 @@ int  cmd_dmarc(int argc, char **argv);
 
 /* user.c */
 int  cmd_user(int argc, char **argv);
+
+/* dkim.c */
+int  cmd_dkim(int argc, char **argv);
+
+/* dns.c */
+int  cmd_dns(int argc, char **argv);
+/* The TXT record of DKIM key k (read from path), after a comment line. */
+struct dkimsign_key;
+void mailctl_dns_dkim(FILE *out, const struct dkimsign_key *k, const char *path);
 
 /* tlsgen.c */
 /* key.pem and cert.pem, created in dirfd (dir in messages); 0 or -1. */
