@@ -48,7 +48,7 @@
  * Parameters: message_size_limit, hopcount_limit, myhostname, mail_name,
  * virtual_alias_maps (and virtual.c's), srs_enable, srs_domain,
  * srs_secret_file, srs_max_age (srsrev.c), dkim_sign, dkim_key_directory,
- * mynetworks (signing.c),
+ * mynetworks (signing.c), dkim_ed25519_process_limit,
  * network_user, mail_owner (and the server skeleton's).
  */
 #include <errno.h>
@@ -65,6 +65,7 @@
 #include "authres.h"
 #include "cleanup_proto.h"
 #include "conf.h"
+#include "dkimsign.h"
 #include "header.h"
 #include "ipc.h"
 #include "lookup_proto.h"
@@ -562,6 +563,16 @@ static void cleanup_serve(int fd)
         ipc_msg_free(&m);
         if (rc < 0)
             return;
+        if (dkimsign_leaky_handles() >= (unsigned long)conf_int("dkim_ed25519_process_limit")) {
+            /* libopendkim keeps what each Ed25519 signature loaded: a
+             * fresh process before it adds up (about 1 MB).  Its clients
+             * see the connection closed between messages and open another
+             * (lib/smtpserver, pickup). */
+            msg_info("cleanup: %lu Ed25519 signatures made; ending this process (libopendkim "
+                     "keeps memory for each)", dkimsign_leaky_handles());
+            close(fd);
+            exit(0);
+        }
     }
 }
 

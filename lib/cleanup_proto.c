@@ -146,6 +146,42 @@ int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_res
     return 0;
 }
 
+int cleanup_submit_kept(int *sock, const struct cleanup_request *r, struct cleanup_result *res,
+                        int timeout_ms, const char **why)
+{
+    int fresh = 0, saved;
+
+    *why = NULL;
+    for (;;) {
+        if (*sock >= 0 && ipc_idle_closed(*sock)) {
+            close(*sock);           /* that cleanup process has ended */
+            *sock = -1;
+        }
+        if (*sock < 0) {
+            *sock = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION,
+                                    timeout_ms, why);
+            if (*sock < 0) {
+                if (*why == NULL)
+                    *why = strerror(errno);
+                return -1;
+            }
+            fresh = 1;
+        }
+        if (cleanup_submit(*sock, r, res, timeout_ms) == 0)
+            return 0;
+        saved = errno;
+        close(*sock);
+        *sock = -1;
+        errno = saved;
+        /* A kept connection cleanup closed while the request was on its
+         * way was never read: once more on a new one. */
+        if (fresh || (saved != EPIPE && saved != ECONNRESET)) {
+            *why = strerror(saved);
+            return -1;
+        }
+    }
+}
+
 void cleanup_result_free(struct cleanup_result *res)
 {
     free(res->dsn);

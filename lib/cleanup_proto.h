@@ -143,6 +143,14 @@ const char *cleanup_request_get_attr(const struct cleanup_request *r, const char
  * drops the connection). */
 int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
                    int timeout_ms);
+/* The same over a connection the caller keeps between requests (*sock, -1
+ * for none): opened when there is none or cleanup has closed it (a cleanup
+ * process may end between two requests), and, when a kept one turns out
+ * closed while the request was on its way (EPIPE, ECONNRESET: cleanup
+ * never read it), once more on a new one.  0, or -1 with errno and *why
+ * for the log (*sock is then -1). */
+int cleanup_submit_kept(int *sock, const struct cleanup_request *r, struct cleanup_result *res,
+                        int timeout_ms, const char **why);
 void cleanup_result_free(struct cleanup_result *res);
 
 /* The rules every request must meet (no control characters in the

@@ -375,6 +375,9 @@ const struct conf_param conf_params[] = {
     {"dkim_sign", CONF_BOOL, "yes", NOB,
      "cleanup: DKIM-sign mail from local submitters, SMTP AUTH clients, mynetworks and "
      "bounces with the keys of dkim_key_directory (no: sign nothing)", NULL},
+    {"dkim_ed25519_process_limit", CONF_INT, "2000", 1, 1000000,
+     "cleanup: Ed25519 signatures a cleanup process makes before it ends (libopendkim keeps "
+     "about 470 bytes of each)", NULL},
     {"dkim_key_directory", CONF_STR, "$config_directory/dkim", NOB,
      "DKIM private keys as DOMAIN/SELECTOR.key (mailctl dkim keygen): root's, read by cleanup "
      "before its privilege drop", NULL},

@@ -732,6 +732,13 @@ int ipc_peer_check(int sock, uid_t uid)
     return ipc_peer_allowed(sock, &uid, 1, NULL);
 }
 
+int ipc_idle_closed(int sock)
+{
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+
+    return poll(&p, 1, 0) != 0;
+}
+
 /* ------------------------------------------------------------------- names */
 
 /* Process-wide registry; not thread-safe (Posthorn daemons are single

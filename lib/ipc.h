@@ -134,6 +134,10 @@ int ipc_peer_uid(int sock, uid_t *uid, pid_t *pid);
 int ipc_peer_allowed(int sock, const uid_t *uids, size_t nuids, uid_t *peer);
 /* 0 if the peer runs as uid (or as root); -1 and errno EPERM otherwise. */
 int ipc_peer_check(int sock, uid_t uid);
+/* A kept client connection to a server that never speaks unasked (cleanup):
+ * is it readable now, i.e. closed by the server (or broken)?  Then the
+ * caller closes it and opens another before its next request. */
+int ipc_idle_closed(int sock);
 
 /* A process-wide registry (not thread-safe); names are copied.  Registering a
  * type again under another name replaces it with a warning, so protocols

@@ -23,7 +23,6 @@
  * meets it.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,28 +114,10 @@ void smtpserver_init(event_loop_t *loop)
  * means closed). */
 static void smtpserver_cleanup_resume(void)
 {
-    struct pollfd p = {.fd = smtpserver_cleanup_fd, .events = POLLIN};
-
     if (smtpserver_cleanup_timer)
         event_cancel_timer(smtpserver_cleanup_loop, &smtpserver_cleanup_timer);
-    if (smtpserver_cleanup_fd >= 0 && poll(&p, 1, 0) != 0)
+    if (smtpserver_cleanup_fd >= 0 && ipc_idle_closed(smtpserver_cleanup_fd))
         smtpserver_cleanup_close();
-}
-
-/* The connection to cleanup for a message, opened if there is none.  -1
- * (logged) if cleanup cannot be reached. */
-static int smtpserver_cleanup_conn(void)
-{
-    const char *why = NULL;
-
-    if (smtpserver_cleanup_fd < 0) {
-        smtpserver_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
-                                                CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
-        if (smtpserver_cleanup_fd < 0)
-            msg_warn("cannot reach cleanup (%s): %s", CLEANUP_SOCKET,
-                     why ? why : strerror(errno));
-    }
-    return smtpserver_cleanup_fd;
 }
 
 static const char *smtpserver_verb_log[SMTPSERVER_NVERBS] = {
@@ -293,6 +274,7 @@ static void smtpserver_submit(int content_fd, uint64_t len)
 {
     struct cleanup_request r;
     struct cleanup_result res;
+    const char *why = NULL;
     char bits[16];
 
     cleanup_request_init(&r);
@@ -334,14 +316,9 @@ static void smtpserver_submit(int content_fd, uint64_t len)
             smtpserver_send(451, "4.3.0", "Error: queue file write error");
             goto out;
         }
-    } else if (smtpserver_cleanup_conn() < 0) {
-        smtpserver_send(451, "4.3.0", "Error: queue file write error");
-        goto out;
-    }
-    if (!S.policy->submit
-        && cleanup_submit(smtpserver_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
-        msg_warn("lost the connection to cleanup: %s", strerror(errno));
-        smtpserver_cleanup_close();
+    } else if (cleanup_submit_kept(&smtpserver_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS,
+                                   &why) < 0) {
+        msg_warn("cannot hand the message to cleanup (%s): %s", CLEANUP_SOCKET, why);
         smtpserver_send(451, "4.3.0", "Error: queue file write error");
         goto out;
     }

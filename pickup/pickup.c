@@ -232,20 +232,8 @@ static int pickup_file(int mdfd, const char *id)
         cleanup_request_free(&r);
         return 0;
     }
-    why = NULL;
-    if (pickup_cleanup_fd < 0)
-        pickup_cleanup_fd = ipc_client_open(CLEANUP_SOCKET, CLEANUP_PROTO_NAME,
-                                            CLEANUP_PROTO_VERSION, CLEANUP_TIMEOUT_MS, &why);
-    if (pickup_cleanup_fd < 0) {
-        msg_warn("cannot reach cleanup (%s): %s; maildrop/ waits", CLEANUP_SOCKET,
-                 why ? why : strerror(errno));
-        cleanup_request_free(&r);
-        return -1;
-    }
-    if (cleanup_submit(pickup_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS) < 0) {
-        msg_warn("lost the connection to cleanup: %s; maildrop/ waits", strerror(errno));
-        close(pickup_cleanup_fd);
-        pickup_cleanup_fd = -1;
+    if (cleanup_submit_kept(&pickup_cleanup_fd, &r, &res, CLEANUP_TIMEOUT_MS, &why) < 0) {
+        msg_warn("cannot hand %s to cleanup (%s): %s; maildrop/ waits", id, CLEANUP_SOCKET, why);
         cleanup_request_free(&r);
         return -1;
     }

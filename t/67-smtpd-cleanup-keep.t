@@ -84,7 +84,7 @@ code4, _, pid4 = session()
 ok(code4 == 250 and pid4 and pid4 != pid3,
    "the kept connection's cleanup killed: the next message is accepted through a new one")
 log = inst.log()[mark:]
-ok("lost the connection to cleanup" not in log and "cannot reach cleanup" not in log,
+ok("to cleanup" not in log,
    "  without a warning: the dead connection was replaced before use") or diag(log)
 
 for n in (1, 2, 4):

@@ -24,6 +24,8 @@ a client on 127.0.0.1 is outside.  Covers:
 - a key with bad permissions is skipped with a log line naming it, the
   others still sign; dkim_sign = no signs nothing;
 - reload: a new domain's keys sign after "mailctl reload".
+- dkim_ed25519_process_limit: cleanup processes end after so many
+  Ed25519 signatures and pickup and an SMTP session go on with new ones.
 Skips without root, nsd or python3-dkim."""
 import os
 import re
@@ -300,9 +302,42 @@ ok(both(res, "sub.other.test"), "after reload a new domain's keys sign its mail"
 bad = [l for l in inst.log().splitlines() if re.search(r"panic|fatal|segfault|killed by signal", l)]
 ok(not bad, "no panic, fatal or crash") or diag(bad)
 
+# ------------------------------------------------------------------ recycling
+# libopendkim keeps memory of every Ed25519 signature: a cleanup process
+# ends after dkim_ed25519_process_limit of them, between two messages,
+# and its long-lived clients (pickup; an SMTP session) carry on with a
+# fresh one, without a warning and without losing a message.
+inst.stop()
+inst.set_main({"dkim_ed25519_process_limit": "2"})
+r = inst.start()
+ok(r.returncode == 0, "restarted with dkim_ed25519_process_limit = 2") or diag(r.stderr)
+for i in range(5):
+    subprocess.run([os.path.join(posthorn.BUILD, "sbin", "sendmail"), "-C", inst.etc,
+                    "-f", "root@example.test", "far@remote.test"],
+                   input=b"From: root@example.test\nSubject: t68 recycle %d\n\nx\n" % i,
+                   capture_output=True, timeout=60)
+c = smtplib.SMTP("127.0.0.1", inst.port(587), timeout=30)
+c.starttls(context=ctx)
+c.login(user, PASSWORD)
+for i in range(5):
+    c.sendmail(me, ["far@remote.test"], ("From: <%s>\r\nTo: far@remote.test\r\n"
+                                         "Subject: t68 session %d\r\n\r\nhi\r\n" % (me, i)).encode())
+c.quit()
+signed = 0
+for i in range(5):
+    signed += bool(both(verify(remote_msg("t68 recycle %d" % i))))
+    signed += bool(both(verify(remote_msg("t68 session %d" % i))))
+is_(signed, 10, "ten messages (five through pickup, five in one SMTP session) all signed")
+log = inst.log()
+ok(log.count("Ed25519 signatures made; ending this process") >= 4,
+   "cleanup processes ended after their limit (%d times)"
+   % log.count("Ed25519 signatures made; ending this process"))
+ok("to cleanup" not in log and "queue file write error" not in log,
+   "their clients noticed and went on without an error")
+
 # ------------------------------------------------------------------ dkim_sign = no
 inst.stop()
-inst.set_main({"dkim_sign": "no"})
+inst.set_main({"dkim_sign": "no", "dkim_ed25519_process_limit": "2000"})
 r = inst.start()
 ok(r.returncode == 0, "restarted with dkim_sign = no") or diag(r.stderr)
 r = subprocess.run([os.path.join(posthorn.BUILD, "sbin", "sendmail"), "-C", inst.etc,
