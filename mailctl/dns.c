@@ -9,6 +9,10 @@
  *          elsewhere is left to DMARC, which sees DKIM too, and a receiver
  *          that rejects on an SPF -all before DMARC runs would refuse
  *          forwarded mail whose DKIM signature passes (RFC 7489 10.1).
+ *   SPF    $myhostname. IN TXT "v=spf1 a -all" (unless it is DOMAIN):
+ *          for the HELO identity (RFC 7208 2.3) and the SRS sender of
+ *          forwarded mail (srs_domain, by default the host's name).
+ *          -all: only this host uses that name.
  *   DKIM   SELECTOR._domainkey.D. IN TXT ( "v=DKIM1; k=...; p=..." ... )
  *          for every key that signs DOMAIN's mail (dkim_key_directory;
  *          D is the key's domain: DOMAIN's or a parent's), split into
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "conf.h"
@@ -178,6 +183,14 @@ int cmd_dns(int argc, char **argv)
     printf("%s.\tIN\tMX\t10 %s.\n", domain, host);
     printf("; SPF: %s's mail leaves from its MX hosts; DMARC judges the rest (~all)\n", domain);
     printf("%s.\tIN\tTXT\t\"v=spf1 mx ~all\"\n", domain);
+    if (strcasecmp(host, domain) != 0) {
+        /* Receivers check SPF of the HELO name too (RFC 7208 2.3), and
+         * forwarded mail leaves with an SRS sender of srs_domain. */
+        printf("; SPF of the host itself: its HELO name%s\n",
+               strcasecmp(conf_str("srs_domain"), host) == 0
+               ? " and the SRS sender of forwarded mail (srs_domain)" : "");
+        printf("%s.\tIN\tTXT\t\"v=spf1 a -all\"\n", host);
+    }
 
     nowners = trustpath_owners(owners);
     keys = dkimkeys_load(conf_str("dkim_key_directory"), owners, nowners, errs, warns);

@@ -38,6 +38,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tap import ok, is_, like, diag, done, skip_all  # noqa: E402
+import dkimcheck  # noqa: E402
 import nsd  # noqa: E402
 from smtptest import prelude, free_port_on  # noqa: E402
 
@@ -107,12 +108,15 @@ is_(r.returncode, 0, "mailctl dns example.test") or diag(r.stderr)
 out = r.stdout
 like(out, "example.test.\tIN\tMX\t10 mail.example.test.", "  MX to myhostname")
 like(out, 'example.test.\tIN\tTXT\t"v=spf1 mx ~all"', "  SPF")
+like(out, 'mail.example.test.\tIN\tTXT\t"v=spf1 a -all"',
+     "  SPF of the host name (HELO, SRS sender)")
 like(out, '_dmarc.example.test.\tIN\tTXT\t"v=DMARC1; p=quarantine; '
      'rua=mailto:postmaster@example.test"', "  DMARC with rua")
 like(out, "1.0.0.127.in-addr.arpa.\tIN\tPTR\tmail.example.test.",
      "  PTR for myhostname's address (from DNS)")
 ok(all(l.startswith(";") for l in out.splitlines() if not l.startswith(("\t", "_", "example",
-                                                                            "t68", "1.0.0")))
+                                                                            "t68", "1.0.0",
+                                                                            "mail.example")))
    and out.count("\n;") >= 5, "  each record after a comment line")
 records = {}
 for m in re.finditer(r"^(\S+)\.\tIN\tTXT\t(\(.*?\)|\"[^\n]*\")$", out, re.M | re.S):
@@ -136,36 +140,9 @@ r = subprocess.run([posthorn.MAILCTL, "-c", inst.etc, "user", "add", user, "--pa
                    input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
 is_(r.returncode, 0, "a user with a mail password") or diag(r.stderr)
 
-VERIFY = r"""
-import json, sys, dkim
-recs = json.loads(sys.argv[1])
-msg = sys.stdin.buffer.read()
-def dnsfunc(name, timeout=5):
-    return recs.get(name.decode().rstrip("."), "").encode() or None
-d = dkim.DKIM(msg)
-sigs = [v for k, v in d.headers if k.lower() == b"dkim-signature"]
-res = []
-for i, s in enumerate(sigs):
-    tags = dict(t.strip().split(b"=", 1) for t in s.split(b";") if b"=" in t)
-    try:
-        good = dkim.DKIM(msg).verify(idx=i, dnsfunc=dnsfunc)
-    except Exception as e:
-        good = "error %s" % e
-    res.append([tags[b"a"].decode(), tags[b"d"].decode(), tags[b"s"].decode(), good])
-print(json.dumps(res))
-"""
-
-
 def verify(data):
     """[[a, d, s, passed], ...] for each DKIM-Signature of data (bytes)."""
-    import json
-    data = re.sub(rb"(?<!\r)\n", b"\r\n", data)
-    r = subprocess.run([PY, "-c", VERIFY, json.dumps(records)], input=data,
-                       capture_output=True, timeout=60)
-    if r.returncode != 0:
-        diag(r.stderr.decode(errors="replace"))
-        return []
-    return json.loads(r.stdout)
+    return dkimcheck.verify(data, records, diag)
 
 
 def both(res, d="example.test"):

@@ -51,6 +51,7 @@ if shutil.which("xmllint") is None:
 work = prelude("posthorn-dmarc-")
 import posthorn  # noqa: E402
 from fakesmtp import FakeSMTP  # noqa: E402
+import dkimcheck  # noqa: E402
 
 XSD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rfc7489.xsd")
 PORT = free_port_on(["127.0.0.3"])
@@ -88,6 +89,10 @@ with open(conf) as f:
 like(master_text, "\ndmarcreport            job   -       86400  1       mailctl dmarc report\n",
      "mailctl init writes the daily job")
 
+# Reports go out DKIM-signed: a key for the reporting domain.
+r = inst.mailctl("dkim", "keygen", "example.test", "t77")
+ok(r.returncode == 0, "a DKIM key for example.test") or diag(r.stderr)
+dkim_records = dkimcheck.records(inst.mailctl("dns", "example.test").stdout)
 r = inst.start()
 ok(r.returncode == 0, "the instance starts") or diag(r.stderr)
 check = pwd.getpwnam("posthorn-check")
@@ -226,6 +231,13 @@ is_(msg and msg["Subject"], "Report Domain: sender.test Submitter: example.test 
     "<%s.sender.test@example.test>" % D, "the subject of section 7.2.1.1")
 is_(msg and msg.get_content_type(), "multipart/mixed", "a multipart/mixed message")
 is_(msg and msg["From"], "postmaster@example.test", "From: dmarc_report_sender's default")
+if dkimcheck.available():
+    res = dkimcheck.verify(m["data"], dkim_records, diag) if m else []
+    is_(sorted(a for a, d, s, good in res if good is True and d == "example.test"),
+        ["ed25519-sha256", "rsa-sha256"],
+        "the report is DKIM-signed (rsa-sha256 and ed25519-sha256, verified by python3-dkim)")
+else:
+    ok(True, "# SKIP python3-dkim is not installed")
 is_(fname, "example.test!sender.test!%d!%d.xml.gz" % (yday, yday + 86399),
     "the attachment is receiver!domain!begin!end.xml.gz")
 ok(xml and schema_ok(xml), "the report inflates to XML that validates against RFC 7489's schema")
