@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "map.h"
 #include "xalloc.h"
 
 void addr_split(const char *addr, char **local, char **domain)
@@ -53,6 +54,35 @@ int addr_domain_is_local(const char *domain)
         if (addr_domain_eq(addr_dest_list[i], domain))
             return 1;
     return 0;
+}
+
+int addr_domain_is_virtual(const char *domain, char **why)
+{
+    char **list = conf_split(conf_str("virtual_alias_domains"));
+    char *lower = addr_lowercase(domain);
+    size_t len = strlen(lower);
+    int found = 0;
+
+    if (len > 0 && lower[len - 1] == '.')
+        lower[--len] = '\0';
+    for (size_t i = 0; list[i] && found == 0 && len > 0; i++) {
+        if (strchr(list[i], ':') && list[i][0] != '[') {
+            char *err = NULL, *value = NULL;
+            map_t *m = map_cached(list[i], &err);
+
+            found = m == NULL ? -1 : map_lookup(m, lower, &value);
+            if (found < 0)
+                *why = err ? err : xasprintf("%s: lookup of %s failed", list[i], lower);
+            else
+                free(err);
+            free(value);
+        } else {
+            found = addr_domain_eq(list[i], lower);
+        }
+    }
+    free(lower);
+    conf_split_free(&list);
+    return found;
 }
 
 int addr_is_local(const char *addr)

@@ -26,6 +26,12 @@ int addr_domain_eq(const char *a, const char *b);
 /* 1 if domain (without '@'; "" counts as local: a bare "postmaster") is
  * listed in mydestination (as read now from main.conf), else 0. */
 int addr_domain_is_local(const char *domain);
+/* Is domain a virtual alias domain?  virtual_alias_domains lists domains
+ * and tables (type:path) in which the domain is a key: Postfix's
+ * convention of an "example.com  anything" line in the virtual table.
+ * 1, 0, or -1 with *why (fresh; untouched otherwise) when a table cannot
+ * be read. */
+int addr_domain_is_virtual(const char *domain, char **why);
 
 /* 1 if the address is local: its domain is local, or it has none. */
 int addr_is_local(const char *addr);

@@ -399,38 +399,14 @@ int srs_secrets_parse(srs_t *s, const char *text, size_t len, const char **why)
 
 /* ---- configuration ---- */
 
-/* Is domain listed in virtual_alias_domains (a domain, or a type:table
- * with the domain as a key: Postfix's convention)? */
-static int srs_virtual_domain(const char *domain)
-{
-    char **list = conf_split(conf_str("virtual_alias_domains"));
-    char *lower = addr_lowercase(domain);
-    size_t len = strlen(lower);
-    int found = 0;
-
-    if (len > 0 && lower[len - 1] == '.')
-        lower[--len] = '\0';
-    for (size_t i = 0; list[i] && !found && len > 0; i++) {
-        if (strchr(list[i], ':') && list[i][0] != '[') {
-            char *err = NULL, *value = NULL;
-            map_t *m = map_cached(list[i], &err);
-
-            found = m != NULL && map_lookup(m, lower, &value) > 0;
-            free(value);
-            free(err);
-        } else {
-            found = addr_domain_eq(list[i], lower);
-        }
-    }
-    free(lower);
-    conf_split_free(&list);
-    return found;
-}
-
 int srs_domain_is_ours(const char *domain)
 {
-    return addr_domain_is_local(domain) || addr_domain_eq(domain, conf_str("srs_domain"))
-           || srs_virtual_domain(domain);
+    char *why = NULL;
+    int ours = addr_domain_is_local(domain) || addr_domain_eq(domain, conf_str("srs_domain"))
+               || addr_domain_is_virtual(domain, &why) > 0;
+
+    free(why);          /* a table that cannot be read: not known to be ours */
+    return ours;
 }
 
 int srs_load(srs_t **sp, char **why)
@@ -439,6 +415,7 @@ int srs_load(srs_t **sp, char **why)
     const uid_t root = 0;
     struct stat st;
     buf_t *text = NULL;
+    char *vwhy = NULL;
     srs_t *s;
 
     *sp = NULL;
@@ -449,7 +426,8 @@ int srs_load(srs_t **sp, char **why)
         *why = xasprintf("srs_domain \"%s\" is not a domain name: SRS is off", domain);
         return 0;
     }
-    if (!addr_domain_is_local(domain) && !srs_virtual_domain(domain)) {
+    if (!addr_domain_is_local(domain) && addr_domain_is_virtual(domain, &vwhy) <= 0) {
+        free(vwhy);
         *why = xasprintf("srs_domain %s is in neither mydestination nor virtual_alias_domains, "
                          "so bounces to it would not come back: SRS is off", domain);
         return 0;

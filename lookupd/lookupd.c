@@ -213,34 +213,6 @@ static int lookupd_virtual(const char *address, char **value, char **text)
     return lookupd_address_entry("virtual_alias_maps", address, value, text);
 }
 
-/* Is domain a virtual alias domain?  virtual_alias_domains lists domains
- * and tables (type:path) in which the domain is a key: Postfix's
- * convention of an "example.com  anything" line in the virtual table.
- * 1, 0, or -1 with *text. */
-static int lookupd_virtual_domain(const char *domain, char **text)
-{
-    char **list = conf_split(conf_str("virtual_alias_domains"));
-    char *lower = addr_lowercase(domain);
-    size_t len = strlen(lower);
-    int found = 0;
-
-    if (len > 0 && lower[len - 1] == '.')
-        lower[--len] = '\0';
-    for (size_t i = 0; list[i] && found == 0 && len > 0; i++) {
-        if (strchr(list[i], ':') && list[i][0] != '[') {
-            found = lookupd_table(list[i], lower, NULL, text);
-        } else {
-            size_t n = strlen(list[i]);
-
-            found = (n == len || (n == len + 1 && list[i][len] == '.'))
-                    && strncasecmp(list[i], lower, len) == 0;
-        }
-    }
-    free(lower);
-    conf_split_free(&list);
-    return found;
-}
-
 /* An SRS address of srs_domain (a bounce to mail that local forwarded
  * with its sender rewritten): LOOKUP_OK when its hash and age check out,
  * LOOKUP_NOTFOUND when they do not, LOOKUP_TEMPFAIL when the secrets
@@ -289,7 +261,7 @@ static int lookupd_rcpt(const char *address, char **text)
     result = LOOKUP_NOTFOUND;
     if (!addr_domain_is_local(domain)) {
         char *value = NULL;
-        int vd = lookupd_virtual_domain(domain, text);
+        int vd = addr_domain_is_virtual(domain, text);
 
         if (vd < 0) {
             result = LOOKUP_TEMPFAIL;
