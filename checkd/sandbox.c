@@ -8,7 +8,9 @@
  *     openat for writing and appending (the history; the process is
  *     chrooted in the empty directory anyway); an open for reading
  *     answers EACCES without running (libraries probe for files);
- *   - sockets of AF_UNIX (syslog), AF_INET and AF_INET6 only;
+ *   - new sockets of AF_INET and AF_INET6 only (DNS); AF_UNIX answers
+ *     EACCES (the jail has no paths, but abstract sockets would reach
+ *     other programs; the syslog connection was made before the jail);
  *   - no executable memory (mmap and mprotect without PROT_EXEC);
  *   - threads, but no new processes (clone only with CLONE_THREAD; clone3,
  *     whose flags a filter cannot read, answers ENOSYS so that the C
@@ -114,7 +116,7 @@ void sandbox_enter(void)
     size_t i;
     int rc;
 
-    sandbox_log_fd = msg_detach_fds();
+    sandbox_log_fd = msg_logfile_fd();
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = sandbox_sigsys;
     sa.sa_flags = SA_SIGINFO;
@@ -152,7 +154,8 @@ void sandbox_enter(void)
 #endif
     {
         struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-        const int domains[] = {AF_UNIX, AF_INET, AF_INET6};
+        const int domains[] = {AF_INET, AF_INET6};
+        struct scmp_arg_cmp local = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_UNIX);
 
         sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread);
         sandbox_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
@@ -161,6 +164,9 @@ void sandbox_enter(void)
 
             sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &dom);
         }
+        /* No new UNIX sockets: the jail has no paths, but the abstract
+         * namespace has no walls.  syslog's reconnect just fails. */
+        sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, &local);
     }
     rc = seccomp_load(ctx);
     seccomp_release(ctx);

@@ -139,6 +139,11 @@ int msg_logfile(const char *path)
     return 0;
 }
 
+int msg_logfile_fd(void)
+{
+    return msg_log_fd;
+}
+
 int msg_detach_fds(void)
 {
     if (msg_flags & MSG_SYSLOG) {

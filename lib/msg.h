@@ -45,6 +45,9 @@ void msg_fatal_hook(void (*hook)(void));
  * (it is made again on the next line) and return the one descriptor msg
  * wants kept open, that of maillog_file (-1 if none). */
 int msg_detach_fds(void);
+/* The descriptor of maillog_file (-1 if none), for a handler that may only
+ * write(2) (checkd's SIGSYS report). */
+int msg_logfile_fd(void);
 
 void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
