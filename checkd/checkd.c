@@ -3,9 +3,11 @@
  *
  * libspf2, libopendkim and the DMARC code parse DNS data and header fields
  * that anyone on the Internet chooses, and their upstreams are quiet, so
- * they run here and nowhere else: as check_user, chrooted into the empty
- * directory, with a seccomp filter (sandbox.c) that allows only the
- * system calls this work needs.  One smtpd session per process
+ * they run here and nowhere else: as check_user without other groups,
+ * chrooted into the spool's dmarc/ directory (its own, where it appends
+ * the DMARC history and holds no descriptor of anything outside), with a
+ * seccomp filter (sandbox.c) that allows only the system calls this work
+ * needs.  One smtpd session per process
  * (SERVER_SINGLE): smtpd connects when a session first needs a check and
  * closes when it ends; master starts as many checkd processes as there
  * are such sessions, up to the service's process limit, and restarts one
@@ -45,6 +47,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +69,7 @@
 
 #define CHECKD_IDLE_MS   (3600 * 1000)   /* a session may sit in DATA long */
 #define CHECKD_REPLY_MS  (60 * 1000)
+#define CHECKD_SIZE_SLACK 4096          /* smtpd may add a final CRLF */
 /* Authentication-Results is a queue file attribute (QUEUE_FIELD_MAX):
  * DKIM results stop being listed one by one past this length. */
 #define CHECKD_AUTHRES_ROOM 4096
@@ -341,6 +345,24 @@ static void checkd_message(struct checkd_spf_memo *memo, const struct check_mess
     dmarc_outcome_clear(&dm);
 }
 
+/* The content a request names must be what smtpd makes: a regular file
+ * (its memfd) holding at least content_len bytes, within
+ * message_size_limit; anything else is a peer error (EPROTO), so no peer
+ * can have us read a device or a pipe without end. */
+static int checkd_content_ok(const struct check_message_request *q)
+{
+    long long limit = conf_size("message_size_limit");
+    struct stat st;
+
+    if (fstat(q->content_fd, &st) < 0 || !S_ISREG(st.st_mode)
+        || (uint64_t)st.st_size < q->content_len
+        || (limit > 0 && q->content_len > (uint64_t)limit + CHECKD_SIZE_SLACK)) {
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
 /* One request: 0, or -1 to drop the peer. */
 static int checkd_request(int fd, ipc_msg_t *m, struct checkd_spf_memo *memo)
 {
@@ -365,6 +387,10 @@ static int checkd_request(int fd, ipc_msg_t *m, struct checkd_spf_memo *memo)
 
         if (check_message_request_decode(m, &q) < 0)
             return -1;
+        if (checkd_content_ok(&q) < 0) {
+            check_message_request_clear(&q);
+            return -1;
+        }
         checkd_message(memo, &q, &res);
         msg_info("check: client=%s, from=<%s>, dmarc=%s, disposition=%s%s%s", q.client_addr,
                  q.sender, check_dmarc_name(res.dmarc), check_disposition_name(res.disposition),
@@ -415,11 +441,10 @@ static void checkd_pre_init(void)
     static const char *const params[] = {"network_user"};
     struct dns_settings ds;
     const char *why = NULL;
-    char *dir;
 
     server_peer_uids(params, 1, checkd_peer_uids);
-    /* As root: the trust anchor and the public suffix list are read now,
-     * and the DMARC history directory is opened before the chroot. */
+    /* As root: the trust anchor and the public suffix list are read now;
+     * the jail is the DMARC history directory itself (lib/server). */
     ds.forwarders = conf_str("dns_forwarders");
     ds.stub_zones = conf_str("dns_stub_zones");
     ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
@@ -432,18 +457,16 @@ static void checkd_pre_init(void)
         msg_fatal("SPF: %s", why ? why : "libspf2 cannot start");
     if ((checkd_dkim = dkimverify_new(checkd_key_lookup, NULL, &why)) == NULL)
         msg_fatal("DKIM: %s", why);
-    dir = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_DMARC_DIR);
-    checkd_dmarc_dir = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (checkd_dmarc_dir < 0)
-        msg_warn("cannot open %s: %s; DMARC results are not recorded for reports", dir,
-                 strerror(errno));
-    free(dir);
 }
 
 static void checkd_post_init(event_loop_t *loop)
 {
     (void)loop;
     check_proto_init();
+    checkd_dmarc_dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (checkd_dmarc_dir < 0)
+        msg_warn("cannot open the DMARC history directory: %s; DMARC results are not recorded "
+                 "for reports", strerror(errno));
     sandbox_enter();
 }
 
@@ -452,7 +475,8 @@ int main(int argc, char **argv)
     static const struct server_opts opts = {
         .mode = SERVER_SINGLE,
         .user_param = "check_user",
-        .chroot = SERVER_CHROOT_EMPTY,
+        .no_service_group = 1,
+        .chroot = SERVER_CHROOT_DMARC,
         .pre_init = checkd_pre_init,
         .post_init = checkd_post_init,
         .serve = checkd_serve,

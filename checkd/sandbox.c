@@ -6,7 +6,7 @@
  * holds, and logs.  Everything else is refused before it runs:
  *   - no new programs (execve), no ptrace, no new files but through
  *     openat for writing and appending (the history; the process is
- *     chrooted in the empty directory anyway); an open for reading
+ *     chrooted in its own directory anyway); an open for reading
  *     answers EACCES without running (libraries probe for files);
  *   - new sockets of AF_INET and AF_INET6 only (DNS); AF_UNIX answers
  *     EACCES (the jail has no paths, but abstract sockets would reach
@@ -20,6 +20,10 @@
  * and ends the process (master starts another).  Under AddressSanitizer
  * the list is wider: its runtime reads /proc and files when it reports.
  *
+ * The address space is limited too (RLIMIT_AS: 512 MiB and eight times
+ * message_size_limit), so no input can make checkd take the machine's
+ * memory.
+ *
  * Failure modes: libseccomp refusing the filter is fatal.
  */
 #include <errno.h>
@@ -28,13 +32,20 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <seccomp.h>
 
 #include "checkd.h"
+#include "conf.h"
 #include "msg.h"
+
+/* The address space checkd may use: this much, and eight times
+ * message_size_limit (the header in memory more than once: ours,
+ * libopendkim's). */
+#define SANDBOX_MEMORY_BASE ((rlim_t)512 << 20)
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANDBOX_SANITIZER 1
@@ -109,6 +120,23 @@ static void sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned 
         msg_fatal("seccomp: cannot add a rule for system call %d: %s", nr, strerror(-rc));
 }
 
+/* A bound on the address space: whatever a message or a DNS answer makes
+ * the libraries allocate, checkd ends (master starts another; smtpd takes
+ * the mail with temperror) before the machine runs short.  Not under the
+ * sanitizers, whose shadow memory needs terabytes of address space. */
+static void sandbox_limit_memory(void)
+{
+#ifndef SANDBOX_SANITIZER
+    long long size = conf_size("message_size_limit");
+    struct rlimit rl;
+
+    rl.rlim_cur = rl.rlim_max = SANDBOX_MEMORY_BASE
+                                + (size > 0 ? (rlim_t)size * 8 : SANDBOX_MEMORY_BASE * 7);
+    if (setrlimit(RLIMIT_AS, &rl) < 0)
+        msg_fatal("cannot limit memory: %s", strerror(errno));
+#endif
+}
+
 void sandbox_enter(void)
 {
     scmp_filter_ctx ctx;
@@ -116,6 +144,7 @@ void sandbox_enter(void)
     size_t i;
     int rc;
 
+    sandbox_limit_memory();
     sandbox_log_fd = msg_logfile_fd();
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = sandbox_sigsys;
@@ -146,7 +175,7 @@ void sandbox_enter(void)
 
         sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &wronly);
         /* Libraries look for files now and then (OpenSSL's configuration):
-         * reading fails harmlessly, in the empty jail anyway. */
+         * reading fails harmlessly, in the jail anyway. */
         sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 1, &rdonly);
         sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 1, &rdwr);
         sandbox_rule(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0, NULL);

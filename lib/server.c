@@ -357,6 +357,8 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
             dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_EMPTY_DIR);
         else if (opts->chroot == SERVER_CHROOT_LOGIN)
             dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_LOGIN_DIR);
+        else if (opts->chroot == SERVER_CHROOT_DMARC)
+            dir = empty = xasprintf("%s/%s", conf_str("queue_directory"), SERVER_DMARC_DIR);
         gid_t groups[SERVER_EXTRA_GROUPS_MAX + 1];
         size_t ngroups = 1;
 
@@ -364,7 +366,10 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
         groups[0] = owner_gid;
         if (opts->extra_groups)
             ngroups += opts->extra_groups(groups + 1, SERVER_EXTRA_GROUPS_MAX);
-        privs_drop(conf_str(opts->user_param), groups, ngroups, dir);
+        if (opts->no_service_group)
+            privs_drop(conf_str(opts->user_param), NULL, 0, dir);
+        else
+            privs_drop(conf_str(opts->user_param), groups, ngroups, dir);
         server_jailed = dir != NULL;
         free(empty);
     }

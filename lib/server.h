@@ -52,7 +52,7 @@
 #define SERVER_LISTEN_FD   5
 
 enum server_chroot { SERVER_CHROOT_NONE, SERVER_CHROOT_SPOOL, SERVER_CHROOT_EMPTY,
-                     SERVER_CHROOT_LOGIN };
+                     SERVER_CHROOT_LOGIN, SERVER_CHROOT_DMARC };
 enum server_mode { SERVER_SINGLE, SERVER_MULTI };
 
 /* A status record, child -> master. */
@@ -67,6 +67,8 @@ struct server_opts {
     enum server_mode   mode;
     const char        *user_param;     /* main.conf parameter naming the account; NULL = stay root */
     enum server_chroot chroot;
+    int                no_service_group;  /* reaches no internal socket: without
+                                             mail_owner's group (checkd) */
     int                no_idle_exit;   /* long-lived processes such as qmgr: neither
                                           max_idle nor max_use ends them */
     int                retire_keeps_sessions;  /* retired by a reload: stay until
@@ -116,9 +118,10 @@ int server_ipc_recv(ipcconn_t *c, ipc_msg_t **mp);
  * second socket of each service in SERVER_LOGIN_SERVICES and nothing else
  * is. */
 #define SERVER_LOGIN_DIR "login"
-/* checkd appends its DMARC results under $queue_directory/SERVER_DMARC_DIR
- * (check_user 0700) through a descriptor opened before its chroot; the
- * DMARC report job reads them as check_user. */
+/* SERVER_CHROOT_DMARC jails checkd into $queue_directory/SERVER_DMARC_DIR
+ * (check_user 0700), where it appends its DMARC results and nothing else
+ * is: it holds no descriptor of anything outside.  The DMARC report job
+ * reads them as check_user. */
 #define SERVER_DMARC_DIR "dmarc"
 #define SERVER_LOGIN_SERVICES { "authd", "anvil", "pop3", "imap", NULL }
 

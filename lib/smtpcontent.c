@@ -3,6 +3,7 @@
  * smtpcontent.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -58,6 +59,8 @@ void smtpcontent_free(smtpcontent_t **cp)
     *cp = NULL;
 }
 
+#define SMTPCONTENT_MEMFD (MFD_CLOEXEC | MFD_ALLOW_SEALING)
+
 static void smtpcontent_flush(smtpcontent_t *c)
 {
     const char *p = c->batch->data;
@@ -65,7 +68,7 @@ static void smtpcontent_flush(smtpcontent_t *c)
 
     if (left == 0 || (c->flags & SMTPCONTENT_IOERR))
         goto out;
-    if (c->fd < 0 && (c->fd = memfd_create("posthorn-message", MFD_CLOEXEC)) < 0) {
+    if (c->fd < 0 && (c->fd = memfd_create("posthorn-message", SMTPCONTENT_MEMFD)) < 0) {
         c->flags |= SMTPCONTENT_IOERR;
         goto out;
     }
@@ -163,7 +166,13 @@ int smtpcontent_finish(smtpcontent_t *c, int *fd, uint64_t *len, struct smtprepl
     } else if (c->flags & SMTPCONTENT_LONGLINE) {
         *err = (struct smtpreply_err){ 550, "5.6.0", "Message contains a line that is too long" };
     } else {
-        if (c->fd < 0 && (c->fd = memfd_create("posthorn-message", MFD_CLOEXEC)) < 0) {
+        if (c->fd < 0 && (c->fd = memfd_create("posthorn-message", SMTPCONTENT_MEMFD)) < 0) {
+            *err = (struct smtpreply_err){ 451, "4.3.0", "Error: cannot store the message" };
+            return -1;
+        }
+        /* Final: no one it is handed to (checkd, cleanup) can change it. */
+        if (fcntl(c->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+            < 0) {
             *err = (struct smtpreply_err){ 451, "4.3.0", "Error: cannot store the message" };
             return -1;
         }

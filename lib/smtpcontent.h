@@ -13,8 +13,9 @@
  * Writes to the memfd are batched (64 KiB).
  *
  * smtpcontent_finish() flushes, makes sure the content ends in CRLF (a
- * BDAT message need not), and gives the result: the descriptor (the caller
- * owns it) and its length, or the reply for a refused message (451 4.3.0
+ * BDAT message need not), seals the memfd against writes, growth and
+ * shrinking (what it is handed to, checkd and cleanup, cannot change it),
+ * and gives the result: the descriptor (the caller owns it) and its length, or the reply for a refused message (451 4.3.0
  * for a memfd error, 550 5.6.0 bare CR/LF, 552 5.3.4 too big, 550 5.6.0
  * line too long: the DATA reader's order).
  *

@@ -12,7 +12,10 @@
  *
  * What it does: every history-YYYYMMDD of a complete UTC day (before
  * today; with --day, that day only) becomes one report per policy domain
- * (lib/dmarcreport).  For each URI of the domain's rua: mailto: only;
+ * (lib/dmarcreport).  Its destinations are the rua the domain's DMARC
+ * record lists now (TXT _dmarc.<policy-domain>, asked again: the rua in
+ * the history is only what checkd, a process that parses anyone's mail,
+ * wrote down); no record now, no report.  For each URI: mailto: only;
  * a destination whose domain is in another organizational domain than
  * the policy domain needs the TXT record <policy-domain>._report._dmarc.
  * <rua-domain> starting "v=DMARC1" (section 7.1; lib/dns with the
@@ -144,6 +147,47 @@ static const char *dmarc_verify_dest(struct dmarc_run *run, const char *policy_d
     return why;
 }
 
+/* The rua the policy domain publishes now (RFC 7489 7.1): the history
+ * was written by checkd, a process that parses what anyone sends, so its
+ * copy of the record decides nothing.  A fresh string, or NULL with why
+ * (static, or in *tmp, which the caller frees). */
+static char *dmarc_published_rua(struct dmarc_run *run, const char *policy_domain,
+                                 const char **why, char **tmp)
+{
+    struct dmarc_record rec;
+    dns_result_t *res;
+    char *name, *rua = NULL;
+    int nvalid = 0;
+
+    if (run->dns == NULL) {
+        *why = run->dns_why;
+        return NULL;
+    }
+    name = xasprintf("_dmarc.%s", policy_domain);
+    res = dns_lookup(run->dns, name, DNS_T_TXT);
+    for (size_t i = 0; res->status == DNS_OK && i < res->nrr; i++) {
+        const char *w = NULL;
+
+        if (dmarc_record_parse(res->rr[i].u.txt.joined, &rec, &w) == 0) {
+            if (nvalid++ == 0)
+                rua = xstrdup(rec.rua ? rec.rua : "");
+            dmarc_record_clear(&rec);
+        }
+    }
+    if (nvalid != 1) {
+        xfree(&rua);
+        *why = *tmp = res->status == DNS_OK || res->status == DNS_NODATA
+                      || res->status == DNS_NXDOMAIN
+                      ? xasprintf("%s holds %s DMARC record now", name, nvalid ? "more than one"
+                                                                                 : "no")
+                      : xasprintf("cannot look up %s: %s %s", name, dns_status_str(res->status),
+                                  res->why ? res->why : "");
+    }
+    dns_result_free(&res);
+    free(name);
+    return rua;
+}
+
 /* Hand msg to sendmail for to; 0, or -1 (logged). */
 static int dmarc_sendmail(struct dmarc_run *run, const char *to, const buf_t *msg)
 {
@@ -196,7 +240,7 @@ static void dmarc_send_domain(struct dmarc_run *run, const dmarcreport_t *report
     struct dmarcreport_dest *dests;
     buf_t *xml = buf_new(0), *gz = buf_new(0), *msg = buf_new(0);
     const char *why;
-    char *id;
+    char *id, *rua, *tmp = NULL;
     size_t n;
 
     dmarcreport_domain(report, i, &info);
@@ -207,7 +251,18 @@ static void dmarc_send_domain(struct dmarc_run *run, const dmarcreport_t *report
         run->failed = 1;
         goto out;
     }
-    dmarcreport_rua(info.rua, &dests, &n);
+    if ((rua = dmarc_published_rua(run, info.domain, &why, &tmp)) == NULL) {
+        if (run->dry_run)
+            printf("report %s for %s: not sent: %s\n", id, info.domain, why);
+        else
+            msg_warn("%s %s: not sending report %s: %s", day, info.domain, id, why);
+        free(tmp);
+        goto out;
+    }
+    if (strcasecmp(rua, info.rua) != 0)
+        msg_info("%s %s: the domain's rua is now \"%s\"", day, info.domain, rua);
+    dmarcreport_rua(rua, &dests, &n);
+    free(rua);
     if (run->dry_run)
         printf("report %s for %s: %llu messages in %zu records, XML %zu bytes, gzip %zu bytes\n",
                id, info.domain, info.nmessages, info.nrecords, xml->len, gz->len);

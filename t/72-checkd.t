@@ -23,8 +23,10 @@ that should pass) or 203.0.113.9 (allowed by none).
 - DNS that never answers: temperror, the mail delivered;
 - 100 signatures, a 64 KB header field, a key record of garbage:
   results, not a crash or a stall;
-- checkd runs as check_user in the empty jail with a seccomp filter
-  (/proc/PID/status), and a checkd killed mid-session is replaced; a
+- checkd runs as check_user without other groups, jailed in dmarc/, with
+  no descriptor outside it, under a seccomp filter with no_new_privs and
+  no capabilities (/proc/PID/status), and a checkd killed mid-session is
+  replaced; a
   checkd that cannot be reached means temperror results, mail accepted.
 Skips without nsd, python3-dkim or a network namespace."""
 import base64
@@ -351,7 +353,18 @@ if pids:
     uid = pwd.getpwnam("posthorn-check").pw_uid
     is_(status["Uid"][:3], [str(uid)] * 3, "checkd runs as posthorn-check")
     is_(status.get("Seccomp", ["?"])[0], "2", "under a seccomp filter")
-    is_(posthorn.proc_root(pids[0]), os.path.join(inst.spool, "empty"), "chrooted in empty/")
+    is_(status.get("NoNewPrivs", ["?"])[0], "1", "with no_new_privs")
+    is_(status.get("CapEff", ["?"])[0], "0000000000000000", "and no capabilities")
+    is_(status["Gid"][:3], [str(pwd.getpwnam("posthorn-check").pw_gid)] * 3, "its own group")
+    is_([g for g in status["Groups"] if g != str(pwd.getpwnam("posthorn-check").pw_gid)], [],
+        "and no other (not mail_owner's: it reaches no internal socket)")
+    is_(posthorn.proc_root(pids[0]), os.path.join(inst.spool, "dmarc"),
+        "chrooted in dmarc/, its own directory")
+    fds = os.listdir("/proc/%d/fd" % pids[0])
+    outside = [os.readlink("/proc/%d/fd/%s" % (pids[0], fd)) for fd in fds]
+    outside = [t for t in outside if t.startswith("/") and not t.startswith(("/dev/null",
+               os.path.join(inst.spool, "dmarc"))) and "maillog" not in t]
+    is_(outside, [], "holding no descriptor of a file or directory outside its jail")
 
 # A checkd killed is replaced; one that cannot be reached means temperror.
 for p in pids:

@@ -63,6 +63,9 @@ agg IN MX 10 sink.test.
 big IN MX 10 sink.test.
 noauth IN MX 10 sink.test.
 sender.test._report._dmarc.agg IN TXT "v=DMARC1"
+_dmarc.sender IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@sender.test,mailto:reports@agg.test,mailto:small@sender.test!10k"
+_dmarc.noauth IN TXT "v=DMARC1; p=none; rua=mailto:reports@agg.test"
+_dmarc.big IN TXT "v=DMARC1; p=none; rua=mailto:r@big.test!10k,mailto:all@big.test"
 """
 dns = nsd.Nsd([("test.", ZONE)])
 sink = FakeSMTP(work, "127.0.0.3", PORT, {"ehlo": ["PIPELINING", "8BITMIME", "SIZE 10000000"]})
@@ -139,8 +142,11 @@ ok(rows("when=%d source_ip=2001:db8::7 reason=forwarded %s\n" % (yday + 9000, RU
                   "rua=mailto:r@big.test!10k,mailto:all@big.test\n"
                   % (yday + 10000 + i, rnd.getrandbits(64), i % 7, rnd.randrange(256),
                      rnd.randrange(256)) for i in range(600))
+        + "when=%d policy_domain=victim.test header_from=victim.test envelope_from=victim.test "
+          "spf_domain=victim.test rua=mailto:anyone@victim.test\n" % (yday + 9200)
         + "when=%d\n" % now),
-   "a row for sender.test after the bad line, one for noauth.test, 600 for big.test, one today")
+   "a row for sender.test after the bad line, one for noauth.test, one for victim.test (which "
+   "publishes no DMARC record), 600 for big.test, one today")
 ok(os.path.exists(hist) and os.path.exists(os.path.join(dmarc, "history-" + T)),
    "the history files of yesterday and today")
 st = os.stat(hist)
@@ -155,6 +161,9 @@ has(r.stdout, "  to dmarc@sender.test (", "  a destination in the policy domain"
 has(r.stdout, "  to reports@agg.test (", "  another organization's, verified")
 has(r.stdout, "  not to mailto:reports@agg.test: agg.test has not agreed to receive them",
      "  another organization's without the record")
+has(r.stdout, "for victim.test: not sent: _dmarc.victim.test holds no DMARC record now",
+    "  a domain whose record does not list the rua now gets nothing (a forged history row "
+    "cannot choose destinations)")
 has(r.stdout, "  not to mailto:r@big.test!10k: the report is ", "  a report over a !10k limit")
 has(r.stdout, "<feedback>", "  and prints the XML")
 has(r.stderr, "history-%s:6: not a history line" % D, "the malformed line is reported as PATH:LINE")
