@@ -70,6 +70,8 @@
 #define CHECKD_IDLE_MS   (3600 * 1000)   /* a session may sit in DATA long */
 #define CHECKD_REPLY_MS  (60 * 1000)
 #define CHECKD_SIZE_SLACK 4096          /* smtpd may add a final CRLF */
+#define CHECKD_DNS_CACHE     4096       /* answers kept (lib/dnscache) */
+#define CHECKD_DNS_CACHE_TTL 300        /* seconds at most */
 /* Authentication-Results is a queue file attribute (QUEUE_FIELD_MAX):
  * DKIM results stop being listed one by one past this length. */
 #define CHECKD_AUTHRES_ROOM 4096
@@ -80,20 +82,21 @@ static dkimverify_t *checkd_dkim;
 static int checkd_dmarc_dir = -1;
 static uid_t checkd_peer_uids[1];
 
-/* The SPF answers of this connection's last (client, HELO, sender). */
+/* The SPF answers of this connection's last (client, HELO, sender) and,
+ * apart, of its last (client, HELO): a session's messages share them. */
 struct checkd_spf_memo {
     char                   *key;
     struct spfcheck_outcome mailfrom;
+    char                   *helo_key;
     struct spfcheck_outcome helo;
-    int                     have_helo;
 };
 
 static void checkd_memo_clear(struct checkd_spf_memo *m)
 {
     xfree(&m->key);
+    xfree(&m->helo_key);
     spfcheck_outcome_clear(&m->mailfrom);
     spfcheck_outcome_clear(&m->helo);
-    m->have_helo = 0;
 }
 
 /* SPF of MAIL FROM (and of HELO too when want_helo), from the memo when
@@ -102,9 +105,11 @@ static void checkd_spf_run(struct checkd_spf_memo *m, const char *addr, const ch
                            const char *sender, int want_helo)
 {
     char *key = xasprintf("%s\n%s\n%s", addr, helo, sender);
+    char *helo_key = xasprintf("%s\n%s", addr, helo);
 
     if (m->key == NULL || strcmp(m->key, key) != 0) {
-        checkd_memo_clear(m);
+        xfree(&m->key);
+        spfcheck_outcome_clear(&m->mailfrom);
         m->key = key;
         if (spfcheck_mailfrom(checkd_spf, addr, helo, sender, &m->mailfrom) < 0
             && m->mailfrom.result != SPFCHECK_PERMERROR)
@@ -112,10 +117,14 @@ static void checkd_spf_run(struct checkd_spf_memo *m, const char *addr, const ch
     } else {
         free(key);
     }
-    if (want_helo && !m->have_helo) {
+    if (want_helo && (m->helo_key == NULL || strcmp(m->helo_key, helo_key) != 0)) {
+        xfree(&m->helo_key);
+        spfcheck_outcome_clear(&m->helo);
+        m->helo_key = helo_key;
         if (*helo == '\0' || spfcheck_helo(checkd_spf, addr, helo, &m->helo) < 0)
             m->helo.result = SPFCHECK_NONE;
-        m->have_helo = 1;
+    } else {
+        free(helo_key);
     }
 }
 
@@ -451,6 +460,9 @@ static void checkd_pre_init(void)
     ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
     if ((checkd_dns = dns_new(&ds, &why)) == NULL)
         msg_fatal("DNS is not usable: %s", why ? why : "unknown error");
+    /* The same senders' records over and over: answered from memory,
+     * without a round trip through libunbound's thread each. */
+    dns_cache_lookups(checkd_dns, CHECKD_DNS_CACHE, CHECKD_DNS_CACHE_TTL);
     if (dmarc_init(conf_str("dmarc_public_suffix_list"), &why) < 0)
         msg_fatal("dmarc_public_suffix_list: %s", why ? why : "cannot be read");
     if ((checkd_spf = spfcheck_new(checkd_dns, conf_str("myhostname"), &why)) == NULL)

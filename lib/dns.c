@@ -44,6 +44,7 @@
 #include <unbound.h>
 
 #include "dns.h"
+#include "dnscache.h"
 #include "msg.h"
 #include "xalloc.h"
 
@@ -74,6 +75,7 @@ struct dns {
     int             validating;
     int             started;    /* libunbound's thread exists */
     int             depth;      /* > 0 while callbacks may run */
+    dnscache_t     *cache;      /* dns_cache_lookups(), or NULL */
     TAILQ_HEAD(, dns_query) queries;
 };
 
@@ -649,11 +651,22 @@ static void sync_done(dns_result_t *res, void *arg)
     *(dns_result_t **)arg = res;
 }
 
+void dns_cache_lookups(dns_t *dns, size_t max_entries, unsigned max_ttl)
+{
+    dnscache_free(&dns->cache);
+    dns->cache = dnscache_new(max_entries, max_ttl);
+}
+
 dns_result_t *dns_lookup(dns_t *dns, const char *name, enum dns_type type)
 {
-    dns_result_t *res = NULL;
-    dns_query_t *q = query_start(dns, name, type, sync_done, &res);
-    long long deadline = event_now_ms() + dns->timeout_ms;
+    dns_result_t *res = dns->cache ? dnscache_get(dns->cache, name, type, event_now_ms()) : NULL;
+    dns_query_t *q;
+    long long deadline;
+
+    if (res != NULL)
+        return res;
+    q = query_start(dns, name, type, sync_done, &res);
+    deadline = event_now_ms() + dns->timeout_ms;
 
     if (q->early) {
         dns_result_t *early = q->early;
@@ -685,6 +698,8 @@ dns_result_t *dns_lookup(dns_t *dns, const char *name, enum dns_type type)
                 msg_fatal("dns: libunbound's resolver thread: %s", ub_strerror(r));
         }
     }
+    if (dns->cache)
+        dnscache_put(dns->cache, res, event_now_ms());
     return res;
 }
 
@@ -697,6 +712,7 @@ void dns_free(dns_t **dnsp)
         return;
     if (dns->depth > 0)
         msg_panic("dns_free: called from a dns callback");
+    dnscache_free(&dns->cache);
     while ((q = TAILQ_FIRST(&dns->queries)) != NULL) {
         if (q->timer)
             event_cancel_timer(dns->loop, &q->timer);

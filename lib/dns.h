@@ -35,8 +35,10 @@
  * inside another query's callback; from inside the query's own callback it
  * is a harmless no-op.  A handle is invalid once its callback has
  * returned.  dns_free() must not be called from a dns callback (panic).
- * dns_lookup() is the synchronous helper for command-line tools and
- * tests: it waits (poll on ub_fd, same deadline) for one answer.  It may
+ * dns_lookup() is the synchronous helper for command-line tools, tests
+ * and checkd: it waits (poll on ub_fd, same deadline) for one answer; with
+ * dns_cache_lookups() it answers from a process-local cache first
+ * (lib/dnscache).  It may
  * run callbacks of outstanding asynchronous queries too; do not call it
  * from a callback.
  *
@@ -172,6 +174,11 @@ dns_query_t  *dns_query(dns_t *dns, const char *name, enum dns_type type,
 void          dns_cancel(dns_t *dns, dns_query_t **qp);
 dns_result_t *dns_lookup(dns_t *dns, const char *name, enum dns_type type);
 void          dns_result_free(dns_result_t **resp);
+dns_result_t *dns_result_copy(const dns_result_t *res);   /* a deep copy */
+/* dns_lookup() answers from a process-local cache of up to max_entries
+ * answers, each kept for its TTL but at most max_ttl seconds (lib/dnscache:
+ * for a program that asks the same names over and over, such as checkd). */
+void          dns_cache_lookups(dns_t *dns, size_t max_entries, unsigned max_ttl);
 
 /* Test seam: answer from memory with libunbound local data (never secure).
  * zone becomes a static local zone (a name under it without data is

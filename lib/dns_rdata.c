@@ -206,6 +206,52 @@ int dns_parse_rdata(enum dns_type type, const unsigned char *rd, size_t len,
     return -1;
 }
 
+/* A deep copy of one record. */
+static void dns_rr_copy(enum dns_type type, const struct dns_rr *from, struct dns_rr *to)
+{
+    *to = *from;
+    switch (type) {
+    case DNS_T_MX:
+        to->u.mx.host = xstrdup(from->u.mx.host);
+        break;
+    case DNS_T_PTR:
+        to->u.name = xstrdup(from->u.name);
+        break;
+    case DNS_T_TXT:
+        to->u.txt.strings = xcalloc(from->u.txt.nstrings + 1, sizeof(char *));
+        to->u.txt.lens = xcalloc(from->u.txt.nstrings + 1, sizeof(size_t));
+        for (size_t i = 0; i < from->u.txt.nstrings; i++) {
+            to->u.txt.strings[i] = xmalloc(from->u.txt.lens[i] + 1);
+            memcpy(to->u.txt.strings[i], from->u.txt.strings[i], from->u.txt.lens[i] + 1);
+            to->u.txt.lens[i] = from->u.txt.lens[i];
+        }
+        to->u.txt.joined = xmalloc(from->u.txt.len + 1);
+        memcpy(to->u.txt.joined, from->u.txt.joined, from->u.txt.len + 1);
+        break;
+    case DNS_T_TLSA:
+        to->u.tlsa.data = xmalloc(from->u.tlsa.len);
+        memcpy(to->u.tlsa.data, from->u.tlsa.data, from->u.tlsa.len);
+        break;
+    case DNS_T_A:
+    case DNS_T_AAAA:
+        break;
+    }
+}
+
+dns_result_t *dns_result_copy(const dns_result_t *res)
+{
+    dns_result_t *c = xcalloc(1, sizeof(*c));
+
+    *c = *res;
+    c->qname = res->qname ? xstrdup(res->qname) : NULL;
+    c->canonname = res->canonname ? xstrdup(res->canonname) : NULL;
+    c->why = res->why ? xstrdup(res->why) : NULL;
+    c->rr = res->nrr ? xcalloc(res->nrr, sizeof(*c->rr)) : NULL;
+    for (size_t i = 0; i < res->nrr; i++)
+        dns_rr_copy(res->type, &res->rr[i], &c->rr[i]);
+    return c;
+}
+
 void dns_rr_clear(enum dns_type type, struct dns_rr *rr)
 {
     switch (type) {
