@@ -29,11 +29,14 @@
  * name) cannot make dkim_header() fail.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <opendkim/dkim.h>
 #include <openssl/bio.h>
@@ -119,27 +122,41 @@ static int dkimsign_no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 /* Can libopendkim sign with k?  A whole signature of a small message, not
- * dkim_privkey_load() alone: a handle freed before dkim_eom() would keep
- * the loaded key (libopendkim 2.11).  NULL, or a static reason. */
+ * dkim_privkey_load() alone, made in a child process: libopendkim 2.11
+ * keeps what an Ed25519 signature loaded (see above), and a key that is
+ * only being checked (cleanup's start, mailctl dkim list, dns) should
+ * leave nothing behind.  NULL, or a static reason. */
 static const char *dkimsign_key_try(const dkimsign_key_t *k)
 {
     static const char from[] = "From: <postmaster@example.org>";
-    DKIM_STAT st;
-    DKIM *d = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
-                        (const unsigned char *)k->selector, (const unsigned char *)k->domain,
-                        DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-                        k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
-                                                      : DKIM_SIGN_ED25519SHA256,
-                        -1, &st);
-    const char *why = NULL;
+    int status;
+    pid_t pid = fork();
 
-    if (d == NULL)
-        return "libopendkim refuses it (or its domain or selector)";
-    if (dkim_header(d, (unsigned char *)from, sizeof(from) - 1) != DKIM_STAT_OK
-        || dkim_eoh(d) != DKIM_STAT_OK || dkim_eom(d, NULL) != DKIM_STAT_OK)
-        why = "libopendkim cannot sign with it";
-    dkim_free(d);
-    return why;
+    if (pid < 0)
+        return "cannot fork to try it";
+    if (pid == 0) {
+        DKIM_STAT st;
+        DKIM *d = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
+                            (const unsigned char *)k->selector,
+                            (const unsigned char *)k->domain, DKIM_CANON_RELAXED,
+                            DKIM_CANON_RELAXED,
+                            k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
+                                                          : DKIM_SIGN_ED25519SHA256,
+                            -1, &st);
+
+        if (d == NULL)
+            _exit(2);
+        _exit(dkim_header(d, (unsigned char *)from, sizeof(from) - 1) != DKIM_STAT_OK
+              || dkim_eoh(d) != DKIM_STAT_OK || dkim_eom(d, NULL) != DKIM_STAT_OK);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return "cannot wait for the trial signature";
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return NULL;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 2
+           ? "libopendkim refuses it (or its domain or selector)"
+           : "libopendkim cannot sign with it";
 }
 
 dkimsign_key_t *dkimsign_key_parse(const char *pem, size_t len, const char *domain,

@@ -137,7 +137,7 @@ static int dkim_keygen(int argc, char **argv)
     const char *dir, *slash;
     char selector[64], *domain, *parent, *names[2] = {NULL, NULL}, *domdir = NULL;
     uid_t root = 0;
-    buf_t *errs = buf_new(0);
+    buf_t *errs;
     EVP_PKEY *keys[2] = {NULL, NULL};
     int ch, force = 0, rc = 1, pfd = -1, dfd = -1, kfd = -1;
     struct stat st;
@@ -186,6 +186,7 @@ static int dkim_keygen(int argc, char **argv)
         free(domain);
         return 1;
     }
+    errs = buf_new(0);
     if (mailctl_load_config(0) < 0)
         goto out;
     dir = conf_str("dkim_key_directory");

@@ -154,7 +154,7 @@ static size_t dns_host_addrs(const char *host, char ***addrs, const char **sourc
 int cmd_dns(int argc, char **argv)
 {
     const struct dkimkeys_domain *dom;
-    buf_t *errs = buf_new(0), *warns = buf_new(0);
+    buf_t *errs, *warns;
     const char *host, *source = "";
     dkimkeys_t *keys;
     uid_t owners[2];
@@ -177,6 +177,8 @@ int cmd_dns(int argc, char **argv)
         free(domain);
         return 1;
     }
+    errs = buf_new(0);
+    warns = buf_new(0);
     host = conf_str("myhostname");
     printf("; DNS records for the mail domain %s served by %s (mailctl dns)\n", domain, host);
     printf("; MX: mail for %s is delivered to this host\n", domain);
