@@ -372,11 +372,14 @@ for p in pids:
 code, text = send(message("carol@spfonly.test", "afterkill"), "carol@spfonly.test")
 is_(code, 250, "after checkd was killed: accepted")
 rlike((authres(delivered("afterkill") or "") or [""])[0], r"dmarc=pass", "and checked by a new one")
+# One checkd process at most (master cannot start another), stopped.
 inst.set_main({"smtpd_check_timeout": "3s"})
+inst.edit_service("checkd", maxproc=1)
 inst.mailctl("reload")
-time.sleep(1)
 send(message("carol@spfonly.test", "warmup"), "carol@spfonly.test")
+inst.wait_for(lambda: len(inst.service_pids("checkd")) == 1, timeout=20)
 stopped = inst.service_pids("checkd")
+is_(len(stopped), 1, "one checkd process left after a reload with a limit of 1")
 for p in stopped:
     os.kill(p, signal.SIGSTOP)
 code, text = send(message("carol@spfonly.test", "nocheckd"), "carol@spfonly.test")

@@ -289,11 +289,22 @@ ok(re.search(r"job slow: the last run \(process \d+, started \d+s ago\) is still
              r"not starting another", log), "a job still running is not started again")
 starts = re.findall(r"job slow: started process (\d+)", log)
 ok(len(starts) >= 2, "  it ran again after it ended (%d runs)" % len(starts))
-inst.wait_for(lambda: re.findall(r"job slow: started process (\d+)", inst.log())[-1:] != starts[-1:]
-              or None, timeout=5)
-last = int(re.findall(r"job slow: started process (\d+)", inst.log())[-1])
-kids = posthorn.children_of(last) if posthorn.alive(last) else []
-ok(posthorn.alive(last) and kids, "the slow job (%d) runs, with its sleep %s" % (last, kids))
+
+
+def slow_running():
+    """(pid, its children) of the newest run of the slow job while it runs
+    its sleep, else None (it may be between runs, or not have forked yet)."""
+    runs = re.findall(r"job slow: started process (\d+)", inst.log())
+    if not runs:
+        return None
+    pid = int(runs[-1])
+    kids = posthorn.children_of(pid) if posthorn.alive(pid) else []
+    return (pid, kids) if kids else None
+
+
+got = inst.wait_for(slow_running, timeout=15)
+last, kids = got if got else (0, [])
+ok(got, "the slow job (%d) runs, with its sleep %s" % (last, kids))
 r = inst.stop()
 ok(r.returncode == 0, "mailctl stop")
 posthorn.reap()
