@@ -454,10 +454,7 @@ static void checkd_pre_init(void)
     server_peer_uids(params, 1, checkd_peer_uids);
     /* As root: the trust anchor and the public suffix list are read now;
      * the jail is the DMARC history directory itself (lib/server). */
-    ds.forwarders = conf_str("dns_forwarders");
-    ds.stub_zones = conf_str("dns_stub_zones");
-    ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
-    ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
+    conf_dns_settings(&ds);
     if ((checkd_dns = dns_new(&ds, &why)) == NULL)
         msg_fatal("DNS is not usable: %s", why ? why : "unknown error");
     /* The same senders' records over and over: answered from memory,

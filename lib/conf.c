@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "cfgfile.h"
 #include "conf.h"
+#include "dns.h"
 #include "msg.h"
 #include "xalloc.h"
 
@@ -787,4 +788,12 @@ void conf_dump(FILE *out, enum conf_dump_mode mode)
             fprintf(out, "%s =\n", conf_params[i].name);
     }
     free(order);
+}
+
+void conf_dns_settings(struct dns_settings *ds)
+{
+    ds->forwarders = conf_str("dns_forwarders");
+    ds->stub_zones = conf_str("dns_stub_zones");
+    ds->trust_anchor_file = conf_str("dnssec_trust_anchor_file");
+    ds->timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
 }

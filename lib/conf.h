@@ -68,6 +68,11 @@ const char *conf_confdir(void);
  * the load-time check is fatal; a name not in the table, or a typed getter
  * for a parameter of another type, panics. */
 const char *conf_str(const char *name);      /* expanded value */
+/* The dns_* parameters (dns_forwarders, dns_stub_zones,
+ * dnssec_trust_anchor_file, dns_query_timeout) as lib/dns's settings;
+ * the strings are conf_str()'s. */
+struct dns_settings;
+void conf_dns_settings(struct dns_settings *ds);
 long long   conf_int(const char *name);
 int         conf_bool(const char *name);
 long long   conf_time(const char *name);     /* seconds */

@@ -541,10 +541,7 @@ static void lookupd_pre_init(void)
         break;
     }
     /* As root: the trust anchor file may be root's alone. */
-    ds.forwarders = conf_str("dns_forwarders");
-    ds.stub_zones = conf_str("dns_stub_zones");
-    ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
-    ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
+    conf_dns_settings(&ds);
     if ((lookupd_dns = dns_new(&ds, &why)) == NULL) {
         lookupd_dns_why = xasprintf("DNS is not usable: %s", why ? why : "unknown error");
         msg_warn("lookupd: client names are not looked up: %s", lookupd_dns_why);

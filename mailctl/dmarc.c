@@ -474,10 +474,7 @@ static int dmarc_setup(struct dmarc_run *run, int *qfd)
         fprintf(stderr, "mailctl: dmarc_public_suffix_list: %s\n", why);
         return -1;
     }
-    ds.forwarders = conf_str("dns_forwarders");
-    ds.stub_zones = conf_str("dns_stub_zones");
-    ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
-    ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
+    conf_dns_settings(&ds);
     if ((run->dns = dns_new(&ds, &run->dns_why)) == NULL)
         run->dns_why = xasprintf("DNS is not usable: %s", run->dns_why ? run->dns_why : "?");
     {

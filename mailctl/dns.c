@@ -103,18 +103,15 @@ static int dns_global(const struct sockaddr *sa)
 static size_t dns_host_addrs(const char *host, char ***addrs, const char **source)
 {
     static const enum dns_type types[] = {DNS_T_A, DNS_T_AAAA};
-    struct dns_settings ds = {
-        .forwarders = conf_str("dns_forwarders"),
-        .stub_zones = conf_str("dns_stub_zones"),
-        .trust_anchor_file = conf_str("dnssec_trust_anchor_file"),
-        .timeout_ms = (long)conf_time("dns_query_timeout") * 1000,
-    };
+    struct dns_settings ds;
     const char *why = NULL;
     char text[INET6_ADDRSTRLEN];
     struct ifaddrs *ifa, *i;
-    dns_t *dns = dns_new(&ds, &why);
+    dns_t *dns;
     size_t n = 0;
 
+    conf_dns_settings(&ds);
+    dns = dns_new(&ds, &why);
     *addrs = NULL;
     for (size_t t = 0; dns && t < 2; t++) {
         dns_result_t *res = dns_lookup(dns, host, types[t]);

@@ -229,10 +229,7 @@ static void smtp_pre_init(void)
     if (privs_lookup(conf_str("mail_owner"), &smtp_owner_uid, &gid) < 0)
         msg_fatal("mail_owner account %s does not exist", conf_str("mail_owner"));
     smtp_params_load();
-    ds.forwarders = conf_str("dns_forwarders");
-    ds.stub_zones = conf_str("dns_stub_zones");
-    ds.trust_anchor_file = conf_str("dnssec_trust_anchor_file");
-    ds.timeout_ms = (long)conf_time("dns_query_timeout") * 1000;
+    conf_dns_settings(&ds);
     if ((smtp_dns = dns_new(&ds, &why)) == NULL)
         msg_fatal("DNS: %s", why);
     if (smtp_param.tls_level != SMTP_TLS_NONE) {
