@@ -128,8 +128,13 @@ int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_res
     }
     rc = ipc_recv(sock, &reply, 64 * 1024, timeout_ms);
     if (rc <= 0) {
+        /* An end of file: cleanup read the whole request and ended
+         * without an answer, so it may have queued the message (killed
+         * between its commit and its reply).  Not ECONNRESET, which the
+         * kernel gives only when cleanup closed with the request still
+         * unread, and which cleanup_submit_kept() therefore retries. */
         if (rc == 0)
-            errno = ECONNRESET;
+            errno = ECONNABORTED;
         return -1;
     }
     if (reply->type != CLEANUP_RESULT || reply->fd >= 0
@@ -174,7 +179,10 @@ int cleanup_submit_kept(int *sock, const struct cleanup_request *r, struct clean
         *sock = -1;
         errno = saved;
         /* A kept connection cleanup closed while the request was on its
-         * way was never read: once more on a new one. */
+         * way, the request unread (EPIPE when sending, ECONNRESET when
+         * waiting for the answer): once more on a new one.  Never after
+         * an end of file (ECONNABORTED): that request was read and may
+         * be queued, and a second one would deliver the mail twice. */
         if (fresh || (saved != EPIPE && saved != ECONNRESET)) {
             *why = strerror(saved);
             return -1;

@@ -140,14 +140,16 @@ const char *cleanup_request_get_attr(const struct cleanup_request *r, const char
 /* Send r (its content_fd travels with it; r keeps owning it) and wait for
  * the result.  0 with *res filled (res->code says whether it was queued),
  * or -1 with errno on an IPC failure (the caller answers 451 4.3.0 and
- * drops the connection). */
+ * drops the connection); ECONNABORTED when cleanup read the request and
+ * closed without an answer (the message may or may not be queued). */
 int cleanup_submit(int sock, const struct cleanup_request *r, struct cleanup_result *res,
                    int timeout_ms);
 /* The same over a connection the caller keeps between requests (*sock, -1
  * for none): opened when there is none or cleanup has closed it (a cleanup
  * process may end between two requests), and, when a kept one turns out
  * closed while the request was on its way (EPIPE, ECONNRESET: cleanup
- * never read it), once more on a new one.  0, or -1 with errno and *why
+ * never read it), once more on a new one; never when cleanup read it and
+ * closed without an answer (it may have queued it).  0, or -1 with errno and *why
  * for the log (*sock is then -1). */
 int cleanup_submit_kept(int *sock, const struct cleanup_request *r, struct cleanup_result *res,
                         int timeout_ms, const char **why);

@@ -18,10 +18,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -389,6 +391,112 @@ static void test_round_trip(void)
     close(sv[0]);
 }
 
+/* The fake cleanup of test_kept_retry: one connection, its hello, the
+ * first request answered; then the second request either read and left
+ * without an answer (read_second) or left unread; then, if a retry comes,
+ * answered on a new connection.  Exits with the number of connections. */
+static _Noreturn void kept_server(int lsock, int read_second)
+{
+    ipc_msg_t *m = NULL, *reply;
+    const char *why;
+    struct pollfd p;
+    uid_t me = getuid();
+    int conn, n = 0;
+
+    for (int round = 0; round < 2; round++) {
+        p = (struct pollfd){.fd = lsock, .events = POLLIN};
+        if (poll(&p, 1, round == 0 ? 5000 : 1000) <= 0)
+            break;
+        if ((conn = accept(lsock, NULL, NULL)) < 0)
+            _exit(100);
+        n++;
+        if (ipc_server_hello(conn, CLEANUP_PROTO_NAME, CLEANUP_PROTO_VERSION, &me, 1, 5000,
+                             &why) < 0)
+            _exit(101);
+        for (int req = 0; req < (round == 0 ? 2 : 1); req++) {
+            if (req == 1 && !read_second) {
+                /* The request has arrived; close with it unread. */
+                p = (struct pollfd){.fd = conn, .events = POLLIN};
+                poll(&p, 1, 5000);
+                break;
+            }
+            if (ipc_recv(conn, &m, CLEANUP_MAX_REQUEST, 5000) != 1)
+                _exit(102);
+            ipc_msg_free(&m);
+            if (req == 1)
+                break;          /* read, then gone without an answer */
+            reply = cleanup_result_encode(1, 250, "2.0.0", "QID");
+            ipc_send(conn, reply, 5000);
+            ipc_msg_free(&reply);
+        }
+        close(conn);
+    }
+    _exit(n);
+}
+
+/* cleanup_submit_kept retries on a new connection only when cleanup left
+ * the request unread; when it read it and ended without an answer (killed
+ * between its commit and its reply) the message may be queued, and a
+ * retry would deliver it twice. */
+static void test_kept_retry(void)
+{
+    char dir[] = "/tmp/cleanup-proto-XXXXXX", *path;
+    struct cleanup_request r;
+    struct cleanup_result res;
+    const char *why;
+    int lsock, sock = -1, rc1, rc2, status, saved;
+    pid_t pid;
+
+    if (mkdtemp(dir) == NULL || chdir(dir) < 0 || mkdir("private", 0700) < 0) {
+        ok(0, "a spool for the fake cleanup: %s", strerror(errno));
+        return;
+    }
+    for (int read_second = 0; read_second < 2; read_second++) {
+        if ((lsock = ipc_listen(CLEANUP_SOCKET, 0600, 8)) < 0) {
+            ok(0, "listen: %s", strerror(errno));
+            return;
+        }
+        if ((pid = fork()) == 0)
+            kept_server(lsock, read_second);
+        close(lsock);
+        cleanup_request_init(&r);
+        r.sender = xstrdup("s@example.org");
+        r.envid = xstrdup("");
+        cleanup_request_rcpt(&r, "a@example.test", NULL, NULL, 0);
+        r.content_fd = content_fd();
+        r.content_len = 3;
+        sock = -1;
+        rc1 = cleanup_submit_kept(&sock, &r, &res, 5000, &why);
+        if (rc1 == 0)
+            cleanup_result_free(&res);
+        rc2 = cleanup_submit_kept(&sock, &r, &res, 5000, &why);
+        saved = errno;
+        if (rc2 == 0)
+            cleanup_result_free(&res);
+        cleanup_request_free(&r);
+        if (sock >= 0)
+            close(sock);
+        status = reap(pid);
+        unlink(CLEANUP_SOCKET);
+        ok(rc1 == 0, "%s: the first request is answered", read_second ? "read" : "unread");
+        if (read_second) {
+            ok(rc2 < 0 && saved == ECONNABORTED,
+               "a request read and left without an answer fails (ECONNABORTED)");
+            is_int(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1,
+                   "and is not sent again: one connection");
+        } else {
+            ok(rc2 == 0, "a request left unread on a kept connection is sent again");
+            is_int(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 2,
+                   "on a new connection");
+        }
+    }
+    rmdir("private");
+    path = xstrdup(dir);
+    if (chdir("/") < 0 || rmdir(path) < 0)
+        diag("cannot remove %s: %s", path, strerror(errno));
+    free(path);
+}
+
 static void bad_class(void)
 {
     struct cleanup_request r;
@@ -413,6 +521,7 @@ int main(void)
     test_duplicates();
     test_malformed();
     test_round_trip();
+    test_kept_retry();
     ok(dies_with_abort(bad_class), "a peer class that is none of the three panics (our bug)");
     return done_testing();
 }
