@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "dkimverify.h"
+#include "pkeycache.h"
 #include "xalloc.h"
 
 #define DKIMVERIFY_CHUNK     65536
@@ -73,6 +74,7 @@ dkimverify_t *dkimverify_new(dkimverify_lookup_fn lookup, void *ctx, const char 
     unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
     unsigned int minbits = DKIMVERIFY_MIN_KEY_BITS;
 
+    pkeycache_init();           /* libopendkim's key decodes, cached */
     v->lib = dkim_init(NULL, NULL);
     if (v->lib == NULL) {
         free(v);

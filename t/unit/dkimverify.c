@@ -9,6 +9,8 @@
  * 100 results of which only the first max are evaluated (the key lookups
  * are counted); an unsigned message, a 64 KB header field, a message that
  * ends inside its header and a broken DKIM-Signature all get results.
+ * A key decoded once comes from lib/pkeycache the next time, and a new
+ * key under the same name is decoded anew.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include "buf.h"
 #include "dkimverify.h"
 #include "msg.h"
+#include "pkeycache.h"
 #include "xalloc.h"
 #include "../lib/tap.h"
 
@@ -212,6 +215,44 @@ int main(void)
         ok(strlen(o.sigs[1].b) >= 8, "header.b has at least 8 characters (%s)", o.sigs[1].b);
     }
     dkimverify_outcome_clear(&o);
+    {
+        /* lib/pkeycache: the second decode of the same key record is
+         * answered from the cache, with the same result; a new key under
+         * the same name is decoded, and the old one is not used for it. */
+        struct pkeycache_stats before, after;
+        struct key rsa2;
+        char *s3, *msg3;
+
+        pkeycache_get_stats(&before);
+        ok(verify(v, msg, 10, &o) == 0 && o.nsig == 2 && strcmp(o.sigs[1].result, "pass") == 0,
+           "verified again: rsa-sha256 passes");
+        dkimverify_outcome_clear(&o);
+        pkeycache_get_stats(&after);
+        ok(after.hits == before.hits + 1 && after.misses == before.misses,
+           "the RSA key came from pkeycache (hits %llu->%llu, misses %llu->%llu)",
+           (unsigned long long)before.hits, (unsigned long long)after.hits,
+           (unsigned long long)before.misses, (unsigned long long)after.misses);
+        make_key(EVP_PKEY_RSA, &rsa2);
+        table_record = rsa2.record;
+        ok(verify(v, msg, 10, &o) == 0 && o.nsig == 2 && strcmp(o.sigs[1].result, "fail") == 0,
+           "the record changed to another key: the old signature fails (%s)",
+           o.nsig == 2 ? o.sigs[1].comment : "");
+        dkimverify_outcome_clear(&o);
+        pkeycache_get_stats(&before);
+        ok(before.misses == after.misses + 1, "the new key was decoded, not taken from the cache");
+        s3 = sign(lib, &rsa2, DKIM_SIGN_RSASHA256, "rsa", "sender.test", HDR, BODY, -1);
+        msg3 = xasprintf("%s%s\r\n%s", s3, HDR, BODY);
+        ok(verify(v, msg3, 10, &o) == 0 && o.nsig == 1 && strcmp(o.sigs[0].result, "pass") == 0,
+           "a signature by the new key passes");
+        dkimverify_outcome_clear(&o);
+        pkeycache_get_stats(&after);
+        ok(after.hits == before.hits + 1, "with the new key from the cache");
+        table_record = rsa_key.record;
+        free(s3);
+        free(msg3);
+        free(rsa2.pem);
+        free(rsa2.record);
+    }
     tempfail = 2;
     ok(verify(v, msg, 10, &o) == 0 && o.nsig == 2 && strcmp(o.sigs[0].result, "temperror") == 0
        && strcmp(o.sigs[1].result, "pass") == 0,
