@@ -236,11 +236,55 @@ static void dh_format(buf_t *line, const struct dmarchist_row *row, size_t ndkim
     buf_putc(line, '\n');
 }
 
+/* The day's file dmarchist_append() keeps open between rows: a message
+ * is a row, and opening the file for each would cost more than the row.
+ * It is the file of dirfd and name while it still has its one link (the
+ * report job renames a day's file only once the day is over, and then
+ * the name of new rows differs anyway). */
+static struct {
+    int  dirfd;
+    int  fd;
+    char name[48];
+} dh_kept = { -1, -1, "" };
+
+/* The descriptor to append rows of name in dirfd to: the kept one, or the
+ * file opened (made) now; -1 with *error_r and errno. */
+static int dh_day_file(int dirfd, const char *name, const char **error_r)
+{
+    struct stat st;
+    int fd, saved;
+
+    if (dh_kept.fd >= 0) {
+        if (dh_kept.dirfd == dirfd && strcmp(dh_kept.name, name) == 0
+            && fstat(dh_kept.fd, &st) == 0 && st.st_nlink == 1)
+            return dh_kept.fd;
+        close(dh_kept.fd);
+        dh_kept.fd = -1;
+    }
+    fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC
+                | O_NONBLOCK | O_NOCTTY, 0600);
+    if (fd < 0) {
+        saved = errno;
+        *error_r = "cannot open the history file";
+        errno = saved;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        close(fd);
+        *error_r = "the history file is not a regular file with one link";
+        errno = EINVAL;
+        return -1;
+    }
+    dh_kept.dirfd = dirfd;
+    dh_kept.fd = fd;
+    strlcpy(dh_kept.name, name, sizeof(dh_kept.name));
+    return fd;
+}
+
 int dmarchist_append(int dirfd, const struct dmarchist_row *row, const char **error_r)
 {
     size_t ndkim = row->ndkim < DMARCHIST_MAX_DKIM ? row->ndkim : DMARCHIST_MAX_DKIM;
     char name[48];
-    struct stat st;
     buf_t *line;
     ssize_t n;
     int fd, saved;
@@ -254,6 +298,8 @@ int dmarchist_append(int dirfd, const struct dmarchist_row *row, const char **er
         errno = EINVAL;
         return -1;
     }
+    if ((fd = dh_day_file(dirfd, name, error_r)) < 0)
+        return -1;
     line = buf_new(0);
     for (;;) {
         dh_format(line, row, ndkim);
@@ -261,37 +307,27 @@ int dmarchist_append(int dirfd, const struct dmarchist_row *row, const char **er
             break;
         ndkim--;
     }
-    fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC
-                | O_NONBLOCK | O_NOCTTY, 0600);
-    if (fd < 0) {
-        saved = errno;
-        buf_free(&line);
-        *error_r = "cannot open the history file";
-        errno = saved;
-        return -1;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        close(fd);
-        buf_free(&line);
-        *error_r = "the history file is not a regular file with one link";
-        errno = EINVAL;
-        return -1;
-    }
     n = write(fd, line->data, line->len);
     saved = errno;
     if (n >= 0 && (size_t)n != line->len)
         saved = ENOSPC;
     buf_free(&line);
-    if (close(fd) < 0 && n >= 0) {
-        saved = errno;
-        n = -1;
-    }
     if (n < 0 || saved == ENOSPC) {
+        /* Opened anew for the next row. */
+        close(dh_kept.fd);
+        dh_kept.fd = -1;
         *error_r = "cannot write the history file";
         errno = saved;
         return -1;
     }
     return 0;
+}
+
+void dmarchist_append_close(void)
+{
+    if (dh_kept.fd >= 0)
+        close(dh_kept.fd);
+    dh_kept.fd = -1;
 }
 
 /* ------------------------------------------------------------ reading */

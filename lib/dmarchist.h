@@ -52,7 +52,10 @@
  * an aligned signature passed.
  *
  * Interface:
- *   dmarchist_append(dirfd, row, &error)     checkd: one row, one write()
+ *   dmarchist_append(dirfd, row, &error)     checkd: one row, one write();
+ *       the day's file stays open for the next row (one per process)
+ *       while it keeps its name and one link
+ *   dmarchist_append_close()                 close that file (tests)
  *   dmarchist_read(fd, path, fn, warn, ctx)  the report job: every valid
  *       row to fn; each bad line reported through warn as "PATH:LINE:
  *       reason" and skipped
@@ -104,6 +107,7 @@ struct dmarchist_row {
  * row->when) in one write() (O_APPEND|O_CREAT|O_NOFOLLOW|O_CLOEXEC, mode
  * 0600); 0, or -1 with a reason. */
 int dmarchist_append(int dirfd, const struct dmarchist_row *row, const char **error_r);
+void dmarchist_append_close(void);
 
 /* Read a history file from fd (path for messages): each valid row is
  * given to fn (the row is the reader's: copy what you keep; a non-zero

@@ -191,6 +191,14 @@ static void test_round_trip(void)
     is_int(read_file("history-20231115", &s), 0, "the next day's file reads");
     is_int(s.nrows, 1, "  one row");
     seen_clear(&s);
+    /* The day's file is kept open between rows; removed, it is made anew. */
+    ok(unlinkat(dirfd_, "history-20231115", 0) == 0, "the kept day's file is removed");
+    r.when = 1700006400;
+    is_int(dmarchist_append(dirfd_, &r, &why), 0, "a row after that");
+    is_int(read_file("history-20231115", &s), 0, "  is in a new file of that day");
+    is_int(s.nrows, 1, "  alone");
+    seen_clear(&s);
+    dmarchist_append_close();
 }
 
 static void test_refused(void)
