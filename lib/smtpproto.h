@@ -80,6 +80,14 @@ struct smtpproto_limits {
     size_t orcpt_max;   /* ORCPT value incl. addr-type (500) */
 };
 #define SMTPPROTO_LIMITS_RFC { 64, 255, 256, 100, 500 }
+/* What the server takes (smtpd, submission): RFC 5321 4.5.3.1 asks for no
+ * limits "to the maximum extent possible", and real senders pass 64 in the
+ * local part: bounce addresses of lists and bulk senders (VERP), and SRS
+ * addresses, ours included, which hold a whole other address.  A local
+ * part may be as long as the RFC's whole path, a path twice that, which
+ * keeps one Authentication-Results method with smtp.mailfrom within a
+ * 998-byte line.  Domains keep DNS's limit. */
+#define SMTPPROTO_LIMITS_SERVER { 256, 255, 512, 100, 500 }
 
 /* flags of parse_mail/parse_rcpt: the SMTPEXT_* bits (lib/smtpext) of the
  * extensions the server offered; parameters of an extension not among

@@ -389,7 +389,7 @@ static void smtpserver_ehlo(const struct smtpproto_cmd *cmd)
 
 static void smtpserver_mail(const struct smtpproto_cmd *cmd)
 {
-    struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
+    struct smtpproto_limits lim = SMTPPROTO_LIMITS_SERVER;
     struct smtpreply_err err;
     struct smtpserver_reply r = { 0 };
     struct smtp_addrcmd ac;
@@ -458,7 +458,7 @@ static char *smtpserver_queue_address(const struct smtpproto_path *p)
 
 static void smtpserver_rcpt(const struct smtpproto_cmd *cmd)
 {
-    struct smtpproto_limits lim = SMTPPROTO_LIMITS_RFC;
+    struct smtpproto_limits lim = SMTPPROTO_LIMITS_SERVER;
     struct smtpreply_err err;
     struct smtpserver_reply r = { 0 };
     struct smtp_addrcmd ac;

@@ -173,6 +173,17 @@ c.send("NOOP " + "x" * 3000 + "\r\n")
 is_(c.reply(), (500, ["5.5.0 Error: line too long"]), "an over-long command line: 500 5.5.0")
 is_(c.code("NOOP"), 250, "and the session is still in sync")
 c.close()
+# Local parts past RFC 5321's 64 octets (VERP and SRS addresses) are taken,
+# up to 256; paths up to 512.
+c = Conv()
+c.cmd("EHLO client.example.org")
+verp = "bounces+" + "x" * 100 + "=example.test@lists.example.org"
+is_(c.code("MAIL FROM:<%s>" % verp), 250, "a 132-octet local part in MAIL: 250")
+c.cmd("RSET")
+code, lines = c.cmd("MAIL FROM:<%s@example.org>" % ("y" * 257))
+is_((code, lines[0][:5]), (501, "5.1.7"), "a 257-octet local part: 501 5.1.7")
+like(lines[0], "local part too long", "saying why")
+c.close()
 
 # ---- recipients ----
 c = Conv()

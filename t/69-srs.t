@@ -118,6 +118,21 @@ like(inst.log(), "SRS: <%s> routed back to <alice@sender.test>" % srs_addr, "cle
 ok(re.search(r"to=<alice@sender\.test>, orig_to=<%s>" % re.escape(srs_addr), inst.log()),
    "the SRS address is the original recipient (orig_to=)")
 
+# A long original sender (a list's VERP address): the SRS local part is
+# far past RFC 5321's 64 octets, and its bounce must still come back.
+long_sender = "bounces+list-1234567890-alice=sender.test@mailer.bulk-sender.example.test"
+inst.send(long_sender, "fwd@example.test", "srs long")
+m = message_to("someone@remote.test", "srs long")
+long_srs = m["from"] if m else ""
+ok(len(long_srs.split("@")[0]) > 64, "a long sender's SRS local part is %d octets"
+   % len(long_srs.split("@")[0]))
+s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+s.sendmail("", [long_srs], b"From: MAILER-DAEMON@remote.test\r\nSubject: bounce of srs long"
+           b"\r\n\r\nyour message could not be delivered\r\n")
+s.quit()
+ok(message_to(long_sender, "bounce of srs long") is not None,
+   "its bounce is accepted and routed back to the long sender")
+
 code, text = rcpt(srs_addr.split("@")[0].lower() + "@mail.example.test")
 is_(code, 250, "the SRS address lower-cased is accepted too") or diag(text)
 broken = srs_addr[:5] + ("A" if srs_addr[5] != "A" else "B") + srs_addr[6:]
