@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "smtpreply.h"
+
 #define SMTPLOAD_TIMEOUT_S    60
 #define SMTPLOAD_MAX_SESSIONS 256
 #define SMTPLOAD_MAX_FILES    100000
@@ -63,9 +65,10 @@ struct shared {         /* one page shared by every session process */
 };
 
 struct conn {
-    int    fd;
-    char   buf[8192];
-    size_t len;
+    int                 fd;
+    smtpreply_parser_t *parser;
+    char                buf[8192];  /* read, not yet parsed */
+    size_t              len;
 };
 
 static char failure[512];
@@ -120,37 +123,33 @@ static int conn_write(struct conn *c, const char *s, size_t n)
     return 0;
 }
 
-/* Read one whole reply; 0 if its code is want, else -1 (failure set). */
-static int conn_reply(struct conn *c, const char *want, const char *what)
+/* Read one whole reply (lib/smtpreply parses it); 0 if its code is want,
+ * else -1 (failure set).  Bytes after it stay in c->buf for the next. */
+static int conn_reply(struct conn *c, int want, const char *what)
 {
+    const struct smtpreply *r;
+    const char *why;
+    size_t used;
+    ssize_t n;
+
     for (;;) {
-        char *line = c->buf, *end;
+        if (c->len > 0) {
+            int st = smtpreply_parse(c->parser, c->buf, c->len, &used, &r, &why);
 
-        while ((end = memchr(line, '\n', c->len - (size_t)(line - c->buf))) != NULL) {
-            size_t llen = (size_t)(end - line);
-
-            if (llen < 4 || line[3] != '-') {
-                int good = llen >= 3 && memcmp(line, want, 3) == 0;
-
-                if (!good)
-                    fail("%s: %.*s", what, (int)(llen > 200 ? 200 : llen), line);
-                c->len -= (size_t)(end + 1 - c->buf);
-                memmove(c->buf, end + 1, c->len);
-                return good ? 0 : -1;
-            }
-            line = end + 1;
+            c->len -= used;
+            memmove(c->buf, c->buf + used, c->len);
+            if (st == SMTPREPLY_ERROR)
+                return fail("%s: %s", what, why);
+            if (st == SMTPREPLY_DONE)
+                return r->code == want ? 0 : fail("%s: %d %.200s", what, r->code, r->lines[0]);
         }
-        if (c->len == sizeof(c->buf))
-            return fail("%s: reply too long", what);
-        ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-
-        if (n <= 0)
+        if ((n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len)) <= 0)
             return fail("%s: connection closed or timed out", what);
         c->len += (size_t)n;
     }
 }
 
-static int conn_cmd(struct conn *c, const char *line, size_t len, const char *want,
+static int conn_cmd(struct conn *c, const char *line, size_t len, int want,
                     const char *what)
 {
     if (conn_write(c, line, len) < 0)
@@ -166,6 +165,8 @@ static int conn_open(struct conn *c, int port, const struct in_addr *source, con
     int one = 1;
 
     c->len = 0;
+    smtpreply_parser_free(&c->parser);
+    c->parser = smtpreply_parser_new(NULL);
     if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return fail("socket: %s", strerror(errno));
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -180,20 +181,21 @@ static int conn_open(struct conn *c, int port, const struct in_addr *source, con
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return fail("connect: %s", strerror(errno));
-    if (conn_reply(c, "220", "greeting") < 0
-        || conn_cmd(c, ehlo, strlen(ehlo), "250", "EHLO") < 0)
+    if (conn_reply(c, 220, "greeting") < 0
+        || conn_cmd(c, ehlo, strlen(ehlo), 250, "EHLO") < 0)
         return -1;
     return 0;
 }
 
 static void conn_close(struct conn *c, int quit)
 {
-    if (c->fd < 0)
-        return;
-    if (quit)
-        conn_cmd(c, "QUIT\r\n", 6, "221", "QUIT");
-    close(c->fd);
-    c->fd = -1;
+    if (c->fd >= 0) {
+        if (quit)
+            conn_cmd(c, "QUIT\r\n", 6, 221, "QUIT");
+        close(c->fd);
+        c->fd = -1;
+    }
+    smtpreply_parser_free(&c->parser);
 }
 
 /* One session process: messages from the shared counter until none is left. */
@@ -213,10 +215,10 @@ static int session(struct shared *sh, long total, const struct message *msgs, si
         m = &msgs[(size_t)k % nmsgs];
         if (c.fd < 0 && conn_open(&c, port, source, ehlo) < 0)
             return fail_message(k);
-        if (conn_cmd(&c, m->sender, strlen(m->sender), "250", "MAIL") < 0
-            || conn_cmd(&c, rcpt_cmd, strlen(rcpt_cmd), "250", "RCPT") < 0
-            || conn_cmd(&c, "DATA\r\n", 6, "354", "DATA") < 0
-            || conn_cmd(&c, m->data, m->len, "250", "end of data") < 0)
+        if (conn_cmd(&c, m->sender, strlen(m->sender), 250, "MAIL") < 0
+            || conn_cmd(&c, rcpt_cmd, strlen(rcpt_cmd), 250, "RCPT") < 0
+            || conn_cmd(&c, "DATA\r\n", 6, 354, "DATA") < 0
+            || conn_cmd(&c, m->data, m->len, 250, "end of data") < 0)
             return fail_message(k);
         last = now_s();
         __atomic_fetch_add(&sh->done, 1, __ATOMIC_RELAXED);

@@ -113,6 +113,17 @@ static DKIM_LIB *dkimsign_lib(void)
     return lib;
 }
 
+/* A libopendkim signing handle for key k (relaxed/relaxed, k's
+ * algorithm), or NULL with *st. */
+static DKIM *dkimsign_handle(const dkimsign_key_t *k, DKIM_STAT *st)
+{
+    return dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
+                     (const unsigned char *)k->selector, (const unsigned char *)k->domain,
+                     DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
+                     k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256 : DKIM_SIGN_ED25519SHA256,
+                     -1, st);
+}
+
 /* ---------------------------------------------------------------- keys */
 
 static int dkimsign_no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -136,13 +147,7 @@ static const char *dkimsign_key_try(const dkimsign_key_t *k)
         return "cannot fork to try it";
     if (pid == 0) {
         DKIM_STAT st;
-        DKIM *d = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
-                            (const unsigned char *)k->selector,
-                            (const unsigned char *)k->domain, DKIM_CANON_RELAXED,
-                            DKIM_CANON_RELAXED,
-                            k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
-                                                          : DKIM_SIGN_ED25519SHA256,
-                            -1, &st);
+        DKIM *d = dkimsign_handle(k, &st);
 
         if (d == NULL)
             _exit(2);
@@ -308,13 +313,7 @@ dkimsign_t *dkimsign_new(dkimsign_key_t *const *keys, size_t n, time_t now)
         const dkimsign_key_t *k = keys[i];
         DKIM_STAT st = DKIM_STAT_OK;
 
-        s->d[i] = dkim_sign(dkimsign_lib(), DKIMSIGN_ID, NULL, (unsigned char *)k->pem,
-                            (const unsigned char *)k->selector,
-                            (const unsigned char *)k->domain, DKIM_CANON_RELAXED,
-                            DKIM_CANON_RELAXED,
-                            k->alg == DKIMSIGN_RSA_SHA256 ? DKIM_SIGN_RSASHA256
-                                                          : DKIM_SIGN_ED25519SHA256,
-                            -1, &st);
+        s->d[i] = dkimsign_handle(k, &st);
         if (s->d[i] == NULL) {
             dkimsign_failed(s, NULL, st, "dkim_sign");
             break;
